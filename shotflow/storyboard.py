@@ -1,0 +1,157 @@
+"""The storyboard format (version 1): the user's contract, as a pydantic schema.
+
+This module only says what a storyboard looks like. Whether each shot is something its model
+can render is `shotflow.plan`'s job, since that depends on the model catalog.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shotflow.errors import Problem, StoryboardError
+from shotflow.yamlsource import Located, load_yaml, parse_yaml
+
+SHOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+ASPECT_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
+RESOLUTION_PATTERN = r"^[1-9][0-9]{2,3}p$"
+MAX_SHOTS = 500
+
+AspectRatio = Field(pattern=ASPECT_PATTERN, description='Width:height, e.g. "16:9", "9:16", "1:1"')
+Resolution = Field(pattern=RESOLUTION_PATTERN, description='Lines of the short side, e.g. "720p"')
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Transition(Strict):
+    type: Literal["cut", "crossfade"] = "cut"
+    seconds: float = Field(0.5, gt=0, le=5, description="Length of each crossfade")
+
+
+class Soundtrack(Strict):
+    path: str = Field(min_length=1, description="An audio file, relative to the storyboard's folder")
+    volume: float = Field(1.0, ge=0, le=4, description="Gain applied to the soundtrack under the clips' own audio")
+
+
+class Output(Strict):
+    path: str | None = Field(None, description="The final video; default out/<storyboard name>.mp4")
+    resolution: Literal["360p", "480p", "540p", "720p", "1080p"] = Field(
+        "720p", description="Of the final video (short side)"
+    )
+    aspect_ratio: str | None = Field(
+        None, pattern=ASPECT_PATTERN, description="Of the final video; default defaults.aspect_ratio, else 16:9"
+    )
+    fps: int = Field(24, ge=1, le=60)
+    fit: Literal["pad", "crop"] = Field("pad", description="pad (letterbox) or crop clips of another shape")
+    transition: Transition = Field(default_factory=Transition)
+    audio: Soundtrack | None = Field(None, description="Optional soundtrack mixed under the clips")
+
+
+class Defaults(Strict):
+    """Values every shot inherits unless it sets its own."""
+
+    model: str | None = Field(None, description="A model alias or a full fal endpoint id")
+    duration: float | None = Field(None, gt=0, le=60)
+    aspect_ratio: str | None = Field(None, pattern=ASPECT_PATTERN, description="Requested from every model that takes one")
+    resolution: str | None = Field(None, pattern=RESOLUTION_PATTERN, description="Asked of every model that takes one")
+    negative_prompt: str | None = Field(None, description="Sent to every model that takes one")
+
+
+class Shot(Strict):
+    id: str = Field(pattern=SHOT_ID_PATTERN, description="Unique, safe as a file name")
+    prompt: str = Field(min_length=1)
+    model: str | None = None
+    duration: float | None = Field(None, gt=0, le=60, description="Seconds; mapped to each model's own encoding")
+    seed: int | None = None
+    aspect_ratio: str | None = Field(None, pattern=ASPECT_PATTERN)
+    resolution: str | None = Field(None, pattern=RESOLUTION_PATTERN, description="What this shot asks its model for")
+    negative_prompt: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="Model-specific fields, checked against the model")
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty")
+        return value
+
+
+class Storyboard(Strict):
+    """A storyboard file, format version 1."""
+
+    model_config = ConfigDict(extra="forbid", title="shotflow storyboard")
+
+    version: Literal[1] = Field(description="Format version; 1")
+    title: str | None = Field(None, min_length=1)
+    description: str | None = None
+    defaults: Defaults = Field(default_factory=Defaults)
+    output: Output = Field(default_factory=Output)
+    shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Storyboard.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def _problems_from(exc: ValidationError, located: Located, file: str) -> list[Problem]:
+    problems = []
+    shots = located.data.get("shots") if isinstance(located.data, dict) else None
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        shot = None
+        if len(loc) >= 2 and loc[0] == "shots" and isinstance(loc[1], int) and isinstance(shots, list):
+            raw = shots[loc[1]] if loc[1] < len(shots) else None
+            shot = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") is not None else f"#{loc[1] + 1}"
+        field = ".".join(str(x) for x in loc if not isinstance(x, int)) or "storyboard"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field '{loc[-1]}'"
+        elif err["type"] == "missing":
+            msg = f"'{loc[-1]}' is required"
+        elif err["type"] == "string_pattern_mismatch" and loc[-1] == "id":
+            msg = f"id {err['input']!r} is not safe as a file name: use letters, digits, - and _ (at most 64)"
+        elif err["type"] == "literal_error":
+            msg = f"{field}: {msg}, not {err['input']!r}"
+        else:
+            msg = f"{field}: {msg}"
+        problems.append(Problem(file, located.line(loc), msg.replace("Value error, ", ""), shot))
+    return problems
+
+
+def parse_storyboard(located: Located, file: str) -> Storyboard:
+    """Check the shape of a storyboard; every problem found, not just the first."""
+    try:
+        board = Storyboard.model_validate(located.data)
+    except ValidationError as exc:
+        raise StoryboardError(_problems_from(exc, located, file)) from None
+    problems = []
+    seen: dict[str, int] = {}
+    for i, shot in enumerate(board.shots):
+        key = shot.id.lower()
+        line = located.line(("shots", i, "id"))
+        if key in seen:
+            first = board.shots[seen[key]]
+            problems.append(
+                Problem(file, line, f"duplicate shot id (also at line {located.line(('shots', seen[key], 'id'))} as '{first.id}')", shot.id)
+            )
+        else:
+            seen[key] = i
+    if problems:
+        raise StoryboardError(problems)
+    return board
+
+
+def read_storyboard(path: str | Path) -> tuple[Storyboard, Located]:
+    located = load_yaml(path)
+    return parse_storyboard(located, str(path)), located
+
+
+def storyboard_from_text(text: str, file: str = "<storyboard>") -> tuple[Storyboard, Located]:
+    located = parse_yaml(text, file)
+    return parse_storyboard(located, file), located
