@@ -1,0 +1,40 @@
+"""The one place configuration is read (environment variables, or a `.env` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# hosts fal serves generated media from; SHOTFLOW_MEDIA_HOSTS adds to these
+FAL_MEDIA_HOSTS = ("fal.media", "v2.fal.media", "v3.fal.media", "v3b.fal.media", "storage.googleapis.com")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    fal_key: SecretStr | None = Field(None, validation_alias="FAL_KEY")
+    # name of a Prefect Secret block holding the key, used when FAL_KEY is not set
+    fal_key_block: str | None = Field(None, validation_alias="SHOTFLOW_FAL_KEY_BLOCK")
+    cache_dir: Path = Field(Path.home() / ".cache" / "shotflow", validation_alias="SHOTFLOW_CACHE_DIR")
+    media_hosts: tuple[str, ...] = Field((), validation_alias="SHOTFLOW_MEDIA_HOSTS")
+    max_download_bytes: int = Field(2 << 30, validation_alias="SHOTFLOW_MAX_DOWNLOAD_BYTES")
+    concurrency: int = Field(4, ge=1, validation_alias="SHOTFLOW_CONCURRENCY")
+    # name of the Prefect global concurrency limit on in-flight fal requests (server mode)
+    concurrency_limit_name: str = Field("fal-requests", validation_alias="SHOTFLOW_CONCURRENCY_LIMIT")
+
+    @field_validator("media_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value):
+        if isinstance(value, str):
+            return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+        return value
+
+    @property
+    def allowed_media_hosts(self) -> frozenset[str]:
+        return frozenset(FAL_MEDIA_HOSTS) | frozenset(self.media_hosts)
+
+
+def get_settings() -> Settings:
+    return Settings()
