@@ -108,7 +108,8 @@ def _problems_from(exc: ValidationError, located: Located, file: str) -> list[Pr
         if len(loc) >= 2 and loc[0] == "shots" and isinstance(loc[1], int) and isinstance(shots, list):
             raw = shots[loc[1]] if loc[1] < len(shots) else None
             shot = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") is not None else f"#{loc[1] + 1}"
-        field = ".".join(str(x) for x in loc if not isinstance(x, int)) or "storyboard"
+        rest = loc[2:] if shot else loc
+        field = ".".join(str(x) for x in rest if not isinstance(x, int)) or "storyboard"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = f"unknown field '{loc[-1]}'"

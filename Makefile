@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench schema clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/shotflow validate pipelines/*.yaml
+	$(BIN)/shotflow run pipelines/demo.yaml --backend preview
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_generation.py
+	$(BIN)/python bench/bench_assembly.py
+
+schema: $(STAMP)
+	$(BIN)/shotflow schema -o storyboard.schema.json
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,159 @@
+"""The `shotflow` command.
+
+Commands that only read storyboards (validate, models, estimate, schema) never import Prefect,
+so they answer in well under a second. `run` imports the flow lazily and says what it is doing
+from its first second, since Prefect's embedded start alone takes seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal
+from typing import Sequence
+
+from shotflow.catalog import MODELS
+from shotflow.errors import ShotflowError, StoryboardError
+from shotflow.plan import Plan, load_plan
+from shotflow.storyboard import json_schema
+
+
+def money(amount: Decimal | None) -> str:
+    return "unknown" if amount is None else f"${amount:.2f}"
+
+
+def plan_cost(plan: Plan) -> str:
+    text = money(plan.known_cost)
+    if plan.unpriced:
+        text += f" + {len(plan.unpriced)} unpriced shot{'s' if len(plan.unpriced) > 1 else ''} ({', '.join(s.id for s in plan.unpriced)})"
+    return text
+
+
+def table(rows: list[Sequence[str]], header: Sequence[str]) -> str:
+    rows = [list(map(str, header))] + [list(map(str, r)) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_validate(args) -> int:
+    failed = 0
+    for file in args.files:
+        try:
+            plan = load_plan(file)
+        except StoryboardError as exc:
+            failed += 1
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            continue
+        print(
+            f"{file}: ok: '{plan.title}', {len(plan.shots)} shots, {plan.final_seconds:g} s "
+            f"at {plan.output.width}x{plan.output.height}, estimated {plan_cost(plan)}"
+        )
+    if failed:
+        print(f"{failed} of {len(args.files)} storyboard{'s' if len(args.files) > 1 else ''} invalid", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_models(args) -> int:
+    rows = []
+    for m in MODELS:
+        rows.append(
+            [
+                m.alias,
+                m.endpoint,
+                ",".join(f"{s}" for s in m.seconds) + " s" + ("" if m.durations else " (fixed)"),
+                ",".join(m.aspect_ratios) + ("" if m.has_field("aspect_ratio") else " (fixed)"),
+                ",".join(m.resolutions) + ("" if m.has_field("resolution") else " (fixed)"),
+                "optional" if m.audio == "param" else "no",
+                f"{m.fps}",
+                m.price.describe(),
+            ]
+        )
+    print(table(rows, ["alias", "endpoint", "durations", "aspect ratios", "resolutions", "audio", "fps", "price"]))
+    print("\nPrices as seen on fal's model pages (late 2025); they change often. 'unknown' is never counted as $0.")
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    plan = load_plan(args.file)
+    rows = [
+        [s.id, s.model, f"{s.seconds} s", s.resolution, f"{s.width}x{s.height}", "yes" if s.audio else "no", money(s.cost)]
+        for s in plan.shots
+    ]
+    print(f"{plan.title} ({plan.source})")
+    print(table(rows, ["shot", "model", "seconds", "resolution", "size", "audio", "cost"]))
+    print(
+        f"\n{len(plan.shots)} shots, {plan.generated_seconds} s generated, final video {plan.final_seconds:g} s "
+        f"at {plan.output.width}x{plan.output.height} {plan.output.fps} fps"
+    )
+    print(f"estimated cost: {plan_cost(plan)}")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from shotflow.runner import run_command  # heavy imports (Prefect) only for `run`
+
+    return run_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shotflow", description="Storyboard YAML to finished video.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check storyboards before any money is spent")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("models", help="the ten models: durations, shapes, audio, prices")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("estimate", help="per-shot and total seconds and cost")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("schema", help="JSON Schema of the storyboard format, for editors")
+    p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("run", help="render a storyboard to a video")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--backend", choices=["fal", "preview"], help="default: fal when FAL_KEY is set, else preview")
+    p.add_argument("--out", metavar="PATH", help="the final video (default: the storyboard's output.path)")
+    p.add_argument("--concurrency", type=int, metavar="N", help="fal requests in flight at once (default 4)")
+    p.add_argument("--max-cost", type=Decimal, metavar="USD", help="refuse to start if the estimate is higher")
+    p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except StoryboardError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except ShotflowError as exc:
+        print(f"shotflow: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("shotflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

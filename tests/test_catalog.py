@@ -1,0 +1,171 @@
+"""The catalog against the contract: shared/seeds/fal-text-to-video-models.txt.
+
+The seed's Input section of every model is parsed here and compared with the typed input class
+field for field (names, value types, enums, defaults), so a typo in a declaration fails a test.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from shotflow.catalog import MODELS, find_model, frame_size
+from shotflow.errors import ShotflowError
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "fal-text-to-video-models.txt"
+
+FIELD_LINE = re.compile(r"^([a-z_]+) (string|float|boolean|integer|[A-Za-z]+Enum)$")
+
+
+def parse_seed(text: str) -> dict[str, dict[str, dict]]:
+    """endpoint -> field -> {type, default, enum} from each model's '5. Schema / Input' section."""
+    models: dict[str, dict[str, dict]] = {}
+    blocks = re.split(r"(?im)^model \d+\s*-*\s*", text)[1:]
+    for block in blocks:
+        endpoint = block.split()[0]
+        section = block.split("5. Schema", 1)[1].split("\nInput\n", 1)[1]
+        section = section.split("\n{", 1)[0]
+        fields: dict[str, dict] = {}
+        current = None
+        for line in section.splitlines():
+            line = line.strip()
+            m = FIELD_LINE.match(line)
+            if m:
+                current = {"type": m.group(2), "default": None, "enum": None}
+                fields[m.group(1)] = current
+                continue
+            if current is None:
+                continue
+            d = re.search(r"Default value: (.+)$", line)
+            if d:
+                current["default"] = d.group(1)
+            e = re.match(r"Possible enum values: (.+)$", line)
+            if e:
+                current["enum"] = [v.strip() for v in e.group(1).split(",")]
+        models[endpoint] = fields
+    return models
+
+
+@pytest.fixture(scope="module")
+def seed():
+    if not SEED.is_file():
+        pytest.skip(f"the seed contract is not beside this clone ({SEED})")
+    return parse_seed(SEED.read_text(encoding="utf-8"))
+
+
+def test_seed_has_the_ten_endpoints(seed):
+    assert sorted(seed) == sorted(m.endpoint for m in MODELS)
+
+
+PY_TYPES = {"string": str, "float": float, "boolean": bool, "integer": int}
+
+
+def _annotation_parts(annotation):
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return None, list(args)
+    if args:  # X | None
+        inner = [a for a in args if a is not type(None)]
+        assert len(inner) == 1
+        return _annotation_parts(inner[0])
+    return annotation, None
+
+
+@pytest.mark.parametrize("spec", MODELS, ids=lambda m: m.alias)
+def test_input_class_mirrors_the_seed(seed, spec):
+    fields = seed[spec.endpoint]
+    declared = spec.input.model_fields
+    assert list(declared) == list(fields), "same field names, in the seed's order"
+    for name, want in fields.items():
+        info = declared[name]
+        py_type, enum = _annotation_parts(info.annotation)
+        if want["enum"] is not None:
+            assert enum == want["enum"], name
+            assert all(isinstance(v, str) for v in enum), f"{name}: fal's enums are strings"
+        else:
+            assert enum is None and py_type is PY_TYPES[want["type"]], name
+        default = info.default
+        if want["default"] is None:
+            if name == "prompt":
+                assert info.is_required()
+            else:
+                assert default is None, f"{name} has no default in the seed"
+        else:
+            raw = want["default"]
+            if raw.startswith('"'):
+                assert default == raw.strip('"'), name
+            elif raw in ("true", "false"):
+                assert default is (raw == "true"), name
+            elif py_type is float:
+                assert isinstance(default, float) and default == float(raw), name
+            else:
+                assert default == int(raw) and type(default) is int, name
+
+
+@pytest.mark.parametrize("spec", MODELS, ids=lambda m: m.alias)
+def test_durations_encode_to_the_seed_enum(spec):
+    if not spec.durations:
+        assert not spec.has_field("duration") and spec.native_duration
+        return
+    field = spec.input.model_fields["duration"]
+    py_type, enum = _annotation_parts(field.annotation)
+    for seconds, encoded in spec.durations.items():
+        if enum is not None:
+            assert encoded in enum
+        else:
+            assert type(encoded) is py_type
+        spec.input.model_validate({"prompt": "x", "duration": encoded})
+
+
+def test_aliases_and_endpoints_both_resolve():
+    for spec in MODELS:
+        assert find_model(spec.alias) is spec
+        assert find_model(spec.endpoint) is spec
+        assert find_model(spec.endpoint.upper()) is spec
+    assert find_model("veo3").endpoint == "fal-ai/veo3"
+    assert find_model("pika-2.2").endpoint == "fal-ai/pika/v2.2/text-to-video"
+    with pytest.raises(ShotflowError, match="unknown model 'sora'.*kling-2.0-master"):
+        find_model("sora")
+
+
+def test_every_price_has_a_source_and_a_date():
+    for spec in MODELS:
+        assert spec.price.source and re.match(r"\d{4}-\d{2}", spec.price.as_of)
+
+
+def cost(alias, seconds, resolution="720p", aspect="16:9", audio=False):
+    spec = find_model(alias)
+    w, h = frame_size(aspect, resolution)
+    return spec.price.cost(seconds=seconds, resolution=resolution, width=w, height=h, fps=spec.fps, audio=audio)
+
+
+def test_prices_follow_the_published_formulas():
+    assert cost("kling-2.0-master", 5) == Decimal("1.40")
+    assert cost("kling-2.0-master", 10) == Decimal("2.80")
+    assert cost("veo3", 8, audio=True) == Decimal("3.20")
+    assert cost("veo3", 8, audio=False) == Decimal("1.60")
+    assert cost("luma-ray-2-flash", 5, "540p") == Decimal("0.20")
+    assert cost("luma-ray-2-flash", 9, "1080p") == Decimal("1.60")
+    assert cost("pika-2.2", 5, "1080p") == Decimal("0.45")
+    assert cost("pixverse-v4-fast", 5, "540p") == Decimal("0.30")
+    assert cost("pixverse-v4-fast", 5, "720p") == Decimal("0.40")
+    assert cost("hailuo-02", 6, "768p") == Decimal("0.27")
+    # $2.5 per 1M tokens, tokens = w*h*fps*s/1024: 1920x1080 at 24 fps for 5 s is about $0.61
+    assert cost("seedance-1.0-pro", 5, "1080p") == Decimal("0.6075")
+
+
+def test_unknown_prices_are_none_never_zero():
+    for alias in ("wan-pro", "veo2", "pixverse-v4.5"):
+        assert cost(alias, find_model(alias).seconds[0]) is None
+
+
+def test_frame_sizes():
+    assert frame_size("16:9", "720p") == (1280, 720)
+    assert frame_size("9:16", "1080p") == (1080, 1920)
+    assert frame_size("1:1", "540p") == (540, 540)
+    assert frame_size("16:9", "768p") == (1366, 768)
+    assert frame_size("21:9", "720p") == (1680, 720)

@@ -1,0 +1,209 @@
+"""Shot -> request body, per endpoint: exact, and never a silent snap or drop."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from shotflow.errors import StoryboardError
+from shotflow.plan import plan_from_text
+
+
+def board(shots: str, defaults: str = "", output: str = "") -> str:
+    text = "version: 1\ntitle: t\n"
+    if defaults:
+        text += "defaults:\n" + textwrap.indent(textwrap.dedent(defaults).strip(), "  ") + "\n"
+    if output:
+        text += "output:\n" + textwrap.indent(textwrap.dedent(output).strip(), "  ") + "\n"
+    return text + "shots:\n" + textwrap.indent(textwrap.dedent(shots).strip(), "  ") + "\n"
+
+
+def one(shot: str, **kw):
+    plan = plan_from_text(board(shot, **kw), "sb.yaml")
+    assert len(plan.shots) == 1
+    return plan.shots[0]
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(StoryboardError) as info:
+        plan_from_text(text, "sb.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+# --- one exact body per endpoint ----------------------------------------------------------
+
+
+def test_kling_body():
+    s = one("- {id: a, prompt: p, model: kling-2.0-master, duration: 10, aspect_ratio: '9:16', params: {cfg_scale: 0.7}}")
+    assert s.endpoint == "fal-ai/kling-video/v2/master/text-to-video"
+    assert s.body == {"prompt": "p", "duration": "10", "aspect_ratio": "9:16", "negative_prompt": "blur, distort, and low quality", "cfg_scale": 0.7}
+
+
+def test_seedance_body():
+    s = one("- {id: a, prompt: p, model: seedance, duration: 5, resolution: 480p, seed: 7, params: {camera_fixed: true}}")
+    assert s.body == {"prompt": "p", "aspect_ratio": "16:9", "resolution": "480p", "duration": "5", "camera_fixed": True, "seed": 7}
+
+
+def test_pixverse_v4_fast_body_has_no_duration():
+    s = one("- {id: a, prompt: p, model: pixverse-v4-fast, duration: 5, resolution: 540p, params: {style: anime}}")
+    assert s.body == {"prompt": "p", "aspect_ratio": "16:9", "resolution": "540p", "negative_prompt": "", "style": "anime"}
+    assert s.seconds == 5
+
+
+def test_pixverse_v45_body():
+    s = one("- {id: a, prompt: p, model: fal-ai/pixverse/v4.5/text-to-video, duration: 8, aspect_ratio: '4:3'}")
+    assert s.body == {"prompt": "p", "aspect_ratio": "4:3", "resolution": "720p", "duration": "8", "negative_prompt": ""}
+
+
+def test_wan_pro_body_is_prompt_seed_and_safety_only():
+    s = one("- {id: a, prompt: p, model: wan-pro, seed: 3}")
+    assert s.body == {"prompt": "p", "seed": 3, "enable_safety_checker": True}
+    assert (s.seconds, s.resolution, s.width, s.height, s.fps) == (6, "1080p", 1920, 1080, 30)
+
+
+def test_luma_body_encodes_seconds_with_s():
+    s = one("- {id: a, prompt: p, model: luma, duration: 9, resolution: 1080p, aspect_ratio: '9:21', params: {loop: true}}")
+    assert s.body == {"prompt": "p", "aspect_ratio": "9:21", "loop": True, "resolution": "1080p", "duration": "9s"}
+
+
+def test_pika_duration_is_an_integer():
+    s = one("- {id: a, prompt: p, model: pika-2.2, duration: 5}")
+    assert s.body == {"prompt": "p", "negative_prompt": "", "aspect_ratio": "16:9", "resolution": "720p", "duration": 5}
+    assert type(s.body["duration"]) is int
+
+
+def test_hailuo_body():
+    s = one("- {id: a, prompt: p, model: hailuo-02, duration: 10, params: {prompt_optimizer: false}}")
+    assert s.body == {"prompt": "p", "duration": "10", "prompt_optimizer": False}
+    assert (s.width, s.height, s.fps) == (1366, 768, 25)
+
+
+def test_veo3_body_and_audio():
+    s = one("- {id: a, prompt: p, model: fal-ai/veo3, duration: 8, resolution: 1080p}")
+    assert s.body == {"prompt": "p", "aspect_ratio": "16:9", "duration": "8s", "enhance_prompt": True, "resolution": "1080p", "generate_audio": True}
+    assert s.audio is True
+    silent = one("- {id: a, prompt: p, model: veo3, params: {generate_audio: false}}")
+    assert silent.audio is False and silent.cost < s.cost
+
+
+def test_veo2_body():
+    s = one("- {id: a, prompt: p, model: veo2, duration: 7, negative_prompt: rain}")
+    assert s.body == {"prompt": "p", "aspect_ratio": "16:9", "duration": "7s", "negative_prompt": "rain", "enhance_prompt": True}
+
+
+def test_model_default_duration_when_the_storyboard_gives_none():
+    assert one("- {id: a, prompt: p, model: veo3}").seconds == 8
+    assert one("- {id: a, prompt: p, model: hailuo-02}").seconds == 6
+    assert one("- {id: a, prompt: p, model: wan-pro}").seconds == 6
+
+
+# --- what must be refused, with what the model accepts ------------------------------------
+
+
+def test_seven_seconds_on_kling():
+    (msg,) = problems(board("- id: a\n  prompt: p\n  model: kling-2.0-master\n  duration: 7"))
+    assert msg == "sb.yaml:7: shot 'a': kling-2.0-master renders 5 or 10 s clips, not 7 s"
+
+
+def test_fractional_seconds():
+    (msg,) = problems(board("- {id: a, prompt: p, model: kling, duration: 5.5}"))
+    assert "whole seconds (5 or 10 s), not 5.5" in msg
+
+
+def test_four_three_on_veo3_from_defaults_names_the_defaults_line():
+    (msg,) = problems(board("- {id: a, prompt: p, model: veo3}", defaults="aspect_ratio: '4:3'"))
+    assert "shot 'a': veo3 takes aspect ratio 16:9, 9:16 or 1:1, not 4:3 (from defaults.aspect_ratio at line 4)" in msg
+
+
+def test_inherited_aspect_ratio_is_not_forced_on_a_model_without_the_field():
+    s = one("- {id: a, prompt: p, model: hailuo-02}", defaults="aspect_ratio: '9:16'")
+    assert "aspect_ratio" not in s.body and s.aspect_ratio == "16:9"
+
+
+def test_explicit_aspect_ratio_on_a_model_without_the_field_is_refused():
+    (msg,) = problems(board("- {id: a, prompt: p, model: wan-pro, aspect_ratio: '9:16'}"))
+    assert "wan-pro has no aspect_ratio field and always renders 16:9, not 9:16" in msg
+
+
+def test_pixverse_45_1080p_for_8_seconds():
+    (msg,) = problems(board("- {id: a, prompt: p, model: pixverse-v4.5, duration: 8, resolution: 1080p}"))
+    assert "cannot render 1080p for 8 s" in msg
+
+
+def test_seedance_at_720p_is_not_silently_upgraded():
+    (msg,) = problems(board("- {id: a, prompt: p, model: seedance}", output="resolution: 720p"))
+    assert "seedance-1.0-pro renders 480p or 1080p, not 720p (from output.resolution at line 4)" in msg
+    assert "set resolution: to one of 480p or 1080p" in msg
+
+
+def test_duration_on_a_model_without_a_duration_field():
+    (msg,) = problems(board("- {id: a, prompt: p, model: wan-pro, duration: 5}"))
+    assert "always renders 6 s, not 5 s" in msg
+
+
+def test_unknown_param_lists_the_model_fields():
+    (msg,) = problems(board("- id: a\n  prompt: p\n  model: veo3\n  params:\n    generate_sound: false"))
+    assert msg.startswith("sb.yaml:8: shot 'a': params.generate_sound: veo3 has no such field")
+    assert "generate_audio" in msg
+
+
+def test_param_of_the_wrong_type():
+    (msg,) = problems(board("- id: a\n  prompt: p\n  model: kling\n  params:\n    cfg_scale: 'high'"))
+    assert "sb.yaml:8: shot 'a': params.cfg_scale:" in msg and "'high'" in msg
+
+
+def test_bool_is_not_an_int_for_a_seed_param():
+    (msg,) = problems(board("- {id: a, prompt: p, model: pika, params: {negative_prompt: 3}}"))
+    assert "negative_prompt" in msg
+
+
+def test_params_may_not_override_mapped_fields():
+    (msg,) = problems(board("- {id: a, prompt: p, model: kling, params: {duration: '10'}}"))
+    assert "params.duration: set duration: on the shot, not in params" in msg
+
+
+def test_seed_on_a_model_without_seed():
+    (msg,) = problems(board("- {id: a, prompt: p, model: kling, seed: 4}"))
+    assert "kling-2.0-master takes no seed" in msg
+
+
+def test_every_problem_is_reported_not_just_the_first():
+    msgs = problems(
+        board(
+            """
+            - {id: a, prompt: p, model: kling, duration: 7}
+            - {id: b, prompt: p, model: veo3, aspect_ratio: '4:3'}
+            - {id: c, prompt: p, model: nope}
+            - {id: d, prompt: p}
+            """
+        )
+    )
+    assert [m.split(":", 3)[2].strip() for m in msgs] == ["shot 'a'", "shot 'b'", "shot 'c'", "shot 'd'"]
+    assert "unknown model 'nope'" in msgs[2]
+    assert "no model" in msgs[3]
+
+
+def test_crossfade_longer_than_a_clip():
+    msgs = problems(board("- {id: a, prompt: p, model: kling, duration: 5}", output="transition: {type: crossfade, seconds: 5}"))
+    assert "needs clips longer than that" in msgs[0]
+
+
+def test_missing_soundtrack_file():
+    msgs = problems(board("- {id: a, prompt: p, model: kling}", output="audio: {path: nowhere.mp3}"))
+    assert "output.audio.path: no such file" in msgs[0]
+
+
+def test_final_duration_subtracts_crossfades():
+    plan = plan_from_text(
+        board("- {id: a, prompt: p, model: kling}\n- {id: b, prompt: p, model: veo3}", output="transition: {type: crossfade, seconds: 0.5}"),
+        "sb.yaml",
+    )
+    assert plan.generated_seconds == 13 and plan.final_seconds == 12.5
+
+
+def test_body_hash_changes_with_the_body_only():
+    a = one("- {id: a, prompt: p, model: kling}")
+    b = one("- {id: other-id, prompt: p, model: kling}")
+    c = one("- {id: a, prompt: q, model: kling}")
+    assert a.body_hash == b.body_hash != c.body_hash

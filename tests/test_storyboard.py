@@ -1,0 +1,141 @@
+"""Broken storyboards get clear errors naming the file and line, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from shotflow.errors import StoryboardError
+from shotflow.plan import load_plan
+from shotflow.storyboard import read_storyboard
+
+GOOD = """\
+version: 1
+title: Good
+shots:
+  - id: a
+    prompt: a cat
+    model: kling
+"""
+
+
+def errors(tmp_path, text: str | bytes, name="sb.yaml") -> list[str]:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(StoryboardError) as info:
+        load_plan(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_good_file_reads(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD)
+    board, located = read_storyboard(path)
+    assert board.shots[0].id == "a" and located.line(("shots", 0, "prompt")) == 5
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(StoryboardError, match=r"nope\.yaml: no such file"):
+        load_plan(tmp_path / "nope.yaml")
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    (msg,) = errors(tmp_path, "version: 1\nshots:\n  - id: a\n    prompt: [unclosed\n    model: kling\n")
+    assert msg.startswith(f"{tmp_path}/sb.yaml:") and "not valid YAML" in msg
+
+
+def test_tab_indentation(tmp_path):
+    (msg,) = errors(tmp_path, "version: 1\nshots:\n\t- id: a\n")
+    assert "sb.yaml:3" in msg and "not valid YAML" in msg
+
+
+def test_not_a_mapping(tmp_path):
+    (msg,) = errors(tmp_path, "- just\n- a list\n")
+    assert msg.endswith("sb.yaml:1: a storyboard is a mapping (version:, shots:, ...), not a list")
+
+
+def test_empty_file(tmp_path):
+    (msg,) = errors(tmp_path, "# nothing here\n")
+    assert "the file is empty" in msg
+
+
+def test_duplicate_keys_are_errors_not_last_wins(tmp_path):
+    (msg,) = errors(tmp_path, GOOD + "    model: veo3\n")
+    assert msg.endswith("sb.yaml:7: duplicate key 'model' (first at line 6)")
+
+
+def test_duplicate_shot_ids_case_insensitive(tmp_path):
+    (msg,) = errors(tmp_path, GOOD + "  - id: A\n    prompt: again\n    model: kling\n")
+    assert "sb.yaml:7: shot 'A': duplicate shot id (also at line 4 as 'a')" in msg
+
+
+@pytest.mark.parametrize("bad_id", ["../escape", "has space", "a/b", ".hidden", "x" * 65, "ünï"])
+def test_unsafe_shot_ids(tmp_path, bad_id):
+    (msg,) = errors(tmp_path, GOOD.replace("id: a", f"id: {bad_id!r}"))
+    assert "sb.yaml:4" in msg and "not safe as a file name" in msg
+
+
+def test_empty_prompt(tmp_path):
+    (msg,) = errors(tmp_path, GOOD.replace("prompt: a cat", "prompt: '   '"))
+    assert "sb.yaml:5: shot 'a': prompt: the prompt is empty" in msg
+
+
+def test_prompt_of_the_wrong_type(tmp_path):
+    (msg,) = errors(tmp_path, GOOD.replace("prompt: a cat", "prompt: 42"))
+    assert "sb.yaml:5: shot 'a': prompt: Input should be a valid string" in msg
+
+
+def test_unknown_top_level_field(tmp_path):
+    (msg,) = errors(tmp_path, GOOD + "colour: blue\n")
+    assert msg.endswith("sb.yaml:7: unknown field 'colour'")
+
+
+def test_unknown_version(tmp_path):
+    (msg,) = errors(tmp_path, GOOD.replace("version: 1", "version: 2"))
+    assert "sb.yaml:1" in msg and "version" in msg and "not 2" in msg
+
+
+def test_missing_version_and_shots(tmp_path):
+    msgs = errors(tmp_path, "title: nothing\n")
+    assert any("'version' is required" in m for m in msgs) and any("'shots' is required" in m for m in msgs)
+
+
+def test_no_shots(tmp_path):
+    (msg,) = errors(tmp_path, "version: 1\nshots: []\n")
+    assert "shots" in msg and "at least 1" in msg
+
+
+def test_huge_file_refused_before_parsing(tmp_path):
+    (msg,) = errors(tmp_path, GOOD + "#" + "x" * (1 << 20) + "\n")
+    assert "a storyboard may be at most" in msg
+
+
+def test_deeply_nested_file(tmp_path):
+    (msg,) = errors(tmp_path, GOOD.replace("model: kling", "params: " + "[" * 5000 + "]" * 5000))
+    assert "nested" in msg
+
+
+def test_alias_bomb(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    (msg,) = errors(tmp_path, "\n".join(lines) + "\n")
+    assert "refusing to expand" in msg
+
+
+def test_not_utf8(tmp_path):
+    (msg,) = errors(tmp_path, b"version: 1\ntitle: \xff\xfe\n")
+    assert "not UTF-8" in msg
+
+
+def test_a_directory(tmp_path):
+    with pytest.raises(StoryboardError, match="is a directory"):
+        load_plan(tmp_path)
+
+
+def test_shipped_pipelines_are_valid():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).parents[1] / "pipelines").glob("*.yaml"))
+    assert len(files) >= 3
+    for f in files:
+        load_plan(f)
