@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from decimal import Decimal
 from typing import Sequence
 
-from shotflow.catalog import MODELS
+from shotflow import events
+from shotflow.backends import choose_backend
+from shotflow.catalog import MODELS, find_model
+from shotflow.display import ShotDisplay
 from shotflow.errors import ShotflowError, StoryboardError
-from shotflow.plan import Plan, load_plan
+from shotflow.plan import Plan, check_budget, load_plan
+from shotflow.settings import get_settings
 from shotflow.storyboard import json_schema
 
 
@@ -103,10 +108,57 @@ def cmd_schema(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
-    from shotflow.runner import run_command  # heavy imports (Prefect) only for `run`
+def parse_model_limits(items: list[str]) -> dict[str, int]:
+    limits = {}
+    for item in items:
+        model, _, n = item.partition("=")
+        if not n.isdigit() or int(n) < 1:
+            raise ShotflowError(f"--model-concurrency {item!r}: write MODEL=N, e.g. veo3=1")
+        limits[find_model(model).alias] = int(n)
+    return limits
 
-    return run_command(args)
+
+def cmd_run(args) -> int:
+    print(f"shotflow: reading {args.file}", flush=True)
+    plan = load_plan(args.file, out=args.out)
+    settings = get_settings()
+    has_key = bool(settings.fal_key and settings.fal_key.get_secret_value()) or bool(settings.fal_key_block)
+    backend = choose_backend(args.backend, has_key)
+    for shot_id in args.force:
+        plan.shot(shot_id)
+    model_limits = parse_model_limits(args.model_concurrency)
+    check_budget(plan, args.max_cost, backend)
+    if args.backend is None and backend == "preview":
+        print("shotflow: no FAL_KEY, so this is an offline preview (an animatic, $0); set FAL_KEY to generate for real")
+    print(
+        f"shotflow: '{plan.title}': {len(plan.shots)} shots, {plan.final_seconds:g} s at "
+        f"{plan.output.width}x{plan.output.height}, {backend} backend, estimated {plan_cost(plan)}"
+        + (" if generated on fal" if backend == "preview" else "")
+    )
+    print("shotflow: starting Prefect (its embedded server takes about 10-15 s on first use)...", flush=True)
+    # Prefect's own console lines would tear through the live display; the run logs still
+    # reach the Prefect API (and its UI) in full.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from flows.render import render_storyboard
+
+    with ShotDisplay(plan) as display:
+        unsubscribe = events.subscribe(display)
+        try:
+            result = render_storyboard(
+                storyboard=args.file,
+                backend=backend,
+                out=args.out,
+                concurrency=args.concurrency or settings.concurrency,
+                max_cost=float(args.max_cost) if args.max_cost is not None else None,
+                force=args.force,
+                model_concurrency=model_limits or None,
+            )
+        finally:
+            unsubscribe()
+    print(f"\nvideo:         {result['video']} ({result['duration']:.2f} s)")
+    print(f"contact sheet: {result['contact_sheet']}")
+    print(f"manifest:      {result['manifest']}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["fal", "preview"], help="default: fal when FAL_KEY is set, else preview")
     p.add_argument("--out", metavar="PATH", help="the final video (default: the storyboard's output.path)")
     p.add_argument("--concurrency", type=int, metavar="N", help="fal requests in flight at once (default 4)")
+    p.add_argument(
+        "--model-concurrency", action="append", default=[], metavar="MODEL=N", help="cap one model's requests in flight (repeatable)"
+    )
     p.add_argument("--max-cost", type=Decimal, metavar="USD", help="refuse to start if the estimate is higher")
     p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
     p.set_defaults(func=cmd_run)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shotflow.catalog import ModelSpec, find_model, frame_size
-from shotflow.errors import Problem, ShotflowError, StoryboardError
+from shotflow.errors import BudgetError, Problem, ShotflowError, StoryboardError
 from shotflow.storyboard import Shot, Storyboard, read_storyboard, storyboard_from_text
 from shotflow.yamlsource import Located
 
@@ -344,3 +344,17 @@ def plan_from_text(text: str, file: str = "<storyboard>", *, out: str | None = N
     board, located = storyboard_from_text(text, file)
     return plan_storyboard(board, located, file, out=out)
 
+
+
+def check_budget(plan: Plan, max_cost: float | Decimal | None, backend: str) -> None:
+    """Refuse a fal run whose estimate is over budget, or cannot be known to be under it.
+
+    The preview backend pays nothing, so a budget never stops it."""
+    if max_cost is None or backend != "fal":
+        return
+    budget = Decimal(str(max_cost))
+    if plan.unpriced:
+        unpriced = ", ".join(f"{s.model} (shot '{s.id}')" for s in plan.unpriced)
+        raise BudgetError(f"{plan.source}: cannot hold the run to ${budget:.2f}: no known price for {unpriced}")
+    if plan.known_cost > budget:
+        raise BudgetError(f"{plan.source}: estimated ${plan.known_cost:.2f} is over the budget of ${budget:.2f}; nothing was started")

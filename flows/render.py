@@ -1,0 +1,137 @@
+"""The `render-storyboard` flow: validate, plan, generate shots concurrently, assemble, report.
+
+Called from the CLI (`shotflow run`), from Python, and as a deployment. Every shot is generated
+by a task (retried when the failure is transient) and normalised by another as soon as its clip
+lands, so the final join is a stream copy about a second after the last clip arrives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
+
+from shotflow.backends import choose_backend, open_backend
+from shotflow.errors import ShotflowError
+from shotflow.manifest import ShotRecord, sidecar, write_manifest
+from shotflow.plan import check_budget, load_plan
+from shotflow.settings import get_settings
+from tasks import artifacts
+from tasks.assemble import contact_sheet, join_clips, normalise_clip
+from tasks.generate import generate_shot
+from tasks.limits import close_limits, open_limits
+from tasks.secrets import fal_key
+
+BackendName = Literal["auto", "fal", "preview"]
+
+
+@flow(
+    name="render-storyboard",
+    task_runner=ThreadPoolTaskRunner(max_workers=64),
+    description="Render a storyboard YAML file to a finished video.",
+)
+def render_storyboard(
+    storyboard: str = "pipelines/demo.yaml",
+    backend: BackendName = "auto",
+    out: str | None = None,
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4,
+    max_cost: Annotated[float | None, Field(ge=0)] = None,
+    force: list[str] | None = None,
+    model_concurrency: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Render a storyboard to a video.
+
+    Args:
+        storyboard: Path of the storyboard YAML file (relative to the working directory).
+        backend: fal (paid generations), preview (offline animatic), or auto: fal when a key is set.
+        out: Where to write the final video; default the storyboard's output.path.
+        concurrency: Generation requests in flight at once.
+        max_cost: Refuse to start when the estimated cost in USD is higher (fal only).
+        force: Shot ids to generate again even though their clips are stored.
+        model_concurrency: Per-model caps on requests in flight, e.g. {"veo3": 1}.
+    """
+    logger = get_run_logger()
+    settings = get_settings()
+    plan = load_plan(storyboard, out=out)
+    forced = set(force or [])
+    for shot_id in forced:
+        plan.shot(shot_id)  # an unknown id is an error before anything runs
+    key = fal_key(settings) if backend in ("auto", "fal") else None
+    name = choose_backend(backend, key is not None)
+    check_budget(plan, max_cost, name)
+    logger.info(
+        f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, "
+        f"estimated ${plan.known_cost:.2f}" + (f" + {len(plan.unpriced)} unpriced" if plan.unpriced else "")
+    )
+    if forced:
+        source = open_backend(name, settings, key=key)
+        for shot_id in sorted(forced):
+            source.forget(plan.shot(shot_id))
+            logger.info(f"shot '{shot_id}': its stored clip is set aside and will be generated again")
+
+    run_key = str(flow_run.id or id(plan))
+    open_limits(run_key, concurrency if name == "fal" else min(concurrency, 2), model_concurrency)
+    progress = artifacts.start_progress(plan)
+    try:
+        generated = {s.id: generate_shot.submit(s, name, run_key) for s in plan.shots}
+        prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
+        done = 0
+        for future in as_completed(list(prepared.values())):
+            if future.state.is_completed():
+                done += 1
+                artifacts.advance_progress(progress, done, len(plan.shots))
+    finally:
+        close_limits(run_key)
+
+    records: list[ShotRecord] = []
+    clips, failures = [], []
+    for s in plan.shots:
+        cost = None if s.cost is None else str(s.cost)
+        gen_state = generated[s.id].state
+        if gen_state.is_completed() and prepared[s.id].state.is_completed():
+            clip = generated[s.id].result()
+            clips.append(clip)
+            records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
+        else:
+            failed = generated[s.id] if not gen_state.is_completed() else prepared[s.id]
+            error = _error_of(failed)
+            failures.append(f"shot '{s.id}': {error}")
+            records.append(ShotRecord(s.id, s.model, s.seconds, cost, "failed", error=error))
+    artifacts.shot_table(plan, records)
+    if failures:
+        kept = len(clips)
+        raise ShotflowError(
+            f"{len(failures)} of {len(plan.shots)} shots failed; the {kept} finished clip(s) are kept in the clip store "
+            f"and a re-run only redoes the failed ones:\n  " + "\n  ".join(failures)
+        )
+
+    normalised = [prepared[s.id].result() for s in plan.shots]
+    video, duration = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
+    sheet = contact_sheet([c.path for c in clips], plan, sidecar(video, "contact.png"))
+    manifest = write_manifest(plan, clips, backend=name, video=Path(video), duration=duration)
+    artifacts.summary(plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records)
+    logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
+    return {
+        "video": str(video),
+        "duration": duration,
+        "contact_sheet": str(sheet),
+        "manifest": str(manifest),
+        "backend": name,
+        "estimated_cost_usd": str(plan.known_cost),
+        "shots": [r.__dict__ for r in records],
+    }
+
+
+def _error_of(future) -> str:
+    try:
+        future.result()
+    except ShotflowError as exc:
+        return str(exc).removeprefix(f"shot '{getattr(exc, 'shot', '')}': ")
+    except Exception as exc:  # an unexpected failure: say what it was, the traceback is in the run logs
+        return f"{type(exc).__name__}: {exc}"
+    return "did not complete"

@@ -1,0 +1,39 @@
+"""Choosing a backend by name. Both implement `shotflow.backend.Backend`."""
+
+from __future__ import annotations
+
+from shotflow.backend import Backend
+from shotflow.clipstore import ClipStore
+from shotflow.errors import MissingKeyError, ShotflowError
+from shotflow.settings import Settings
+
+NO_KEY = (
+    "no fal key: set FAL_KEY (or SHOTFLOW_FAL_KEY_BLOCK to the name of a Prefect Secret block "
+    "holding it), or use --backend preview for an offline animatic that costs nothing"
+)
+
+
+def choose_backend(requested: str | None, has_key: bool) -> str:
+    """`auto` (or nothing) means fal when a key is available, else the offline preview."""
+    if requested in (None, "", "auto"):
+        return "fal" if has_key else "preview"
+    if requested not in ("fal", "preview"):
+        raise ShotflowError(f"unknown backend '{requested}': use fal or preview")
+    if requested == "fal" and not has_key:
+        raise MissingKeyError(NO_KEY)
+    return requested
+
+
+def open_backend(name: str, settings: Settings, *, key: str | None = None) -> Backend:
+    store = ClipStore(settings.cache_dir)
+    if name == "preview":
+        from shotflow.preview import PreviewBackend
+
+        return PreviewBackend(store)
+    if name == "fal":
+        if not key:
+            raise MissingKeyError(NO_KEY)
+        from shotflow.fal import FalBackend
+
+        return FalBackend(store, key=key, settings=settings)
+    raise ShotflowError(f"unknown backend '{name}': use fal or preview")

@@ -1,0 +1,63 @@
+"""What a run shows in the Prefect UI: a shot table, a progress bar and a summary."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from shotflow.manifest import ShotRecord
+from shotflow.plan import Plan
+
+
+def artifact_key(title: str, suffix: str) -> str:
+    """Artifact keys may only hold lowercase letters, digits and dashes."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "storyboard"
+    return f"{slug}-{suffix}"
+
+
+def start_progress(plan: Plan) -> UUID:
+    return create_progress_artifact(
+        0.0, key=artifact_key(plan.title, "progress"), description=f"Shots of '{plan.title}' generated and prepared"
+    )
+
+
+def advance_progress(artifact_id: UUID, done: int, total: int) -> None:
+    update_progress_artifact(artifact_id, 100.0 * done / max(total, 1), description=f"{done} of {total} shots ready")
+
+
+def shot_table(plan: Plan, records: list[ShotRecord]) -> None:
+    rows = [
+        {
+            "shot": r.id,
+            "model": r.model,
+            "seconds": r.seconds,
+            "cost (USD)": r.cost if r.cost is not None else "unknown",
+            "fal request id": r.request_id or "",
+            "cache hit": {True: "yes", False: "no", None: ""}[r.cache_hit],
+            "status": r.status if not r.error else f"{r.status}: {r.error}",
+        }
+        for r in records
+    ]
+    create_table_artifact(rows, key=artifact_key(plan.title, "shots"), description=f"Shots of '{plan.title}'")
+
+
+def summary(plan: Plan, *, backend: str, video: str, manifest: str, contact_sheet: str, duration: float, records: list[ShotRecord]) -> None:
+    generated = sum(1 for r in records if r.cache_hit is False)
+    lines = [
+        f"# {plan.title}",
+        "",
+        f"- **video**: `{video}` ({duration:.2f} s, {plan.output.width}x{plan.output.height} @ {plan.output.fps} fps)",
+        f"- **contact sheet**: `{contact_sheet}`",
+        f"- **manifest**: `{manifest}`",
+        f"- **backend**: {backend}; {generated} shot(s) generated, {len(records) - generated} from the clip store",
+        f"- **estimated cost**: ${plan.known_cost:.2f}" + (f" + {len(plan.unpriced)} unpriced" if plan.unpriced else ""),
+        f"- **storyboard**: `{plan.source}`",
+    ]
+    create_markdown_artifact("\n".join(lines), key=artifact_key(plan.title, "summary"), description="Where the outputs are")

@@ -1,0 +1,75 @@
+"""Shot generation as a Prefect task: the backend does the work; this adds retries and logs."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from shotflow import events
+from shotflow.backend import GeneratedClip, ShotEvent
+from shotflow.backends import open_backend
+from shotflow.errors import GenerationError, MediaError
+from shotflow.plan import ShotPlan
+from shotflow.settings import get_settings
+from tasks.limits import account_slot, limits_for
+from tasks.secrets import fal_key
+
+
+def retry_transient(task, task_run, state) -> bool:
+    """Retry 429s, 5xx, timeouts, connection errors and bad downloads; never a 422 or a 401.
+
+    A retried generation first consults the job journal, so it re-attaches to the request it
+    already paid for instead of submitting again. (A plain function: Prefect silently ignores a
+    partial or a callable object here.)
+    """
+    try:
+        state.result()
+    except GenerationError as exc:
+        return exc.transient
+    except MediaError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def describe(event: ShotEvent) -> str:
+    text = f"shot '{event.shot}': {event.kind}"
+    if event.request_id:
+        text += f" (fal request {event.request_id})"
+    if event.queue_position is not None:
+        text += f", queue position {event.queue_position}"
+    if event.detail:
+        text += f": {event.detail}"
+    return text
+
+
+@task(
+    name="generate-shot",
+    task_run_name="generate-{shot.id}",
+    retries=4,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    # the clip store is the cache: keyed by endpoint and exact body, shared by every storyboard,
+    # and it holds the file itself (Prefect's cache would only hold a path)
+    cache_policy=NO_CACHE,
+)
+def generate_shot(shot: ShotPlan, backend: str, run_key: str) -> GeneratedClip:
+    logger = get_run_logger()
+
+    def on_event(event: ShotEvent) -> None:
+        if event.kind != "log" or event.detail:
+            logger.info(describe(event))
+        events.publish(event)
+
+    settings = get_settings()
+    source = open_backend(backend, settings, key=fal_key(settings) if backend == "fal" else None)
+    with limits_for(run_key).slot(shot.model):
+        with account_slot(settings.concurrency_limit_name) if backend == "fal" else nullcontext():
+            clip = source.generate(shot, on_event=on_event)
+    events.publish(ShotEvent(shot.id, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
+    return clip
