@@ -11,15 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from shotflow.catalog import ModelSpec, find_model, frame_size
 from shotflow.errors import BudgetError, Problem, ShotflowError, StoryboardError
-from shotflow.storyboard import Shot, Storyboard, read_storyboard, storyboard_from_text
+from shotflow.storyboard import Shot, Storyboard, parse_storyboard, read_storyboard, storyboard_from_text
+from shotflow.templating import fill, malformed, placeholders, run_vars
 from shotflow.yamlsource import Located
 
 # shot fields that map onto model fields of the same name; never accepted inside params
@@ -272,9 +275,52 @@ def _default_seconds(spec: ModelSpec) -> int:
     return next(iter(spec.durations))
 
 
-def plan_storyboard(board: Storyboard, located: Located, file: str, *, out: str | None = None) -> Plan:
-    """Every shot's body and cost, or a StoryboardError listing every problem."""
+def fill_placeholders(
+    board: Storyboard, located: Located, file: str, overrides: Mapping[str, Any] | None, now: datetime | None
+) -> tuple[Storyboard, dict[str, str], list[Problem]]:
+    """The storyboard with every `{{ name }}` filled from vars, overrides and the run's date."""
     problems: list[Problem] = []
+    for name in overrides or {}:
+        if name not in board.vars:
+            declared = ", ".join(board.vars) or "none"
+            problems.append(Problem(file, located.line(("vars",)), f"no var '{name}' to override (declared: {declared})"))
+    tz = ZoneInfo(board.schedule.timezone) if board.schedule else None
+    values = {**run_vars(now or datetime.now(tz)), **{k: str(v) for k, v in board.vars.items()}}
+    values.update({k: str(v) for k, v in (overrides or {}).items()})
+    data = board.model_dump()
+
+    def visit(path: tuple, text: str | None, shot: str | None) -> str | None:
+        if text is None:
+            return None
+        for bad in malformed(text):
+            problems.append(Problem(file, located.line(path), f"{'.'.join(map(str, path))}: {bad} is not a placeholder: write {{{{ name }}}}", shot))
+        unknown = [n for n in placeholders(text) if n not in values]
+        for name in dict.fromkeys(unknown):
+            known = ", ".join(sorted(values))
+            problems.append(Problem(file, located.line(path), f"unknown placeholder {{{{ {name} }}}}: add it to vars: (known: {known})", shot))
+        return fill(text, values) if not unknown else text
+
+    data["title"] = visit(("title",), data["title"], None)
+    data["description"] = visit(("description",), data["description"], None)
+    data["output"]["path"] = visit(("output", "path"), data["output"]["path"], None)
+    data["defaults"]["negative_prompt"] = visit(("defaults", "negative_prompt"), data["defaults"]["negative_prompt"], None)
+    for i, shot in enumerate(data["shots"]):
+        shot["prompt"] = visit(("shots", i, "prompt"), shot["prompt"], shot["id"])
+        shot["negative_prompt"] = visit(("shots", i, "negative_prompt"), shot["negative_prompt"], shot["id"])
+    return Storyboard.model_validate(data), values, problems
+
+
+def plan_storyboard(
+    board: Storyboard,
+    located: Located,
+    file: str,
+    *,
+    out: str | None = None,
+    vars: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """Every shot's body and cost, or a StoryboardError listing every problem."""
+    board, values, problems = fill_placeholders(board, located, file, vars, now)
     shots: list[ShotPlan] = []
     for i, shot in enumerate(board.shots):
         model_name = shot.model or board.defaults.model
@@ -310,10 +356,13 @@ def plan_storyboard(board: Storyboard, located: Located, file: str, *, out: str 
         if not track.is_file():
             problems.append(Problem(file, located.line(("output", "audio", "path")), f"output.audio.path: no such file {track}"))
         soundtrack = str(track)
+    for name in placeholders(out or ""):
+        if name not in values:
+            problems.append(Problem(file, None, f"--out {out!r}: unknown placeholder {{{{ {name} }}}}"))
     if problems:
         raise StoryboardError(problems)
 
-    out_path = out or output.path or f"out/{Path(file).stem}.mp4"
+    out_path = fill(out, values) if out else output.path or f"out/{Path(file).stem}.mp4"
     spec = OutputSpec(
         path=out_path,
         width=width,
@@ -335,14 +384,21 @@ def plan_storyboard(board: Storyboard, located: Located, file: str, *, out: str 
     )
 
 
-def load_plan(path: str | Path, *, out: str | None = None) -> Plan:
+def load_plan(path: str | Path, *, out: str | None = None, vars: Mapping[str, Any] | None = None, now: datetime | None = None) -> Plan:
     board, located = read_storyboard(path)
-    return plan_storyboard(board, located, str(path), out=out)
+    return plan_storyboard(board, located, str(path), out=out, vars=vars, now=now)
 
 
-def plan_from_text(text: str, file: str = "<storyboard>", *, out: str | None = None) -> Plan:
+def plan_from_text(text: str, file: str = "<storyboard>", *, out: str | None = None, vars: Mapping[str, Any] | None = None) -> Plan:
     board, located = storyboard_from_text(text, file)
-    return plan_storyboard(board, located, file, out=out)
+    return plan_storyboard(board, located, file, out=out, vars=vars)
+
+
+def plan_from_data(data: Mapping[str, Any], file: str = "<inline storyboard>", **kw) -> Plan:
+    """A storyboard given as structured data (e.g. a deployment parameter), validated the same way."""
+    located = Located(dict(data))
+    board = parse_storyboard(located, file)
+    return plan_storyboard(board, located, file, **kw)
 
 
 

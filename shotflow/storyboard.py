@@ -6,12 +6,16 @@ can render is `shotflow.plan`'s job, since that depends on the model catalog.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shotflow.errors import Problem, StoryboardError
+from shotflow.templating import BUILTINS
 from shotflow.yamlsource import Located, load_yaml, parse_yaml
 
 SHOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -80,6 +84,59 @@ class Shot(Strict):
         return value
 
 
+class Schedule(Strict):
+    """When the storyboard renders itself (as a deployment): one of cron, interval or rrule."""
+
+    cron: str | None = Field(None, description='Five fields, e.g. "0 9 * * 1-5"')
+    interval: int | None = Field(None, ge=60, description="Seconds between runs")
+    rrule: str | None = Field(None, description="An RFC 5545 recurrence rule")
+    timezone: str = Field("UTC", description="IANA name, e.g. Europe/Paris")
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in ("cron", "interval", "rrule") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of cron, interval or rrule (got {', '.join(given) or 'none'})")
+        return self
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from cronsim import CronSim, CronSimError
+
+            try:
+                CronSim(value, datetime(2025, 1, 1))
+            except CronSimError as exc:
+                raise ValueError(f"invalid cron {value!r}: {exc}") from None
+        return value
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule(cls, value: str | None) -> str | None:
+        if value is not None:
+            from dateutil.rrule import rrulestr
+
+            try:
+                rrulestr(value)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"invalid rrule {value!r}: {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}: use an IANA name such as Europe/Paris or UTC") from None
+        return value
+
+
+VarValue = str | int | float
+
+
 class Storyboard(Strict):
     """A storyboard file, format version 1."""
 
@@ -88,9 +145,21 @@ class Storyboard(Strict):
     version: Literal[1] = Field(description="Format version; 1")
     title: str | None = Field(None, min_length=1)
     description: str | None = None
+    schedule: Schedule | None = Field(None, description="Render on a schedule when deployed")
+    vars: dict[str, VarValue] = Field(default_factory=dict, description="Values for {{ name }} placeholders")
     defaults: Defaults = Field(default_factory=Defaults)
     output: Output = Field(default_factory=Output)
     shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
+
+    @field_validator("vars")
+    @classmethod
+    def _var_names(cls, value: dict) -> dict:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"var name {name!r}: use letters, digits and _")
+            if name in BUILTINS:
+                raise ValueError(f"var name {name!r} is set by each run (the run's date and time)")
+        return value
 
 
 def json_schema() -> dict[str, Any]:
