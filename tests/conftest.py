@@ -1,0 +1,28 @@
+"""Every test runs isolated: its own Prefect home, clip store and no key of the user's."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+_HOME = tempfile.mkdtemp(prefix="shotflow-tests-prefect-")
+
+
+def pytest_configure(config):
+    # before anything imports prefect or fal_client: both read their settings at import
+    os.environ["PREFECT_HOME"] = _HOME
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
+    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "SHOTFLOW_FAL_KEY_BLOCK"):
+        os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def clip_store(tmp_path, monkeypatch):
+    """A fresh clip store and job journal for each test."""
+    cache = tmp_path / "shotflow-cache"
+    monkeypatch.setenv("SHOTFLOW_CACHE_DIR", str(cache))
+    return cache
