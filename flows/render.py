@@ -19,7 +19,7 @@ from pydantic import Field
 from shotflow.backends import choose_backend, open_backend
 from shotflow.errors import ShotflowError
 from shotflow.manifest import ShotRecord, sidecar, write_manifest
-from shotflow.plan import check_budget, load_plan
+from shotflow.plan import check_budget, load_plan, plan_from_data
 from shotflow.settings import get_settings
 from tasks import artifacts
 from tasks.assemble import contact_sheet, join_clips, normalise_clip
@@ -43,6 +43,8 @@ def render_storyboard(
     max_cost: Annotated[float | None, Field(ge=0)] = None,
     force: list[str] | None = None,
     model_concurrency: dict[str, int] | None = None,
+    vars: dict[str, str] | None = None,
+    inline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Render a storyboard to a video.
 
@@ -54,10 +56,15 @@ def render_storyboard(
         max_cost: Refuse to start when the estimated cost in USD is higher (fal only).
         force: Shot ids to generate again even though their clips are stored.
         model_concurrency: Per-model caps on requests in flight, e.g. {"veo3": 1}.
+        vars: Values for the storyboard's {{ name }} placeholders, overriding its vars.
+        inline: A whole storyboard as structured data, used instead of the file.
     """
     logger = get_run_logger()
     settings = get_settings()
-    plan = load_plan(storyboard, out=out)
+    if inline is not None:
+        plan = plan_from_data(inline, out=out, vars=vars)
+    else:
+        plan = load_plan(storyboard, out=out, vars=vars)
     forced = set(force or [])
     for shot_id in forced:
         plan.shot(shot_id)  # an unknown id is an error before anything runs

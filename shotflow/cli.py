@@ -118,9 +118,20 @@ def parse_model_limits(items: list[str]) -> dict[str, int]:
     return limits
 
 
+def parse_vars(items: list[str]) -> dict[str, str]:
+    values = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ShotflowError(f"--var {item!r}: write NAME=VALUE")
+        values[name] = value
+    return values
+
+
 def cmd_run(args) -> int:
     print(f"shotflow: reading {args.file}", flush=True)
-    plan = load_plan(args.file, out=args.out)
+    overrides = parse_vars(args.var)
+    plan = load_plan(args.file, out=args.out, vars=overrides)
     settings = get_settings()
     has_key = bool(settings.fal_key and settings.fal_key.get_secret_value()) or bool(settings.fal_key_block)
     backend = choose_backend(args.backend, has_key)
@@ -152,12 +163,81 @@ def cmd_run(args) -> int:
                 max_cost=float(args.max_cost) if args.max_cost is not None else None,
                 force=args.force,
                 model_concurrency=model_limits or None,
+                vars=overrides or None,
             )
         finally:
             unsubscribe()
     print(f"\nvideo:         {result['video']} ({result['duration']:.2f} s)")
     print(f"contact sheet: {result['contact_sheet']}")
     print(f"manifest:      {result['manifest']}")
+    return 0
+
+
+def _describe_schedule(s) -> str:
+    sch = s.board.schedule
+    return f"{sch.cron or (f'every {sch.interval} s' if sch.interval else sch.rrule)} ({sch.timezone})"
+
+
+def cmd_serve(args) -> int:
+    from deployments.storyboards import scheduled_storyboards
+
+    storyboards = scheduled_storyboards(args.pipelines)
+    if not storyboards:
+        raise ShotflowError(f"no storyboard in {args.pipelines} declares a schedule: nothing to serve")
+    for s in storyboards:
+        print(f"shotflow: serving {s.name}: {s.path}, {_describe_schedule(s)}")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
+    stopping = _stop_on_signals()
+    server = None
+    if not os.environ.get("PREFECT_API_URL"):
+        from deployments.server import PrefectServer
+
+        # the embedded API runs no scheduler: a private server makes the schedules fire
+        print("shotflow: starting a private Prefect server on 127.0.0.1 (schedules need one)...", flush=True)
+        server = PrefectServer().start()
+        os.environ["PREFECT_API_URL"] = server.api_url
+        print(f"shotflow: Prefect UI at {server.ui_url}", flush=True)
+    try:
+        if stopping.is_set():
+            return 0
+        from prefect import serve
+
+        from deployments.storyboards import runner_deployments
+
+        serve(*runner_deployments(args.pipelines), print_starting_message=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server:
+            server.stop()
+    print("shotflow: stopped", flush=True)
+    return 0
+
+
+def _stop_on_signals():
+    """SIGTERM and SIGINT end `serve` cleanly, even when the shell started it with SIGINT ignored."""
+    import signal
+    import threading
+
+    stopping = threading.Event()
+
+    def stop(signum, frame):
+        if not stopping.is_set():
+            stopping.set()
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return stopping
+
+
+def cmd_deploy(args) -> int:
+    from deployments.storyboards import deploy
+
+    names = deploy(args.pool, folder=args.pipelines, source=args.source, limit=args.limit)
+    for name in names:
+        print(f"shotflow: deployed {name} to work pool '{args.pool}'")
+    print(f"shotflow: start a worker with: prefect worker start --pool {args.pool}")
     return 0
 
 
@@ -190,7 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-cost", type=Decimal, metavar="USD", help="refuse to start if the estimate is higher")
     p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="override one of the storyboard's vars")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="serve every scheduled storyboard from this process")
+    p.add_argument("--pipelines", default="pipelines", metavar="DIR")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("deploy", help="register scheduled storyboards on a Prefect server for workers")
+    p.add_argument("--pool", default="shotflow", help="process work pool (created if missing)")
+    p.add_argument("--pipelines", default="pipelines", metavar="DIR")
+    p.add_argument("--source", default=".", help="where workers find this code: a folder, or a git URL")
+    p.add_argument("--limit", type=int, default=4, help="fal requests in flight across all runs (global concurrency limit)")
+    p.set_defaults(func=cmd_deploy)
     return parser
 
 

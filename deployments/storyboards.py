@@ -1,0 +1,151 @@
+"""One deployment per storyboard in pipelines/ that declares a `schedule:`.
+
+The storyboard is the single source of truth: its schedule, timezone, title and vars become the
+deployment's schedule, description and parameters. Two ways to run them:
+
+- `shotflow serve`: one long-running process serves every scheduled storyboard (`serve()`).
+- `shotflow deploy --pool NAME`: registers them on a Prefect server for `prefect worker start`
+  on a `process` work pool, creating the pool and the global concurrency limit on in-flight fal
+  requests if missing (the path to many machines).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shotflow.errors import ShotflowError, StoryboardError
+from shotflow.plan import load_plan
+from shotflow.storyboard import Storyboard, read_storyboard
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRYPOINT = "flows/render.py:render_storyboard"
+
+
+@dataclass(frozen=True)
+class ScheduledStoryboard:
+    path: str  # as the flow will be given it: relative to the project root when inside it
+    board: Storyboard
+
+    @property
+    def name(self) -> str:
+        return re.sub(r"[^a-z0-9-]+", "-", Path(self.path).stem.lower()).strip("-")
+
+    @property
+    def tags(self) -> list[str]:
+        return ["shotflow", "storyboard", f"schedule-{'cron' if self.board.schedule.cron else 'interval' if self.board.schedule.interval else 'rrule'}"]
+
+    @property
+    def description(self) -> str:
+        s = self.board.schedule
+        when = s.cron or (f"every {s.interval} s" if s.interval else s.rrule)
+        text = f"Renders {self.path} ({self.board.title or self.name}) on schedule {when} ({s.timezone})."
+        if self.board.description:
+            text += "\n\n" + self.board.description
+        return text
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {"storyboard": self.path, "vars": {k: str(v) for k, v in self.board.vars.items()}}
+
+    def schedule(self):
+        from prefect.schedules import Cron, Interval, RRule
+
+        s = self.board.schedule
+        if s.cron:
+            return Cron(s.cron, timezone=s.timezone, active=s.active)
+        if s.interval:
+            return Interval(s.interval, timezone=s.timezone, active=s.active)
+        return RRule(s.rrule, timezone=s.timezone, active=s.active)
+
+
+def scheduled_storyboards(folder: str | Path = ROOT / "pipelines") -> list[ScheduledStoryboard]:
+    """Every storyboard of `folder` with a schedule; all of them must be valid."""
+    found, problems = [], []
+    for file in sorted(Path(folder).glob("*.y*ml")):
+        rel = file.resolve()
+        shown = str(rel.relative_to(ROOT)) if rel.is_relative_to(ROOT) else str(rel)
+        try:
+            board, _ = read_storyboard(file)
+            load_plan(file)  # the same checks a run makes, so a broken storyboard is never deployed
+        except StoryboardError as exc:
+            problems.extend(exc.problems)
+            continue
+        if board.schedule is not None:
+            found.append(ScheduledStoryboard(shown, board))
+    if problems:
+        raise StoryboardError(problems)
+    return found
+
+
+def runner_deployments(folder: str | Path = ROOT / "pipelines") -> list:
+    """Deployments for `serve()`: they run in the serving process."""
+    from flows.render import render_storyboard
+
+    return [
+        render_storyboard.to_deployment(
+            name=s.name, schedules=[s.schedule()], parameters=s.parameters, tags=s.tags, description=s.description
+        )
+        for s in scheduled_storyboards(folder)
+    ]
+
+
+def ensure_work_pool(pool: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        except ObjectAlreadyExists:
+            pass
+
+
+def ensure_concurrency_limit(name: str, limit: int) -> bool:
+    """Create the global concurrency limit on in-flight fal requests if missing; True if created."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+            return False
+        except ObjectNotFound:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
+            return True
+
+
+def deploy(pool: str, *, folder: str | Path = ROOT / "pipelines", source: str | Path = ROOT, limit: int = 4, limit_name: str = "fal-requests") -> list[str]:
+    """Register every scheduled storyboard on the server at PREFECT_API_URL, for a worker of `pool`.
+
+    `source` is where workers find the code: this checkout for workers on this machine, or a
+    git URL for workers elsewhere.
+    """
+    from prefect import flow
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise ShotflowError("deploy needs a Prefect server: start one (prefect server start) and set PREFECT_API_URL")
+    storyboards = scheduled_storyboards(folder)
+    ensure_work_pool(pool)
+    ensure_concurrency_limit(limit_name, limit)
+    remote = flow.from_source(source=str(source), entrypoint=ENTRYPOINT)
+    names = []
+    for s in storyboards:
+        remote.deploy(
+            name=s.name,
+            work_pool_name=pool,
+            schedules=[s.schedule()],
+            parameters=s.parameters,
+            tags=s.tags,
+            description=s.description,
+            print_next_steps=False,
+            build=False,
+            push=False,
+        )
+        names.append(f"render-storyboard/{s.name}")
+    return names
