@@ -48,8 +48,17 @@ class GenerationError(ShotflowError):
 
     def __init__(self, shot: str, message: str, *, transient: bool):
         self.shot = shot
+        self.reason = message
         self.transient = transient
         super().__init__(f"shot '{shot}': {message}")
+
+    def __reduce__(self):
+        # keyword-only `transient` defeats Exception's default pickling (Prefect pickles failures)
+        return (_generation_error, (self.shot, self.reason, self.transient))
+
+
+def _generation_error(shot: str, message: str, transient: bool) -> GenerationError:
+    return GenerationError(shot, message, transient=transient)
 
 
 class MediaError(ShotflowError):
@@ -58,3 +67,19 @@ class MediaError(ShotflowError):
 
 class AssemblyError(ShotflowError):
     """ffmpeg could not join the clips into the final video."""
+
+
+class DownloadError(MediaError):
+    """A generated clip that could not be fetched: `transient` says whether fetching the same URL
+    again may help (a cut connection, a 5xx) or not (a host not allowed, too big, gone)."""
+
+    def __init__(self, message: str, *, transient: bool):
+        self.transient = transient
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_download_error, (str(self), self.transient))
+
+
+def _download_error(message: str, transient: bool) -> DownloadError:
+    return DownloadError(message, transient=transient)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# hosts fal serves generated media from; SHOTFLOW_MEDIA_HOSTS adds to these
+# hosts fal serves generated media from; SHOTFLOW_MEDIA_HOSTS (comma-separated) adds to these.
+# An entry is a host name (it and its subdomains match, on any port) or host:port (that port only).
 FAL_MEDIA_HOSTS = ("fal.media", "v2.fal.media", "v3.fal.media", "v3b.fal.media", "storage.googleapis.com")
 
 
@@ -18,7 +20,8 @@ class Settings(BaseSettings):
     # name of a Prefect Secret block holding the key, used when FAL_KEY is not set
     fal_key_block: str | None = Field(None, validation_alias="SHOTFLOW_FAL_KEY_BLOCK")
     cache_dir: Path = Field(Path.home() / ".cache" / "shotflow", validation_alias="SHOTFLOW_CACHE_DIR")
-    media_hosts: tuple[str, ...] = Field((), validation_alias="SHOTFLOW_MEDIA_HOSTS")
+    # NoDecode: a comma-separated list, not JSON (pydantic-settings would json.loads "127.0.0.1")
+    media_hosts: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias="SHOTFLOW_MEDIA_HOSTS")
     max_download_bytes: int = Field(2 << 30, validation_alias="SHOTFLOW_MAX_DOWNLOAD_BYTES")
     concurrency: int = Field(4, ge=1, validation_alias="SHOTFLOW_CONCURRENCY")
     # name of the Prefect global concurrency limit on in-flight fal requests (server mode)
