@@ -1,0 +1,185 @@
+"""The offline backend: an animatic clip per shot, of the exact shape the model would deliver.
+
+Each clip shows the shot id, the model, the length and the wrapped prompt over a slowly moving
+gradient in a colour of its own, with a bar filling up as the shot plays; a model that makes
+sound (Veo 3 with generate_audio) gets a quiet tone. Size, frame rate and length are the
+shot's, so the rest of the pipeline (normalising, joining, the contact sheet) runs as it would
+on paid clips. Preview clips are stored under their own key, never confused with fal clips.
+
+The text is drawn with Pillow's embedded FreeType font into a PNG that ffmpeg overlays: no
+system font is assumed.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import ffmpeg as ff
+from PIL import Image, ImageDraw, ImageFont
+
+from shotflow import ffmpeg as runner
+from shotflow.backend import GeneratedClip, OnEvent, ShotEvent, ignore_events
+from shotflow.clipstore import ClipStore
+from shotflow.errors import GenerationError, MediaError
+from shotflow.plan import ShotPlan
+from shotflow.probe import verify
+
+NAME = "preview"
+TONE_HZ = 220
+TONE_VOLUME = 0.05
+
+
+class PreviewBackend:
+    name = NAME
+
+    def __init__(self, store: ClipStore):
+        self.store = store
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def generate(self, shot: ShotPlan, *, force: bool = False, on_event: OnEvent = ignore_events) -> GeneratedClip:
+        key = ClipStore.key(NAME, shot)
+        # two shots with the same body share a clip: render it once
+        with self._lock(key):
+            found = None if force else self.store.find(key)
+            if found is not None:
+                on_event(ShotEvent(shot.id, "cached", "preview clip from the clip store"))
+                return GeneratedClip(shot.id, found, key, NAME, cache_hit=True)
+            on_event(ShotEvent(shot.id, "running", f"drawing a {shot.seconds} s {shot.width}x{shot.height} animatic"))
+            tmp = self.store.temp_path(key).with_suffix(f".{os.urandom(4).hex()}.part")
+            try:
+                render_preview(shot, tmp)
+                verify(tmp, expected_seconds=shot.seconds, tolerance=1 / shot.fps)
+                path = self.store.put(key, tmp)
+            except MediaError as exc:
+                raise GenerationError(shot.id, f"preview clip came out wrong: {exc}", transient=False) from None
+            finally:
+                tmp.unlink(missing_ok=True)
+            return GeneratedClip(shot.id, path, key, NAME, cache_hit=False)
+
+    def forget(self, shot: ShotPlan) -> None:
+        """Drop the stored preview clip (and what was derived from it); the next run draws it again."""
+        key = ClipStore.key(NAME, shot)
+        for path in self.store.clips.glob(f"{key}.*"):
+            path.unlink(missing_ok=True)
+
+
+def render_preview(shot: ShotPlan, dst: str | os.PathLike, *, timeout: float | None = None) -> Path:
+    """Draw the shot's animatic into `dst` (mp4): shot.width x shot.height, shot.fps, shot.seconds."""
+    dst = Path(dst)
+    w, h, fps, seconds = shot.width, shot.height, shot.fps, shot.seconds
+    n = round(seconds * fps)
+    light, dark = shot_colours(shot.id)
+    with tempfile.TemporaryDirectory(prefix="shotflow-preview-") as tmpdir:
+        card = Path(tmpdir) / "card.png"
+        draw_card(shot).save(card)
+        background = ff.input(
+            f"gradients=s={max(w // 4, 2)}x{max(h // 4, 2)}:r={fps}:d={seconds}:speed=0.04"
+            f":c0=0x{light}:c1=0x{dark}:n=2:seed={int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16)}",
+            f="lavfi",
+        ).video.filter("scale", w, h)
+        text = ff.input(str(card), loop=1, framerate=fps, t=seconds).video
+        bar_height = max(2, h // 90)
+        bar = ff.input(f"color=c=white:s={w}x{bar_height}:r={fps}:d={seconds}", f="lavfi").video
+        video = (
+            background.overlay(text)
+            .overlay(bar, x=f"-w+w*t/{seconds}", y="H-h")
+            .filter("format", "yuv420p")
+            .filter("trim", end_frame=n)
+        )
+        streams = [video]
+        kwargs = {"c:v": "libx264", "preset": "ultrafast", "crf": 28, "r": fps, "frames:v": n, "f": "mp4", "movflags": "+faststart"}
+        if shot.audio:
+            tone = ff.input(f"sine=f={TONE_HZ}:r=48000:d={seconds}", f="lavfi").audio
+            streams.append(tone.filter("volume", TONE_VOLUME).filter("aformat", channel_layouts="stereo"))
+            kwargs.update({"c:a": "aac", "b:a": "96k", "ar": 48000, "ac": 2})
+        runner.run(
+            ff.output(*streams, str(dst), **kwargs),
+            what=f"drawing the preview of shot '{shot.id}'",
+            timeout=timeout or 60 + 10 * seconds,
+            error=MediaError,
+        )
+    return dst
+
+
+def shot_colours(shot_id: str) -> tuple[str, str]:
+    """A light and a dark tone of one hue per shot id, as hex RGB: neighbouring shots look different."""
+    hue = int(hashlib.sha256(shot_id.encode()).hexdigest()[:4], 16) / 0xFFFF
+    light = colorsys.hsv_to_rgb(hue, 0.55, 0.62)
+    dark = colorsys.hsv_to_rgb(hue, 0.7, 0.22)
+    return tuple("".join(f"{round(c * 255):02x}" for c in rgb) for rgb in (light, dark))  # type: ignore[return-value]
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)  # Pillow ≥ 10.1: an embedded scalable font
+    except TypeError:  # older Pillow: the small bitmap font
+        return ImageFont.load_default()
+
+
+def wrap(text: str, font, width: float) -> list[str]:
+    """Greedy word wrap by measured width; a word longer than a line is cut."""
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for word in paragraph.split():
+            candidate = f"{line} {word}".strip()
+            if font.getlength(candidate) <= width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            while font.getlength(word) > width and len(word) > 1:
+                cut = max(1, int(len(word) * width / font.getlength(word)))
+                lines.append(word[:cut])
+                word = word[cut:]
+            line = word
+        lines.append(line)
+    return lines
+
+
+def draw_card(shot: ShotPlan) -> Image.Image:
+    """The text layer: a translucent panel with the shot id, what would render it, and the prompt."""
+    w, h = shot.width, shot.height
+    base = min(w, h)
+    margin = max(4, base // 20)
+    title, meta, body = _font(max(8, base // 9)), _font(max(6, base // 20)), _font(max(6, base // 17))
+    image = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, w, h), fill=(0, 0, 0, 90))
+    y = margin
+    for line in wrap(shot.id, title, w - 2 * margin)[:2]:
+        draw.text((margin, y), line, font=title, fill=(255, 255, 255, 255))
+        y += _line_height(title)
+    y += _line_height(title) * 0.2
+    details = f"{shot.model} · {shot.seconds} s · {w}x{h} @ {shot.fps} fps" + (" · audio" if shot.audio else "")
+    for line in wrap(details, meta, w - 2 * margin):
+        draw.text((margin, y), line, font=meta, fill=(255, 255, 255, 210))
+        y += _line_height(meta)
+    y += _line_height(meta) * 0.6
+    bottom = h - margin - _line_height(meta) * 1.5
+    lines = wrap(str(shot.body.get("prompt", "")), body, w - 2 * margin)
+    fits = max(0, int((bottom - y) // _line_height(body)))
+    if len(lines) > fits:
+        lines = lines[:fits]
+        if lines:
+            lines[-1] = lines[-1].rstrip(" .,") + " …"
+    for line in lines:
+        draw.text((margin, y), line, font=body, fill=(255, 255, 255, 240))
+        y += _line_height(body)
+    draw.text((margin, h - margin - _line_height(meta)), "PREVIEW · not generated", font=meta, fill=(255, 220, 120, 230))
+    return image
+
+
+def _line_height(font) -> float:
+    top, bottom = font.getbbox("Ag")[1::2]
+    return (bottom - top) * 1.35
