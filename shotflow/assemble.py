@@ -1,0 +1,554 @@
+"""Bringing clips to the output spec, and joining them into the final video.
+
+Every clip is normalised once, as soon as it lands, by one fixed recipe (size, fit, fps, pixel
+format, x264 settings, 48 kHz stereo AAC, exact length); the result is cached next to the raw clip.
+Clips made by one recipe can be joined by stream copy, so the join after the last clip lands
+costs a remux, not a re-encode:
+
+- cut: the concat demuxer copies the video; the audio is decoded and encoded once more (AAC
+  packets copied across files slip).
+- crossfade: only the overlaps (tail T of one clip, head T of the next) are rendered with xfade;
+  the middles are cut out by stream copy at keyframes the recipe forced there, and the pieces are
+  concatenated by stream copy. The audio is crossfaded in the final pass, from one concat input.
+
+No ffmpeg process ever opens more than two clips at once, so memory does not grow with the
+number of shots. The output is written to a temporary file in its folder, then renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import av
+import ffmpeg as ff
+
+from shotflow import ffmpeg as runner
+from shotflow.backend import GeneratedClip
+from shotflow.clipstore import ClipStore
+from shotflow.errors import AssemblyError, MediaError
+from shotflow.plan import OutputSpec, ShotPlan
+from shotflow.probe import probe
+
+# bump when anything below changes what a normalised clip looks like: cached clips are redone
+RECIPE_VERSION = 1
+AUDIO_RATE = 48000
+AUDIO_BITRATE = "192k"
+# no B-frames, so decode order is display order and a stream-copy cut at a keyframe is exact;
+# forced keyframes are IDR, so nothing after a cut refers to a frame before it
+X264 = {
+    "c:v": "libx264",
+    "preset": "veryfast",
+    "crf": 20,
+    "bf": 0,
+    "sc_threshold": 0,
+    "forced-idr": 1,
+    "pix_fmt": "yuv420p",
+    "profile:v": "high",
+}
+GOP_SECONDS = 2
+
+
+def _timescale(fps: int) -> int:
+    return 90000 if 90000 % fps == 0 else fps * 1000
+
+
+def _video_args(out: OutputSpec) -> dict:
+    return {**X264, "g": GOP_SECONDS * out.fps, "video_track_timescale": _timescale(out.fps)}
+
+
+AUDIO_ARGS = {"c:a": "aac", "b:a": AUDIO_BITRATE, "ar": AUDIO_RATE, "ac": 2}
+
+
+# --- lengths, in whole frames -------------------------------------------------------------
+
+
+def frames(seconds: float, fps: int) -> int:
+    return round(seconds * fps)
+
+
+def transition_frames(out: OutputSpec) -> int:
+    """The crossfade length in whole frames (a cut at a fraction of a frame is not possible)."""
+    return frames(out.crossfade, out.fps)
+
+
+def transition_seconds(out: OutputSpec) -> float:
+    """The crossfade length actually used: `out.crossfade` rounded to whole frames."""
+    return transition_frames(out) / out.fps
+
+
+def final_seconds(durations: Sequence[float], out: OutputSpec) -> float:
+    """Σ durations − (n−1)·T, each duration rounded to whole frames as `normalise` does."""
+    total = sum(frames(d, out.fps) for d in durations) - max(len(durations) - 1, 0) * transition_frames(out)
+    return total / out.fps
+
+
+def cut_points(seconds: float, out: OutputSpec) -> tuple[float, ...]:
+    """Where a clip of this length needs keyframes so a crossfade join can cut it by stream copy."""
+    t = transition_frames(out)
+    if not t:
+        return ()
+    n = frames(seconds, out.fps)
+    return (t / out.fps, (n - t) / out.fps)
+
+
+# --- the recipe and its cache -------------------------------------------------------------
+
+
+def recipe_id(out: OutputSpec, seconds: float) -> str:
+    """Names one normalisation: the output shape, the length, the transition and the recipe version."""
+    recipe = {
+        "version": RECIPE_VERSION,
+        "width": out.width,
+        "height": out.height,
+        "fps": out.fps,
+        "fit": out.fit,
+        "frames": frames(seconds, out.fps),
+        "transition_frames": transition_frames(out),
+    }
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+    return f"norm-{digest[:16]}"
+
+
+def normalised_path(store: ClipStore, key: str, seconds: float, out: OutputSpec) -> Path:
+    return store.derived(key, recipe_id(out, seconds))
+
+
+def normalise_stored(store: ClipStore, clip: GeneratedClip, shot: ShotPlan, out: OutputSpec) -> Path:
+    """The normalised version of a stored clip: made once, then found next to the raw clip.
+
+    A normalised file older than its raw clip (the shot was generated again) is made again."""
+    dst = normalised_path(store, clip.key, shot.seconds, out)
+    raw = Path(clip.path)
+    if dst.is_file() and dst.stat().st_size > 0 and dst.stat().st_mtime_ns >= raw.stat().st_mtime_ns:
+        return dst
+    try:
+        return normalise(raw, dst, out, seconds=shot.seconds)
+    except AssemblyError as exc:
+        raise AssemblyError(f"shot '{shot.id}': {exc}") from None
+
+
+# --- normalising one clip -------------------------------------------------------------------
+
+
+def normalise(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    out: OutputSpec,
+    *,
+    seconds: float,
+    keyframes_at: Sequence[float] | None = None,
+    timeout: float | None = None,
+) -> Path:
+    """Bring one clip to the output spec, exactly `seconds` long (frozen last frame or silence pad).
+
+    `keyframes_at` defaults to `cut_points(seconds, out)`: where a crossfade join will cut.
+    Written to a temporary file beside `dst`, then renamed; returns `dst`.
+    """
+    src, dst = Path(src), Path(dst)
+    info = probe(src)
+    n = frames(seconds, out.fps)
+    if n < 1:
+        raise AssemblyError(f"{src}: cannot normalise to {seconds} s at {out.fps} fps (no frames)")
+    length = n / out.fps
+    keyframes = cut_points(seconds, out) if keyframes_at is None else tuple(keyframes_at)
+    forced = sorted({frames(t, out.fps) for t in keyframes} - {0})
+    if any(k >= n for k in forced):
+        raise AssemblyError(f"{src}: keyframes at {keyframes} do not fit in a {length:g} s clip")
+
+    source = ff.input(str(src))
+    w, h = out.width, out.height
+    video = source.video.filter("setpts", "PTS-STARTPTS")
+    if out.fit == "crop":
+        video = video.filter("scale", w, h, force_original_aspect_ratio="increase").filter("crop", w, h)
+    elif out.fit == "pad":
+        video = video.filter("scale", w, h, force_original_aspect_ratio="decrease", force_divisible_by=2)
+        video = video.filter("pad", w, h, "(ow-iw)/2", "(oh-ih)/2", color="black")
+    else:
+        raise AssemblyError(f"output fit '{out.fit}' is not one of pad, crop")
+    video = (
+        video.filter("setsar", 1)
+        .filter("fps", out.fps)
+        .filter("format", "yuv420p")
+        .filter("tpad", stop_mode="clone", stop=n)  # a clip that is too short holds its last frame
+        .filter("trim", end_frame=n)
+        .filter("setpts", "PTS-STARTPTS")
+    )
+    if info.has_audio:
+        audio = source.audio.filter("aresample", AUDIO_RATE, **{"async": 1, "first_pts": 0})
+    else:
+        audio = ff.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{length:.6f}").audio
+    audio = (
+        audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+        .filter("apad", whole_len=round(length * AUDIO_RATE))
+        .filter("atrim", end_sample=round(length * AUDIO_RATE))
+        .filter("asetpts", "PTS-STARTPTS")
+    )
+    extra = {}
+    if forced:
+        extra["force_key_frames"] = "expr:" + "+".join(f"eq(n,{k})" for k in forced)
+    tmp = _temp_beside(dst)
+    stream = ff.output(video, audio, str(tmp), f="mp4", movflags="+faststart", **_video_args(out), **AUDIO_ARGS, **extra)
+    try:
+        runner.run(stream, what=f"normalising {src}", timeout=timeout or 120 + 30 * length)
+        os.replace(tmp, dst)
+    finally:
+        _remove(tmp)
+    return dst
+
+
+# --- checking that clips can be stream-copied together --------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """What must be equal between files whose video is stream-copied into one."""
+
+    codec: str
+    profile: str | None
+    width: int
+    height: int
+    pix_fmt: str
+    sar: str
+    time_base: str
+    fps: str
+    extradata: str  # hash of the SPS/PPS
+    audio: tuple[int, int] | None  # rate, channels
+
+
+def stream_shape(path: str | os.PathLike) -> StreamShape:
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path}: no video stream")
+            v = container.streams.video[0]
+            cc = v.codec_context
+            a = container.streams.audio[0].codec_context if container.streams.audio else None
+            return StreamShape(
+                codec=cc.name,
+                profile=cc.profile,
+                width=cc.width,
+                height=cc.height,
+                pix_fmt=str(cc.pix_fmt),
+                sar=str(v.sample_aspect_ratio or "1"),
+                time_base=str(v.time_base),
+                fps=str(v.average_rate),
+                extradata=hashlib.sha256(cc.extradata or b"").hexdigest()[:16],
+                audio=(a.sample_rate, a.channels) if a else None,
+            )
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path}: not a readable video ({exc})") from None
+
+
+def expected_shape(out: OutputSpec) -> dict:
+    return {
+        "codec": "h264",
+        "width": out.width,
+        "height": out.height,
+        "pix_fmt": "yuv420p",
+        "sar": "1",
+        "time_base": f"1/{_timescale(out.fps)}",
+        "fps": str(out.fps),
+        "audio": (AUDIO_RATE, 2),
+    }
+
+
+def _matches(shape: StreamShape, out: OutputSpec, reference: StreamShape | None) -> bool:
+    if any(getattr(shape, k) != v for k, v in expected_shape(out).items()):
+        return False
+    return reference is None or (shape.extradata == reference.extradata and shape.profile == reference.profile)
+
+
+# --- joining ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    path: Path
+    seconds: float  # the length the video was made to have: Σ durations − (n−1)·T
+    video_copied: bool  # True when no clip's video was re-encoded in the join
+    renormalised: tuple[int, ...]  # indexes of clips that did not match the recipe and were re-encoded
+    transitions_rendered: int  # crossfade overlaps rendered in this call (not found in pieces_dir)
+
+
+def join(
+    normalised: Sequence[str | os.PathLike],
+    durations: Sequence[float],
+    out: OutputSpec,
+    dst: str | os.PathLike,
+    *,
+    pieces_dir: str | os.PathLike | None = None,
+    timeout: float | None = None,
+) -> JoinResult:
+    """Join normalised clips (in order, each `durations[i]` long) into `dst`, per `out`.
+
+    Clips that do not match the recipe (probed) are normalised again first, so stream copy is
+    only ever used on matching clips. Crossfade overlaps and cut middles are kept in
+    `pieces_dir` when given (a re-run after one shot changed renders only its two overlaps),
+    else in a temporary folder removed afterwards. `dst` is replaced atomically or not at all.
+    """
+    clips = [Path(p) for p in normalised]
+    if not clips:
+        raise AssemblyError("no clips to join")
+    if len(clips) != len(durations):
+        raise AssemblyError(f"{len(clips)} clips but {len(durations)} durations")
+    for path in clips:
+        if not path.is_file():
+            raise MediaError(f"{path}: missing: normalise the clip before joining")
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    t = transition_frames(out) if len(clips) > 1 else 0
+    for i, (path, seconds) in enumerate(zip(clips, durations)):
+        sides = (i > 0) + (i < len(clips) - 1)
+        if t and frames(seconds, out.fps) <= sides * t:
+            raise AssemblyError(f"{path}: a {seconds:g} s clip is too short for {sides} crossfade(s) of {t / out.fps:g} s")
+    total = final_seconds(durations, out)
+    budget = timeout or 120 + 20 * total
+
+    scratch = Path(tempfile.mkdtemp(prefix=".join-", dir=dst.parent))
+    try:
+        clips, renormalised = _matching(clips, durations, out, scratch, budget, crossfade=bool(t))
+        pieces = Path(pieces_dir) if pieces_dir else scratch
+        pieces.mkdir(parents=True, exist_ok=True)
+        if t:
+            video_parts, rendered = _crossfade_pieces(clips, durations, out, pieces, budget)
+        else:
+            video_parts, rendered = clips, 0
+        reference = stream_shape(clips[0])
+        copy = all(stream_shape(p).extradata == reference.extradata for p in set(video_parts))
+        tmp = _temp_beside(dst)
+        try:
+            _final_pass(video_parts, clips, durations, out, tmp, scratch, total, copy=copy, timeout=budget)
+            made = probe(tmp)
+            if abs(made.duration - total) > 1.5 / out.fps or not made.has_audio:
+                raise AssemblyError(f"joining into {dst}: the result lasts {made.duration:.3f} s, expected {total:.3f} s; {dst} was left as it was")
+            os.replace(tmp, dst)
+        finally:
+            _remove(tmp)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return JoinResult(dst, total, copy, renormalised, rendered)
+
+
+def video_keyframes(path: str | os.PathLike) -> tuple[list[int], int]:
+    """Indexes of the keyframes in a clip's video (by demuxing, no decoding), and the frame count."""
+    with av.open(str(path)) as container:
+        keys, count = [], 0
+        for packet in container.demux(container.streams.video[0]):
+            if packet.size:
+                if packet.is_keyframe:
+                    keys.append(count)
+                count += 1
+    return keys, count
+
+
+def _fits(path: Path, seconds: float, out: OutputSpec, crossfade: bool) -> bool:
+    """The clip has the recipe's length and, for crossfades, keyframes where the join cuts."""
+    keys, count = video_keyframes(path)
+    n = frames(seconds, out.fps)
+    if count != n or abs(probe(path).duration - n / out.fps) > 1.5 / out.fps:
+        return False
+    return not crossfade or all(frames(c, out.fps) in keys for c in cut_points(seconds, out))
+
+
+def _matching(clips, durations, out, scratch: Path, timeout: float, *, crossfade: bool) -> tuple[list[Path], tuple[int, ...]]:
+    """The clips, with any that do not match the recipe (or each other) normalised again."""
+    fixed: list[Path] = []
+    redone: list[int] = []
+    reference = None
+    for i, (path, seconds) in enumerate(zip(clips, durations)):
+        shape = stream_shape(path)
+        if reference is None and _matches(shape, out, None):
+            reference = shape
+        if not _matches(shape, out, reference) or not _fits(path, seconds, out, crossfade):
+            path = normalise(path, scratch / f"renormalised-{i}.mp4", out, seconds=seconds, timeout=timeout)
+            redone.append(i)
+            if reference is None:
+                reference = stream_shape(path)
+        fixed.append(path)
+    if redone and len(redone) < len(clips):
+        # the kept clips and the redone ones must share SPS/PPS too; when not, redo them all
+        ref = stream_shape(fixed[redone[0]])
+        if any(stream_shape(p).extradata != ref.extradata for p in fixed):
+            return _renormalise_all(clips, durations, out, scratch, timeout)
+    return fixed, tuple(redone)
+
+
+def _renormalise_all(clips, durations, out, scratch, timeout):
+    fixed = [
+        normalise(p, scratch / f"renormalised-{i}.mp4", out, seconds=s, timeout=timeout)
+        for i, (p, s) in enumerate(zip(clips, durations))
+    ]
+    return fixed, tuple(range(len(clips)))
+
+
+def _piece_name(kind: str, *parts) -> str:
+    """A content-derived name: the inputs' names, sizes and mtimes, the cut and the recipe."""
+    ident = []
+    for p in parts:
+        if isinstance(p, Path):
+            st = p.stat()
+            ident.append([p.name, st.st_size, st.st_mtime_ns])
+        else:
+            ident.append(p)
+    digest = hashlib.sha256(json.dumps([RECIPE_VERSION, kind, ident]).encode()).hexdigest()
+    return f"{kind}-{digest[:24]}.mp4"
+
+
+def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[list[Path], int]:
+    """middle₀, overlap₀₁, middle₁, …, middle₋₁: the video of the join, as files to concatenate."""
+    fps, t = out.fps, transition_frames(out)
+    parts: list[Path] = []
+    rendered = 0
+    last = len(clips) - 1
+    for i, (clip, seconds) in enumerate(zip(clips, durations)):
+        n = frames(seconds, fps)
+        start = t if i > 0 else 0
+        end = n - t if i < last else n
+        middle = pieces / _piece_name("middle", clip, start, end, fps)
+        if not middle.is_file():
+            _cut_middle(clip, middle, start, end, out, timeout)
+        parts.append(middle)
+        if i < last:
+            nxt = clips[i + 1]
+            overlap = pieces / _piece_name("overlap", clip, nxt, n, t, fps, out.width, out.height)
+            if not overlap.is_file():
+                _render_overlap(clip, nxt, overlap, n, t, out, timeout)
+                rendered += 1
+            parts.append(overlap)
+    return parts, rendered
+
+
+def _cut_middle(clip: Path, dst: Path, start: int, end: int, out: OutputSpec, timeout: float) -> None:
+    """Frames [start, end) of a clip's video by stream copy: `start` is a forced keyframe."""
+    fps = out.fps
+    # output-side seek: packets are read from the top and dropped until the keyframe at `start`;
+    # no decoding, and the cut lands exactly on frame boundaries (half-frame margins absorb rounding)
+    kwargs = {"c:v": "copy", "an": None, "video_track_timescale": _timescale(fps), "f": "mp4"}
+    if start:
+        kwargs["ss"] = f"{(start - 0.5) / fps:.6f}"
+    kwargs["to"] = f"{(end - 0.5) / fps:.6f}"
+    tmp = _temp_beside(dst)
+    try:
+        runner.run(ff.input(str(clip)).video.output(str(tmp), **kwargs), what=f"cutting frames {start}-{end} of {clip}", timeout=timeout)
+        keys, count = video_keyframes(tmp)
+        if count != end - start or keys[:1] != [0]:
+            raise AssemblyError(f"cutting frames {start}-{end} of {clip} by stream copy gave {count} frames (keyframes {keys[:3]}); expected {end - start} from a keyframe")
+        os.replace(tmp, dst)
+    finally:
+        _remove(tmp)
+
+
+def _render_overlap(a: Path, b: Path, dst: Path, n: int, t: int, out: OutputSpec, timeout: float) -> None:
+    """The last t frames of `a` crossfaded into the first t frames of `b`, encoded by the recipe."""
+    fps = out.fps
+    tail = ff.input(str(a), ss=f"{(n - t) / fps:.6f}").video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
+    head = ff.input(str(b), t=f"{(t + 0.5) / fps:.6f}").video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
+    video = ff.filter([tail, head], "xfade", transition="fade", duration=f"{t / fps:.6f}", offset=0)
+    video = video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
+    tmp = _temp_beside(dst)
+    try:
+        stream = ff.output(video, str(tmp), f="mp4", **_video_args(out))
+        runner.run(stream, what=f"crossfading {a.name} into {b.name}", timeout=timeout)
+        os.replace(tmp, dst)
+    finally:
+        _remove(tmp)
+
+
+def _concat_list(paths: Sequence[Path], dst: Path) -> Path:
+    lines = ["ffconcat version 1.0"]
+    for p in paths:
+        escaped = str(p.resolve()).replace("'", "'\\''")
+        lines.append(f"file '{escaped}'")
+    dst.write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def _final_pass(video_parts, clips, durations, out: OutputSpec, tmp: Path, scratch: Path, total: float, *, copy: bool, timeout: float) -> None:
+    """Video: the parts concatenated (stream copy). Audio: the clips' audio, crossfaded, mixed."""
+    fps, t = out.fps, transition_frames(out)
+    video_in = ff.input(str(_concat_list(video_parts, scratch / "video.ffconcat")), f="concat", safe=0)
+    if video_parts is clips:
+        audio = video_in.audio
+    else:
+        audio = ff.input(str(_concat_list(clips, scratch / "audio.ffconcat")), f="concat", safe=0).audio
+    if t and len(clips) > 1:
+        audio = _crossfaded_audio(audio, durations, out)
+    total_samples = round(total * AUDIO_RATE)
+    audio = audio.filter("apad", whole_len=total_samples).filter("atrim", end_sample=total_samples)
+    if out.soundtrack:
+        track = Path(out.soundtrack)
+        if not track.is_file():
+            raise MediaError(f"soundtrack {track}: no such file")
+        under = (
+            ff.input(str(track), stream_loop=-1)
+            .audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+            .filter("atrim", end_sample=total_samples)
+            .filter("volume", out.soundtrack_volume)
+        )
+        audio = ff.filter([audio, under], "amix", inputs=2, duration="first", normalize=0)
+        audio = audio.filter("atrim", end_sample=total_samples)
+    video = video_in.video
+    if copy:
+        vargs = {"c:v": "copy", "video_track_timescale": _timescale(fps)}
+    else:
+        vargs = _video_args(out)
+        video = video.filter("fps", fps).filter("format", "yuv420p")
+    stream = ff.output(video, audio, str(tmp), f="mp4", movflags="+faststart", **vargs, **AUDIO_ARGS)
+    # -copyts: the first clip's audio starts at -1024 samples (AAC priming); without it ffmpeg
+    # shifts the whole input by that and the video would start 21 ms late
+    stream = stream.global_args("-copyts")
+    runner.run(stream, what=f"joining {len(clips)} clips into {tmp.parent}", timeout=timeout)
+
+
+def _crossfaded_audio(audio, durations, out: OutputSpec):
+    """One audio stream (the clips back to back) cut at the overlaps, each overlap crossfaded.
+
+    asegment hands each sample to exactly one output, so nothing is buffered beyond one overlap."""
+    fps, t = out.fps, transition_frames(out)
+    per_frame = AUDIO_RATE / fps
+    overlap = round(t * per_frame)
+    points: list[int] = []
+    start = 0
+    last = len(durations) - 1
+    for i, seconds in enumerate(durations):
+        length = round(frames(seconds, fps) * per_frame)
+        if i > 0:
+            points.append(start + overlap)
+        if i < last:
+            points += [start + length - overlap, start + length]
+        start += length
+    segments = audio.filter_multi_output("asegment", samples="|".join(str(p) for p in points))
+    pieces = []
+    k = 0
+    for i in range(len(durations)):
+        if i > 0:
+            k += 1  # the head was consumed by the previous crossfade
+        pieces.append(segments[k].filter("asetpts", "PTS-STARTPTS"))  # middle (concat wants each piece from 0)
+        k += 1
+        if i < last:
+            tail, head = segments[k], segments[k + 1]
+            faded = ff.filter([tail, head], "acrossfade", ns=overlap, c1="tri", c2="tri")
+            pieces.append(faded.filter("asetpts", "PTS-STARTPTS"))
+            k += 1
+    return ff.concat(*pieces, v=0, a=1)
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def _temp_beside(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,301 @@
+"""Normalising clips to the output spec and joining them: what a viewer of the final video notices.
+
+Media is made by ffmpeg here: tiny clips (≤ 1 s, a few dozen pixels), never committed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from shotflow import assemble
+from shotflow.backend import GeneratedClip
+from shotflow.clipstore import ClipStore
+from shotflow.errors import AssemblyError
+from shotflow.ffmpeg import ffmpeg_exe
+from shotflow.plan import OutputSpec, ShotPlan
+from shotflow.probe import probe
+
+W, H, FPS = 96, 54, 25
+CUT = OutputSpec(path="out.mp4", width=W, height=H, fps=FPS, fit="pad", transition="cut", transition_seconds=0.0)
+FADE = replace(CUT, transition="crossfade", transition_seconds=0.2)  # 5 frames
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=60)
+
+
+def make_clip(path: Path, *, size: str, fps: int, seconds: float, colour: str | None = None, tone: int | None = None, rate: int = 44100, channels: int = 1) -> Path:
+    """A clip: testsrc2 (or a solid colour), with a sine tone or no audio at all."""
+    video = f"color=c={colour}:s={size}:r={fps}:d={seconds}" if colour else f"testsrc2=s={size}:r={fps}:d={seconds}"
+    args = ["-f", "lavfi", "-i", video]
+    if tone:
+        args += ["-f", "lavfi", "-i", f"sine=f={tone}:r={rate}:d={seconds}", "-ac", str(channels), "-c:a", "aac"]
+    ffmpeg(*args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-shortest", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def mixed(media) -> list[Path]:
+    """Mixed sizes, aspect ratios, frame rates and audio: what ten different models deliver."""
+    return [
+        make_clip(media / "wide-24-tone.mp4", size="160x90", fps=24, seconds=1, tone=440),
+        make_clip(media / "portrait-30-silent.mp4", size="90x160", fps=30, seconds=1),
+        make_clip(media / "square-25-stereo48k-short.mp4", size="100x100", fps=25, seconds=0.8, tone=660, rate=48000, channels=2),
+    ]
+
+
+@pytest.fixture(scope="module")
+def colours(media) -> list[Path]:
+    """Solid red (with a tone), green (silent), blue (with a tone): easy to see a crossfade in."""
+    return [
+        make_clip(media / "red.mp4", size="64x36", fps=25, seconds=1, colour="red", tone=440),
+        make_clip(media / "green.mp4", size="64x36", fps=30, seconds=1, colour="lime"),
+        make_clip(media / "blue.mp4", size="64x36", fps=24, seconds=1, colour="blue", tone=880),
+    ]
+
+
+def normalise_all(paths, out, folder: Path, seconds=1) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    return [assemble.normalise(p, folder / f"{i}.mp4", out, seconds=seconds) for i, p in enumerate(paths)]
+
+
+def streams(path: Path) -> tuple[int, int]:
+    with av.open(str(path)) as c:
+        return len(c.streams.video), len(c.streams.audio)
+
+
+def stream_seconds(path: Path) -> tuple[float, float]:
+    """Video and audio durations as written in the file (what a player shows and plays)."""
+    with av.open(str(path)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        return float(v.duration * v.time_base), float(a.duration * a.time_base)
+
+
+def video_packets(path: Path) -> list[bytes]:
+    """The coded pictures, without the SPS/PPS that a stream-copy join repeats in-band at each file's start."""
+    with av.open(str(path)) as c:
+        return [_without_parameter_sets(bytes(p)) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def _without_parameter_sets(packet: bytes) -> bytes:
+    kept, i = [], 0
+    while i < len(packet):
+        size = int.from_bytes(packet[i : i + 4], "big")
+        if packet[i + 4] & 0x1F not in (7, 8):
+            kept.append(packet[i : i + 4 + size])
+        i += 4 + size
+    return b"".join(kept)
+
+
+def frames_rgb(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def decoded_audio(path: Path) -> np.ndarray:
+    """Mono float samples, as ffmpeg (which honours the AAC edit list) decodes them."""
+    wav = path.with_suffix(".check.wav")
+    ffmpeg("-i", str(path), "-vn", "-ac", "1", "-c:a", "pcm_f32le", str(wav))
+    with av.open(str(wav)) as c:
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+
+
+def rms(samples: np.ndarray, at: float, span: float = 0.06) -> float:
+    chunk = samples[int(at * 48000) : int((at + span) * 48000)]
+    return float(np.sqrt(np.mean(chunk**2)))
+
+
+def assert_plays_to_the_end(path: Path, seconds: float, out: OutputSpec = CUT) -> None:
+    info = probe(path)
+    assert streams(path) == (1, 1)
+    assert (info.width, info.height, info.fps) == (out.width, out.height, out.fps)
+    assert info.duration == pytest.approx(seconds, abs=1 / out.fps)
+    video_s, audio_s = stream_seconds(path)
+    assert video_s == pytest.approx(seconds, abs=1e-6)
+    assert abs(audio_s - video_s) <= 1 / out.fps  # in sync to within one frame
+    assert len(frames_rgb(path)) == round(seconds * out.fps)  # every frame decodes
+    assert len(decoded_audio(path)) == pytest.approx(seconds * 48000, abs=48000 / out.fps)
+
+
+# --- normalising -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fit", ["pad", "crop"])
+def test_normalise_brings_any_clip_to_the_output_spec(mixed, tmp_path, fit):
+    out = replace(CUT, fit=fit)
+    for i, src in enumerate(mixed):
+        dst = assemble.normalise(src, tmp_path / f"{i}.mp4", out, seconds=1)
+        info = probe(dst)
+        assert (info.width, info.height, info.fps, info.sar) == (W, H, FPS, "1:1")
+        assert (info.audio_rate, info.audio_channels, info.pix_fmt) == (48000, 2, "yuv420p")
+        assert_plays_to_the_end(dst, 1.0)
+
+
+def test_a_short_clip_holds_its_last_frame_and_a_silent_one_gets_silence(mixed, tmp_path):
+    short = assemble.normalise(mixed[2], tmp_path / "short.mp4", CUT, seconds=1)  # 0.8 s source
+    assert_plays_to_the_end(short, 1.0)
+    frames = frames_rgb(short)
+    assert np.array_equal(frames[-1], frames[-3])  # frozen, not black
+    assert frames[-1].mean() > 20
+    silent = assemble.normalise(mixed[1], tmp_path / "silent.mp4", CUT, seconds=1)
+    assert np.abs(decoded_audio(silent)).max() < 1e-4
+
+
+def test_pad_letterboxes_and_crop_fills_the_frame(media, tmp_path):
+    portrait = make_clip(media / "portrait-red.mp4", size="36x64", fps=25, seconds=0.2, colour="red")
+    padded = frames_rgb(assemble.normalise(portrait, tmp_path / "pad.mp4", CUT, seconds=0.2))[0]
+    cropped = frames_rgb(assemble.normalise(portrait, tmp_path / "crop.mp4", replace(CUT, fit="crop"), seconds=0.2))[0]
+    assert padded[H // 2, W // 2, 0] > 200  # the picture in the middle
+    assert padded[H // 2, 2].max() < 20 and padded[H // 2, W - 3].max() < 20  # black bars at the sides
+    assert cropped[:, :, 0].min() > 200 and cropped[:, :, 1:].max() < 60  # red edge to edge
+
+
+def test_crossfade_recipe_forces_keyframes_where_the_join_cuts(mixed, tmp_path):
+    clip = assemble.normalise(mixed[0], tmp_path / "k.mp4", FADE, seconds=1)
+    keys, count = assemble.video_keyframes(clip)
+    assert count == 25 and {0, 5, 20} <= set(keys)
+    assert assemble.cut_points(1, FADE) == (0.2, 0.8)
+
+
+def test_the_recipe_id_names_everything_that_changes_the_normalised_clip():
+    base = assemble.recipe_id(CUT, 5)
+    assert assemble.recipe_id(CUT, 5) == base
+    assert assemble.recipe_id(replace(CUT, path="elsewhere.mp4", soundtrack="x.mp3"), 5) == base
+    changed = [
+        assemble.recipe_id(replace(CUT, width=128), 5),
+        assemble.recipe_id(replace(CUT, fps=30), 5),
+        assemble.recipe_id(replace(CUT, fit="crop"), 5),
+        assemble.recipe_id(FADE, 5),
+        assemble.recipe_id(replace(FADE, transition_seconds=0.4), 5),
+        assemble.recipe_id(CUT, 6),
+    ]
+    assert len({base, *changed}) == 7
+
+
+def test_a_stored_clip_is_normalised_once_next_to_the_raw_one(mixed, tmp_path):
+    store = ClipStore(tmp_path / "store")
+    shot = ShotPlan("s1", 0, None, "kling-v2", "fal-ai/x", {"prompt": "p"}, 1, "16:9", "720p", 160, 90, 24, True, None)
+    key = ClipStore.key("fal", shot)
+    raw = store.put(key, Path(shutil.copy(mixed[0], store.temp_path(key))))
+    clip = GeneratedClip("s1", raw, key, "fal", cache_hit=False)
+    first = assemble.normalise_stored(store, clip, shot, CUT)
+    assert first == store.derived(key, assemble.recipe_id(CUT, 1))
+    made = first.stat().st_mtime_ns
+    assert assemble.normalise_stored(store, clip, shot, CUT).stat().st_mtime_ns == made  # found, not redone
+    assert assemble.normalise_stored(store, clip, shot, FADE) != first  # another recipe, another file
+
+
+# --- joining -------------------------------------------------------------------------------
+
+
+def test_cut_join_of_mixed_clips_is_a_stream_copy_of_the_normalised_video(mixed, tmp_path):
+    normalised = normalise_all(mixed, CUT, tmp_path / "n")
+    result = assemble.join(normalised, [1, 1, 1], CUT, tmp_path / "final.mp4")
+    assert result.path == tmp_path / "final.mp4" and result.seconds == 3.0
+    assert result.video_copied and result.renormalised == ()
+    assert_plays_to_the_end(result.path, 3.0)
+    # not re-encoded: the final video is the normalised clips' packets, byte for byte
+    joined = video_packets(result.path)
+    assert joined == [p for clip in normalised for p in video_packets(clip)]
+
+
+def test_a_clip_that_does_not_match_the_recipe_is_re_encoded_not_copied(mixed, tmp_path):
+    normalised = normalise_all(mixed[:2], CUT, tmp_path / "n")
+    result = assemble.join([normalised[0], mixed[2], normalised[1]], [1, 1, 1], CUT, tmp_path / "final.mp4")
+    assert result.renormalised == (1,)
+    assert_plays_to_the_end(result.path, 3.0)
+
+
+def test_crossfade_join_overlaps_clips_and_stays_in_sync(colours, tmp_path):
+    normalised = normalise_all(colours, FADE, tmp_path / "n")
+    pieces = tmp_path / "pieces"
+    result = assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "final.mp4", pieces_dir=pieces)
+    assert result.seconds == pytest.approx(3 - 2 * 0.2)
+    assert result.video_copied and result.transitions_rendered == 2
+    assert_plays_to_the_end(result.path, 2.6)
+
+    frames = frames_rgb(result.path)
+    red, green, blue = frames[10], frames[32], frames[55]  # the middles are the clips themselves
+    assert red[..., 0].mean() > 200 and green[..., 1].mean() > 200 and blue[..., 2].mean() > 200
+    blend = frames[22]  # halfway through red → green (frames 20-24)
+    assert 60 < blend[..., 0].mean() < 200 and 60 < blend[..., 1].mean() < 200
+    # the middles were not re-encoded: their packets are in the output unchanged
+    joined = set(video_packets(result.path))
+    assert set(video_packets(normalised[1])[5:20]) <= joined
+
+    audio = decoded_audio(result.path)
+    assert rms(audio, 0.2) > 0.02  # red's tone
+    assert rms(audio, 1.2) < 1e-3  # green is silent
+    assert 1e-3 < rms(audio, 0.8 + 0.07, 0.04) < rms(audio, 0.2)  # the tone fading out under the crossfade
+    assert rms(audio, 2.2) > 0.02  # blue's tone
+
+    again = assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "again.mp4", pieces_dir=pieces)
+    assert again.transitions_rendered == 0  # the overlaps were kept
+    assert video_packets(again.path) == video_packets(result.path)
+
+
+def test_one_changed_shot_renders_only_its_own_overlaps(colours, mixed, tmp_path):
+    normalised = normalise_all(colours, FADE, tmp_path / "n")
+    pieces = tmp_path / "pieces"
+    assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "a.mp4", pieces_dir=pieces)
+    changed = assemble.normalise(mixed[0], tmp_path / "changed.mp4", FADE, seconds=1)
+    result = assemble.join([normalised[0], normalised[1], changed], [1, 1, 1], FADE, tmp_path / "b.mp4", pieces_dir=pieces)
+    assert result.transitions_rendered == 1
+    assert_plays_to_the_end(result.path, 2.6)
+
+
+def test_soundtrack_is_looped_under_the_clips_for_the_whole_video(colours, tmp_path):
+    track = tmp_path / "track.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine=f=1000:r=44100:d=0.4", str(track))
+    out = replace(CUT, soundtrack=str(track), soundtrack_volume=0.5)
+    normalised = normalise_all(colours[1:2] * 2, out, tmp_path / "n")  # two silent clips
+    result = assemble.join(normalised, [1, 1], out, tmp_path / "final.mp4")
+    assert_plays_to_the_end(result.path, 2.0, out)
+    audio = decoded_audio(result.path)
+    assert rms(audio, 0.1) > 0.01 and rms(audio, 1.9) > 0.01  # heard at the start and, looped, at the end
+    loud = replace(out, soundtrack_volume=1.0)
+    louder = decoded_audio(assemble.join(normalised, [1, 1], loud, tmp_path / "loud.mp4").path)
+    assert rms(louder, 0.1) == pytest.approx(2 * rms(audio, 0.1), rel=0.1)
+
+
+def test_a_failed_join_leaves_no_file_at_the_output_path(colours, tmp_path):
+    not_audio = tmp_path / "notes.txt"
+    not_audio.write_text("not a soundtrack")
+    out = replace(CUT, soundtrack=str(not_audio))
+    normalised = normalise_all(colours[:2], out, tmp_path / "n")
+    dst = tmp_path / "out" / "final.mp4"
+    with pytest.raises(AssemblyError, match="ffmpeg exited"):
+        assemble.join(normalised, [1, 1], out, dst)
+    assert list(dst.parent.iterdir()) == []  # no final file, no temporary file, no scratch folder
+
+    dst.write_bytes(b"the previous render")
+    with pytest.raises(AssemblyError):
+        assemble.join(normalised, [1, 1], out, dst)
+    assert dst.read_bytes() == b"the previous render"
+    assert [p.name for p in dst.parent.iterdir()] == ["final.mp4"]
+
+
+def test_join_refuses_clips_too_short_for_the_crossfade(colours, tmp_path):
+    normalised = normalise_all(colours[:3], replace(FADE, transition_seconds=0.6), tmp_path / "n")
+    with pytest.raises(AssemblyError, match="too short"):
+        assemble.join(normalised, [1, 1, 1], replace(FADE, transition_seconds=0.6), tmp_path / "x.mp4")
+
+
+def test_lengths_are_counted_in_whole_frames():
+    assert assemble.final_seconds([5, 5, 5], replace(FADE, fps=24, transition_seconds=0.5)) == pytest.approx(14.0)
+    # at 25 fps half a second is 12.5 frames: the crossfade is 12 frames, and the video that much longer
+    assert assemble.transition_seconds(replace(FADE, transition_seconds=0.5)) == pytest.approx(0.48)
+    assert assemble.final_seconds([5, 5, 5], replace(FADE, transition_seconds=0.5)) == pytest.approx(14.04)
+    assert assemble.final_seconds([1], FADE) == 1.0
