@@ -1,0 +1,558 @@
+"""FalBackend against the fake fal queue, through the real fal_client over TLS.
+
+What a user pays for is the point: every fault is survived with each body billed once, a run
+killed with SIGKILL is resumed without a new submit, refusals fail fast and say why, and the key
+shows up nowhere.
+"""
+
+from __future__ import annotations
+
+import fakefal  # first: points fal_client and httpx at the fake server
+
+fakefal.ensure_server()
+
+import json  # noqa: E402
+import logging  # noqa: E402
+import pickle  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from fal_client import FalClientHTTPError  # noqa: E402
+
+from shotflow import probe  # noqa: E402
+from shotflow.catalog import MODELS  # noqa: E402
+from shotflow.clipstore import ClipStore  # noqa: E402
+from shotflow.errors import GenerationError, MissingKeyError  # noqa: E402
+from shotflow.fal import FalBackend, classify  # noqa: E402
+from shotflow.journal import Journal, JobRecord  # noqa: E402
+from shotflow.plan import plan_from_text  # noqa: E402
+from shotflow.settings import Settings  # noqa: E402
+
+fake_fal = fakefal.fake_fal  # the fixture, also when tests/conftest.py does not register the plugin
+KEY = fakefal.KEY
+
+
+def storyboard(*shots: str) -> str:
+    return "version: 1\ntitle: t\nshots:\n" + "".join(f"  - {s}\n" for s in shots)
+
+
+def a_shot(prompt: str = "a harbour at dawn", model: str = "kling", extra: str = "duration: 5"):
+    return plan_from_text(storyboard(f"{{id: opening, prompt: '{prompt}', model: {model}, {extra}}}"), "sb.yaml").shots[0]
+
+
+@pytest.fixture
+def cache(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+def make_backend(cache: Path, **kw) -> FalBackend:
+    options = dict(poll_interval=0.02, retry_backoff=0.01, retries=3)
+    options.update(kw)
+    settings = options.pop("settings", None) or fakefal.settings_for(cache)
+    return FalBackend(ClipStore(cache), settings=settings, **options)
+
+
+def generate_retrying(backend: FalBackend, shot, *, attempts: int = 5, events=None):
+    """What the Prefect task does: retry transient errors only (its delays left out)."""
+    for attempt in range(attempts):
+        try:
+            return backend.generate(shot, on_event=(events.append if events is not None else None) or (lambda e: None))
+        except GenerationError as exc:
+            if not exc.transient or attempt == attempts - 1:
+                raise
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll something observable (a file, a counter) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+# --- the happy path ----------------------------------------------------------------------------
+
+
+def test_a_shot_is_submitted_polled_downloaded_verified_and_journaled(fake_fal, cache):
+    shot = a_shot()
+    events = []
+    clip = make_backend(cache).generate(shot, on_event=events.append)
+
+    assert not clip.cache_hit and clip.backend == "fal" and clip.request_id
+    assert probe.verify(clip.path, expected_seconds=5).duration == 5
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "submitted" and events[0].request_id == clip.request_id
+    assert "queued" in kinds and "running" in kinds and "log" in kinds and kinds[-1] == "downloading"
+    assert kinds.index("submitted") < kinds.index("queued") < kinds.index("running") < kinds.index("downloading")
+    assert any(e.kind == "queued" and e.queue_position is not None for e in events)
+    assert any(e.kind == "log" and "denoising" in e.detail for e in events)
+
+    record = Journal(cache / "jobs").read(clip.key)
+    assert record.state == "downloaded" and record.request_id == clip.request_id
+    assert record.video_url.endswith(f"/media/{clip.request_id}.mp4")
+    assert record.status_url and record.response_url and record.cancel_url and record.attempts == 1
+    assert fake_fal.billed == {shot.body_hash: 1}
+
+
+def test_a_stored_clip_is_returned_without_calling_fal(fake_fal, cache):
+    shot = a_shot()
+    first = make_backend(cache).generate(shot)
+    calls = len(fake_fal.calls)
+    events = []
+    again = make_backend(cache).generate(shot, on_event=events.append)
+    assert again.cache_hit and again.path == first.path and again.request_id == first.request_id
+    assert [e.kind for e in events] == ["cached"]
+    assert len(fake_fal.calls) == calls
+
+
+def test_every_one_of_the_ten_endpoints_delivers_a_clip_of_the_asked_length(fake_fal, cache):
+    lines = []
+    for i, spec in enumerate(MODELS):
+        seconds = max(spec.seconds)
+        extra = f"duration: {seconds}" if spec.durations else f"duration: {spec.native_duration}"
+        if spec.has_field("resolution"):
+            extra += f", resolution: {spec.resolutions[0]}"
+        lines.append(f"{{id: s{i}, prompt: 'shot {i}', model: {spec.alias}, {extra}}}")
+    plan = plan_from_text(storyboard(*lines), "sb.yaml")
+    backend = make_backend(cache)
+    with ThreadPoolExecutor(len(plan.shots)) as pool:
+        clips = list(pool.map(backend.generate, plan.shots))
+    for shot, clip in zip(plan.shots, clips):
+        assert probe.verify(clip.path).duration == shot.seconds, shot.endpoint
+    assert fake_fal.billed == {s.body_hash: 1 for s in plan.shots}
+
+
+# --- faults: survived, and each body billed once -----------------------------------------------
+
+FAULTS = {
+    "429 on submit (fal_client retries)": [("submit", 429, dict(times=2))],
+    "500 on submit from the app": [("submit", 500, {})],
+    "503 on submit without a request id": [("submit", 503, dict(request_id_header=False))],
+    "502 ingress page on submit (fal_client retries)": [("submit", 502, dict(request_id_header=False, nginx=True))],
+    "503 on status polls": [("status", 503, dict(times=2))],
+    "429 on a status poll": [("status", 429, {})],
+    "504 on the result after COMPLETED": [("result", 504, dict(times=2))],
+    "500 on the result without a request id": [("result", 500, dict(request_id_header=False))],
+    "a cut download": [("media", None, dict(truncate="cut"))],
+    "a truncated faststart file": [("media", None, dict(truncate="file", times=2))],
+    "503 from the media host": [("media", 503, {})],
+    "everything at once": [
+        ("submit", 500, {}),
+        ("status", 503, {}),
+        ("result", 504, {}),
+        ("media", None, dict(truncate="file")),
+    ],
+}
+
+
+@pytest.mark.parametrize("faults", FAULTS.values(), ids=FAULTS.keys())
+def test_a_fault_is_survived_without_a_second_submit(fake_fal, cache, faults):
+    for op, status, kw in faults:
+        fake_fal.fault(op, status, **kw)
+    shot = a_shot()
+    clip = generate_retrying(make_backend(cache), shot)
+    assert probe.verify(clip.path, expected_seconds=5)
+    assert fake_fal.submits == {shot.body_hash: 1}
+    assert fake_fal.billed == {shot.body_hash: 1}
+    assert all(f.hits == f.times for f in fake_fal.faults)  # each fault really happened
+
+
+def test_a_job_that_fails_on_fals_side_is_submitted_again_and_billed_once(fake_fal, cache):
+    fake_fal.fault("job", outcome="error")
+    shot = a_shot()
+    backend = make_backend(cache)
+    with pytest.raises(GenerationError) as info:
+        backend.generate(shot)
+    assert info.value.transient and "500" in str(info.value)
+    clip = backend.generate(shot)
+    assert clip.path.is_file()
+    assert fake_fal.submits == {shot.body_hash: 2}  # the failed job is not billed by fal
+    assert fake_fal.billed == {shot.body_hash: 1}
+    record = Journal(cache / "jobs").read(clip.key)
+    assert record.attempts == 2 and record.previous[0]["state"] == "failed"
+
+
+def test_a_result_that_keeps_failing_is_fetched_again_by_id_on_the_next_attempt(fake_fal, cache):
+    fake_fal.fault("result", 504, times=3)
+    shot = a_shot()
+    backend = make_backend(cache, retries=1)
+    with pytest.raises(GenerationError) as info:
+        backend.generate(shot)
+    assert info.value.transient and "504" in str(info.value) and "kept" in str(info.value)
+    assert Journal(cache / "jobs").read(backend.store.key("fal", shot)).state == "completed"
+    events = []
+    clip = generate_retrying(make_backend(cache, retries=1), shot, events=events)
+    assert events[0].kind == "reattached" and events[0].request_id == clip.request_id
+    assert fake_fal.count("submit") == 1
+    assert fake_fal.billed == {shot.body_hash: 1}
+
+
+def test_status_polls_that_keep_failing_leave_the_request_to_be_re_attached(fake_fal, cache):
+    fake_fal.fault("status", 500, times=3)
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache, retries=1).generate(shot)
+    assert info.value.transient
+    events = []
+    clip = make_backend(cache).generate(shot, on_event=events.append)
+    assert events[0].kind == "reattached"
+    assert clip.path.is_file() and fake_fal.count("submit") == 1
+
+
+def test_a_truncated_download_is_fetched_again_not_generated_again(fake_fal, cache):
+    fake_fal.fault("media", truncate="file")
+    shot = a_shot()
+    events = []
+    clip = make_backend(cache).generate(shot, on_event=events.append)
+    assert probe.verify(clip.path, expected_seconds=5)
+    assert fake_fal.count("media") == 2 and fake_fal.count("result") == 1 and fake_fal.count("submit") == 1
+    assert any(e.kind == "retrying" and "truncated" in e.detail for e in events)
+
+
+def test_a_clip_that_left_the_store_is_downloaded_again_from_the_journal(fake_fal, cache):
+    shot = a_shot()
+    first = make_backend(cache).generate(shot)
+    first.path.unlink()
+    events = []
+    again = make_backend(cache).generate(shot, on_event=events.append)
+    assert again.path.is_file() and again.request_id == first.request_id and not again.cache_hit
+    assert events[0].kind == "reattached"
+    assert fake_fal.count("submit") == 1 and fake_fal.count("result") == 1 and fake_fal.count("media") == 2
+
+
+def test_an_interrupted_submit_is_submitted_again_with_a_warning(fake_fal, cache):
+    shot = a_shot()
+    key = ClipStore.key("fal", shot)
+    Journal(cache / "jobs").write(
+        JobRecord(key=key, shot=shot.id, endpoint=shot.endpoint, body_hash=shot.body_hash, state="submitting", attempts=1)
+    )
+    events = []
+    clip = make_backend(cache).generate(shot, on_event=events.append)
+    assert events[0].kind == "retrying" and "cut off" in events[0].detail
+    assert Journal(cache / "jobs").read(key).attempts == 2 and clip.path.is_file()
+
+
+# --- requests that never finish ----------------------------------------------------------------
+
+
+def test_a_request_that_never_finishes_is_waited_for_then_re_attached_then_cancelled(fake_fal, cache):
+    fake_fal.fault("job", outcome="stuck")
+    shot = a_shot()
+    # one call's patience runs out: the request is kept running, nothing is cancelled
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache, wait_timeout=0.3).generate(shot)
+    assert info.value.transient and "still running" in str(info.value)
+    assert fake_fal.cancels() == []
+    rid = Journal(cache / "jobs").read(ClipStore.key("fal", shot)).request_id
+
+    # a later attempt gives up on it: re-attached, not resubmitted, then cancelled
+    events = []
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache, give_up_after=0.01).generate(shot, on_event=events.append)
+    assert not info.value.transient and "cancelled" in str(info.value) and rid in str(info.value)
+    assert events[0].kind == "reattached" and fake_fal.cancels() == [rid]
+    assert fake_fal.count("submit") == 1
+    record = Journal(cache / "jobs").read(ClipStore.key("fal", shot))
+    assert record.state == "failed" and not record.permanent
+
+    # the next run submits it anew, knowingly, and keeps the cancelled one on record
+    clip = make_backend(cache).generate(shot)
+    assert clip.path.is_file() and fake_fal.count("submit") == 2
+    assert Journal(cache / "jobs").read(clip.key).previous[0]["request_id"] == rid
+
+
+def test_a_request_that_cannot_be_cancelled_is_kept_not_forgotten(fake_fal, cache):
+    fake_fal.fault("job", outcome="stuck")
+    fake_fal.fault("cancel", 503)
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache, wait_timeout=0.1).generate(shot)
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache, give_up_after=0.01).generate(shot)
+    assert info.value.transient and "could not cancel" in str(info.value)
+    assert Journal(cache / "jobs").read(ClipStore.key("fal", shot)).state == "submitted"
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache, give_up_after=0.01).generate(shot)
+    assert not info.value.transient and len(fake_fal.cancels()) == 1 and fake_fal.count("submit") == 1
+
+
+def test_a_request_that_finished_before_the_cancel_is_used(fake_fal, cache):
+    shot = a_shot()
+    fake_fal.hold()
+    backend = make_backend(cache, wait_timeout=0.2)
+    with pytest.raises(GenerationError):
+        backend.generate(shot)
+    fake_fal.release()
+    key = ClipStore.key("fal", shot)
+    wait_for(lambda: fake_fal.phase(fake_fal.jobs[Journal(cache / "jobs").read(key).request_id])[0] == "COMPLETED")
+    clip = make_backend(cache, give_up_after=0.01).generate(shot)
+    assert clip.path.is_file() and fake_fal.count("cancel", status=400) == 1 and fake_fal.count("submit") == 1
+
+
+def test_force_pays_for_a_new_clip_but_re_attaches_to_one_still_in_flight(fake_fal, cache):
+    shot = a_shot()
+    first = make_backend(cache).generate(shot)
+    fake_fal.hold()
+    with pytest.raises(GenerationError):
+        make_backend(cache, wait_timeout=0.1).generate(shot, force=True)
+    assert fake_fal.submits == {shot.body_hash: 2}  # asked for: a new generation
+    fake_fal.release()
+    events = []
+    again = make_backend(cache).generate(shot, force=True, on_event=events.append)
+    assert events[0].kind == "reattached" and again.request_id != first.request_id
+    assert fake_fal.submits == {shot.body_hash: 2}  # the retry did not pay a third time
+
+
+# --- refusals: fast, clear, not paid for twice -------------------------------------------------
+
+
+def test_a_content_policy_refusal_fails_fast_names_the_shot_and_the_reason_and_is_remembered(fake_fal, cache):
+    fake_fal.fault("job", outcome="refused")
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache), shot)
+    message = str(info.value)
+    assert not info.value.transient
+    assert "shot 'opening'" in message and "422" in message
+    assert "content checker" in message and "content_policy_violation" in message and "prompt" in message
+    assert fake_fal.count("result") == 1  # no retries of a refusal
+
+    calls = len(fake_fal.calls)
+    with pytest.raises(GenerationError) as again:
+        make_backend(cache).generate(shot)
+    assert not again.value.transient and "content checker" in str(again.value) and "force" in str(again.value)
+    assert len(fake_fal.calls) == calls  # the same body is not sent (and billed) again
+    assert fake_fal.billed == {shot.body_hash: 1}
+
+    clip = make_backend(cache).generate(shot, force=True)  # the user insists: pays again
+    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 2}
+
+
+def test_an_invalid_body_names_the_field_fal_refused(fake_fal, cache):
+    shot = replace(a_shot(), body={"prompt": "p", "duration": "7"})
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache).generate(shot)
+    assert not info.value.transient
+    assert "shot 'opening'" in str(info.value) and "duration:" in str(info.value) and "422" in str(info.value)
+
+
+def test_a_rejected_key_fails_fast_without_a_job(fake_fal, cache):
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache, key="wrong-key-id:wrong-secret-9Qk"), a_shot())
+    assert not info.value.transient and "401" in str(info.value) and "FAL_KEY" in str(info.value)
+    assert "wrong-secret-9Qk" not in str(info.value)
+    assert fake_fal.jobs == {} and fake_fal.count("submit") == 1
+
+
+def test_an_unknown_endpoint_fails_fast(fake_fal, cache):
+    shot = replace(a_shot(), endpoint="fal-ai/no-such-model/text-to-video")
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache), shot)
+    assert not info.value.transient and "no endpoint 'fal-ai/no-such-model/text-to-video'" in str(info.value)
+    assert fake_fal.count("submit") == 1
+
+
+def test_a_missing_key_stops_before_any_work_and_points_to_the_preview(fake_fal, cache):
+    settings = Settings(_env_file=None, SHOTFLOW_CACHE_DIR=str(cache), SHOTFLOW_MEDIA_HOSTS="127.0.0.1")
+    with pytest.raises(MissingKeyError) as info:
+        FalBackend(ClipStore(cache), settings=settings)
+    assert "--backend preview" in str(info.value)
+    assert fake_fal.calls == []
+
+
+@pytest.mark.parametrize(
+    "code, headers, transient",
+    [(429, {}, True), (500, {}, True), (502, {}, True), (503, {"x-fal-request-id": "r"}, True), (504, {}, True),
+     (401, {}, False), (403, {}, False), (404, {}, False), (422, {}, False), (400, {}, False)],
+)  # fmt: skip
+def test_http_errors_are_classified(code, headers, transient):
+    response = httpx.Response(code, headers=headers, json={"detail": "why"})
+    error = classify(FalClientHTTPError("why", code, headers, response=response), a_shot(), "submitting")
+    assert error.transient is transient and "why" in str(error) and "shot 'opening'" in str(error)
+
+
+@pytest.mark.parametrize("exc", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.RemoteProtocolError("cut")])
+def test_transport_errors_are_transient(exc):
+    assert classify(exc, a_shot(), "polling").transient
+
+
+def test_generation_errors_survive_pickling():
+    error = pickle.loads(pickle.dumps(GenerationError("opening", "fal answered 503", transient=True)))
+    assert error.transient and error.shot == "opening" and str(error) == "shot 'opening': fal answered 503"
+
+
+# --- concurrency and crashes -------------------------------------------------------------------
+
+
+def test_concurrent_generations_of_the_same_clip_submit_once(fake_fal, cache):
+    shot = a_shot()
+    with ThreadPoolExecutor(4) as pool:
+        clips = list(pool.map(lambda _: make_backend(cache).generate(shot), range(4)))
+    assert len({c.path for c in clips}) == 1 and len({c.request_id for c in clips}) == 1
+    assert fake_fal.submits == {shot.body_hash: 1}
+
+
+DRIVER = textwrap.dedent(
+    """
+    import json, sys, threading
+    from concurrent.futures import ThreadPoolExecutor
+    from shotflow.clipstore import ClipStore
+    from shotflow.fal import FalBackend
+    from shotflow.plan import load_plan
+    from shotflow.settings import Settings
+
+    plan = load_plan(sys.argv[1])
+    settings = Settings()
+    backend = FalBackend(ClipStore(settings.cache_dir), settings=settings, poll_interval=0.05, retry_backoff=0.05)
+    lock = threading.Lock()
+
+    def say(**data):
+        with lock:
+            print(json.dumps(data), flush=True)
+
+    def run(shot):
+        clip = backend.generate(shot, on_event=lambda e: say(event=e.kind, shot=e.shot, request_id=e.request_id))
+        say(done=shot.id, request_id=clip.request_id, path=str(clip.path), cache_hit=clip.cache_hit)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(run, plan.shots))
+    """
+)
+N = 4
+
+
+@pytest.fixture
+def driver(tmp_path, cache):
+    (tmp_path / "driver.py").write_text(DRIVER)
+    board = storyboard(*(f"{{id: s{i}, prompt: 'shot number {i}', model: pika, duration: 5}}" for i in range(N)))
+    (tmp_path / "sb.yaml").write_text(board)
+    plan = plan_from_text(board, "sb.yaml")
+
+    def start():
+        return subprocess.Popen(
+            [sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "sb.yaml")],
+            env=fakefal.product_env(cache),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return plan, start
+
+
+def submitted_records(cache: Path) -> list[JobRecord]:
+    root = cache / "jobs"
+    if not root.is_dir():
+        return []
+    return [r for r in Journal(root).records() if r.request_id and r.state == "submitted"]
+
+
+def test_a_run_killed_after_its_submits_is_resumed_without_paying_again(fake_fal, cache, driver):
+    plan, start = driver
+    fake_fal.hold()  # the jobs stay in progress until released: the kill lands while they are live
+    first = start()
+    try:
+        wait_for(lambda: len(submitted_records(cache)) == N, what="four journaled submits")
+        first.send_signal(signal.SIGKILL)
+        out, err = first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == -signal.SIGKILL
+    before = {r.shot: r.request_id for r in submitted_records(cache)}
+    assert fake_fal.submits == {s.body_hash: 1 for s in plan.shots}
+
+    fake_fal.release()
+    second = start()
+    out2, err2 = second.communicate(timeout=60)
+    assert second.returncode == 0, err2
+    lines = [json.loads(line) for line in out2.splitlines()]
+    done = {d["done"]: d for d in lines if "done" in d}
+    assert {d: v["request_id"] for d, v in done.items()} == before  # the same, paid-for requests
+    assert all(Path(v["path"]).is_file() and not v["cache_hit"] for v in done.values())
+    assert {d["shot"] for d in lines if d.get("event") == "reattached"} == set(before)
+    assert not any(d.get("event") == "submitted" for d in lines)
+    assert fake_fal.submits == {s.body_hash: 1 for s in plan.shots}
+    assert fake_fal.billed == {s.body_hash: 1 for s in plan.shots}
+    assert KEY not in out + err + out2 + err2
+
+
+def test_two_runs_of_the_same_storyboard_at_once_submit_each_shot_once(fake_fal, cache, driver):
+    plan, start = driver
+    fake_fal.hold()
+    runs = [start(), start()]
+    seen: list[list[dict]] = [[], []]
+    outputs: list[list[str]] = [[], []]
+
+    def read(i):
+        for line in runs[i].stdout:
+            outputs[i].append(line)
+            seen[i].append(json.loads(line))
+
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        # both runs are attached to every shot (one submitted it, the other re-attached)
+        wait_for(
+            lambda: all(len({d["shot"] for d in list(s) if d.get("event") in ("submitted", "reattached")}) == N for s in seen),
+            what="both runs attached to every shot",
+        )
+        fake_fal.release()
+        for run in runs:
+            assert run.wait(timeout=60) == 0, run.stderr.read()
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+        for t in readers:
+            t.join(timeout=10)
+    assert fake_fal.submits == {s.body_hash: 1 for s in plan.shots}
+    ids = [{d["done"]: d["request_id"] for d in s if "done" in d} for s in seen]
+    assert ids[0] == ids[1] and len(ids[0]) == N
+
+
+# --- the key stays secret ----------------------------------------------------------------------
+
+
+def test_the_key_appears_in_no_message_event_log_or_file(fake_fal, cache, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    events: list = []
+    backend = make_backend(cache)
+    backend.generate(a_shot("fine"), on_event=events.append)  # a success, with a cut download
+    fake_fal.fault("media", truncate="cut")
+    backend.generate(a_shot("fine again"), on_event=events.append)
+    fake_fal.fault("job", outcome="refused")
+    fake_fal.fault("submit", 500)
+    fake_fal.fault("status", 503)
+    for prompt in ("refused", "server error"):
+        try:
+            generate_retrying(backend, a_shot(prompt), attempts=3, events=events)
+        except GenerationError as exc:
+            texts += [str(exc), repr(exc), repr(pickle.dumps(exc))]
+    fake_fal.key = "another-key-the-server-wants"  # now ours is rejected: 401
+    with pytest.raises(GenerationError) as info:
+        backend.generate(a_shot("rejected"), on_event=events.append)
+    texts += [str(info.value), repr(info.value), repr(backend)]
+    texts += [repr(e) for e in events]
+    texts += [r.getMessage() for r in caplog.records]
+    captured = capfd.readouterr()
+    texts += [captured.out, captured.err]
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".json" for p in files)
+    secrets = [KEY, *KEY.split(":")]
+    for secret in secrets:
+        assert not any(secret in t for t in texts), secret
+        assert not any(secret.encode() in p.read_bytes() for p in files), secret
