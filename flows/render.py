@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from shotflow.backends import choose_backend, open_backend
+from shotflow.backends import choose_backend
 from shotflow.errors import ShotflowError
 from shotflow.manifest import ShotRecord, sidecar, write_manifest
 from shotflow.plan import check_budget, load_plan, plan_from_data
@@ -75,17 +75,14 @@ def render_storyboard(
         f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, "
         f"estimated ${plan.known_cost:.2f}" + (f" + {len(plan.unpriced)} unpriced" if plan.unpriced else "")
     )
-    if forced:
-        source = open_backend(name, settings, key=key)
-        for shot_id in sorted(forced):
-            source.forget(plan.shot(shot_id))
-            logger.info(f"shot '{shot_id}': its stored clip is set aside and will be generated again")
+    for shot_id in sorted(forced):
+        logger.info(f"shot '{shot_id}': forced: generated again even though its clip is stored")
 
     run_key = str(flow_run.id or id(plan))
     open_limits(run_key, concurrency if name == "fal" else min(concurrency, 2), model_concurrency)
     progress = artifacts.start_progress(plan)
     try:
-        generated = {s.id: generate_shot.submit(s, name, run_key) for s in plan.shots}
+        generated = {s.id: generate_shot.submit(s, name, run_key, force=s.id in forced) for s in plan.shots}
         prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
         done = 0
         for future in as_completed(list(prepared.values())):
@@ -118,9 +115,10 @@ def render_storyboard(
         )
 
     normalised = [prepared[s.id].result() for s in plan.shots]
-    video, duration = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
-    sheet = contact_sheet([c.path for c in clips], plan, sidecar(video, "contact.png"))
-    manifest = write_manifest(plan, clips, backend=name, video=Path(video), duration=duration)
+    joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
+    video, duration = joined.path, joined.seconds
+    sheet = contact_sheet(plan, clips, sidecar(video, "contact.png"))
+    manifest = write_manifest(plan, clips, backend=name, video=Path(video), duration=duration, extra={"join": {"video_copied": joined.video_copied}})
     artifacts.summary(plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records)
     logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
     return {

@@ -150,6 +150,8 @@ def cmd_run(args) -> int:
     # Prefect's own console lines would tear through the live display; the run logs still
     # reach the Prefect API (and its UI) in full.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # offline, the embedded server's telemetry only fails (and races SQLite at start-up)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.render import render_storyboard
 
     with ShotDisplay(plan) as display:

@@ -58,7 +58,10 @@ def describe(event: ShotEvent) -> str:
     # and it holds the file itself (Prefect's cache would only hold a path)
     cache_policy=NO_CACHE,
 )
-def generate_shot(shot: ShotPlan, backend: str, run_key: str) -> GeneratedClip:
+def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = False) -> GeneratedClip:
+    """The shot's clip. With `force`, a stored clip is not reused, but a request of this shot that
+    fal still has (queued, running or finished but not yet downloaded) is re-attached, so a retry
+    of a forced shot never pays twice."""
     logger = get_run_logger()
 
     def on_event(event: ShotEvent) -> None:
@@ -70,6 +73,6 @@ def generate_shot(shot: ShotPlan, backend: str, run_key: str) -> GeneratedClip:
     source = open_backend(backend, settings, key=fal_key(settings) if backend == "fal" else None)
     with limits_for(run_key).slot(shot.model):
         with account_slot(settings.concurrency_limit_name) if backend == "fal" else nullcontext():
-            clip = source.generate(shot, on_event=on_event)
+            clip = source.generate(shot, force=force, on_event=on_event)
     events.publish(ShotEvent(shot.id, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
     return clip
