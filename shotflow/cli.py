@@ -207,12 +207,12 @@ def cmd_serve(args) -> int:
         from deployments.storyboards import runner_deployments
 
         serve(*runner_deployments(args.pipelines), print_starting_message=True)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Prefect's runner exits on SIGTERM by itself
         pass
     finally:
         if server:
             server.stop()
-    print("shotflow: stopped", flush=True)
+        print("shotflow: stopped", flush=True)
     return 0
 
 

@@ -1,0 +1,199 @@
+"""Scheduled storyboards against a real `prefect server start` and a real process worker.
+
+Everything here is started as the user would start it (real processes on 127.0.0.1), waited on
+with bounded waits that say what they were waiting for, and stopped on success and on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deployments.server import PrefectServer, prefect_exe
+from shotflow.probe import probe
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
+POOL = "shotflow-test"
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 0.5, diagnostics=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnostics()}")
+
+
+def stop_group(proc: subprocess.Popen, sig=signal.SIGTERM, grace: float = 20) -> int | None:
+    if proc.poll() is not None:
+        return proc.returncode
+    for s, wait in ((sig, grace), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, s)
+        except ProcessLookupError:
+            break
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.poll()
+
+
+def tail(path: Path, n: int = 40) -> str:
+    try:
+        return f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    log = home / "server.log"
+    srv = PrefectServer(env={"PREFECT_HOME": str(home)}, log=log)
+    try:
+        srv.start()
+    except Exception as exc:
+        pytest.fail(f"prefect server did not start: {exc}\n{tail(log)}")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def api_env(server, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
+    env.pop("FAL_KEY", None)
+    return env
+
+
+def api(server, method: str, path: str, **kw):
+    r = httpx.request(method, f"{server.api_url}{path}", timeout=30, **kw)
+    r.raise_for_status()
+    return r.json()
+
+
+def deployments_by_name(server) -> dict[str, dict]:
+    return {d["name"]: d for d in api(server, "POST", "/deployments/filter", json={})}
+
+
+def test_deploy_schedules_worker_and_a_run_started_like_the_ui_does(server, api_env, tmp_path):
+    r = subprocess.run([prefect_exe(), "work-pool", "create", POOL, "--type", "process"], env=api_env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    r = subprocess.run([SHOTFLOW, "deploy", "--pool", POOL, "--source", str(ROOT), "--limit", "3"], cwd=ROOT, env=api_env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "deployed render-storyboard/daily-harbour" in r.stdout
+
+    found = deployments_by_name(server)
+    harbour, recap = found["daily-harbour"], found["weekly-recap"]
+    (cron,) = harbour["schedules"]
+    assert cron["schedule"]["cron"] == "0 9 * * 1-5" and cron["schedule"]["timezone"] == "Europe/Paris"
+    (rrule,) = recap["schedules"]
+    assert "FREQ=WEEKLY" in rrule["schedule"]["rrule"] and rrule["schedule"]["timezone"] == "America/New_York"
+    assert harbour["parameters"] == {"storyboard": "pipelines/daily-harbour.yaml", "vars": {"topic": "the harbour at dawn"}}
+    assert harbour["work_pool_name"] == POOL and "shotflow" in harbour["tags"]
+    # the flow's parameters are typed, so the UI renders a form
+    schema = harbour["parameter_openapi_schema"]
+    assert {"storyboard", "backend", "vars", "concurrency", "max_cost", "inline"} <= set(schema["properties"])
+    assert schema["properties"]["backend"].get("enum") == ["auto", "fal", "preview"], schema["properties"]["backend"]
+    assert schema["properties"]["concurrency"]["type"] == "integer"
+
+    limit = api(server, "GET", "/v2/concurrency_limits/fal-requests")
+    assert limit["limit"] == 3
+
+    def scheduled():
+        runs = api(server, "POST", "/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [harbour["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}})
+        return len(runs) >= 1
+
+    wait_for("the server to schedule upcoming runs of daily-harbour", scheduled, 90, interval=1, diagnostics=lambda: tail(server.log))
+
+    out = tmp_path / "by-hand.mp4"
+    worker_log = tmp_path / "worker.log"
+    worker_env = {**api_env, "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
+    with open(worker_log, "wb") as log:
+        worker = subprocess.Popen(
+            [prefect_exe(), "worker", "start", "--pool", POOL, "--limit", "1"],
+            env=worker_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    try:
+        # what the UI's "Custom run" form posts
+        run = api(
+            server, "POST", f"/deployments/{harbour['id']}/create_flow_run",
+            json={"parameters": {"storyboard": "pipelines/daily-harbour.yaml", "backend": "preview", "out": str(out), "vars": {"topic": "the harbour at dusk"}}},
+        )
+
+        def finished():
+            state = api(server, "GET", f"/flow_runs/{run['id']}")["state"]
+            return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+
+        state = wait_for("the triggered run to finish", finished, 240, interval=1, diagnostics=lambda: tail(worker_log))
+        assert state["type"] == "COMPLETED", f"{state}\n{tail(worker_log)}"
+    finally:
+        assert stop_group(worker) is not None
+    info = probe(out)
+    assert (info.width, info.height) == (1280, 720)
+    assert abs(info.duration - (6 + 5 - 0.5)) < 0.1
+    manifest = out.with_name("by-hand.manifest.json").read_text()
+    assert "the harbour at dusk" in manifest
+
+
+def test_serve_registers_schedules_and_stops_on_sigterm(server, api_env, tmp_path):
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    text = (ROOT / "pipelines" / "daily-harbour.yaml").read_text().replace('cron: "0 9 * * 1-5"', "interval: 3600")
+    (pipelines / "serve-check.yaml").write_text(text)
+    shutil.copy(ROOT / "pipelines" / "demo.yaml", pipelines / "unscheduled.yaml")
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([SHOTFLOW, "serve", "--pipelines", str(pipelines)], cwd=ROOT, env=api_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        found = wait_for("serve to register its deployment", lambda: deployments_by_name(server).get("serve-check"), 90, diagnostics=lambda: tail(log_path))
+        (schedule,) = found["schedules"]
+        assert schedule["schedule"]["interval"] == 3600 and schedule["schedule"]["timezone"] == "Europe/Paris"
+        assert "unscheduled" not in deployments_by_name(server)
+        os.kill(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        stop_group(proc)
+    assert code == 0, tail(log_path)
+    assert "shotflow: stopped" in log_path.read_text()
+
+
+def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("PREFECT_API_URL", None)
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([SHOTFLOW, "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        ui = wait_for("serve to print the UI address", lambda: re.search(r"Prefect UI at (http://\S+)", log_path.read_text()), 120, diagnostics=lambda: tail(log_path))
+        api_url = ui.group(1) + "/api"
+
+        def registered():
+            try:
+                r = httpx.post(f"{api_url}/deployments/filter", json={}, timeout=10)
+                names = {d["name"] for d in r.json()}
+            except (httpx.HTTPError, ValueError):
+                return None
+            return names if {"daily-harbour", "weekly-recap"} <= names else None
+
+        wait_for("the scheduled storyboards to be registered", registered, 90, diagnostics=lambda: tail(log_path))
+        os.kill(proc.pid, signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        stop_group(proc)
+    assert code == 0, tail(log_path)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{api_url}/health", timeout=2)
