@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import math
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -284,14 +286,16 @@ def join(
     dst: str | os.PathLike,
     *,
     pieces_dir: str | os.PathLike | None = None,
+    jobs: int | None = None,
     timeout: float | None = None,
 ) -> JoinResult:
     """Join normalised clips (in order, each `durations[i]` long) into `dst`, per `out`.
 
     Clips that do not match the recipe (probed) are normalised again first, so stream copy is
-    only ever used on matching clips. Crossfade overlaps and cut middles are kept in
-    `pieces_dir` when given (a re-run after one shot changed renders only its two overlaps),
-    else in a temporary folder removed afterwards. `dst` is replaced atomically or not at all.
+    only ever used on matching clips. Crossfade overlaps are rendered `jobs` at a time (default:
+    one per core) and kept in `pieces_dir` when given (a re-run after one shot changed renders
+    only its two overlaps), else in a temporary folder removed afterwards. `dst` is replaced
+    atomically or not at all.
     """
     clips = [Path(p) for p in normalised]
     if not clips:
@@ -317,17 +321,24 @@ def join(
         pieces = Path(pieces_dir) if pieces_dir else scratch
         pieces.mkdir(parents=True, exist_ok=True)
         if t:
-            video_parts, rendered = _crossfade_pieces(clips, durations, out, pieces, budget)
+            made = _crossfade_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1)
+            video_parts, audio_parts, overlaps, rendered = made.video, made.audio, made.overlaps, made.rendered
         else:
-            video_parts, rendered = clips, 0
+            video_parts, audio_parts, overlaps, rendered = clips, None, [], 0
+        # the overlaps were encoded now, the clips perhaps long ago: copy only if their SPS/PPS agree
         reference = stream_shape(clips[0])
-        copy = all(stream_shape(p).extradata == reference.extradata for p in set(video_parts))
+        copy = all(stream_shape(p).extradata == reference.extradata for p in overlaps)
         tmp = _temp_beside(dst)
         try:
-            _final_pass(video_parts, clips, durations, out, tmp, scratch, total, copy=copy, timeout=budget)
+            _final_pass(video_parts, audio_parts, out, tmp, scratch, total, copy=copy, timeout=budget)
             made = probe(tmp)
-            if abs(made.duration - total) > 1.5 / out.fps or not made.has_audio:
-                raise AssemblyError(f"joining into {dst}: the result lasts {made.duration:.3f} s, expected {total:.3f} s; {dst} was left as it was")
+            _, count = video_keyframes(tmp)
+            expected = round(total * out.fps)
+            if count != expected or abs(made.duration - total) > 1.5 / out.fps or not made.has_audio:
+                raise AssemblyError(
+                    f"joining into {dst}: the result has {count} frames and lasts {made.duration:.3f} s, "
+                    f"expected {expected} frames, {total:.3f} s; {dst} was left as it was"
+                )
             os.replace(tmp, dst)
         finally:
             _remove(tmp)
@@ -388,7 +399,7 @@ def _renormalise_all(clips, durations, out, scratch, timeout):
     return fixed, tuple(range(len(clips)))
 
 
-def _piece_name(kind: str, *parts) -> str:
+def _piece_name(kind: str, *parts, suffix: str = ".mp4") -> str:
     """A content-derived name: the inputs' names, sizes and mtimes, the cut and the recipe."""
     ident = []
     for p in parts:
@@ -398,88 +409,148 @@ def _piece_name(kind: str, *parts) -> str:
         else:
             ident.append(p)
     digest = hashlib.sha256(json.dumps([RECIPE_VERSION, kind, ident]).encode()).hexdigest()
-    return f"{kind}-{digest[:24]}.mp4"
+    return f"{kind}-{digest[:24]}{suffix}"
 
 
-def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[list[Path], int]:
-    """middle₀, overlap₀₁, middle₁, …, middle₋₁: the video of the join, as files to concatenate."""
+@dataclass(frozen=True)
+class _Entry:
+    """One file of a concat-demuxer list, optionally from an inpoint to an outpoint (µs)."""
+
+    path: Path
+    inpoint_us: int | None = None
+    outpoint_us: int | None = None
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    video: list[_Entry]  # clip₀ up to its tail, overlap₀₁, clip₁ between head and tail, …
+    audio: list[Path]  # the same spans as WAV files, exact to the sample
+    overlaps: list[Path]  # the rendered overlaps' video (to check their SPS/PPS)
+    rendered: int
+
+
+def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int) -> _Pieces:
+    """What the final pass concatenates, with every overlap and every middle's audio made.
+
+    The video middles are not written anywhere: the concat demuxer reads them from the
+    normalised clips between the keyframes the recipe forced (no B-frames: a cut there is
+    exact). AAC cannot be cut that way (1024-sample packets), so each middle's audio is decoded
+    to a WAV, exact to the sample. Each ffmpeg here opens at most two clips, and they run
+    `jobs` at a time: memory does not grow with the number of shots."""
     fps, t = out.fps, transition_frames(out)
-    parts: list[Path] = []
+    per_frame = AUDIO_RATE // fps if AUDIO_RATE % fps == 0 else None
+    video: list[_Entry] = []
+    audio: list[Path] = []
+    overlaps: list[Path] = []
+    work: list = []
     rendered = 0
     last = len(clips) - 1
     for i, (clip, seconds) in enumerate(zip(clips, durations)):
         n = frames(seconds, fps)
-        start = t if i > 0 else 0
-        end = n - t if i < last else n
-        middle = pieces / _piece_name("middle", clip, start, end, fps)
+        start, end = (t if i > 0 else 0), (n - t if i < last else n)
+        # a keyframe is found at or before the inpoint, so round it up; packets with a dts at
+        # or after the outpoint are dropped, so round it down (both off by under a microsecond)
+        video.append(_Entry(clip, _us_up(start, fps) if start else None, _us_down(end, fps) if end < n else None))
+        middle = pieces / _piece_name("audio", clip, start, end, fps, suffix=".wav")
         if not middle.is_file():
-            _cut_middle(clip, middle, start, end, out, timeout)
-        parts.append(middle)
+            work.append((_cut_audio, clip, middle, _sample(start, fps, per_frame), _sample(end, fps, per_frame), timeout))
+        audio.append(middle)
         if i < last:
             nxt = clips[i + 1]
-            overlap = pieces / _piece_name("overlap", clip, nxt, n, t, fps, out.width, out.height)
-            if not overlap.is_file():
-                _render_overlap(clip, nxt, overlap, n, t, out, timeout)
+            name = _piece_name("overlap", clip, nxt, n, t, fps, out.width, out.height)
+            overlap, faded = pieces / name, (pieces / name).with_suffix(".wav")
+            if not (overlap.is_file() and faded.is_file()):
+                work.append((_render_overlap, clip, nxt, overlap, faded, n, t, out, timeout))
                 rendered += 1
-            parts.append(overlap)
-    return parts, rendered
+            video.append(_Entry(overlap))
+            audio.append(faded)
+            overlaps.append(overlap)
+    if work:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for done in [pool.submit(*job) for job in work]:
+                done.result()
+    return _Pieces(video, audio, overlaps, rendered)
 
 
-def _cut_middle(clip: Path, dst: Path, start: int, end: int, out: OutputSpec, timeout: float) -> None:
-    """Frames [start, end) of a clip's video by stream copy: `start` is a forced keyframe."""
-    fps = out.fps
-    # output-side seek: packets are read from the top and dropped until the keyframe at `start`;
-    # no decoding, and the cut lands exactly on frame boundaries (half-frame margins absorb rounding)
-    kwargs = {"c:v": "copy", "an": None, "video_track_timescale": _timescale(fps), "f": "mp4"}
-    if start:
-        kwargs["ss"] = f"{(start - 0.5) / fps:.6f}"
-    kwargs["to"] = f"{(end - 0.5) / fps:.6f}"
+def _us_up(frame: int, fps: int) -> int:
+    return -(-frame * 1_000_000 // fps)
+
+
+def _us_down(frame: int, fps: int) -> int:
+    return frame * 1_000_000 // fps
+
+
+def _sample(frame: int, fps: int, per_frame: int | None) -> int:
+    return frame * per_frame if per_frame else round(frame * AUDIO_RATE / fps)
+
+
+def _cut_audio(clip: Path, dst: Path, start: int, end: int, timeout: float) -> None:
+    """Samples [start, end) of a clip's audio, decoded to a WAV (the video is not touched)."""
+    audio = ff.input(str(clip)).audio.filter("atrim", start_sample=start, end_sample=end).filter("asetpts", "PTS-STARTPTS")
     tmp = _temp_beside(dst)
     try:
-        runner.run(ff.input(str(clip)).video.output(str(tmp), **kwargs), what=f"cutting frames {start}-{end} of {clip}", timeout=timeout)
-        keys, count = video_keyframes(tmp)
-        if count != end - start or keys[:1] != [0]:
-            raise AssemblyError(f"cutting frames {start}-{end} of {clip} by stream copy gave {count} frames (keyframes {keys[:3]}); expected {end - start} from a keyframe")
+        stream = ff.output(audio, str(tmp), f="wav", **{"c:a": "pcm_f32le"})
+        runner.run(stream, what=f"taking samples {start}-{end} of {clip.name}", timeout=timeout)
         os.replace(tmp, dst)
     finally:
         _remove(tmp)
 
 
-def _render_overlap(a: Path, b: Path, dst: Path, n: int, t: int, out: OutputSpec, timeout: float) -> None:
-    """The last t frames of `a` crossfaded into the first t frames of `b`, encoded by the recipe."""
+def _render_overlap(a: Path, b: Path, video_dst: Path, audio_dst: Path, n: int, t: int, out: OutputSpec, timeout: float) -> None:
+    """The last t frames of `a` crossfaded into the first t frames of `b`: video by the recipe,
+    audio (exact to the sample) as a WAV."""
     fps = out.fps
-    tail = ff.input(str(a), ss=f"{(n - t) / fps:.6f}").video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
-    head = ff.input(str(b), t=f"{(t + 0.5) / fps:.6f}").video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
+    samples = round(t * AUDIO_RATE / fps)
+    # seek to the keyframe at the tail and keep everything from it: an accurate seek would
+    # compare against a timestamp rounded to microseconds and could drop that very frame
+    tail_in = ff.input(str(a), ss=f"{_us_up(n - t, fps)}us", noaccurate_seek=None)
+    head_in = ff.input(str(b), t=f"{(t + 0.5) / fps:.6f}")
+    whole_a = ff.input(str(a))  # the tail's audio, cut by sample count rather than by a seek
+    tail = tail_in.video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
+    head = head_in.video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
     video = ff.filter([tail, head], "xfade", transition="fade", duration=f"{t / fps:.6f}", offset=0)
     video = video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
-    tmp = _temp_beside(dst)
+    total = round(n * AUDIO_RATE / fps)
+    tail_audio = whole_a.audio.filter("atrim", start_sample=total - samples, end_sample=total).filter("asetpts", "PTS-STARTPTS")
+    head_audio = head_in.audio.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+    faded = ff.filter([tail_audio, head_audio], "acrossfade", ns=samples, c1="tri", c2="tri")
+    video_tmp, audio_tmp = _temp_beside(video_dst), _temp_beside(audio_dst)
     try:
-        stream = ff.output(video, str(tmp), f="mp4", **_video_args(out))
+        stream = ff.merge_outputs(
+            ff.output(video, str(video_tmp), f="mp4", **_video_args(out)),
+            ff.output(faded, str(audio_tmp), f="wav", **{"c:a": "pcm_f32le"}),
+        )
         runner.run(stream, what=f"crossfading {a.name} into {b.name}", timeout=timeout)
-        os.replace(tmp, dst)
+        os.replace(audio_tmp, audio_dst)
+        os.replace(video_tmp, video_dst)
     finally:
-        _remove(tmp)
+        _remove(video_tmp)
+        _remove(audio_tmp)
 
 
-def _concat_list(paths: Sequence[Path], dst: Path) -> Path:
+def _concat_list(entries: Sequence[_Entry | Path], dst: Path) -> Path:
     lines = ["ffconcat version 1.0"]
-    for p in paths:
-        escaped = str(p.resolve()).replace("'", "'\\''")
+    for entry in entries:
+        entry = entry if isinstance(entry, _Entry) else _Entry(Path(entry))
+        escaped = str(entry.path.resolve()).replace("'", "'\\''")
         lines.append(f"file '{escaped}'")
+        if entry.inpoint_us is not None:
+            lines.append(f"inpoint {entry.inpoint_us}us")
+        if entry.outpoint_us is not None:
+            lines.append(f"outpoint {entry.outpoint_us}us")
     dst.write_text("\n".join(lines) + "\n")
     return dst
 
 
-def _final_pass(video_parts, clips, durations, out: OutputSpec, tmp: Path, scratch: Path, total: float, *, copy: bool, timeout: float) -> None:
-    """Video: the parts concatenated (stream copy). Audio: the clips' audio, crossfaded, mixed."""
-    fps, t = out.fps, transition_frames(out)
+def _final_pass(video_parts, audio_parts, out: OutputSpec, tmp: Path, scratch: Path, total: float, *, copy: bool, timeout: float) -> None:
+    """Video: the parts concatenated (stream copy). Audio: its parts concatenated, the soundtrack
+    mixed under, encoded once."""
+    fps = out.fps
     video_in = ff.input(str(_concat_list(video_parts, scratch / "video.ffconcat")), f="concat", safe=0)
-    if video_parts is clips:
+    if audio_parts is None:  # a cut: one input has it all
         audio = video_in.audio
     else:
-        audio = ff.input(str(_concat_list(clips, scratch / "audio.ffconcat")), f="concat", safe=0).audio
-    if t and len(clips) > 1:
-        audio = _crossfaded_audio(audio, durations, out)
+        audio = ff.input(str(_concat_list(audio_parts, scratch / "audio.ffconcat")), f="concat", safe=0).audio
     total_samples = round(total * AUDIO_RATE)
     audio = audio.filter("apad", whole_len=total_samples).filter("atrim", end_sample=total_samples)
     if out.soundtrack:
@@ -504,40 +575,7 @@ def _final_pass(video_parts, clips, durations, out: OutputSpec, tmp: Path, scrat
     # -copyts: the first clip's audio starts at -1024 samples (AAC priming); without it ffmpeg
     # shifts the whole input by that and the video would start 21 ms late
     stream = stream.global_args("-copyts")
-    runner.run(stream, what=f"joining {len(clips)} clips into {tmp.parent}", timeout=timeout)
-
-
-def _crossfaded_audio(audio, durations, out: OutputSpec):
-    """One audio stream (the clips back to back) cut at the overlaps, each overlap crossfaded.
-
-    asegment hands each sample to exactly one output, so nothing is buffered beyond one overlap."""
-    fps, t = out.fps, transition_frames(out)
-    per_frame = AUDIO_RATE / fps
-    overlap = round(t * per_frame)
-    points: list[int] = []
-    start = 0
-    last = len(durations) - 1
-    for i, seconds in enumerate(durations):
-        length = round(frames(seconds, fps) * per_frame)
-        if i > 0:
-            points.append(start + overlap)
-        if i < last:
-            points += [start + length - overlap, start + length]
-        start += length
-    segments = audio.filter_multi_output("asegment", samples="|".join(str(p) for p in points))
-    pieces = []
-    k = 0
-    for i in range(len(durations)):
-        if i > 0:
-            k += 1  # the head was consumed by the previous crossfade
-        pieces.append(segments[k].filter("asetpts", "PTS-STARTPTS"))  # middle (concat wants each piece from 0)
-        k += 1
-        if i < last:
-            tail, head = segments[k], segments[k + 1]
-            faded = ff.filter([tail, head], "acrossfade", ns=overlap, c1="tri", c2="tri")
-            pieces.append(faded.filter("asetpts", "PTS-STARTPTS"))
-            k += 1
-    return ff.concat(*pieces, v=0, a=1)
+    runner.run(stream, what=f"joining {len(video_parts)} pieces into {tmp.parent}", timeout=timeout)
 
 
 # --- files --------------------------------------------------------------------------------
