@@ -224,9 +224,6 @@ class FalBackend:
         deadline = None if self.wait_timeout is None else time.monotonic() + self.wait_timeout
         failures, position, running, logs_seen = 0, None, False, 0
         while True:
-            age = record.age()
-            if self.give_up_after is not None and age is not None and age > self.give_up_after:
-                return self._give_up(shot, key, record, handle, emit)
             status, failure = None, None
             try:
                 status = handle.status(with_logs=True)
@@ -259,6 +256,10 @@ class FalBackend:
                 logs_seen = max(logs_seen, len(logs))
                 if isinstance(status, Completed):
                     return status
+            # only a request seen unfinished is given up on: a finished one is paid for, whatever its age
+            age = record.age()
+            if self.give_up_after is not None and age is not None and age > self.give_up_after:
+                return self._give_up(shot, key, record, handle, emit)
             if deadline is not None and time.monotonic() > deadline:
                 state = "queued" if isinstance(status, Queued) else "running"
                 raise GenerationError(
@@ -275,7 +276,7 @@ class FalBackend:
         try:
             handle.cancel()
         except _FAL_ERRORS as exc:
-            # 400 means fal will not cancel it (already done): the status below says how it ended
+            # e.g. 400: fal will not cancel it because it just finished; the status says how it ended
             cancel_code, cancelled = _status_code(exc), False
         try:
             status = handle.status(with_logs=False)
@@ -283,7 +284,7 @@ class FalBackend:
             status = None
         if isinstance(status, Completed) and not status.error:
             return status  # it finished before the cancel landed: it is paid for, so use it
-        if not cancelled and cancel_code != 400 and not isinstance(status, Completed):
+        if not cancelled and not isinstance(status, Completed):
             # still live and not cancelled: forgetting it now could mean paying for it and its successor
             raise GenerationError(
                 shot.id,
