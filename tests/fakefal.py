@@ -3,7 +3,8 @@
 It speaks the queue protocol as fal_client 1.x uses it (see shared/notes/fal-queue.md): submit
 `POST /{endpoint}`, then `/{owner}/{alias}/requests/{id}` for the result, `/status` and
 `/cancel`. Jobs take real (short) time: `queue_seconds` IN_QUEUE with a falling queue position,
-then `run_seconds` IN_PROGRESS with growing logs, then COMPLETED. Bodies are validated with the
+then `run_seconds` IN_PROGRESS with growing logs, then COMPLETED. A job's clock starts at its
+first status poll, so every client sees it queued at least once whatever its own delays. Bodies are validated with the
 catalog's input class of each endpoint; a bad body is accepted and then answered with a 422
 detail list, as fal's runners do. Results point at tiny faststart mp4 files that ffmpeg makes
 (as long as the body asks for), served from the same host under /media/.
@@ -78,7 +79,7 @@ class Job:
     body: dict[str, Any]
     body_hash: str
     seconds: int
-    t0: float
+    t0: float | None = None  # set by the first status poll
     outcome: str = "ok"  # ok, invalid, refused, error, stuck
     detail: Any = None
     held: bool = False
@@ -202,6 +203,8 @@ class FakeFal:
         """IN_QUEUE, IN_PROGRESS or COMPLETED, and the fraction of that phase gone by."""
         if job.cancelled:
             return "COMPLETED", 1.0
+        if job.t0 is None:
+            return "IN_QUEUE", 0.0
         elapsed = time.monotonic() - job.t0
         if elapsed < self.queue_seconds:
             return "IN_QUEUE", elapsed / self.queue_seconds
@@ -345,7 +348,6 @@ class _Handler(BaseHTTPRequestHandler):
             body=body if isinstance(body, dict) else {},
             body_hash=body_hash(endpoint, body),
             seconds=5,
-            t0=time.monotonic(),
         )
         try:
             spec.input.model_validate_json(raw)
@@ -403,6 +405,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             return self._fail(fault, "status")
         logs_wanted = query.get("logs", ["false"])[0] == "true"
+        with fake._lock:
+            if job.t0 is None:
+                job.t0 = time.monotonic()
         phase, fraction = fake.phase(job)
         base = f"{fake.base}/{m['owner']}/{m['alias']}/requests/{job.id}"
         payload: dict[str, Any] = {"status": phase, "request_id": job.id, "response_url": base}
