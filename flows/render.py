@@ -93,19 +93,19 @@ def render_storyboard(
         close_limits(run_key)
 
     records: list[ShotRecord] = []
-    clips, failures = [], []
+    clips, normalised, failures = [], [], []
     for s in plan.shots:
         cost = None if s.cost is None else str(s.cost)
-        gen_state = generated[s.id].state
-        if gen_state.is_completed() and prepared[s.id].state.is_completed():
+        try:
             clip = generated[s.id].result()
-            clips.append(clip)
-            records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
-        else:
-            failed = generated[s.id] if not gen_state.is_completed() else prepared[s.id]
-            error = _error_of(failed)
+            normalised.append(prepared[s.id].result())
+        except Exception as exc:  # every shot is looked at: one failure must not hide another
+            error = _describe(exc)
             failures.append(f"shot '{s.id}': {error}")
             records.append(ShotRecord(s.id, s.model, s.seconds, cost, "failed", error=error))
+            continue
+        clips.append(clip)
+        records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
     artifacts.shot_table(plan, records)
     if failures:
         kept = len(clips)
@@ -114,7 +114,6 @@ def render_storyboard(
             f"and a re-run only redoes the failed ones:\n  " + "\n  ".join(failures)
         )
 
-    normalised = [prepared[s.id].result() for s in plan.shots]
     joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
     video, duration = joined.path, joined.seconds
     sheet = contact_sheet(plan, clips, sidecar(video, "contact.png"))
@@ -132,11 +131,8 @@ def render_storyboard(
     }
 
 
-def _error_of(future) -> str:
-    try:
-        future.result()
-    except ShotflowError as exc:
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ShotflowError):
         return str(exc).removeprefix(f"shot '{getattr(exc, 'shot', '')}': ")
-    except Exception as exc:  # an unexpected failure: say what it was, the traceback is in the run logs
-        return f"{type(exc).__name__}: {exc}"
-    return "did not complete"
+    # an unexpected failure: say what it was; the traceback is in the run logs
+    return f"{type(exc).__name__}: {exc}"

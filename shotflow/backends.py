@@ -35,5 +35,7 @@ def open_backend(name: str, settings: Settings, *, key: str | None = None) -> Ba
             raise MissingKeyError(NO_KEY)
         from shotflow.fal import FalBackend
 
-        return FalBackend(store, key=key, settings=settings)
+        return FalBackend(
+            store, key=key, settings=settings, poll_interval=settings.fal_poll_interval, retry_backoff=settings.fal_retry_backoff
+        )
     raise ShotflowError(f"unknown backend '{name}': use fal or preview")

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     media_hosts: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias="SHOTFLOW_MEDIA_HOSTS")
     max_download_bytes: int = Field(2 << 30, validation_alias="SHOTFLOW_MAX_DOWNLOAD_BYTES")
     concurrency: int = Field(4, ge=1, validation_alias="SHOTFLOW_CONCURRENCY")
+    # seconds between status polls of a fal request, and the first wait of in-call retries
+    fal_poll_interval: float = Field(1.0, gt=0, validation_alias="SHOTFLOW_FAL_POLL_INTERVAL")
+    fal_retry_backoff: float = Field(1.0, gt=0, validation_alias="SHOTFLOW_FAL_RETRY_BACKOFF")
     # name of the Prefect global concurrency limit on in-flight fal requests (server mode)
     concurrency_limit_name: str = Field("fal-requests", validation_alias="SHOTFLOW_CONCURRENCY_LIMIT")
 

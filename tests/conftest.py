@@ -9,6 +9,9 @@ import pytest
 
 _HOME = tempfile.mkdtemp(prefix="shotflow-tests-prefect-")
 
+# the fake fal queue must be up, and fal_client pointed at it, before anything imports fal_client
+pytest_plugins = ["fakefal"]
+
 
 def pytest_configure(config):
     # before anything imports prefect or fal_client: both read their settings at import

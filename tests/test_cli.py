@@ -83,3 +83,63 @@ def test_schema_rejects_what_validate_rejects():
     shot = schema["$defs"]["Shot"]
     assert shot["additionalProperties"] is False
     assert "id" in shot["required"] and "prompt" in shot["required"]
+
+
+SMALL = """\
+version: 1
+title: Small
+output: {resolution: 360p, fps: 24, transition: {type: crossfade, seconds: 0.5}}
+shots:
+  - {id: one, prompt: a red door, model: kling, duration: 5}
+  - {id: two, prompt: a blue door, model: hailuo-02}
+"""
+
+
+def test_run_renders_offline_without_a_key_and_says_what_it_does(tmp_path):
+    sb = tmp_path / "small.yaml"
+    sb.write_text(SMALL)
+    out = tmp_path / "small.mp4"
+    r = subprocess.run(
+        [sys.executable, "-m", "shotflow.cli", "run", str(sb), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"shotflow: reading {sb}"
+    assert "no FAL_KEY, so this is an offline preview" in r.stdout
+    assert "starting Prefect" in r.stdout
+    assert any(" one " in line and "done" in line for line in lines)
+    assert f"video:         {out} (10.50 s)" in r.stdout
+    from shotflow.probe import probe
+
+    assert probe(out).duration == 10.5
+    assert out.with_name("small.contact.png").is_file() and out.with_name("small.manifest.json").is_file()
+
+
+def test_run_refuses_over_budget_before_starting_anything(tmp_path, monkeypatch):
+    sb = tmp_path / "small.yaml"
+    sb.write_text(SMALL)
+    env = {**__import__("os").environ, "FAL_KEY": "k"}
+    r = subprocess.run(
+        [sys.executable, "-m", "shotflow.cli", "run", str(sb), "--backend", "fal", "--max-cost", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert r.returncode == 1
+    assert "estimated $1.67 is over the budget of $1.00; nothing was started" in r.stderr
+    assert "starting Prefect" not in r.stdout
+
+
+def test_run_with_fal_but_no_key_points_to_the_preview(tmp_path):
+    sb = tmp_path / "small.yaml"
+    sb.write_text(SMALL)
+    r = shotflow("run", str(sb), "--backend", "fal")
+    assert r.returncode == 1
+    assert "no fal key: set FAL_KEY" in r.stderr and "--backend preview" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_run_unknown_force_shot(tmp_path):
+    sb = tmp_path / "small.yaml"
+    sb.write_text(SMALL)
+    r = shotflow("run", str(sb), "--force", "three")
+    assert r.returncode == 1 and "no shot 'three' (shots: one, two)" in r.stderr

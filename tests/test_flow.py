@@ -1,0 +1,158 @@
+"""The render-storyboard flow end to end: real fal_client against the fake queue, real ffmpeg,
+Prefect in its embedded mode."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from fakefal import KEY
+from flows.render import render_storyboard
+from shotflow.errors import BudgetError, MissingKeyError, ShotflowError
+from shotflow.plan import load_plan
+from shotflow.probe import probe
+
+ALL_TEN = """\
+version: 1
+title: All ten
+output:
+  resolution: 360p
+  fps: 24
+  transition: {type: crossfade, seconds: 0.5}
+shots:
+  - {id: kling, prompt: a, model: kling-2.0-master, duration: 5}
+  - {id: seedance, prompt: b, model: seedance-1.0-pro, resolution: 480p, duration: 5}
+  - {id: pixverse-fast, prompt: c, model: pixverse-v4-fast, resolution: 360p}
+  - {id: pixverse-45, prompt: d, model: pixverse-v4.5, resolution: 360p, duration: 5}
+  - {id: wan, prompt: e, model: wan-pro}
+  - {id: luma, prompt: f, model: luma-ray-2-flash, resolution: 540p, duration: 5}
+  - {id: pika, prompt: g, model: pika-2.2, resolution: 720p, duration: 5}
+  - {id: hailuo, prompt: h, model: hailuo-02, duration: 6}
+  - {id: veo3, prompt: i, model: veo3, resolution: 720p}
+  - {id: veo2, prompt: j, model: veo2, duration: 5}
+"""
+
+
+@pytest.fixture
+def fal_env(monkeypatch, fake_fal):
+    monkeypatch.setenv("FAL_KEY", KEY)
+    monkeypatch.setenv("SHOTFLOW_MEDIA_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("SHOTFLOW_FAL_POLL_INTERVAL", "0.1")
+    monkeypatch.setenv("SHOTFLOW_FAL_RETRY_BACKOFF", "0.05")
+    return fake_fal
+
+
+def write(tmp_path, text: str, name="sb.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_all_ten_models_in_one_storyboard_through_fal(tmp_path, fal_env):
+    sb = write(tmp_path, ALL_TEN)
+    out = tmp_path / "out" / "ten.mp4"
+    plan = load_plan(sb)
+    result = render_storyboard(storyboard=str(sb), backend="fal", out=str(out))
+
+    info = probe(out)
+    assert (info.width, info.height, info.fps) == (640, 360, 24.0)
+    assert info.has_audio and info.audio_rate == 48000 and info.audio_channels == 2
+    assert abs(info.duration - plan.final_seconds) < 1 / 24 + 1e-6
+    assert plan.final_seconds == sum(s.seconds for s in plan.shots) - 9 * 0.5
+    # every shot paid for exactly once
+    assert sorted(fal_env.billed.values()) == [1] * 10
+    assert set(fal_env.billed) == {s.body_hash for s in plan.shots}
+
+    manifest = json.loads(out.with_name("ten.manifest.json").read_text())
+    assert [s["id"] for s in manifest["shots"]] == [s.id for s in plan.shots]
+    assert all(s["request_id"] and s["cache_hit"] is False for s in manifest["shots"])
+    assert manifest["shots"][0]["body"] == plan.shots[0].body
+    assert out.with_name("ten.contact.png").stat().st_size > 0
+    assert result["video"] == str(out)
+    assert KEY not in json.dumps(result) and KEY not in json.dumps(manifest)
+
+    # a re-run of the same storyboard costs nothing: every clip comes from the store
+    again = render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "again.mp4"))
+    assert sorted(fal_env.billed.values()) == [1] * 10
+    assert all(s["cache_hit"] for s in again["shots"])
+
+
+def test_a_refused_shot_fails_the_run_keeps_the_others_and_a_rerun_redoes_only_it(tmp_path, fal_env):
+    sb = write(
+        tmp_path,
+        """\
+        version: 1
+        output: {resolution: 360p}
+        shots:
+          - {id: calm, prompt: a quiet lake, model: kling}
+          - {id: banned, prompt: something forbidden, model: pika-2.2, resolution: 720p}
+          - {id: street, prompt: a busy street, model: hailuo-02}
+        """,
+    )
+    fal_env.fault("job", outcome="refused", match="forbidden")
+    with pytest.raises(ShotflowError) as info:
+        render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "a.mp4"))
+    message = str(info.value)
+    assert "1 of 3 shots failed" in message and "shot 'banned'" in message
+    assert not (tmp_path / "a.mp4").exists()
+    assert fal_env.count("submit") == 3
+    plan = load_plan(sb)
+    # a refusal is not retried: one submit of the banned body
+    assert fal_env.submits[plan.shot("banned").body_hash] == 1
+
+    # the user rewrites the prompt; the two good shots come from the store
+    sb.write_text(sb.read_text().replace("something forbidden", "a garden"))
+    result = render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "a.mp4"))
+    assert fal_env.count("submit") == 4
+    assert {s["id"]: s["cache_hit"] for s in result["shots"]} == {"calm": True, "banned": False, "street": True}
+    assert probe(tmp_path / "a.mp4").duration == pytest.approx(5 + 5 + 6, abs=0.05)
+
+
+def test_a_transient_error_is_retried_by_the_task_without_paying_twice(tmp_path, fal_env):
+    sb = write(tmp_path, "version: 1\noutput: {resolution: 360p}\nshots:\n  - {id: a, prompt: p, model: veo2, duration: 5}\n")
+    # more failures than the backend's own in-call retries: the Prefect task's retry takes over
+    fal_env.fault("result", 503, times=6)
+    result = render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "t.mp4"))
+    assert result["shots"][0]["status"] == "done"
+    assert fal_env.count("result", status=503) == 6
+    assert sum(fal_env.billed.values()) == 1 and fal_env.count("submit") == 1
+
+
+def test_budget_and_key_are_checked_before_anything_runs(tmp_path, fal_env, monkeypatch):
+    sb = write(tmp_path, ALL_TEN)
+    with pytest.raises(BudgetError, match=r"no known price for .*wan-pro \(shot .wan.\)"):
+        render_storyboard(storyboard=str(sb), backend="fal", max_cost=100)
+    priced = write(tmp_path, "version: 1\nshots:\n  - {id: a, prompt: p, model: veo3}\n", "priced.yaml")
+    with pytest.raises(BudgetError, match=r"estimated \$3.20 is over the budget of \$1.00"):
+        render_storyboard(storyboard=str(priced), backend="fal", max_cost=1)
+    monkeypatch.delenv("FAL_KEY")
+    with pytest.raises(MissingKeyError, match="--backend preview"):
+        render_storyboard(storyboard=str(priced), backend="fal")
+    assert fal_env.count("submit") == 0
+
+
+def test_preview_backend_renders_the_same_flow_offline(tmp_path, fake_fal):
+    sb = write(
+        tmp_path,
+        """\
+        version: 1
+        title: "{{ what }} preview"
+        vars: {what: Harbour}
+        output: {resolution: 360p, fps: 25, fit: crop, transition: {type: cut}}
+        shots:
+          - {id: wide, prompt: "{{ what }} at dawn", model: hailuo-02}
+          - {id: tall, prompt: a lighthouse, model: veo3, aspect_ratio: "9:16", resolution: 720p, duration: 8}
+        """,
+    )
+    out = tmp_path / "p.mp4"
+    result = render_storyboard(storyboard=str(sb), out=str(out), vars={"what": "Dock"})
+    assert result["backend"] == "preview"  # no key: the offline default
+    info = probe(out)
+    assert (info.width, info.height, info.fps) == (640, 360, 25.0)
+    assert info.duration == pytest.approx(14, abs=0.05)
+    manifest = json.loads(out.with_name("p.manifest.json").read_text())
+    assert manifest["title"] == "Dock preview"
+    assert manifest["shots"][0]["body"]["prompt"] == "Dock at dawn"
+    assert fake_fal.count("submit") == 0
