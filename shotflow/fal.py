@@ -111,6 +111,12 @@ class FalBackend:
     # --- the Backend interface -----------------------------------------------------------------
 
     def generate(self, shot: ShotPlan, *, force: bool = False, on_event: OnEvent = ignore_events) -> GeneratedClip:
+        """The shot's clip, paid for at most once; see the module's docstring for the steps.
+
+        `force` pays for a new generation even when the store has the clip (or fal refused this
+        body before), but still re-attaches to a request in flight that nobody has received yet,
+        so a retried forced generation does not pay twice either.
+        """
         emit = self._emitter(on_event)
         key = ClipStore.key(self.name, shot)
         if not force:

@@ -34,6 +34,8 @@ from shotflow.errors import ShotflowError
 JobState = Literal["submitting", "submitted", "completed", "failed", "downloaded"]
 SCHEMA = 1
 
+# serialises read-modify-write of records by every Journal of this process (threads of a run)
+_UPDATES = threading.Lock()
 # how far a request has come; an update never moves a record backwards for the same request
 _PROGRESS = {"submitting": 0, "submitted": 1, "completed": 2, "downloaded": 3, "failed": 3}
 
@@ -111,7 +113,6 @@ class Journal:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._mutex = threading.Lock()  # serialises read-modify-write of records in this process
 
     @classmethod
     def in_cache(cls, cache_dir: Path) -> Journal:
@@ -160,9 +161,10 @@ class Journal:
 
         Two runs polling the same request both write here; a slower one must not move the
         record back (say from downloaded to completed), nor touch a newer request's record.
-        Returns the record as written, or the current one when the update was stale.
+        Returns the record as written, or the current one when the update was stale. (Between
+        processes the last writer wins; both describe the same request, so nothing is lost.)
         """
-        with self._mutex:
+        with _UPDATES:
             current = self.read(key)
             if current is None or current.request_id != request_id:
                 return current
