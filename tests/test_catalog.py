@@ -16,7 +16,9 @@ import pytest
 from shotflow.catalog import MODELS, find_model, frame_size
 from shotflow.errors import ShotflowError
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "fal-text-to-video-models.txt"
+SHARED_SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "fal-text-to-video-models.txt"
+# a copy travels with the repo so the contract is checked in any clone
+SEED_COPY = Path(__file__).resolve().parent / "fixtures" / "fal-text-to-video-models.txt"
 
 FIELD_LINE = re.compile(r"^([a-z_]+) (string|float|boolean|integer|[A-Za-z]+Enum)$")
 
@@ -52,9 +54,13 @@ def parse_seed(text: str) -> dict[str, dict[str, dict]]:
 
 @pytest.fixture(scope="module")
 def seed():
-    if not SEED.is_file():
-        pytest.skip(f"the seed contract is not beside this clone ({SEED})")
-    return parse_seed(SEED.read_text(encoding="utf-8"))
+    return parse_seed(SEED_COPY.read_text(encoding="utf-8"))
+
+
+def test_the_copy_of_the_seed_is_the_contract():
+    if not SHARED_SEED.is_file():
+        pytest.skip(f"shared/ is not beside this clone ({SHARED_SEED})")
+    assert SEED_COPY.read_bytes() == SHARED_SEED.read_bytes(), "the seed changed: copy it to tests/fixtures and re-check the catalog"
 
 
 def test_seed_has_the_ten_endpoints(seed):
