@@ -18,6 +18,7 @@ from typing import Any
 
 from shotflow.errors import ShotflowError, StoryboardError
 from shotflow.plan import load_plan
+from shotflow.settings import get_settings
 from shotflow.storyboard import Storyboard, read_storyboard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +120,7 @@ def ensure_concurrency_limit(name: str, limit: int) -> bool:
             return True
 
 
-def deploy(pool: str, *, folder: str | Path = ROOT / "pipelines", source: str | Path = ROOT, limit: int = 4, limit_name: str = "fal-requests") -> list[str]:
+def deploy(pool: str, *, folder: str | Path = ROOT / "pipelines", source: str | Path = ROOT, limit: int = 4, limit_name: str | None = None) -> list[str]:
     """Register every scheduled storyboard on the server at PREFECT_API_URL, for a worker of `pool`.
 
     `source` is where workers find the code: this checkout for workers on this machine, or a
@@ -132,7 +133,7 @@ def deploy(pool: str, *, folder: str | Path = ROOT / "pipelines", source: str | 
         raise ShotflowError("deploy needs a Prefect server: start one (prefect server start) and set PREFECT_API_URL")
     storyboards = scheduled_storyboards(folder)
     ensure_work_pool(pool)
-    ensure_concurrency_limit(limit_name, limit)
+    ensure_concurrency_limit(limit_name or get_settings().concurrency_limit_name, limit)
     remote = flow.from_source(source=str(source), entrypoint=ENTRYPOINT)
     names = []
     for s in storyboards:

@@ -204,8 +204,11 @@ def cmd_serve(args) -> int:
             return 0
         from prefect import serve
 
-        from deployments.storyboards import runner_deployments
+        from deployments.storyboards import ensure_concurrency_limit, runner_deployments
 
+        settings = get_settings()
+        if ensure_concurrency_limit(settings.concurrency_limit_name, settings.concurrency):
+            print(f"shotflow: created the global concurrency limit '{settings.concurrency_limit_name}' ({settings.concurrency} fal requests in flight)")
         serve(*runner_deployments(args.pipelines), print_starting_message=True)
     except (KeyboardInterrupt, SystemExit):  # Prefect's runner exits on SIGTERM by itself
         pass

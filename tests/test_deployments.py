@@ -163,6 +163,7 @@ def test_serve_registers_schedules_and_stops_on_sigterm(server, api_env, tmp_pat
         (schedule,) = found["schedules"]
         assert schedule["schedule"]["interval"] == 3600 and schedule["schedule"]["timezone"] == "Europe/Paris"
         assert "unscheduled" not in deployments_by_name(server)
+        assert api(server, "GET", "/v2/concurrency_limits/fal-requests")["name"] == "fal-requests"
         os.kill(proc.pid, signal.SIGTERM)
         code = proc.wait(timeout=60)
     finally:
@@ -190,6 +191,8 @@ def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
             return names if {"daily-harbour", "weekly-recap"} <= names else None
 
         wait_for("the scheduled storyboards to be registered", registered, 90, diagnostics=lambda: tail(log_path))
+        # a fresh server gets the account-wide limit on fal requests in flight
+        assert httpx.get(f"{api_url}/v2/concurrency_limits/fal-requests", timeout=10).json()["limit"] == 4
         os.kill(proc.pid, signal.SIGINT)
         code = proc.wait(timeout=60)
     finally:
