@@ -8,19 +8,21 @@ costs a remux, not a re-encode:
 - cut: the concat demuxer copies the video; the audio is decoded and encoded once more (AAC
   packets copied across files slip).
 - crossfade: only the overlaps (tail T of one clip, head T of the next) are rendered with xfade;
-  the middles are cut out by stream copy at keyframes the recipe forced there, and the pieces are
-  concatenated by stream copy. The audio is crossfaded in the final pass, from one concat input.
+  the middles are read by the concat demuxer between keyframes the recipe forced there and
+  copied. Audio cannot be cut at packets like that, so each span's audio is decoded to a WAV,
+  exact to the sample, and the final pass encodes their concatenation once.
 
-No ffmpeg process ever opens more than two clips at once, so memory does not grow with the
-number of shots. The output is written to a temporary file in its folder, then renamed.
+No ffmpeg process opens more than two clips, and a join runs a bounded number at once, so
+memory does not grow with the number of shots. The output is written to a temporary file in
+its folder, checked, then renamed over the destination.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import math
+import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -331,12 +333,12 @@ def join(
         tmp = _temp_beside(dst)
         try:
             _final_pass(video_parts, audio_parts, out, tmp, scratch, total, copy=copy, timeout=budget)
-            made = probe(tmp)
+            result = probe(tmp)
             _, count = video_keyframes(tmp)
             expected = round(total * out.fps)
-            if count != expected or abs(made.duration - total) > 1.5 / out.fps or not made.has_audio:
+            if count != expected or abs(result.duration - total) > 1.5 / out.fps or not result.has_audio:
                 raise AssemblyError(
-                    f"joining into {dst}: the result has {count} frames and lasts {made.duration:.3f} s, "
+                    f"joining into {dst}: the result has {count} frames and lasts {result.duration:.3f} s, "
                     f"expected {expected} frames, {total:.3f} s; {dst} was left as it was"
                 )
             os.replace(tmp, dst)
@@ -517,7 +519,9 @@ def _render_overlap(a: Path, b: Path, video_dst: Path, audio_dst: Path, n: int, 
     video_tmp, audio_tmp = _temp_beside(video_dst), _temp_beside(audio_dst)
     try:
         stream = ff.merge_outputs(
-            ff.output(video, str(video_tmp), f="mp4", **_video_args(out)),
+            # one thread: overlaps are rendered `jobs` at a time, and for half a second of video
+            # x264's thread pools cost more (in allocation) than they save
+            ff.output(video, str(video_tmp), f="mp4", threads=1, **_video_args(out)),
             ff.output(faded, str(audio_tmp), f="wav", **{"c:a": "pcm_f32le"}),
         )
         runner.run(stream, what=f"crossfading {a.name} into {b.name}", timeout=timeout)
