@@ -343,6 +343,17 @@ def plan_storyboard(
     aspect = output.aspect_ratio or board.defaults.aspect_ratio or "16:9"
     width, height = frame_size(aspect, output.resolution)
     if output.transition.type == "crossfade":
+        frames = output.transition.seconds * output.fps
+        if abs(frames - round(frames)) > 1e-6:
+            lo, hi = int(frames) / output.fps, (int(frames) + 1) / output.fps
+            problems.append(
+                Problem(
+                    file,
+                    located.line(("output", "transition")),
+                    f"output.transition: a {output.transition.seconds:g} s crossfade is {frames:g} frames at {output.fps} fps; "
+                    f"use a whole number of frames, e.g. {lo:.4g} or {hi:.4g} s, so the video lasts exactly what the plan says",
+                )
+            )
         for s in shots:
             if s.seconds <= output.transition.seconds:
                 problems.append(

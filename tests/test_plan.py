@@ -207,3 +207,8 @@ def test_body_hash_changes_with_the_body_only():
     b = one("- {id: other-id, prompt: p, model: kling}")
     c = one("- {id: a, prompt: q, model: kling}")
     assert a.body_hash == b.body_hash != c.body_hash
+
+
+def test_a_crossfade_must_be_a_whole_number_of_frames():
+    (msg,) = problems(board("- {id: a, prompt: p, model: kling}", output="fps: 25\ntransition: {type: crossfade, seconds: 0.5}"))
+    assert "a 0.5 s crossfade is 12.5 frames at 25 fps; use a whole number of frames, e.g. 0.48 or 0.52 s" in msg
