@@ -84,6 +84,8 @@ class Job:
     detail: Any = None
     held: bool = False
     cancelled: str | None = None  # the phase it was cancelled in
+    submitted_at: float = field(default_factory=time.monotonic)
+    delivered_at: float | None = None  # when its result was first handed out
 
 
 @dataclass
@@ -171,6 +173,20 @@ class FakeFal:
             return Counter(
                 j.body_hash for j in self.jobs.values() if j.outcome != "error" and j.cancelled != "IN_QUEUE"
             )
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests submitted and not yet delivered at any one time."""
+        with self._lock:
+            events = []
+            for j in self.jobs.values():
+                events.append((j.submitted_at, 1))
+                events.append((j.delivered_at if j.delivered_at is not None else float("inf"), -1))
+        most = current = 0
+        for _, step in sorted(events):
+            current += step
+            most = max(most, current)
+        return most
 
     def count(self, op: str, *, status: int | None = None) -> int:
         with self._lock:
@@ -453,6 +469,8 @@ class _Handler(BaseHTTPRequestHandler):
             "file_name": "output.mp4",
             "file_size": clip.stat().st_size,
         }
+        if job.delivered_at is None:
+            job.delivered_at = time.monotonic()
         self._send(200, {"video": video, "seed": 42}, "result", headers=rid_header)
 
     def _cancel(self, m: re.Match) -> None:

@@ -182,3 +182,19 @@ def test_the_key_can_come_from_a_prefect_secret_block(tmp_path, fal_env, monkeyp
         Secret.delete("shotflow-test-fal-key")  # the one place the key may live: keep other tests' scans meaningful
     assert result["backend"] == "fal" and result["shots"][0]["request_id"]
     assert fal_env.count("submit") == 1
+
+
+def test_requests_in_flight_are_bounded_per_run_and_per_model(tmp_path, fal_env):
+    shots = "".join(f"  - {{id: s{i}, prompt: shot {i}, model: {'veo2' if i < 3 else 'kling'}, duration: 5}}\n" for i in range(6))
+    sb = write(tmp_path, "version: 1\noutput: {resolution: 360p}\nshots:\n" + shots)
+    fal_env.reset(queue_seconds=0.3, run_seconds=0.6)
+    render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "a.mp4"), concurrency=2)
+    assert fal_env.max_in_flight == 2  # concurrent, yet never more than asked
+
+    fal_env.reset(queue_seconds=0.3, run_seconds=0.6)
+    sb.write_text(sb.read_text().replace("shot ", "take "))
+    render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "b.mp4"), concurrency=6, model_concurrency={"veo2": 1})
+    veo2 = [j for j in fal_env.jobs.values() if j.endpoint == "fal-ai/veo2"]
+    spans = sorted((j.submitted_at, j.delivered_at) for j in veo2)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), "veo2 shots overlapped"
+    assert fal_env.max_in_flight >= 3  # the kling shots ran alongside
