@@ -82,15 +82,17 @@ def scheduled_storyboards(folder: str | Path = ROOT / "pipelines") -> list[Sched
 
 
 def runner_deployments(folder: str | Path = ROOT / "pipelines") -> list:
-    """Deployments for `serve()`: they run in the serving process."""
+    """Deployments for `serve()`: they run in the serving process, whatever its working directory,
+    so they name their storyboards by absolute path."""
     from flows.render import render_storyboard
 
-    return [
-        render_storyboard.to_deployment(
-            name=s.name, schedules=[s.schedule()], parameters=s.parameters, tags=s.tags, description=s.description
+    deployments = []
+    for s in scheduled_storyboards(folder):
+        parameters = {**s.parameters, "storyboard": str((ROOT / s.path).resolve())}
+        deployments.append(
+            render_storyboard.to_deployment(name=s.name, schedules=[s.schedule()], parameters=parameters, tags=s.tags, description=s.description)
         )
-        for s in scheduled_storyboards(folder)
-    ]
+    return deployments
 
 
 def ensure_work_pool(pool: str) -> None:

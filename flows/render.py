@@ -7,6 +7,7 @@ lands, so the final join is a stream copy about a second after the last clip arr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from shotflow.backends import choose_backend
+from shotflow.catalog import find_model
 from shotflow.errors import ShotflowError
 from shotflow.manifest import ShotRecord, sidecar, write_manifest
 from shotflow.plan import check_budget, load_plan, plan_from_data
@@ -39,7 +41,7 @@ def render_storyboard(
     storyboard: str = "pipelines/demo.yaml",
     backend: BackendName = "auto",
     out: str | None = None,
-    concurrency: Annotated[int, Field(ge=1, le=64)] = 4,
+    concurrency: Annotated[int | None, Field(ge=1, le=64)] = None,
     max_cost: Annotated[float | None, Field(ge=0)] = None,
     force: list[str] | None = None,
     model_concurrency: dict[str, int] | None = None,
@@ -52,7 +54,7 @@ def render_storyboard(
         storyboard: Path of the storyboard YAML file (relative to the working directory).
         backend: fal (paid generations), preview (offline animatic), or auto: fal when a key is set.
         out: Where to write the final video; default the storyboard's output.path.
-        concurrency: Generation requests in flight at once.
+        concurrency: Generation requests in flight at once (default: the SHOTFLOW_CONCURRENCY setting, 4).
         max_cost: Refuse to start when the estimated cost in USD is higher (fal only).
         force: Shot ids to generate again even though their clips are stored.
         model_concurrency: Per-model caps on requests in flight, e.g. {"veo3": 1}.
@@ -78,8 +80,11 @@ def render_storyboard(
     for shot_id in sorted(forced):
         logger.info(f"shot '{shot_id}': forced: generated again even though its clip is stored")
 
+    per_model = {find_model(model).alias: n for model, n in (model_concurrency or {}).items()}
+    total = concurrency or settings.concurrency
     run_key = str(flow_run.id or id(plan))
-    open_limits(run_key, concurrency if name == "fal" else min(concurrency, 2), model_concurrency)
+    # previews are drawn by ffmpeg on this machine: more at once than cores only slows each down
+    open_limits(run_key, total if name == "fal" else min(total, os.cpu_count() or 2), per_model)
     progress = artifacts.start_progress(plan)
     try:
         generated = {s.id: generate_shot.submit(s, name, run_key, force=s.id in forced) for s in plan.shots}
@@ -109,9 +114,10 @@ def render_storyboard(
     artifacts.shot_table(plan, records)
     if failures:
         kept = len(clips)
+        rerun = "a re-run" + (" without --force" if forced else "")
         raise ShotflowError(
             f"{len(failures)} of {len(plan.shots)} shots failed; the {kept} finished clip(s) are kept in the clip store "
-            f"and a re-run only redoes the failed ones:\n  " + "\n  ".join(failures)
+            f"and {rerun} only redoes the failed ones:\n  " + "\n  ".join(failures)
         )
 
     joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)

@@ -101,8 +101,11 @@ def cmd_estimate(args) -> int:
 def cmd_schema(args) -> int:
     text = json.dumps(json_schema(), indent=2) + "\n"
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise ShotflowError(f"cannot write {args.output}: {exc.strerror}") from None
     else:
         sys.stdout.write(text)
     return 0
@@ -147,9 +150,9 @@ def cmd_run(args) -> int:
         + (" if generated on fal" if backend == "preview" else "")
     )
     print("shotflow: starting Prefect (its embedded server takes about 10-15 s on first use)...", flush=True)
-    # Prefect's own console lines would tear through the live display; the run logs still
-    # reach the Prefect API (and its UI) in full.
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # Prefect's own console lines (task tracebacks included) would tear through the live display
+    # and bury the one-line error a user needs; the run logs still reach the Prefect API in full.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     # offline, the embedded server's telemetry only fails (and races SQLite at start-up)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.render import render_storyboard
@@ -161,7 +164,7 @@ def cmd_run(args) -> int:
                 storyboard=args.file,
                 backend=backend,
                 out=args.out,
-                concurrency=args.concurrency or settings.concurrency,
+                concurrency=args.concurrency if args.concurrency is not None else settings.concurrency,
                 max_cost=float(args.max_cost) if args.max_cost is not None else None,
                 force=args.force,
                 model_concurrency=model_limits or None,
@@ -246,6 +249,29 @@ def cmd_deploy(args) -> int:
     return 0
 
 
+def bounded_int(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+def usd(text: str) -> Decimal:
+    try:
+        value = Decimal(text.lstrip("$"))
+    except ArithmeticError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of dollars") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of dollars")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shotflow", description="Storyboard YAML to finished video.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -269,11 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--backend", choices=["fal", "preview"], help="default: fal when FAL_KEY is set, else preview")
     p.add_argument("--out", metavar="PATH", help="the final video (default: the storyboard's output.path)")
-    p.add_argument("--concurrency", type=int, metavar="N", help="fal requests in flight at once (default 4)")
+    p.add_argument("--concurrency", type=bounded_int(1, 64), metavar="N", help="fal requests in flight at once (default 4)")
     p.add_argument(
         "--model-concurrency", action="append", default=[], metavar="MODEL=N", help="cap one model's requests in flight (repeatable)"
     )
-    p.add_argument("--max-cost", type=Decimal, metavar="USD", help="refuse to start if the estimate is higher")
+    p.add_argument("--max-cost", type=usd, metavar="USD", help="refuse to start if the estimate is higher")
     p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="override one of the storyboard's vars")
     p.set_defaults(func=cmd_run)

@@ -42,11 +42,8 @@ def middle_frame(path: str | os.PathLike) -> Image.Image | None:
         return None
 
 
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)  # Pillow's embedded scalable font: no system font needed
 
 
 def _fit_text(text: str, font, width: float) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from shotflow.catalog import ModelSpec, find_model, frame_size
 from shotflow.errors import BudgetError, Problem, ShotflowError, StoryboardError
-from shotflow.storyboard import Shot, Storyboard, parse_storyboard, read_storyboard, storyboard_from_text
+from shotflow.storyboard import Shot, Storyboard, duplicate_ids, parse_storyboard, read_storyboard, storyboard_from_text
 from shotflow.templating import fill, malformed, placeholders, run_vars
 from shotflow.yamlsource import Located
 
@@ -265,6 +266,12 @@ class _ShotPlanner:
         )
 
 
+def _file_name(file: str, title: str | None) -> str:
+    """out/<storyboard name>.mp4 by default; an inline storyboard is named by its title."""
+    stem = Path(file).stem if not file.startswith("<") else (title or "storyboard")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "storyboard"
+
+
 def _default_seconds(spec: ModelSpec) -> int:
     if not spec.durations:
         return spec.native_duration
@@ -321,6 +328,7 @@ def plan_storyboard(
 ) -> Plan:
     """Every shot's body and cost, or a StoryboardError listing every problem."""
     board, values, problems = fill_placeholders(board, located, file, vars, now)
+    problems = duplicate_ids(located, file) + problems
     shots: list[ShotPlan] = []
     for i, shot in enumerate(board.shots):
         model_name = shot.model or board.defaults.model
@@ -354,10 +362,18 @@ def plan_storyboard(
                     f"use a whole number of frames, e.g. {lo:.4g} or {hi:.4g} s, so the video lasts exactly what the plan says",
                 )
             )
-        for s in shots:
-            if s.seconds <= output.transition.seconds:
+        for i, s in enumerate(shots):
+            # a clip in the middle fades in and out: it must outlast both crossfades
+            sides = (i > 0) + (i < len(shots) - 1)
+            if sides and s.seconds <= sides * output.transition.seconds:
                 problems.append(
-                    Problem(file, located.line(("output", "transition")), f"a {output.transition.seconds} s crossfade needs clips longer than that; this one is {s.seconds} s", s.id)
+                    Problem(
+                        file,
+                        located.line(("output", "transition")),
+                        f"a {s.seconds} s clip cannot hold {sides} crossfade(s) of {output.transition.seconds:g} s: "
+                        f"shorten the transition below {s.seconds / sides:g} s",
+                        s.id,
+                    )
                 )
     soundtrack = None
     if output.audio is not None:
@@ -371,9 +387,10 @@ def plan_storyboard(
         if name not in values:
             problems.append(Problem(file, None, f"--out {out!r}: unknown placeholder {{{{ {name} }}}}"))
     if problems:
+        problems.sort(key=lambda p: p.line or 0)
         raise StoryboardError(problems)
 
-    out_path = fill(out, values) if out else output.path or f"out/{Path(file).stem}.mp4"
+    out_path = fill(out, values) if out else output.path or f"out/{_file_name(file, board.title)}.mp4"
     spec = OutputSpec(
         path=out_path,
         width=width,

@@ -34,17 +34,21 @@ TONE_HZ = 220
 TONE_VOLUME = 0.05
 
 
+_GUARD = threading.Lock()
+_LOCKS: dict[str, threading.Lock] = {}
+
+
 class PreviewBackend:
     name = NAME
 
     def __init__(self, store: ClipStore):
         self.store = store
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
 
     def _lock(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
+        # one lock per clip in this process: every task builds its own backend, and two shots
+        # with the same body must draw the clip once
+        with _GUARD:
+            return _LOCKS.setdefault(key, threading.Lock())
 
     def generate(self, shot: ShotPlan, *, force: bool = False, on_event: OnEvent = ignore_events) -> GeneratedClip:
         key = ClipStore.key(NAME, shot)
@@ -119,11 +123,8 @@ def shot_colours(shot_id: str) -> tuple[str, str]:
     return tuple("".join(f"{round(c * 255):02x}" for c in rgb) for rgb in (light, dark))  # type: ignore[return-value]
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)  # Pillow ≥ 10.1: an embedded scalable font
-    except TypeError:  # older Pillow: the small bitmap font
-        return ImageFont.load_default()
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)  # Pillow's embedded scalable font: no system font needed
 
 
 def wrap(text: str, font, width: float) -> list[str]:

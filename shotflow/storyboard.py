@@ -194,27 +194,35 @@ def _problems_from(exc: ValidationError, located: Located, file: str) -> list[Pr
     return problems
 
 
-def parse_storyboard(located: Located, file: str) -> Storyboard:
-    """Check the shape of a storyboard; every problem found, not just the first."""
-    try:
-        board = Storyboard.model_validate(located.data)
-    except ValidationError as exc:
-        raise StoryboardError(_problems_from(exc, located, file)) from None
-    problems = []
-    seen: dict[str, int] = {}
-    for i, shot in enumerate(board.shots):
-        key = shot.id.lower()
-        line = located.line(("shots", i, "id"))
-        if key in seen:
-            first = board.shots[seen[key]]
-            problems.append(
-                Problem(file, line, f"duplicate shot id (also at line {located.line(('shots', seen[key], 'id'))} as '{first.id}')", shot.id)
-            )
+def duplicate_ids(located: Located, file: str) -> list[Problem]:
+    """Shot ids used twice (case-insensitively: they name files), read from the raw data."""
+    shots = located.data.get("shots") if isinstance(located.data, dict) else None
+    problems: list[Problem] = []
+    seen: dict[str, tuple[int, str]] = {}
+    for i, raw in enumerate(shots if isinstance(shots, list) else []):
+        shot_id = raw.get("id") if isinstance(raw, dict) else None
+        if not isinstance(shot_id, str):
+            continue
+        if shot_id.lower() in seen:
+            first_index, first_id = seen[shot_id.lower()]
+            first_line = located.line(("shots", first_index, "id"))
+            problems.append(Problem(file, located.line(("shots", i, "id")), f"duplicate shot id (also at line {first_line} as '{first_id}')", shot_id))
         else:
-            seen[key] = i
-    if problems:
-        raise StoryboardError(problems)
-    return board
+            seen[shot_id.lower()] = (i, shot_id)
+    return problems
+
+
+def parse_storyboard(located: Located, file: str) -> Storyboard:
+    """Check the shape of a storyboard; every problem found, not just the first.
+
+    Duplicate shot ids are reported here only alongside shape errors: otherwise planning
+    reports them together with what it finds (see `duplicate_ids`)."""
+    try:
+        return Storyboard.model_validate(located.data)
+    except ValidationError as exc:
+        problems = _problems_from(exc, located, file) + duplicate_ids(located, file)
+        problems.sort(key=lambda p: p.line or 0)
+        raise StoryboardError(problems) from None
 
 
 def read_storyboard(path: str | Path) -> tuple[Storyboard, Located]:

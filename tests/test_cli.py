@@ -143,3 +143,32 @@ def test_run_unknown_force_shot(tmp_path):
     sb.write_text(SMALL)
     r = shotflow("run", str(sb), "--force", "three")
     assert r.returncode == 1 and "no shot 'three' (shots: one, two)" in r.stderr
+
+
+def test_run_argument_bounds_and_unwritable_schema(tmp_path):
+    sb = tmp_path / "small.yaml"
+    sb.write_text(SMALL)
+    r = shotflow("run", str(sb), "--concurrency", "0")
+    assert r.returncode == 2 and "0 is not between 1 and 64" in r.stderr
+    r = shotflow("run", str(sb), "--max-cost", "-1")
+    assert r.returncode == 2 and "not an amount of dollars" in r.stderr
+    r = shotflow("schema", "-o", str(tmp_path / "no" / "such" / "dir.json"))
+    assert r.returncode == 1 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_failed_run_says_why_in_one_place_without_a_traceback(tmp_path, fake_fal):
+    from fakefal import product_env
+
+    sb = tmp_path / "small.yaml"
+    sb.write_text(SMALL.replace("a blue door", "something forbidden"))
+    fake_fal.fault("job", outcome="refused", match="forbidden")
+    env = product_env(tmp_path / "cache") | {"SHOTFLOW_FAL_POLL_INTERVAL": "0.1"}
+    env.pop("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", None)  # as a user has it: the CLI's own default
+    r = subprocess.run(
+        [sys.executable, "-m", "shotflow.cli", "run", str(sb), "--out", str(tmp_path / "f.mp4")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "1 of 2 shots failed" in r.stderr and "shot 'two'" in r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert not (tmp_path / "f.mp4").exists()

@@ -185,8 +185,25 @@ def test_every_problem_is_reported_not_just_the_first():
 
 
 def test_crossfade_longer_than_a_clip():
-    msgs = problems(board("- {id: a, prompt: p, model: kling, duration: 5}", output="transition: {type: crossfade, seconds: 5}"))
-    assert "needs clips longer than that" in msgs[0]
+    msgs = problems(board("- {id: a, prompt: p, model: kling, duration: 5}\n- {id: b, prompt: p, model: kling}", output="transition: {type: crossfade, seconds: 5}"))
+    assert len(msgs) == 2 and "a 5 s clip cannot hold 1 crossfade(s) of 5 s" in msgs[0]
+
+
+def test_a_middle_clip_must_outlast_both_of_its_crossfades():
+    shots = "\n".join(f"- {{id: s{i}, prompt: p, model: kling, duration: 5}}" for i in range(3))
+    (msg,) = problems(board(shots, output="transition: {type: crossfade, seconds: 3}"))
+    assert "shot 's1': a 5 s clip cannot hold 2 crossfade(s) of 3 s: shorten the transition below 2.5 s" in msg
+
+
+def test_a_single_shot_has_no_crossfade_to_hold():
+    one("- {id: a, prompt: p, model: kling, duration: 5}", output="transition: {type: crossfade, seconds: 5}")
+
+
+def test_duplicate_ids_do_not_hide_other_problems():
+    msgs = problems(board("- {id: a, prompt: p, model: kling, duration: 7}\n- {id: A, prompt: p, model: kling, params: {foo: 1}}"))
+    assert len(msgs) == 3
+    assert "renders 5 or 10 s clips, not 7 s" in msgs[0]
+    assert "duplicate shot id" in msgs[1] and "params.foo" in msgs[2]
 
 
 def test_missing_soundtrack_file():

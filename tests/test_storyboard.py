@@ -74,6 +74,11 @@ def test_unsafe_shot_ids(tmp_path, bad_id):
     assert "sb.yaml:4" in msg and "not safe as a file name" in msg
 
 
+def test_duplicate_ids_are_reported_with_shape_errors(tmp_path):
+    msgs = errors(tmp_path, GOOD + "  - id: a\n    prompt: 42\n    model: kling\n")
+    assert any("duplicate shot id" in m for m in msgs) and any("prompt: Input should be a valid string" in m for m in msgs)
+
+
 def test_empty_prompt(tmp_path):
     (msg,) = errors(tmp_path, GOOD.replace("prompt: a cat", "prompt: '   '"))
     assert "sb.yaml:5: shot 'a': prompt: the prompt is empty" in msg
