@@ -37,6 +37,8 @@ class PrefectServer:
         self.env.setdefault("DO_NOT_TRACK", "1")
         self.env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         self.env.pop("PREFECT_API_URL", None)
+        for secret in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):  # the server never needs them
+            self.env.pop(secret, None)
         self.log = log
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
