@@ -6,7 +6,10 @@ a second run of the same storyboard re-attaches to that request instead of payin
 
 Layout: `<cache_dir>/jobs/<key>.json` (written to a temporary file, fsynced, renamed over the old
 one, then the directory fsynced) and `<key>.lock`, an empty file that `submit_lock` holds an
-exclusive `flock` on while one process decides whether to submit and records what it submitted.
+exclusive `flock` on while one process decides whether to submit and records what it submitted,
+and that `update` holds around its read-modify-write, so two processes (or threads) updating
+the same record never lose each other's change. The lock is re-entrant within a thread: an
+`update` made while the same thread holds `submit_lock` for that key does not wait for itself.
 The kernel drops that lock when its holder exits, even on SIGKILL, so there are no stale locks
 to break. (flock: Linux and macOS, local disks or NFS with lock support.)
 
@@ -34,8 +37,9 @@ from shotflow.errors import ShotflowError
 JobState = Literal["submitting", "submitted", "completed", "failed", "downloaded"]
 SCHEMA = 1
 
-# serialises read-modify-write of records by every Journal of this process (threads of a run)
-_UPDATES = threading.Lock()
+# the (journal directory, key) locks each thread holds: `_locked` is re-entrant per thread, since
+# a second flock of the same file on another descriptor would wait for ourselves
+_HELD = threading.local()
 # how far a request has come; an update never moves a record backwards for the same request
 _PROGRESS = {"submitting": 0, "submitted": 1, "completed": 2, "downloaded": 3, "failed": 3}
 
@@ -156,24 +160,33 @@ class Journal:
         _fsync_dir(self.root)
         return record
 
-    def update(self, key: str, request_id: str | None, **changes: Any) -> JobRecord | None:
+    def update(
+        self, key: str, request_id: str | None, *, lock_timeout: float = 300.0, **changes: Any
+    ) -> JobRecord | None:
         """Apply `changes` to the record of `key` if it still describes `request_id`.
 
         Two runs polling the same request both write here; a slower one must not move the
         record back (say from downloaded to completed), nor touch a newer request's record.
-        Returns the record as written, or the current one when the update was stale. (Between
-        processes the last writer wins; both describe the same request, so nothing is lost.)
+        Returns the record as written, or the current one when the update was stale. The
+        read-modify-write holds the key's lock (the one `submit_lock` takes), so it is atomic
+        across threads and processes; LockTimeout after `lock_timeout` seconds.
+
+        `failed` never replaces `downloaded` (a late error of a slower poller), unless the change
+        says `media_gone=True`: the download of that very clip was refused for good.
         """
-        with _UPDATES:
-            current = self.read(key)
-            if current is None or current.request_id != request_id:
-                return current
-            state = changes.get("state", current.state)
-            if state != "failed" and _PROGRESS[state] < _PROGRESS[current.state]:
-                return current
-            if current.state == "downloaded" and state == "failed":
-                return current
-            return self.write(replace(current, **changes))
+        with self._locked(key, timeout=lock_timeout):
+            return self._update_locked(key, request_id, **changes)
+
+    def _update_locked(self, key: str, request_id: str | None, *, media_gone: bool = False, **changes: Any) -> JobRecord | None:
+        current = self.read(key)
+        if current is None or current.request_id != request_id:
+            return current
+        state = changes.get("state", current.state)
+        if state != "failed" and _PROGRESS[state] < _PROGRESS[current.state]:
+            return current
+        if current.state == "downloaded" and state == "failed" and not media_gone:
+            return current
+        return self.write(replace(current, **changes))
 
     def records(self) -> Iterator[JobRecord]:
         for path in sorted(self.root.glob("*.json")):
@@ -185,9 +198,20 @@ class Journal:
     def submit_lock(self, key: str, *, timeout: float = 300.0, poll: float = 0.05) -> Iterator[None]:
         """Hold the exclusive lock of `key` (across threads and processes) while deciding to submit.
 
-        Waits up to `timeout` seconds for another holder (a run submitting the same clip);
-        raises LockTimeout after that.
+        Waits up to `timeout` seconds for another holder (a run submitting the same clip, or an
+        update of its record); raises LockTimeout after that.
         """
+        with self._locked(key, timeout=timeout, poll=poll):
+            yield
+
+    @contextmanager
+    def _locked(self, key: str, *, timeout: float, poll: float = 0.02) -> Iterator[None]:
+        """The flock on `<key>.lock`; a thread that already holds it just goes on."""
+        held: set[tuple[str, str]] = _HELD.__dict__.setdefault("keys", set())
+        token = (str(self.root.resolve()), key)
+        if token in held:
+            yield
+            return
         fd = os.open(self.root / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             deadline = time.monotonic() + timeout
@@ -199,11 +223,13 @@ class Journal:
                     if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                         raise
                 if time.monotonic() >= deadline:
-                    raise LockTimeout(f"another run has been submitting clip {key} for over {timeout:.0f} s")
+                    raise LockTimeout(f"another run has held the lock of clip {key} for over {timeout:.0f} s")
                 time.sleep(poll)
+            held.add(token)
             try:
                 yield
             finally:
+                held.discard(token)
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)

@@ -148,3 +148,69 @@ def test_the_submit_lock_excludes_other_processes_and_dies_with_its_holder(tmp_p
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+def test_an_update_takes_the_keys_lock_across_processes(tmp_path):
+    journal = Journal(tmp_path / "jobs")
+    journal.write(record())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(journal.root), KEY],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        # another process holds the lock (deciding to submit, or updating): no read-modify-write now
+        with pytest.raises(LockTimeout):
+            journal.update(KEY, "req-1", state="completed", lock_timeout=0.2)
+        assert journal.read(KEY).state == "submitted"
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+        assert journal.update(KEY, "req-1", state="completed", lock_timeout=10).state == "completed"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def test_an_update_waits_for_another_thread_holding_the_lock(tmp_path):
+    journal = Journal(tmp_path / "jobs")
+    journal.write(record())
+    outcome = []
+    with journal.submit_lock(KEY, timeout=10):
+        def other():
+            try:
+                journal.update(KEY, "req-1", state="completed", lock_timeout=0.1)
+                outcome.append("updated")
+            except LockTimeout:
+                outcome.append("waited")
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert outcome == ["waited"] and journal.read(KEY).state == "submitted"
+
+
+def test_an_update_under_the_same_threads_submit_lock_does_not_wait_for_itself(tmp_path):
+    journal = Journal(tmp_path / "jobs")
+    journal.write(record())
+    with journal.submit_lock(KEY, timeout=10):
+        assert journal.update(KEY, "req-1", state="completed", lock_timeout=0.5).state == "completed"
+        with journal.submit_lock(KEY, timeout=0.5):  # re-entrant too
+            pass
+    # released on the way out: another thread takes it at once
+    taken = []
+    thread = threading.Thread(target=lambda: taken.append(journal.update(KEY, "req-1", video_url="u", lock_timeout=1)))
+    thread.start()
+    thread.join()
+    assert taken[0].video_url == "u"
+
+
+def test_a_downloaded_record_fails_only_when_its_media_is_gone(tmp_path):
+    journal = Journal(tmp_path / "jobs")
+    journal.write(record(state="downloaded", video_url="https://m/v.mp4"))
+    journal.update(KEY, "req-1", state="failed", error="late poller")
+    assert journal.read(KEY).state == "downloaded"
+    journal.update(KEY, "req-1", state="failed", error="paid for, but its media is gone", media_gone=True)
+    assert journal.read(KEY).state == "failed" and not journal.read(KEY).live
