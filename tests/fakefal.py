@@ -18,6 +18,12 @@ without `x-fal-request-id`, nginx-style ingress pages that fal_client retries it
 fail (`outcome="error"`), are refused (`outcome="refused"`, a content-policy 422) or never
 finish (`outcome="stuck"`), and truncated media (`truncate="cut"`: the connection closes
 mid-body; `truncate="file"`: a consistent but short faststart file only a packet count catches).
+A submit can be accepted and its answer lost (`fault("submit", drop=True)`: the job exists and
+is billed, the connection closes unanswered). A cancel can be answered 202 and not stop the job
+(`fault("cancel", outcome="ignored")`: it runs on) or come too late (`outcome="finished"`: the
+job completes with its result two status polls later). `private_urls = True` makes the queue
+answer each job's URLs under /private/ and refuse the by-id form, as for a request only
+reachable at the URLs its submit answered.
 `hold()`/`release()` keep new jobs running until the test says so.
 
 Wiring: fal_client reads FAL_QUEUE_RUN_HOST/FAL_RUN_HOST when it is imported, so the server is
@@ -64,11 +70,12 @@ class Fault:
     times: int = 1
     request_id_header: bool = True  # an app's error: fal_client does not retry it
     nginx: bool = False  # an ingress error page: without the header, fal_client retries it itself
-    outcome: str | None = None  # job faults: error, refused, stuck
+    outcome: str | None = None  # job faults: error, refused, stuck; cancel faults: ignored, finished
     truncate: str | None = None  # media faults: cut, file
     redirect: str | None = None  # media faults: answer 302 to this URL
     chunked: bool = False  # media faults: no Content-Length, chunked body
     match: str | None = None  # only requests whose endpoint or prompt contains this
+    drop: bool = False  # submit faults: accept the job (it is billed), then close the connection unanswered
     hits: int = 0
 
 
@@ -86,6 +93,7 @@ class Job:
     cancelled: str | None = None  # the phase it was cancelled in
     submitted_at: float = field(default_factory=time.monotonic)
     delivered_at: float | None = None  # when its result was first handed out
+    polls_left: int | None = None  # set by a cancel that comes too late: IN_PROGRESS for this many polls, then done
 
 
 @dataclass
@@ -95,6 +103,7 @@ class Call:
     path: str
     status: int
     authorization: str | None = field(default=None, repr=False)
+    request_timeout: str | None = None  # the X-Fal-Request-Timeout header sent
 
 
 class FakeFal:
@@ -135,6 +144,8 @@ class FakeFal:
             self.calls: list[Call] = []
             self.holding = False
             self.published: dict[str, int] = {}
+            # the request's URLs are only those the submit answered: the by-id form is 404
+            self.private_urls = False
 
     def publish(self, seconds: int) -> str:
         """A media URL serving a clip of `seconds`, outside any job (for download tests)."""
@@ -219,6 +230,8 @@ class FakeFal:
         """IN_QUEUE, IN_PROGRESS or COMPLETED, and the fraction of that phase gone by."""
         if job.cancelled:
             return "COMPLETED", 1.0
+        if job.polls_left is not None:
+            return ("IN_PROGRESS", 0.5) if job.polls_left > 0 else ("COMPLETED", 1.0)
         if job.t0 is None:
             return "IN_QUEUE", 0.0
         elapsed = time.monotonic() - job.t0
@@ -261,7 +274,9 @@ def requested_seconds(endpoint: str, body: dict[str, Any]) -> int:
     return next(iter(spec.durations))
 
 
-_BY_ID = re.compile(r"^/(?P<owner>[^/]+)/(?P<alias>[^/]+)/requests/(?P<rid>[^/]+)(?P<tail>/status|/cancel)?$")
+_BY_ID = re.compile(
+    r"^(?P<private>/private)?/(?P<owner>[^/]+)/(?P<alias>[^/]+)/requests/(?P<rid>[^/]+)(?P<tail>/status|/cancel)?$"
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -295,7 +310,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self, op: str, code: int) -> None:
         with self.fake._lock:
-            self.fake.calls.append(Call(op, self.command, urlsplit(self.path).path, code, self.headers.get("Authorization")))
+            self.fake.calls.append(
+                Call(
+                    op,
+                    self.command,
+                    urlsplit(self.path).path,
+                    code,
+                    self.headers.get("Authorization"),
+                    self.headers.get("X-Fal-Request-Timeout"),
+                )
+            )
 
     def _fail(self, fault: Fault, op: str) -> None:
         code = fault.status or 500
@@ -356,7 +380,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"detail": "Invalid JSON body"}, "submit")
         text = endpoint + " " + str(body.get("prompt", "") if isinstance(body, dict) else "")
         fault = fake.take_fault("submit", text)
-        if fault is not None:
+        if fault is not None and not fault.drop:
             return self._fail(fault, "submit")  # not accepted: no job, nothing billed
         job = Job(
             id=str(uuid.uuid4()),
@@ -389,8 +413,12 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             job.held = fake.holding
             fake.jobs[job.id] = job
+        if fault is not None and fault.drop:
+            # accepted (and billed), but the answer is lost: the client sees the connection close
+            self.close_connection = True
+            return self._record("submit", 0)
         owner, alias = endpoint.split("/")[:2]
-        base = f"{fake.base}/{owner}/{alias}/requests/{job.id}"
+        base = f"{fake.base}{'/private' if fake.private_urls else ''}/{owner}/{alias}/requests/{job.id}"
         self._send(
             200,
             {
@@ -405,7 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _job(self, m: re.Match, op: str) -> Job | None:
         job = self.fake.jobs.get(m["rid"])
-        if job is None or job.endpoint.split("/")[:2] != [m["owner"], m["alias"]]:
+        if job is None or job.endpoint.split("/")[:2] != [m["owner"], m["alias"]] or bool(m["private"]) != self.fake.private_urls:
             self._send(404, {"detail": "Request not found"}, op)
             return None
         return job
@@ -424,8 +452,11 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             if job.t0 is None:
                 job.t0 = time.monotonic()
-        phase, fraction = fake.phase(job)
-        base = f"{fake.base}/{m['owner']}/{m['alias']}/requests/{job.id}"
+        with fake._lock:
+            phase, fraction = fake.phase(job)
+            if job.polls_left:
+                job.polls_left -= 1
+        base = f"{fake.base}{m['private'] or ''}/{m['owner']}/{m['alias']}/requests/{job.id}"
         payload: dict[str, Any] = {"status": phase, "request_id": job.id, "response_url": base}
         if phase == "IN_QUEUE":
             payload["queue_position"] = int((1 - fraction) * 3)
@@ -481,13 +512,17 @@ class _Handler(BaseHTTPRequestHandler):
         if job is None:
             return
         fault = fake.take_fault("cancel", job.endpoint)
-        if fault is not None:
+        if fault is not None and fault.outcome is None:
             return self._fail(fault, "cancel")
         with fake._lock:
             phase, _ = fake.phase(job)
             if phase == "COMPLETED":
                 return self._send(400, {"status": "ALREADY_COMPLETED"}, "cancel")
-            job.cancelled = phase
+            if fault is None:
+                job.cancelled = phase
+            elif fault.outcome == "finished":  # too late: the job completes two polls later (and bills)
+                job.outcome, job.held, job.polls_left = "ok", False, 2
+            # "ignored": cancellation requested, but the job runs on as it was
         self._send(202, {"status": "CANCELLATION_REQUESTED"}, "cancel")
 
     def _media(self, name: str) -> None:
