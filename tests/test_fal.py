@@ -22,6 +22,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from dataclasses import replace  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import httpx  # noqa: E402
@@ -135,10 +136,10 @@ def test_every_one_of_the_ten_endpoints_delivers_a_clip_of_the_asked_length(fake
 # --- faults: survived, and each body billed once -----------------------------------------------
 
 FAULTS = {
-    "429 on submit (fal_client retries)": [("submit", 429, dict(times=2))],
+    "429 on submit (asked again in the call)": [("submit", 429, dict(times=2))],
     "500 on submit from the app": [("submit", 500, {})],
     "503 on submit without a request id": [("submit", 503, dict(request_id_header=False))],
-    "502 ingress page on submit (fal_client retries)": [("submit", 502, dict(request_id_header=False, nginx=True))],
+    "502 ingress page on submit": [("submit", 502, dict(request_id_header=False, nginx=True))],
     "503 on status polls": [("status", 503, dict(times=2))],
     "429 on a status poll": [("status", 429, {})],
     "504 on the result after COMPLETED": [("result", 504, dict(times=2))],
@@ -242,6 +243,150 @@ def test_an_interrupted_submit_is_submitted_again_with_a_warning(fake_fal, cache
     assert Journal(cache / "jobs").read(key).attempts == 2 and clip.path.is_file()
 
 
+def test_a_submit_accepted_but_unanswered_is_not_sent_again_in_the_run(fake_fal, cache):
+    fake_fal.fault("submit", drop=True)  # fal takes the job (and bills it), the connection drops
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache), shot)  # as the task's retries would
+    message = str(info.value)
+    assert not info.value.transient
+    assert "may have accepted" in message and "not submitted again in this run" in message
+    assert "re-run submits" in message and "bill" in message and "idempotency" in message
+    assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.billed == {shot.body_hash: 1}
+    assert fake_fal.count("submit") == 1  # one POST: no transport-level retry
+    key = ClipStore.key("fal", shot)
+    record = Journal(cache / "jobs").read(key)
+    assert record.state == "submitting" and record.request_id is None and "may have accepted" in record.error
+
+    # an explicit re-run submits again, saying so, and keeps the lost submit on record
+    events = []
+    clip = make_backend(cache).generate(shot, on_event=events.append)
+    assert events[0].kind == "retrying" and "cut off" in events[0].detail and "bill" in events[0].detail
+    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 2}
+    record = Journal(cache / "jobs").read(key)
+    assert record.attempts == 2 and record.previous[-1]["state"] == "submitting"
+
+
+def test_a_submit_answered_without_a_request_id_is_not_sent_again_either(fake_fal, cache):
+    fake_fal.fault("submit", 200)  # a 2xx that names no request: fal may have the job all the same
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache), shot)
+    assert not info.value.transient and "without a usable request id" in str(info.value)
+    assert fake_fal.count("submit") == 1
+    assert Journal(cache / "jobs").read(ClipStore.key("fal", shot)).state == "submitting"
+
+
+def test_the_submit_carries_the_key_and_the_start_timeout(fake_fal, cache):
+    make_backend(cache, start_timeout=90).generate(a_shot())
+    (submit,) = [c for c in fake_fal.calls if c.op == "submit"]
+    assert submit.authorization == f"Key {KEY}" and float(submit.request_timeout) == 90
+
+
+# --- requests fal does not know (404) ----------------------------------------------------------
+
+
+def test_a_404_about_a_young_request_is_waited_out_not_paid_for_again(fake_fal, cache):
+    fake_fal.fault("status", 404, times=10)
+    shot = a_shot()
+    events = []
+    clip = generate_retrying(make_backend(cache), shot, events=events)  # 4 polls a call: 3 calls
+    assert clip.path.is_file() and fake_fal.faults[0].hits == 10
+    assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.billed == {shot.body_hash: 1}
+    assert [e.kind for e in events].count("reattached") == 2
+    assert Journal(cache / "jobs").read(clip.key).state == "downloaded"
+
+
+def test_a_404_on_the_result_of_a_young_request_is_fetched_again(fake_fal, cache):
+    fake_fal.fault("result", 404, times=5)
+    shot = a_shot()
+    clip = generate_retrying(make_backend(cache), shot)
+    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 1}
+
+
+def test_an_old_request_fal_no_longer_knows_is_marked_lost_and_not_paid_again_in_the_run(fake_fal, cache):
+    shot = a_shot()
+    key = ClipStore.key("fal", shot)
+    journal = Journal(cache / "jobs")
+    fake_fal.hold()
+    with pytest.raises(GenerationError):
+        make_backend(cache, wait_timeout=0.05).generate(shot)
+    record = journal.read(key)
+    two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
+    journal.write(replace(record, submitted_at=two_hours_ago.isoformat()))  # older than fal keeps requests
+    fake_fal.fault("status", 404, times=10)
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache, give_up_after=None), shot)
+    message = str(info.value)
+    assert not info.value.transient and record.request_id in message and "lost" in message
+    assert "next run submits" in message
+    assert fake_fal.submits == {shot.body_hash: 1}  # no automatic retry paid again
+    assert journal.read(key).state == "failed" and not journal.read(key).permanent
+
+    fake_fal.release()
+    fake_fal.faults.clear()
+    clip = make_backend(cache).generate(shot)  # the next run may, once
+    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 2}
+
+
+def test_a_request_is_reached_at_the_urls_fal_answered(fake_fal, cache):
+    fake_fal.private_urls = True  # the by-id URLs are 404 here
+    shot = a_shot()
+    fake_fal.hold()
+    with pytest.raises(GenerationError):
+        make_backend(cache, wait_timeout=0.05).generate(shot)
+    fake_fal.release()
+    clip = generate_retrying(make_backend(cache), shot)  # a re-attach: only the journal has the URLs
+    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 1}
+    paths = {c.path for c in fake_fal.calls if c.op in ("status", "result")}
+    assert paths and all(p.startswith("/private/") for p in paths)
+    assert fake_fal.count("status", status=404) == 0
+
+
+# --- media that cannot be fetched any more -----------------------------------------------------
+
+GONE = {
+    "404 from the media host": (dict(fault=("media", 404)), "gone (404)"),
+    "410 from the media host": (dict(fault=("media", 410)), "gone (410)"),
+    "a host not allowed": (dict(settings=dict(SHOTFLOW_MEDIA_HOSTS="media.example.org")), "not an allowed media host"),
+    "over the size cap": (dict(settings=dict(SHOTFLOW_MAX_DOWNLOAD_BYTES="100")), "cap"),
+}
+
+
+@pytest.mark.parametrize("how, why", GONE.values(), ids=GONE.keys())
+def test_a_paid_clip_whose_media_is_gone_is_forgotten_and_the_next_run_pays_for_a_new_one(fake_fal, cache, how, why):
+    if "fault" in how:
+        fake_fal.fault(*how["fault"])
+    settings = fakefal.settings_for(cache, **how.get("settings", {}))
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache, settings=settings), shot)
+    message = str(info.value)
+    assert not info.value.transient and why in message
+    assert "paid for" in message and "media is gone" in message and "--force opening" in message
+    record = Journal(cache / "jobs").read(ClipStore.key("fal", shot))
+    assert record.state == "failed" and not record.permanent and "media is gone" in record.error
+    assert fake_fal.submits == {shot.body_hash: 1}
+
+    clip = make_backend(cache).generate(shot, force=True)  # a new one is paid for, knowingly
+    assert clip.path.is_file() and clip.request_id != record.request_id
+    assert fake_fal.submits == {shot.body_hash: 2}
+
+
+def test_a_downloaded_clip_whose_copy_left_the_store_and_whose_media_is_gone_is_not_a_dead_end(fake_fal, cache):
+    shot = a_shot()
+    first = make_backend(cache).generate(shot)
+    first.path.unlink()
+    fake_fal.fault("media", 410)
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache).generate(shot)
+    assert not info.value.transient and "media is gone" in str(info.value)
+    assert Journal(cache / "jobs").read(first.key).state == "failed"
+    again = make_backend(cache).generate(shot)  # a plain run submits anew
+    assert again.path.is_file() and again.request_id != first.request_id
+    assert fake_fal.submits == {shot.body_hash: 2}
+
+
 # --- requests that never finish ----------------------------------------------------------------
 
 
@@ -284,6 +429,39 @@ def test_a_request_that_cannot_be_cancelled_is_kept_not_forgotten(fake_fal, cach
     with pytest.raises(GenerationError) as info:
         make_backend(cache, give_up_after=0.01).generate(shot)
     assert not info.value.transient and len(fake_fal.cancels()) == 1 and fake_fal.count("submit") == 1
+
+
+def test_a_request_still_running_after_its_cancel_is_kept_until_fal_says_it_ended(fake_fal, cache):
+    fake_fal.fault("job", outcome="stuck")
+    fake_fal.fault("cancel", outcome="ignored")  # 202, but the job runs on
+    shot = a_shot()
+    key = ClipStore.key("fal", shot)
+    with pytest.raises(GenerationError):
+        make_backend(cache, wait_timeout=0.05).generate(shot)
+    polls = fake_fal.count("status")
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache, give_up_after=0.01).generate(shot)
+    assert info.value.transient and "still reports it running" in str(info.value)
+    assert fake_fal.count("status") - polls > 2  # it looked more than once after the cancel
+    assert Journal(cache / "jobs").read(key).state == "submitted"  # kept: it may still bill
+
+    with pytest.raises(GenerationError) as info:  # this time the cancel stops it
+        make_backend(cache, give_up_after=0.01).generate(shot)
+    assert not info.value.transient and "cancelled" in str(info.value)
+    assert Journal(cache / "jobs").read(key).state == "failed"
+    assert fake_fal.count("cancel") == 2 and fake_fal.submits == {shot.body_hash: 1}
+
+
+def test_a_request_that_finishes_after_its_cancel_is_used(fake_fal, cache):
+    fake_fal.fault("job", outcome="stuck")
+    fake_fal.fault("cancel", outcome="finished")  # 202, yet it completes two polls later, billed
+    shot = a_shot()
+    with pytest.raises(GenerationError):
+        make_backend(cache, wait_timeout=0.05).generate(shot)
+    clip = make_backend(cache, give_up_after=0.01).generate(shot)
+    assert probe.verify(clip.path, expected_seconds=5)
+    assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.billed == {shot.body_hash: 1}
+    assert Journal(cache / "jobs").read(clip.key).state == "downloaded"
 
 
 def test_a_finished_request_is_used_however_old_it_is(fake_fal, cache):
@@ -388,6 +566,20 @@ def test_transport_errors_are_transient(exc):
 def test_generation_errors_survive_pickling():
     error = pickle.loads(pickle.dumps(GenerationError("opening", "fal answered 503", transient=True)))
     assert error.transient and error.shot == "opening" and str(error) == "shot 'opening': fal answered 503"
+
+
+def test_a_backend_closes_as_a_context_manager_and_twice_without_harm(fake_fal, cache):
+    shot = a_shot()
+    with make_backend(cache) as backend:
+        backend.generate(shot)
+        client = backend._fal._client
+    assert client.is_closed
+    backend.close()
+    backend.close()
+    make_backend(cache).close()  # never used: nothing to close
+    shot2 = a_shot("another")
+    assert backend.generate(shot2).path.is_file()  # a closed backend opens new connections
+    backend.close()
 
 
 # --- concurrency and crashes -------------------------------------------------------------------
