@@ -49,3 +49,7 @@ class Backend(Protocol):
     def generate(self, shot: ShotPlan, *, force: bool = False, on_event: OnEvent = ignore_events) -> GeneratedClip:
         """The shot's clip: from the store, or generated, verified and stored."""
         ...
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+        ...

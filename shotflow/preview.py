@@ -70,6 +70,9 @@ class PreviewBackend:
                 tmp.unlink(missing_ok=True)
             return GeneratedClip(shot.id, path, key, NAME, cache_hit=False)
 
+    def close(self) -> None:
+        return None  # nothing held between shots
+
     def forget(self, shot: ShotPlan) -> None:
         """Drop the stored preview clip (and what was derived from it); the next run draws it again."""
         key = ClipStore.key(NAME, shot)

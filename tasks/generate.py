@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -70,9 +70,9 @@ def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = Fals
         events.publish(event)
 
     settings = get_settings()
-    source = open_backend(backend, settings, key=fal_key(settings) if backend == "fal" else None)
-    with limits_for(run_key).slot(shot.model):
-        with account_slot(settings.concurrency_limit_name) if backend == "fal" else nullcontext():
-            clip = source.generate(shot, force=force, on_event=on_event)
+    with closing(open_backend(backend, settings, key=fal_key(settings) if backend == "fal" else None)) as source:
+        with limits_for(run_key).slot(shot.model):
+            with account_slot(settings.concurrency_limit_name) if backend == "fal" else nullcontext():
+                clip = source.generate(shot, force=force, on_event=on_event)
     events.publish(ShotEvent(shot.id, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
     return clip

@@ -108,7 +108,8 @@ def test_deploy_schedules_worker_and_a_run_started_like_the_ui_does(server, api_
     schema = harbour["parameter_openapi_schema"]
     assert {"storyboard", "backend", "vars", "concurrency", "max_cost", "inline"} <= set(schema["properties"])
     assert schema["properties"]["backend"].get("enum") == ["auto", "fal", "preview"], schema["properties"]["backend"]
-    assert schema["properties"]["concurrency"]["type"] == "integer"
+    assert {"maximum": 64, "minimum": 1, "type": "integer"} in schema["properties"]["concurrency"]["anyOf"]
+    assert schema["properties"]["backend"]["description"].startswith("fal (paid generations)")
 
     limit = api(server, "GET", "/v2/concurrency_limits/fal-requests")
     assert limit["limit"] == 3
