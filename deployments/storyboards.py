@@ -20,6 +20,7 @@ from shotflow.errors import ShotflowError, StoryboardError
 from shotflow.plan import load_plan
 from shotflow.settings import get_settings
 from shotflow.storyboard import Storyboard, read_storyboard
+from shotflow.templating import PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = "flows/render.py:render_storyboard"
@@ -42,7 +43,9 @@ class ScheduledStoryboard:
     def description(self) -> str:
         s = self.board.schedule
         when = s.cron or (f"every {s.interval} s" if s.interval else s.rrule)
-        text = f"Renders {self.path} ({self.board.title or self.name}) on schedule {when} ({s.timezone})."
+        # placeholders shown as <name>: prefect.yaml would read {{ name }} as its own templating
+        title = PLACEHOLDER.sub(lambda m: f"<{m.group(1)}>", self.board.title or self.name)
+        text = f"Renders {self.path} ({title}) on schedule {when} ({s.timezone})."
         if self.board.description:
             text += "\n\n" + self.board.description
         return text
@@ -120,6 +123,60 @@ def ensure_concurrency_limit(name: str, limit: int) -> bool:
         except ObjectNotFound:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
             return True
+
+
+def concurrency_limit_step(name: str, limit: int) -> dict[str, Any]:
+    """A `prefect deploy` build step (see prefect.yaml): the fal-requests limit, created if missing."""
+    created = ensure_concurrency_limit(name, int(limit))
+    return {"concurrency_limit": name, "created": created}
+
+
+def prefect_yaml(pool: str = "shotflow", folder: str | Path = ROOT / "pipelines", limit: int = 4) -> str:
+    """prefect.yaml for `prefect deploy --all`, written from the scheduled storyboards.
+
+    Without a pull section, `prefect deploy` points workers at the directory it is run from."""
+    import yaml
+
+    settings = get_settings()
+    deployments = []
+    for s in scheduled_storyboards(folder):
+        sch = s.board.schedule
+        schedule: dict[str, Any] = {"timezone": sch.timezone, "active": sch.active}
+        if sch.cron:
+            schedule["cron"] = sch.cron
+        elif sch.interval:
+            schedule["interval"] = sch.interval
+        else:
+            schedule["rrule"] = sch.rrule
+        deployments.append(
+            {
+                "name": s.name,
+                "entrypoint": ENTRYPOINT,
+                "description": s.description,
+                "tags": s.tags,
+                "parameters": s.parameters,
+                "schedules": [schedule],
+                "work_pool": {"name": pool},
+            }
+        )
+    config = {
+        "name": "shotflow",
+        "build": [
+            {
+                "deployments.storyboards.concurrency_limit_step": {
+                    "name": settings.concurrency_limit_name,
+                    "limit": limit,
+                }
+            }
+        ],
+        "push": None,
+        "deployments": deployments,
+    }
+    header = (
+        "# Written by `shotflow deploy --prefect-yaml prefect.yaml` from the storyboards in pipelines/\n"
+        "# that declare a schedule: edit those, not this. Use: prefect deploy --all (from this folder).\n"
+    )
+    return header + yaml.safe_dump(config, sort_keys=False, width=100)
 
 
 def deploy(pool: str, *, folder: str | Path = ROOT / "pipelines", source: str | Path = ROOT, limit: int = 4, limit_name: str | None = None) -> list[str]:

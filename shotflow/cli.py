@@ -240,7 +240,17 @@ def _stop_on_signals():
 
 
 def cmd_deploy(args) -> int:
-    from deployments.storyboards import deploy
+    from deployments.storyboards import deploy, prefect_yaml
+
+    if args.prefect_yaml:
+        text = prefect_yaml(args.pool, args.pipelines, args.limit)
+        try:
+            with open(args.prefect_yaml, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise ShotflowError(f"cannot write {args.prefect_yaml}: {exc.strerror}") from None
+        print(f"shotflow: wrote {args.prefect_yaml}; deploy with: prefect deploy --all")
+        return 0
 
     names = deploy(args.pool, folder=args.pipelines, source=args.source, limit=args.limit)
     for name in names:
@@ -312,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", default="shotflow", help="process work pool (created if missing)")
     p.add_argument("--pipelines", default="pipelines", metavar="DIR")
     p.add_argument("--source", default=".", help="where workers find this code: a folder, or a git URL")
-    p.add_argument("--limit", type=int, default=4, help="fal requests in flight across all runs (global concurrency limit)")
+    p.add_argument("--limit", type=bounded_int(1, 1000), default=4, help="fal requests in flight across all runs (global concurrency limit)")
+    p.add_argument("--prefect-yaml", metavar="PATH", help="instead of deploying, write a prefect.yaml for `prefect deploy --all`")
     p.set_defaults(func=cmd_deploy)
     return parser
 

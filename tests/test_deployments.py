@@ -23,7 +23,7 @@ from shotflow.probe import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
-POOL = "shotflow-test"
+POOL = "shotflow"  # the pool prefect.yaml names too
 
 
 def wait_for(what: str, check, timeout: float, interval: float = 0.5, diagnostics=lambda: ""):
@@ -201,3 +201,20 @@ def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
     assert code == 0, tail(log_path)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{api_url}/health", timeout=2)
+
+
+def test_prefect_deploy_all_from_the_committed_prefect_yaml(server, api_env):
+    r = subprocess.run([SHOTFLOW, "deploy", "--prefect-yaml", "/dev/stdout"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and (ROOT / "prefect.yaml").read_text() in r.stdout, "run: shotflow deploy --prefect-yaml prefect.yaml"
+
+    httpx.delete(f"{server.api_url}/v2/concurrency_limits/fal-requests", timeout=10)
+    r = subprocess.run([prefect_exe(), "--no-prompt", "deploy", "--all"], cwd=ROOT, env=api_env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    found = deployments_by_name(server)
+    harbour = found["daily-harbour"]
+    assert harbour["work_pool_name"] == "shotflow"
+    assert harbour["schedules"][0]["schedule"]["cron"] == "0 9 * * 1-5"
+    assert harbour["parameters"]["vars"] == {"topic": "the harbour at dawn"}
+    assert "<topic>" in harbour["description"]
+    # the build step made the account-wide limit again
+    assert api(server, "GET", "/v2/concurrency_limits/fal-requests")["limit"] == 4
