@@ -273,9 +273,6 @@ class ModelSpec:
     def field_default(self, name: str):
         return self.input.model_fields[name].default
 
-    def frame_size(self, aspect: str, resolution: str) -> tuple[int, int]:
-        return frame_size(aspect, resolution)
-
 
 def _enum(cls: type[FalInput], name: str) -> tuple[str, ...]:
     info = cls.model_fields.get(name)
@@ -445,7 +442,3 @@ def find_model(name: str) -> ModelSpec:
         known = ", ".join(m.alias for m in MODELS)
         raise ShotflowError(f"unknown model '{name}': use one of {known}, or a full fal endpoint id")
     return spec
-
-
-def model_names() -> list[str]:
-    return sorted(_BY_NAME)
