@@ -10,6 +10,8 @@ measurement's work (CPU of the Python process and of its ffmpeg children):
   with cuts and with crossfades;
 - the time from the last clip landing to the final file (the join; and its normalisation plus
   the join) against one ffmpeg pass over all clips (concat filter; xfade chain for crossfades);
+- the same when prepare_join has already rendered every piece not touching the last clip
+  (as the flow does while clips land);
 - re-rendering after one shot changes (one normalisation + join) against the full assembly;
 - peak memory (of the largest ffmpeg child, from /proc: see ChildMemory) at 10 and at 50 shots.
 
@@ -229,6 +231,10 @@ def measure(name: str, work: Path, quick: bool) -> dict:
     dst = work / "out" / f"{name}.mp4"
     dst.parent.mkdir(parents=True, exist_ok=True)
     extra = {}
+    if name.startswith("prepared_"):  # not timed: what prepare_join did as the first nine clips landed
+        shutil.rmtree(work / f"pieces-{name}", ignore_errors=True)
+        for landed in range(1, len(prepared)):
+            assemble.prepare_join(prepared[:landed] + [None] * (len(prepared) - landed), durations, out, work / f"pieces-{name}")
     me0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     before = time.perf_counter()
     watcher = ChildMemory().__enter__()
@@ -243,6 +249,9 @@ def measure(name: str, work: Path, quick: bool) -> dict:
         assemble.join(prepared[:-1] + [last], durations, out, dst)
     elif name.startswith("warm_"):  # fill the pieces cache the way an earlier render would have
         assemble.join(prepared, durations, out, dst, pieces_dir=work / f"pieces-{name}")
+    elif name.startswith("prepared_"):  # the last clip (already normalised) lands: join only
+        result = assemble.join(prepared, durations, out, dst, pieces_dir=work / f"pieces-{name}")
+        extra["transitions_rendered"] = result.transitions_rendered
     elif name.startswith("rerender_"):  # shot 4 changed: one normalisation, and the join reuses the rest
         changed = assemble.normalise(sources[4], work / "changed.mp4", out, seconds=durations[4])
         clips_now = prepared[:4] + [changed] + prepared[5:]
@@ -315,7 +324,7 @@ def main() -> None:
         "full_cut", "full_fade",  # normalise all + join; also leaves the normalised clips for the rest
         "join_cut", "join_fade",
         "last_cut", "last_fade",
-        "warm_cut", "warm_fade", "rerender_cut", "rerender_fade",
+        "warm_cut", "warm_fade", "rerender_cut", "rerender_fade", "prepared_fade",
         "many10_cut", "many50_cut", "many10_fade", "many50_fade",
         "onepass10_cut", "onepass10_fade",
         "moviepy_cut", "moviepy_fade",
@@ -335,6 +344,7 @@ def main() -> None:
         ("last clip → file, cuts: one-pass concat / normalise last + join", r["onepass10_cut"]["wall"], r["last_cut"]["wall"], ""),
         ("last clip → file, crossfades: one-pass xfade chain / join only", r["onepass10_fade"]["wall"], r["join_fade"]["wall"], "≥5x"),
         ("last clip → file, crossfades: one-pass xfade / normalise last + join", r["onepass10_fade"]["wall"], r["last_fade"]["wall"], ""),
+        ("last clip → file, crossfades, after prepare_join of the earlier clips", r["onepass10_fade"]["wall"], r["prepared_fade"]["wall"], "≥5x"),
         ("one shot changed, cuts: full / (one normalise + join) (CPU)", r["full_cut"]["cpu"], r["rerender_cut"]["cpu"], ""),
         ("one shot changed, crossfades: full / (one normalise + join) (CPU)", r["full_fade"]["cpu"], r["rerender_fade"]["cpu"], ""),
         ("peak ffmpeg RSS, cut join: 50 shots / 10 shots", r["many50_cut"]["rss_children_mb"], r["many10_cut"]["rss_children_mb"], "flat (≈1x)"),
@@ -359,7 +369,8 @@ def main() -> None:
     if args.quick:
         print("(--quick: tiny frames, so ffmpeg start-up dominates; run without --quick for figures)")
     print(f"video stream-copied in the joins: cut {r['full_cut'].get('copied')}, crossfade {r['full_fade'].get('copied')}; "
-          f"overlaps re-rendered after one change: {r['rerender_fade'].get('transitions_rendered')}")
+          f"overlaps re-rendered after one change: {r['rerender_fade'].get('transitions_rendered')}, "
+          f"after prepare_join of the first {len(clips) - 1} clips: {r['prepared_fade'].get('transitions_rendered')}")
 
 
 if __name__ == "__main__":

@@ -308,19 +308,16 @@ def join(
             raise MediaError(f"{path}: missing: normalise the clip before joining")
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    t = transition_frames(out) if len(clips) > 1 else 0
-    for i, (path, seconds) in enumerate(zip(clips, durations)):
-        sides = (i > 0) + (i < len(clips) - 1)
-        if t and frames(seconds, out.fps) <= sides * t:
-            raise AssemblyError(f"{path}: a {seconds:g} s clip is too short for {sides} crossfade(s) of {t / out.fps:g} s")
+    t = _check_lengths(clips, durations, out)
     total = final_seconds(durations, out)
     budget = timeout or 120 + 20 * total
 
     scratch = Path(tempfile.mkdtemp(prefix=".join-", dir=dst.parent))
     try:
-        clips, renormalised = _matching(clips, durations, out, scratch, budget, crossfade=bool(t))
         pieces = Path(pieces_dir) if pieces_dir else scratch
         pieces.mkdir(parents=True, exist_ok=True)
+        checked = pieces if pieces_dir else None
+        clips, renormalised = _matching(clips, durations, out, scratch, budget, crossfade=bool(t), checked=checked)
         if t:
             made = _crossfade_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1)
             video_parts, audio_parts, overlaps, rendered = made.video, made.audio, made.overlaps, made.rendered
@@ -348,6 +345,62 @@ def join(
     return JoinResult(dst, total, copy, renormalised, rendered)
 
 
+def prepare_join(
+    normalised: Sequence[str | os.PathLike | None],
+    durations: Sequence[float],
+    out: OutputSpec,
+    pieces_dir: str | os.PathLike,
+    *,
+    jobs: int | None = None,
+    timeout: float | None = None,
+) -> int:
+    """Render into `pieces_dir` every piece a later `join(..., pieces_dir=pieces_dir)` of these
+    clips will need that can be made already; returns the number of overlaps rendered.
+
+    `normalised[i]` is None for a clip that has not landed yet; `durations` has every clip's
+    length (the final order and count must be known: the first and last clips have one overlap).
+    Call it each time a clip lands: it renders that clip's audio middle and its overlaps with
+    neighbours already present, and records that the clip matches the recipe, so the final join
+    only renders what touches the last clip. Clips that do not match the recipe are skipped
+    (the join normalises them again). Pieces already in `pieces_dir` are not made again.
+    """
+    clips = [None if p is None else Path(p) for p in normalised]
+    if len(clips) != len(durations):
+        raise AssemblyError(f"{len(clips)} clips but {len(durations)} durations")
+    for path in clips:
+        if path is not None and not path.is_file():
+            raise MediaError(f"{path}: missing: normalise the clip before joining")
+    t = _check_lengths(clips, durations, out)
+    pieces = Path(pieces_dir)
+    pieces.mkdir(parents=True, exist_ok=True)
+    budget = timeout or 120 + 20 * final_seconds(durations, out)
+    reference = None
+    usable: list[Path | None] = []
+    for path, seconds in zip(clips, durations):
+        if path is not None:
+            shape = stream_shape(path)
+            if reference is None and _matches(shape, out, None):
+                reference = shape
+            if not (_matches(shape, out, reference) and _fits_checked(path, seconds, out, bool(t), pieces)):
+                path = None
+        usable.append(path)
+    if not t:
+        return 0
+    made, work = _plan_pieces(usable, durations, out, pieces, budget)
+    _run_all(work, jobs or os.cpu_count() or 1)
+    return made.rendered
+
+
+def _check_lengths(clips, durations, out: OutputSpec) -> int:
+    """The transition in frames (0 for cuts or one clip); AssemblyError if a clip is too short for it."""
+    t = transition_frames(out) if len(clips) > 1 else 0
+    for i, (path, seconds) in enumerate(zip(clips, durations)):
+        sides = (i > 0) + (i < len(clips) - 1)
+        if t and frames(seconds, out.fps) <= sides * t:
+            raise AssemblyError(f"{path}: a {seconds:g} s clip is too short for {sides} crossfade(s) of {t / out.fps:g} s")
+    return t
+
+
 def video_keyframes(path: str | os.PathLike) -> tuple[list[int], int]:
     """Indexes of the keyframes in a clip's video (by demuxing, no decoding), and the frame count."""
     with av.open(str(path)) as container:
@@ -369,8 +422,24 @@ def _fits(path: Path, seconds: float, out: OutputSpec, crossfade: bool) -> bool:
     return not crossfade or all(frames(c, out.fps) in keys for c in cut_points(seconds, out))
 
 
-def _matching(clips, durations, out, scratch: Path, timeout: float, *, crossfade: bool) -> tuple[list[Path], tuple[int, ...]]:
-    """The clips, with any that do not match the recipe (or each other) normalised again."""
+def _fits_checked(path: Path, seconds: float, out: OutputSpec, crossfade: bool, checked: Path | None) -> bool:
+    """`_fits`, remembered in `checked` (a marker file named by the clip's name, size and mtime
+    and what was checked): a clip checked when it landed is not demuxed again in the join."""
+    if checked is None:
+        return _fits(path, seconds, out, crossfade)
+    marker = checked / _piece_name("fits", path, frames(seconds, out.fps), out.fps, crossfade, cut_points(seconds, out), suffix=".ok")
+    if marker.is_file():
+        return True
+    if not _fits(path, seconds, out, crossfade):
+        return False
+    marker.touch()
+    return True
+
+
+def _matching(clips, durations, out, scratch: Path, timeout: float, *, crossfade: bool, checked: Path | None = None) -> tuple[list[Path], tuple[int, ...]]:
+    """The clips, with any that do not match the recipe (or each other) normalised again.
+
+    With `checked` (the pieces folder), a clip's length and keyframe check is remembered there."""
     fixed: list[Path] = []
     redone: list[int] = []
     reference = None
@@ -378,7 +447,7 @@ def _matching(clips, durations, out, scratch: Path, timeout: float, *, crossfade
         shape = stream_shape(path)
         if reference is None and _matches(shape, out, None):
             reference = shape
-        if not _matches(shape, out, reference) or not _fits(path, seconds, out, crossfade):
+        if not _matches(shape, out, reference) or not _fits_checked(path, seconds, out, crossfade, checked):
             path = normalise(path, scratch / f"renormalised-{i}.mp4", out, seconds=seconds, timeout=timeout)
             redone.append(i)
             if reference is None:
@@ -438,6 +507,16 @@ def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float, jobs:
     exact). AAC cannot be cut that way (1024-sample packets), so each middle's audio is decoded
     to a WAV, exact to the sample. Each ffmpeg here opens at most two clips, and they run
     `jobs` at a time: memory does not grow with the number of shots."""
+    made, work = _plan_pieces(clips, durations, out, pieces, timeout)
+    _run_all(work, jobs)
+    return made
+
+
+def _plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[_Pieces, list]:
+    """The pieces for these clips, and the jobs that make those not yet in `pieces`.
+
+    A clip may be None (not landed yet): its middle and both its overlaps are left out (the
+    returned _Pieces is then incomplete, only good for its jobs)."""
     fps, t = out.fps, transition_frames(out)
     per_frame = AUDIO_RATE // fps if AUDIO_RATE % fps == 0 else None
     video: list[_Entry] = []
@@ -449,28 +528,35 @@ def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float, jobs:
     for i, (clip, seconds) in enumerate(zip(clips, durations)):
         n = frames(seconds, fps)
         start, end = (t if i > 0 else 0), (n - t if i < last else n)
-        # a keyframe is found at or before the inpoint, so round it up; packets with a dts at
-        # or after the outpoint are dropped, so round it down (both off by under a microsecond)
-        video.append(_Entry(clip, _us_up(start, fps) if start else None, _us_down(end, fps) if end < n else None))
-        middle = pieces / _piece_name("audio", clip, start, end, fps, suffix=".wav")
-        if not middle.is_file():
-            work.append((_cut_audio, clip, middle, _sample(start, fps, per_frame), _sample(end, fps, per_frame), timeout))
-        audio.append(middle)
-        if i < last:
-            nxt = clips[i + 1]
+        if clip is not None:
+            # a keyframe is found at or before the inpoint, so round it up; packets with a dts at
+            # or after the outpoint are dropped, so round it down (both off by under a microsecond)
+            video.append(_Entry(clip, _us_up(start, fps) if start else None, _us_down(end, fps) if end < n else None))
+            middle = pieces / _piece_name("audio", clip, start, end, fps, suffix=".wav")
+            if not middle.is_file():
+                work.append((_cut_audio, clip, middle, _sample(start, fps, per_frame), _sample(end, fps, per_frame), timeout))
+            audio.append(middle)
+        nxt = clips[i + 1] if i < last else None
+        if clip is not None and nxt is not None:
             name = _piece_name("overlap", clip, nxt, n, t, fps, out.width, out.height)
             overlap, faded = pieces / name, (pieces / name).with_suffix(".wav")
             if not (overlap.is_file() and faded.is_file()):
-                work.append((_render_overlap, clip, nxt, overlap, faded, n, t, out, timeout))
+                # the longest jobs first, so the short audio cuts fill the gaps at the end
+                work.insert(0, (_render_overlap, clip, nxt, overlap, faded, n, t, out, timeout))
                 rendered += 1
             video.append(_Entry(overlap))
             audio.append(faded)
             overlaps.append(overlap)
-    if work:
+    return _Pieces(video, audio, overlaps, rendered), work
+
+
+def _run_all(work: list, jobs: int) -> None:
+    if len(work) == 1:
+        work[0][0](*work[0][1:])
+    elif work:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             for done in [pool.submit(*job) for job in work]:
                 done.result()
-    return _Pieces(video, audio, overlaps, rendered)
 
 
 def _us_up(frame: int, fps: int) -> int:

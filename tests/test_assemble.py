@@ -256,6 +256,32 @@ def test_one_changed_shot_renders_only_its_own_overlaps(colours, mixed, tmp_path
     assert_plays_to_the_end(result.path, 2.6)
 
 
+def test_prepare_join_renders_ahead_what_the_clips_already_landed_allow(colours, tmp_path):
+    normalised = normalise_all(colours, FADE, tmp_path / "n")
+    pieces = tmp_path / "pieces"
+    first, second, third = normalised
+    assert assemble.prepare_join([None, second, None], [1, 1, 1], FADE, pieces) == 0  # no neighbour yet
+    assert assemble.prepare_join([first, second, None], [1, 1, 1], FADE, pieces) == 1  # first → second
+    assert assemble.prepare_join([first, second, None], [1, 1, 1], FADE, pieces) == 0  # already there
+    result = assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "final.mp4", pieces_dir=pieces)
+    assert result.transitions_rendered == 1  # only second → third, which touches the clip that was None
+    assert result.video_copied and result.renormalised == ()
+    assert_plays_to_the_end(result.path, 2.6)
+    cold = assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "cold.mp4")
+    assert cold.transitions_rendered == 2
+    assert video_packets(result.path) == video_packets(cold.path)
+    assert np.allclose(decoded_audio(result.path), decoded_audio(cold.path), atol=1e-6)
+
+
+def test_prepare_join_skips_a_clip_that_does_not_match_the_recipe(colours, mixed, tmp_path):
+    normalised = normalise_all(colours[:2], FADE, tmp_path / "n")
+    pieces = tmp_path / "pieces"
+    assert assemble.prepare_join([normalised[0], mixed[0], normalised[1]], [1, 1, 1], FADE, pieces) == 0
+    result = assemble.join([normalised[0], mixed[0], normalised[1]], [1, 1, 1], FADE, tmp_path / "final.mp4", pieces_dir=pieces)
+    assert result.renormalised == (1,) and result.transitions_rendered == 2
+    assert_plays_to_the_end(result.path, 2.6)
+
+
 def test_soundtrack_is_looped_under_the_clips_for_the_whole_video(colours, tmp_path):
     track = tmp_path / "track.m4a"
     ffmpeg("-f", "lavfi", "-i", "sine=f=1000:r=44100:d=0.4", str(track))
