@@ -10,7 +10,10 @@ costs a remux, not a re-encode:
 - crossfade: only the overlaps (tail T of one clip, head T of the next) are rendered with xfade;
   the middles are read by the concat demuxer between keyframes the recipe forced there and
   copied. Audio cannot be cut at packets like that, so each span's audio is decoded to a WAV,
-  exact to the sample, and the final pass encodes their concatenation once.
+  exact to the sample, and their concatenation is encoded once (while the overlaps' video
+  renders, when some must be). With `pieces_dir`, overlaps and WAVs are kept there, and
+  `prepare_join` makes them as clips land, so the join after the last one only renders the
+  pieces that touch it.
 
 No ffmpeg process opens more than two clips, and a join runs a bounded number at once, so
 memory does not grow with the number of shots. The output is written to a temporary file in
@@ -319,8 +322,8 @@ def join(
         checked = pieces if pieces_dir else None
         clips, renormalised = _matching(clips, durations, out, scratch, budget, crossfade=bool(t), checked=checked)
         if t:
-            made = _crossfade_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1)
-            video_parts, audio_parts, overlaps, rendered = made.video, made.audio, made.overlaps, made.rendered
+            made = _crossfade_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1, scratch, total)
+            video_parts, audio_parts, overlaps, rendered = made.video, made.encoded or made.audio, made.overlaps, made.rendered
         else:
             video_parts, audio_parts, overlaps, rendered = clips, None, [], 0
         # the overlaps were encoded now, the clips perhaps long ago: copy only if their SPS/PPS agree
@@ -386,8 +389,8 @@ def prepare_join(
         usable.append(path)
     if not t:
         return 0
-    made, work = _plan_pieces(usable, durations, out, pieces, budget)
-    _run_all(work, jobs or os.cpu_count() or 1)
+    made, audio_work, video_work = _plan_pieces(usable, durations, out, pieces, budget)
+    _run_all(video_work + audio_work, jobs or os.cpu_count() or 1)
     return made.rendered
 
 
@@ -497,23 +500,31 @@ class _Pieces:
     audio: list[Path]  # the same spans as WAV files, exact to the sample
     overlaps: list[Path]  # the rendered overlaps' video (to check their SPS/PPS)
     rendered: int
+    encoded: Path | None = None  # the whole soundtrack, encoded while overlaps rendered (see _encode_audio)
 
 
-def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int) -> _Pieces:
-    """What the final pass concatenates, with every overlap and every middle's audio made.
+def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int, scratch: Path, total: float) -> _Pieces:
+    """What the final pass concatenates, with every overlap made and the audio encoded.
 
     The video middles are not written anywhere: the concat demuxer reads them from the
     normalised clips between the keyframes the recipe forced (no B-frames: a cut there is
-    exact). AAC cannot be cut that way (1024-sample packets), so each middle's audio is decoded
-    to a WAV, exact to the sample. Each ffmpeg here opens at most two clips, and they run
-    `jobs` at a time: memory does not grow with the number of shots."""
-    made, work = _plan_pieces(clips, durations, out, pieces, timeout)
-    _run_all(work, jobs)
-    return made
+    exact). AAC cannot be cut that way (1024-sample packets), so each middle's audio, and each
+    overlap's crossfaded audio, is decoded to a WAV, exact to the sample (cheap: these go
+    first); then the whole soundtrack is encoded once, while the overlaps' video renders. Each
+    ffmpeg here opens at most two clips (the encode: one WAV at a time, through the concat
+    demuxer), and they run `jobs` at a time: memory does not grow with the number of shots."""
+    made, audio_work, video_work = _plan_pieces(clips, durations, out, pieces, timeout)
+    _run_all(audio_work, jobs)
+    if not video_work:  # every overlap was there: the final pass encodes the audio itself
+        return made
+    encoded = scratch / "audio.m4a"
+    _run_all([(_encode_audio, made.audio, out, encoded, scratch, total, timeout)] + video_work, jobs)
+    return _Pieces(made.video, made.audio, made.overlaps, made.rendered, encoded)
 
 
-def _plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[_Pieces, list]:
-    """The pieces for these clips, and the jobs that make those not yet in `pieces`.
+def _plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[_Pieces, list, list]:
+    """The pieces for these clips, and the jobs that make those not yet in `pieces`: audio
+    (quick) and overlaps' video.
 
     A clip may be None (not landed yet): its middle and both its overlaps are left out (the
     returned _Pieces is then incomplete, only good for its jobs)."""
@@ -522,7 +533,8 @@ def _plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[_
     video: list[_Entry] = []
     audio: list[Path] = []
     overlaps: list[Path] = []
-    work: list = []
+    audio_work: list = []
+    video_work: list = []
     rendered = 0
     last = len(clips) - 1
     for i, (clip, seconds) in enumerate(zip(clips, durations)):
@@ -534,20 +546,21 @@ def _plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[_
             video.append(_Entry(clip, _us_up(start, fps) if start else None, _us_down(end, fps) if end < n else None))
             middle = pieces / _piece_name("audio", clip, start, end, fps, suffix=".wav")
             if not middle.is_file():
-                work.append((_cut_audio, clip, middle, _sample(start, fps, per_frame), _sample(end, fps, per_frame), timeout))
+                audio_work.append((_cut_audio, clip, middle, _sample(start, fps, per_frame), _sample(end, fps, per_frame), timeout))
             audio.append(middle)
         nxt = clips[i + 1] if i < last else None
         if clip is not None and nxt is not None:
             name = _piece_name("overlap", clip, nxt, n, t, fps, out.width, out.height)
             overlap, faded = pieces / name, (pieces / name).with_suffix(".wav")
-            if not (overlap.is_file() and faded.is_file()):
-                # the longest jobs first, so the short audio cuts fill the gaps at the end
-                work.insert(0, (_render_overlap, clip, nxt, overlap, faded, n, t, out, timeout))
+            if not overlap.is_file():
+                video_work.append((_render_overlap, clip, nxt, overlap, n, t, out, timeout))
                 rendered += 1
+            if not faded.is_file():
+                audio_work.append((_crossfade_audio, clip, nxt, faded, n, t, fps, timeout))
             video.append(_Entry(overlap))
             audio.append(faded)
             overlaps.append(overlap)
-    return _Pieces(video, audio, overlaps, rendered), work
+    return _Pieces(video, audio, overlaps, rendered), audio_work, video_work
 
 
 def _run_all(work: list, jobs: int) -> None:
@@ -583,38 +596,69 @@ def _cut_audio(clip: Path, dst: Path, start: int, end: int, timeout: float) -> N
         _remove(tmp)
 
 
-def _render_overlap(a: Path, b: Path, video_dst: Path, audio_dst: Path, n: int, t: int, out: OutputSpec, timeout: float) -> None:
-    """The last t frames of `a` crossfaded into the first t frames of `b`: video by the recipe,
-    audio (exact to the sample) as a WAV."""
+def _render_overlap(a: Path, b: Path, dst: Path, n: int, t: int, out: OutputSpec, timeout: float) -> None:
+    """The last t frames of `a` crossfaded into the first t frames of `b`, by the recipe."""
     fps = out.fps
-    samples = round(t * AUDIO_RATE / fps)
     # seek to the keyframe at the tail and keep everything from it: an accurate seek would
     # compare against a timestamp rounded to microseconds and could drop that very frame
     tail_in = ff.input(str(a), ss=f"{_us_up(n - t, fps)}us", noaccurate_seek=None)
     head_in = ff.input(str(b), t=f"{(t + 0.5) / fps:.6f}")
-    whole_a = ff.input(str(a))  # the tail's audio, cut by sample count rather than by a seek
     tail = tail_in.video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
     head = head_in.video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
     video = ff.filter([tail, head], "xfade", transition="fade", duration=f"{t / fps:.6f}", offset=0)
     video = video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
-    total = round(n * AUDIO_RATE / fps)
-    tail_audio = whole_a.audio.filter("atrim", start_sample=total - samples, end_sample=total).filter("asetpts", "PTS-STARTPTS")
-    head_audio = head_in.audio.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
-    faded = ff.filter([tail_audio, head_audio], "acrossfade", ns=samples, c1="tri", c2="tri")
-    video_tmp, audio_tmp = _temp_beside(video_dst), _temp_beside(audio_dst)
+    tmp = _temp_beside(dst)
     try:
-        stream = ff.merge_outputs(
-            # one thread: overlaps are rendered `jobs` at a time, and for half a second of video
-            # x264's thread pools cost more (in allocation) than they save
-            ff.output(video, str(video_tmp), f="mp4", threads=1, **_video_args(out)),
-            ff.output(faded, str(audio_tmp), f="wav", **{"c:a": "pcm_f32le"}),
-        )
+        # one thread: overlaps are rendered `jobs` at a time, and for half a second of video
+        # x264's thread pools cost more (in allocation) than they save
+        stream = ff.output(video, str(tmp), f="mp4", threads=1, **_video_args(out))
         runner.run(stream, what=f"crossfading {a.name} into {b.name}", timeout=timeout)
-        os.replace(audio_tmp, audio_dst)
-        os.replace(video_tmp, video_dst)
+        os.replace(tmp, dst)
     finally:
-        _remove(video_tmp)
-        _remove(audio_tmp)
+        _remove(tmp)
+
+
+def _crossfade_audio(a: Path, b: Path, dst: Path, n: int, t: int, fps: int, timeout: float) -> None:
+    """The audio under the overlap of `a` (n frames) into `b`: exact to the sample, as a WAV."""
+    samples = round(t * AUDIO_RATE / fps)
+    total = round(n * AUDIO_RATE / fps)
+    # the tail cut by sample count rather than by a seek
+    tail = ff.input(str(a)).audio.filter("atrim", start_sample=total - samples, end_sample=total).filter("asetpts", "PTS-STARTPTS")
+    head = ff.input(str(b), t=f"{(t + 0.5) / fps:.6f}").audio.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+    faded = ff.filter([tail, head], "acrossfade", ns=samples, c1="tri", c2="tri")
+    tmp = _temp_beside(dst)
+    try:
+        stream = ff.output(faded, str(tmp), f="wav", vn=None, **{"c:a": "pcm_f32le"})
+        runner.run(stream, what=f"crossfading the audio of {a.name} into {b.name}", timeout=timeout)
+        os.replace(tmp, dst)
+    finally:
+        _remove(tmp)
+
+
+def _with_soundtrack(audio, out: OutputSpec, total_samples: int):
+    """The clips' audio made exactly `total_samples` long, with the soundtrack (if any) mixed under."""
+    audio = audio.filter("apad", whole_len=total_samples).filter("atrim", end_sample=total_samples)
+    if out.soundtrack:
+        track = Path(out.soundtrack)
+        if not track.is_file():
+            raise MediaError(f"soundtrack {track}: no such file")
+        under = (
+            ff.input(str(track), stream_loop=-1)
+            .audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+            .filter("atrim", end_sample=total_samples)
+            .filter("volume", out.soundtrack_volume)
+        )
+        audio = ff.filter([audio, under], "amix", inputs=2, duration="first", normalize=0)
+        audio = audio.filter("atrim", end_sample=total_samples)
+    return audio
+
+
+def _encode_audio(parts: Sequence[Path], out: OutputSpec, dst: Path, scratch: Path, total: float, timeout: float) -> None:
+    """The WAV parts concatenated, the soundtrack mixed under, encoded once (AAC in an .m4a)."""
+    audio = ff.input(str(_concat_list(parts, scratch / "audio.ffconcat")), f="concat", safe=0).audio
+    audio = _with_soundtrack(audio, out, round(total * AUDIO_RATE))
+    stream = ff.output(audio, str(dst), f="mp4", **AUDIO_ARGS)
+    runner.run(stream, what=f"encoding the audio of {len(parts)} pieces", timeout=timeout)
 
 
 def _concat_list(entries: Sequence[_Entry | Path], dst: Path) -> Path:
@@ -631,36 +675,27 @@ def _concat_list(entries: Sequence[_Entry | Path], dst: Path) -> Path:
     return dst
 
 
-def _final_pass(video_parts, audio_parts, out: OutputSpec, tmp: Path, scratch: Path, total: float, *, copy: bool, timeout: float) -> None:
-    """Video: the parts concatenated (stream copy). Audio: its parts concatenated, the soundtrack
-    mixed under, encoded once."""
+def _final_pass(video_parts, audio_parts: Path | Sequence[Path] | None, out: OutputSpec, tmp: Path, scratch: Path, total: float, *, copy: bool, timeout: float) -> None:
+    """Video: the parts concatenated (stream copy). Audio: an already encoded soundtrack (a
+    Path: copied); else the WAV parts (for a cut, None: the clips' own audio) concatenated, the
+    soundtrack mixed under, encoded once."""
     fps = out.fps
     video_in = ff.input(str(_concat_list(video_parts, scratch / "video.ffconcat")), f="concat", safe=0)
-    if audio_parts is None:  # a cut: one input has it all
-        audio = video_in.audio
+    if isinstance(audio_parts, Path):
+        audio, aargs = ff.input(str(audio_parts)).audio, {"c:a": "copy"}
     else:
-        audio = ff.input(str(_concat_list(audio_parts, scratch / "audio.ffconcat")), f="concat", safe=0).audio
-    total_samples = round(total * AUDIO_RATE)
-    audio = audio.filter("apad", whole_len=total_samples).filter("atrim", end_sample=total_samples)
-    if out.soundtrack:
-        track = Path(out.soundtrack)
-        if not track.is_file():
-            raise MediaError(f"soundtrack {track}: no such file")
-        under = (
-            ff.input(str(track), stream_loop=-1)
-            .audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
-            .filter("atrim", end_sample=total_samples)
-            .filter("volume", out.soundtrack_volume)
-        )
-        audio = ff.filter([audio, under], "amix", inputs=2, duration="first", normalize=0)
-        audio = audio.filter("atrim", end_sample=total_samples)
+        if audio_parts is None:  # a cut: one input has it all
+            audio = video_in.audio
+        else:
+            audio = ff.input(str(_concat_list(audio_parts, scratch / "audio.ffconcat")), f="concat", safe=0).audio
+        audio, aargs = _with_soundtrack(audio, out, round(total * AUDIO_RATE)), AUDIO_ARGS
     video = video_in.video
     if copy:
         vargs = {"c:v": "copy", "video_track_timescale": _timescale(fps)}
     else:
         vargs = _video_args(out)
         video = video.filter("fps", fps).filter("format", "yuv420p")
-    stream = ff.output(video, audio, str(tmp), f="mp4", movflags="+faststart", **vargs, **AUDIO_ARGS)
+    stream = ff.output(video, audio, str(tmp), f="mp4", movflags="+faststart", **vargs, **aargs)
     # -copyts: the first clip's audio starts at -1024 samples (AAC priming); without it ffmpeg
     # shifts the whole input by that and the video would start 21 ms late
     stream = stream.global_args("-copyts")

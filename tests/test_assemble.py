@@ -296,6 +296,18 @@ def test_soundtrack_is_looped_under_the_clips_for_the_whole_video(colours, tmp_p
     assert rms(louder, 0.1) == pytest.approx(2 * rms(audio, 0.1), rel=0.1)
 
 
+def test_soundtrack_goes_under_a_crossfade_join_too(colours, tmp_path):
+    track = tmp_path / "track.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine=f=1000:r=44100:d=0.4", str(track))
+    out = replace(FADE, soundtrack=str(track), soundtrack_volume=0.5)
+    normalised = normalise_all(colours[1:2] * 3, out, tmp_path / "n")  # three silent clips
+    result = assemble.join(normalised, [1, 1, 1], out, tmp_path / "final.mp4")
+    assert result.transitions_rendered == 2
+    assert_plays_to_the_end(result.path, 2.6, out)
+    audio = decoded_audio(result.path)
+    assert rms(audio, 0.1) > 0.01 and rms(audio, 2.5) > 0.01
+
+
 def test_a_failed_join_leaves_no_file_at_the_output_path(colours, tmp_path):
     not_audio = tmp_path / "notes.txt"
     not_audio.write_text("not a soundtrack")
