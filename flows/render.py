@@ -24,7 +24,7 @@ from shotflow.manifest import ShotRecord, sidecar, write_manifest
 from shotflow.plan import check_budget, load_plan, plan_from_data
 from shotflow.settings import get_settings
 from tasks import artifacts
-from tasks.assemble import contact_sheet, join_clips, normalise_clip
+from tasks.assemble import contact_sheet, join_clips, normalise_clip, prepare_join
 from tasks.generate import generate_shot
 from tasks.limits import close_limits, open_limits
 from tasks.secrets import fal_key
@@ -89,11 +89,23 @@ def render_storyboard(
     try:
         generated = {s.id: generate_shot.submit(s, name, run_key, force=s.id in forced) for s in plan.shots}
         prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
-        done = 0
+        done, landed = 0, {}
+        shot_of = {id(f): shot_id for shot_id, f in prepared.items()}
+        durations = [s.seconds for s in plan.shots]
         for future in as_completed(list(prepared.values())):
-            if future.state.is_completed():
-                done += 1
-                artifacts.advance_progress(progress, done, len(plan.shots))
+            try:
+                path = future.result()
+            except Exception:  # looked at, with every other failure, once all shots are done
+                continue
+            done += 1
+            artifacts.advance_progress(progress, done, len(plan.shots))
+            if plan.output.transition == "crossfade" and done < len(plan.shots):
+                # overlaps between clips that have landed are rendered while the others generate
+                landed[shot_of[id(future)]] = path
+                try:
+                    prepare_join([landed.get(s.id) for s in plan.shots], durations, plan.output)
+                except Exception as exc:  # only an optimisation: the join renders whatever is missing
+                    logger.warning(f"preparing the join ahead of time failed ({_describe(exc)}); the join will do it")
     finally:
         close_limits(run_key)
 
@@ -123,7 +135,9 @@ def render_storyboard(
     joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
     video, duration = joined.path, joined.seconds
     sheet = contact_sheet(plan, clips, sidecar(video, "contact.png"))
-    manifest = write_manifest(plan, clips, backend=name, video=Path(video), duration=duration, extra={"join": {"video_copied": joined.video_copied}})
+    manifest = write_manifest(
+        plan, clips, backend=name, video=Path(video), duration=duration, extra={"join": {"video_copied": joined.video_copied, "overlaps_rendered_after_last_clip": joined.transitions_rendered}},
+    )
     artifacts.summary(plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records)
     logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
     return {

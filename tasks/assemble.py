@@ -26,10 +26,22 @@ def normalise_clip(clip: GeneratedClip, shot: ShotPlan, output: OutputSpec) -> P
         return assemble.normalise_stored(ClipStore(get_settings().cache_dir), clip, shot, output)
 
 
+def pieces_dir() -> Path:
+    """Crossfade overlaps and audio spans, kept between runs: a re-render redoes only what changed."""
+    return ClipStore(get_settings().cache_dir).root / "pieces"
+
+
+@task(name="prepare-join", cache_policy=NO_CACHE)
+def prepare_join(normalised: list[Path | None], durations: list[int], output: OutputSpec) -> int:
+    """Render the join's pieces that the clips landed so far allow (None: not landed yet), so the
+    join after the last clip only renders what touches it."""
+    with _encoders:
+        return assemble.prepare_join(normalised, durations, output, pieces_dir(), jobs=1)
+
+
 @task(name="join-clips", cache_policy=NO_CACHE)
 def join_clips(normalised: list[Path], durations: list[int], output: OutputSpec) -> assemble.JoinResult:
-    pieces = ClipStore(get_settings().cache_dir).root / "pieces"
-    return assemble.join(normalised, durations, output, output.path, pieces_dir=pieces)
+    return assemble.join(normalised, durations, output, output.path, pieces_dir=pieces_dir())
 
 
 @task(name="contact-sheet", cache_policy=NO_CACHE)

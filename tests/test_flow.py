@@ -72,6 +72,9 @@ def test_all_ten_models_in_one_storyboard_through_fal(tmp_path, fal_env, caplog)
     assert all(s["request_id"] and s["cache_hit"] is False for s in manifest["shots"])
     assert manifest["shots"][0]["body"] == plan.shots[0].body
     assert out.with_name("ten.contact.png").stat().st_size > 0
+    # the 9 crossfades were rendered as clips landed: the join only did those touching the last one
+    assert manifest["join"]["video_copied"] is True
+    assert manifest["join"]["overlaps_rendered_after_last_clip"] <= 2
     assert result["video"] == str(out)
     assert KEY not in json.dumps(result) and KEY not in json.dumps(manifest)
     # the run logs show each shot's request id and its way through fal's queue
