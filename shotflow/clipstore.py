@@ -39,7 +39,14 @@ class ClipStore:
         return self.clips / f".{key}.{os.getpid()}.part"
 
     def put(self, key: str, verified_file: Path) -> Path:
-        """Move a verified file into the store atomically (same file system: a rename)."""
+        """Move a verified file into the store atomically (same file system: a rename).
+
+        A clip already stored under the key (a forced regeneration) is kept in superseded/,
+        never deleted: it was paid for, and older manifests name it by its hash."""
         dest = self.path(key)
+        if dest.is_file():
+            aside = self.clips / "superseded"
+            aside.mkdir(exist_ok=True)
+            os.replace(dest, aside / f"{key}.{dest.stat().st_mtime_ns}.mp4")
         os.replace(verified_file, dest)
         return dest

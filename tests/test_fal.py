@@ -488,6 +488,9 @@ def test_force_pays_for_a_new_clip_but_re_attaches_to_one_still_in_flight(fake_f
     again = make_backend(cache).generate(shot, force=True, on_event=events.append)
     assert events[0].kind == "reattached" and again.request_id != first.request_id
     assert fake_fal.submits == {shot.body_hash: 2}  # the retry did not pay a third time
+    # the first take was paid for too: it is kept aside, not overwritten
+    (kept,) = (cache / "clips" / "superseded").glob(f"{first.key}.*.mp4")
+    assert probe.verify(kept, expected_seconds=shot.seconds).video_packets
 
 
 # --- refusals: fast, clear, not paid for twice -------------------------------------------------
