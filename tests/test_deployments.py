@@ -218,3 +218,30 @@ def test_prefect_deploy_all_from_the_committed_prefect_yaml(server, api_env):
     assert "<topic>" in harbour["description"]
     # the build step made the account-wide limit again
     assert api(server, "GET", "/v2/concurrency_limits/fal-requests")["limit"] == 4
+
+
+def test_the_account_limit_bounds_fal_requests_across_concurrent_runs(server, api_env, tmp_path, fake_fal):
+    from fakefal import KEY
+
+    httpx.delete(f"{server.api_url}/v2/concurrency_limits/fal-requests", timeout=10)
+    api(server, "POST", "/v2/concurrency_limits/", json={"name": "fal-requests", "limit": 2})
+    fake_fal.reset(queue_seconds=0.3, run_seconds=0.6)
+    env = {**api_env, "FAL_KEY": KEY, "SHOTFLOW_MEDIA_HOSTS": "127.0.0.1", "SHOTFLOW_FAL_POLL_INTERVAL": "0.1", "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
+    runs = []
+    for name in ("left", "right"):
+        sb = tmp_path / f"{name}.yaml"
+        sb.write_text(
+            "version: 1\noutput: {resolution: 360p}\nshots:\n"
+            + "".join(f"  - {{id: s{i}, prompt: {name} {i}, model: kling}}\n" for i in range(3))
+        )
+        log = open(tmp_path / f"{name}.log", "wb")
+        runs.append((subprocess.Popen([SHOTFLOW, "run", str(sb), "--concurrency", "4", "--out", str(tmp_path / f"{name}.mp4")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True), tmp_path / f"{name}.log"))
+    try:
+        for proc, log in runs:
+            assert proc.wait(timeout=240) == 0, tail(log)
+    finally:
+        for proc, _ in runs:
+            stop_group(proc)
+    assert sum(fake_fal.billed.values()) == 6
+    # each run alone would have had 3 in flight: the server's limit held both runs to 2
+    assert fake_fal.max_in_flight == 2
