@@ -38,13 +38,14 @@ class ClipStore:
     def temp_path(self, key: str) -> Path:
         return self.clips / f".{key}.{os.getpid()}.part"
 
-    def put(self, key: str, verified_file: Path) -> Path:
+    def put(self, key: str, verified_file: Path, *, keep_previous: bool = True) -> Path:
         """Move a verified file into the store atomically (same file system: a rename).
 
         A clip already stored under the key (a forced regeneration) is kept in superseded/,
-        never deleted: it was paid for, and older manifests name it by its hash."""
+        never deleted: it was paid for, and older manifests name it by its hash. Clips that
+        cost nothing (previews) pass keep_previous=False."""
         dest = self.path(key)
-        if dest.is_file():
+        if keep_previous and dest.is_file():
             aside = self.clips / "superseded"
             aside.mkdir(exist_ok=True)
             os.replace(dest, aside / f"{key}.{dest.stat().st_mtime_ns}.mp4")

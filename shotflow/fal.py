@@ -60,6 +60,7 @@ from fal_client import Completed, FalClientError, FalClientHTTPError, InProgress
 from fal_client.client import QUEUE_URL_FORMAT
 
 from shotflow.backend import GeneratedClip, OnEvent, ShotEvent, ignore_events
+from shotflow.backends import NO_KEY
 from shotflow.clipstore import ClipStore
 from shotflow.download import download_clip
 from shotflow.errors import DownloadError, GenerationError, MissingKeyError
@@ -67,10 +68,6 @@ from shotflow.journal import Journal, JobRecord, JournalError, LockTimeout, now
 from shotflow.plan import ShotPlan
 from shotflow.settings import Settings, get_settings
 
-NO_KEY = (
-    "no fal key: set FAL_KEY (or SHOTFLOW_FAL_KEY_BLOCK to the name of a Prefect Secret block "
-    "holding it), or use --backend preview for an offline animatic that costs nothing"
-)
 # what went wrong while talking to fal, as GenerationError carries it
 _FAL_ERRORS = (FalClientError, httpx.HTTPError, ValueError, KeyError, TypeError)
 # fal keeps a request (and its result) about an hour after it completes: one submitted less than
