@@ -149,7 +149,14 @@ def cmd_run(args) -> int:
         f"{plan.output.width}x{plan.output.height}, {backend} backend, estimated {plan_cost(plan)}"
         + (" if generated on fal" if backend == "preview" else "")
     )
-    print("shotflow: starting Prefect (its embedded server takes about 10-15 s on first use)...", flush=True)
+    print(
+        "shotflow: starting Prefect (its embedded server prepares its database on first use: "
+        "up to a minute on a busy machine)...",
+        flush=True,
+    )
+    # Prefect gives its embedded server 20 s to start; a fresh database on a busy 2-core machine
+    # took 26-28 s. A slow start must never fail a run: wait as long as it takes, within reason.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
     # Prefect's own console lines (task tracebacks included) would tear through the live display
     # and bury the one-line error a user needs; the run logs still reach the Prefect API in full.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
