@@ -40,6 +40,10 @@ class MissingKeyError(ShotflowError):
     """No fal key: raised before any work starts."""
 
 
+class KeyShapeError(MissingKeyError):
+    """A fal key that is not `KEY_ID:KEY_SECRET`; its message never quotes the key."""
+
+
 class GenerationError(ShotflowError):
     """A shot that fal could not generate.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +31,42 @@ class Settings(BaseSettings):
     fal_retry_backoff: float = Field(1.0, gt=0, validation_alias="SHOTFLOW_FAL_RETRY_BACKOFF")
     # name of the Prefect global concurrency limit on in-flight fal requests (server mode)
     concurrency_limit_name: str = Field("fal-requests", validation_alias="SHOTFLOW_CONCURRENCY_LIMIT")
+    # a completed request's media is fetched again (without paying) until this long after completion
+    media_retention_days: float = Field(7, gt=0, validation_alias="SHOTFLOW_MEDIA_RETENTION_DAYS")
+    # estimated spend allowed per UTC day across all runs on this store; None: no cap
+    daily_budget: Decimal | None = Field(None, ge=0, validation_alias="SHOTFLOW_DAILY_BUDGET")
+
+    @field_validator("fal_key", mode="before")
+    @classmethod
+    def _strip_key(cls, value):
+        # a pasted key often carries a trailing newline; the shape is checked by falkey.clean_key
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @field_validator("media_retention_days")
+    @classmethod
+    def _finite_days(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number of days")
+        return value
+
+    @field_validator("daily_budget", mode="before")
+    @classmethod
+    def _dollars(cls, value):
+        if isinstance(value, str):
+            value = value.strip().lstrip("$") or None
+        return value
+
+    @field_validator("daily_budget")
+    @classmethod
+    def _finite_budget(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and not value.is_finite():
+            raise ValueError("must be a finite amount of dollars")
+        return value
 
     @field_validator("media_hosts", mode="before")
     @classmethod
