@@ -1,15 +1,25 @@
-"""Fetching a generated clip from fal's media host into the clip store, verified.
+"""Fetching a paid clip from fal's media host into the clip store, verified; or keeping it aside.
 
 The URL comes from fal's result, so it is checked like any input: https only, and only hosts the
 settings allow (`Settings.allowed_media_hosts`; an entry `host` matches that host and its
 subdomains on any port, an entry `host:port` only that port; IP addresses match exactly). It is
 fetched with a plain httpx client, never fal_client's, which would send the fal key along.
 
-The body streams to a `.part` file next to the store (constant memory), capped in size, its
-length checked against Content-Length, then probed packet by packet (a truncated faststart mp4
-passes a plain probe) and renamed into the store. A cut or damaged download is fetched again
-from the same URL a few times with backoff: the clip is paid for, generating it again is not an
-option here.
+The body streams to a `.part` file in the store's folder (constant memory), capped in size, its
+length checked against Content-Length, fsynced, then probed packet by packet (a truncated
+faststart mp4 passes a plain probe) and moved into the store.
+
+What a failure means for the paid request (the caller, the Job, acts on `DownloadError`):
+- not a complete copy (4xx, 5xx, network, cut short, a host not allowed, not https, too big):
+  "try again later": `quarantined` is None. Answers and cut connections are tried again in this
+  call with backoff; the caller keeps the URL and tries again in later runs, without paying,
+  until fal's media retention has passed. A refused URL (host, scheme, size) is not fetched
+  again in this call: a setting has to change first.
+- a complete copy of the wrong length: the media itself is like that, fetching it again cannot
+  help and it was paid for: it is quarantined at once (`quarantined` is its path).
+- a complete copy with a broken stream: fetched again up to `attempts` times, then the last copy
+  is quarantined with the reason.
+A full disk raises `StoreFullError` (from shotflow.store), naming the store's folder.
 """
 
 from __future__ import annotations
@@ -18,15 +28,16 @@ import ipaddress
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from shotflow import probe
-from shotflow.clipstore import ClipStore
+from shotflow.clipstore import ClipStore, StoredClip
 from shotflow.errors import DownloadError, MediaError
+from shotflow.store.atomic import full_disk_names
 
 CHUNK = 1 << 16
 MAX_REDIRECTS = 5
@@ -54,16 +65,16 @@ def host_allowed(url: str, allowed: Iterable[str]) -> bool:
 
 
 def check_media_url(url: str, allowed: Iterable[str]) -> None:
-    """DownloadError (permanent) unless `url` is https on an allowed host."""
+    """DownloadError (try again later, once the setting allows it) unless `url` is https on an allowed host."""
     parts = urlsplit(url)
     if parts.scheme != "https":
-        raise DownloadError(f"refusing to download {_redact(url)}: only https media URLs are fetched", transient=False)
+        raise _failure(url, "only https media URLs are fetched", refused=True, prefix="refusing to download")
     if not host_allowed(url, allowed):
-        raise DownloadError(
-            f"refusing to download from {parts.netloc or '?'}: not an allowed media host "
-            f"(allowed: {', '.join(sorted(allowed))}; add it to SHOTFLOW_MEDIA_HOSTS if you trust it)",
-            transient=False,
+        reason = (
+            f"{parts.hostname or '?'} is not an allowed media host (allowed: {', '.join(sorted(allowed))}; "
+            "add it to SHOTFLOW_MEDIA_HOSTS if you trust it)"
         )
+        raise _failure(url, reason, refused=True, prefix="refusing to download")
 
 
 def download_clip(
@@ -79,16 +90,16 @@ def download_clip(
     backoff: float = 1.0,
     timeout: float = 60.0,
     on_retry: OnRetry | None = None,
-) -> Path:
-    """Download `url`, verify it, move it into the store as clip `key`; return its path.
+) -> StoredClip:
+    """Download `url`, verify it, put it into the store as clip `key`.
 
-    Raises DownloadError: `transient` when the last failure was the network, the server or a
-    damaged copy (fetching again later may help), permanent when the URL is refused, too big
-    or gone.
+    Raises DownloadError (see the module's docstring: `quarantined` None means try again later)
+    or StoreFullError. At most `attempts` GETs (plus redirects) are made; never loops.
     """
     allowed = frozenset(allowed_hosts)
     check_media_url(url, allowed)
     store.clips.mkdir(parents=True, exist_ok=True)
+    attempts = max(1, attempts)
     last: DownloadError | None = None
     with httpx.Client(
         # trust_env: proxies and SSL_CERT_FILE apply; no auth of any kind is configured
@@ -97,32 +108,52 @@ def download_clip(
         headers={"Accept-Encoding": "identity", "User-Agent": "shotflow"},
     ) as client:
         for attempt in range(1, attempts + 1):
-            fd, tmp = tempfile.mkstemp(dir=store.clips, prefix=f".{key}.", suffix=".part")
+            with full_disk_names(store.clips):
+                fd, tmp = tempfile.mkstemp(dir=store.clips, prefix=f".{key}.", suffix=".part")
             part = Path(tmp)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    _fetch(client, url, fh, allowed, max_bytes)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                try:
-                    probe.verify(part, expected_seconds=expected_seconds, tolerance=tolerance)
-                except MediaError as exc:
-                    # complete by Content-Length yet damaged (a truncated faststart file passes a
-                    # plain probe): fetch it again; trying costs nothing, regenerating would
-                    why = str(exc).replace(str(part), "the download")
-                    raise DownloadError(f"{_redact(url)}: {why}", transient=True) from None
-                return store.put(key, part)
+                with full_disk_names(store.clips):
+                    with os.fdopen(fd, "wb") as fh:
+                        _fetch(client, url, fh, allowed, max_bytes)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                problem, at_once = _verify(part, expected_seconds, tolerance)
+                if problem is None:
+                    return store.put(key, part)
+                if at_once or attempt == attempts:
+                    tried = "" if at_once else f" (the same after {attempts} downloads)"
+                    kept = store.quarantine(key, part, problem + tried)
+                    raise DownloadError(
+                        f"{_redact(url)}: {problem}{tried}; the paid clip is kept aside at {kept}",
+                        reason=problem + tried,
+                        quarantined=kept,
+                    )
+                last = _failure(url, problem)
             except DownloadError as exc:
+                if exc.quarantined is not None:
+                    raise
                 last = exc
             finally:
                 part.unlink(missing_ok=True)
-            if not last.transient or attempt == attempts:
+            if getattr(last, "refused", False) or attempt == attempts:
                 break
             if on_retry:
                 on_retry(attempt, str(last))
             time.sleep(backoff * 2 ** (attempt - 1))
     assert last is not None
     raise last
+
+
+def _verify(part: Path, expected_seconds: float | None, tolerance: float) -> tuple[str | None, bool]:
+    """(what is wrong with a complete copy, whether fetching it again is pointless); (None, _) if fine."""
+    try:
+        info = probe.verify(part)
+    except MediaError as exc:
+        # a truncated faststart file passes a plain probe; fetching it again costs nothing
+        return str(exc).replace(f"{part}: ", "").replace(str(part), "the download"), False
+    if expected_seconds is not None and abs(info.duration - expected_seconds) > tolerance:
+        return f"lasts {info.duration:.2f} s, expected {expected_seconds:g} s (±{tolerance:g} s)", True
+    return None, False
 
 
 def _fetch(client: httpx.Client, url: str, fh, allowed: frozenset[str], max_bytes: int) -> int:
@@ -133,52 +164,60 @@ def _fetch(client: httpx.Client, url: str, fh, allowed: frozenset[str], max_byte
                 if response.is_redirect:
                     location = response.headers.get("location")
                     if not location:
-                        raise DownloadError(f"{_redact(url)}: redirect without a location", transient=False)
+                        raise _failure(url, f"redirect ({response.status_code}) without a location", status=response.status_code)
                     url = urljoin(url, location)
                     check_media_url(url, allowed)
                     continue
                 _check_status(url, response)
                 declared = response.headers.get("content-length")
+                cap = f"the {max_bytes}-byte cap (SHOTFLOW_MAX_DOWNLOAD_BYTES)"
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                    raise DownloadError(
-                        f"{_redact(url)}: {int(declared)} bytes is over the {max_bytes}-byte cap "
-                        "(SHOTFLOW_MAX_DOWNLOAD_BYTES)",
-                        transient=False,
-                    )
+                    raise _failure(url, f"{int(declared)} bytes is over {cap}", refused=True)
                 received = 0
                 for chunk in response.iter_bytes(CHUNK):
                     received += len(chunk)
                     if received > max_bytes:
-                        raise DownloadError(
-                            f"{_redact(url)}: more than the {max_bytes}-byte cap (SHOTFLOW_MAX_DOWNLOAD_BYTES)", transient=False
-                        )
+                        raise _failure(url, f"more than {cap}", refused=True)
                     fh.write(chunk)
                 raw = response.num_bytes_downloaded
                 if declared is not None and declared.isdigit() and raw != int(declared):
-                    raise DownloadError(f"{_redact(url)}: got {raw} of {declared} bytes", transient=True)
+                    raise _failure(url, f"cut short: got {raw} of {declared} bytes")
                 if received == 0:
-                    raise DownloadError(f"{_redact(url)}: empty response", transient=True)
+                    raise _failure(url, "empty response")
                 return received
         except httpx.HTTPError as exc:
-            raise DownloadError(f"{_redact(url)}: download cut off ({type(exc).__name__}: {exc})", transient=True) from None
-    raise DownloadError(f"{_redact(url)}: more than {MAX_REDIRECTS} redirects", transient=False)
+            raise _failure(url, f"download cut off ({type(exc).__name__}: {_scrub(str(exc), url)})") from None
+    raise _failure(url, f"more than {MAX_REDIRECTS} redirects", refused=True)
 
 
 def _check_status(url: str, response: httpx.Response) -> None:
     code = response.status_code
     if code == 200:
         return
-    if code == 429 or code >= 500 or code == 408:
-        raise DownloadError(f"{_redact(url)}: the media host answered {code}", transient=True)
     if code in (404, 410):
-        raise DownloadError(f"{_redact(url)}: gone ({code}); fal keeps media for a limited time", transient=False)
-    raise DownloadError(f"{_redact(url)}: the media host answered {code}", transient=False)
+        reason = f"the media host answered {code} (not there, or no longer: fal keeps media for a limited time)"
+    else:
+        reason = f"the media host answered {code}"
+    raise _failure(url, reason, status=code)
+
+
+def _failure(url: str, reason: str, *, status: int | None = None, refused: bool = False, prefix: str = "") -> DownloadError:
+    """A "try again later" DownloadError; `refused`: not again in this call (a setting must change)."""
+    where = f"{prefix} {_redact(url)}" if prefix else _redact(url)
+    error = DownloadError(f"{where}: {reason}", reason=reason, status=status)
+    error.refused = refused  # type: ignore[attr-defined]
+    return error
 
 
 def _redact(url: str) -> str:
     """The URL without its query: signed media URLs carry their credentials there."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _scrub(text: str, url: str) -> str:
+    query = urlsplit(url).query
+    return text.replace(query, "…") if query else text
 
 
 def _has_port(entry: str) -> bool:

@@ -74,16 +74,28 @@ class AssemblyError(ShotflowError):
 
 
 class DownloadError(MediaError):
-    """A generated clip that could not be fetched: `transient` says whether fetching the same URL
-    again may help (a cut connection, a 5xx) or not (a host not allowed, too big, gone)."""
+    """A paid clip that did not reach the store.
 
-    def __init__(self, message: str, *, transient: bool):
-        self.transient = transient
+    `quarantined` is None when it should be tried again later from the same URL (a 4xx/5xx, the
+    network, a host not allowed, too big: the request keeps its URL until fal's media retention
+    has passed); else the path where a complete copy that failed verification (wrong length, a
+    stream still broken after the in-run attempts) is kept for the user to accept or replace.
+    `reason` is the message without the URL; `status` the media host's HTTP answer, if any."""
+
+    def __init__(self, message: str, *, reason: str | None = None, quarantined=None, status: int | None = None):
+        self.reason = reason if reason is not None else message
+        self.quarantined = quarantined
+        self.status = status
         super().__init__(message)
 
+    @property
+    def transient(self) -> bool:
+        """Try again later (not quarantined)."""
+        return self.quarantined is None
+
     def __reduce__(self):
-        return (_download_error, (str(self), self.transient))
+        return (_download_error, (str(self), self.reason, self.quarantined, self.status))
 
 
-def _download_error(message: str, transient: bool) -> DownloadError:
-    return DownloadError(message, transient=transient)
+def _download_error(message: str, reason: str | None, quarantined, status: int | None) -> DownloadError:
+    return DownloadError(message, reason=reason, quarantined=quarantined, status=status)

@@ -307,7 +307,7 @@ class FalBackend:
             url = self._fetch_result(shot, key, record, handle, emit)
             record = replace(record, video_url=url)
             self._update(shot, key, rid, video_url=url)
-        path = self._download(shot, key, record, emit)
+        path = self._download(shot, key, record, emit).path
         self._update(shot, key, rid, state="downloaded", downloaded_at=now(), error=None)
         return GeneratedClip(shot.id, path, key, self.name, cache_hit=False, request_id=rid)
 

@@ -63,7 +63,7 @@ class PreviewBackend:
             try:
                 render_preview(shot, tmp)
                 verify(tmp, expected_seconds=shot.seconds, tolerance=1 / shot.fps)
-                path = self.store.put(key, tmp, keep_previous=False)  # an animatic costs nothing to draw again
+                path = self.store.put(key, tmp, keep_previous=False).path  # an animatic costs nothing to draw again
             except MediaError as exc:
                 raise GenerationError(shot.id, f"preview clip came out wrong: {exc}", transient=False) from None
             finally:

@@ -18,6 +18,12 @@ without `x-fal-request-id`, nginx-style ingress pages that fal_client retries it
 fail (`outcome="error"`), are refused (`outcome="refused"`, a content-policy 422) or never
 finish (`outcome="stuck"`), and truncated media (`truncate="cut"`: the connection closes
 mid-body; `truncate="file"`: a consistent but short faststart file only a packet count catches).
+Media: a fault lasts `times` requests, or with `for_seconds=S` every request until S seconds after
+its first hit (`fault("media", 403, for_seconds=45)`: a CDN refusing a fresh signed URL for a
+while). A job can deliver a clip shorter than asked (`fault("job", outcome="short")`: a valid
+1 s mp4) or on a host outside the tests' allow-list (`outcome="foreign_host"`: the same media at
+`https://localhost:<port>/media/...`; the certificate covers localhost, the allow-list is
+127.0.0.1). `redirect=URL` answers 302, `chunked=True` sends no Content-Length.
 A submit can be accepted and its answer lost (`fault("submit", drop=True)`: the job exists and
 is billed, the connection closes unanswered). A cancel can be answered 202 and not stop the job
 (`fault("cancel", outcome="ignored")`: it runs on) or come too late (`outcome="finished"`: the
@@ -70,10 +76,12 @@ class Fault:
     times: int = 1
     request_id_header: bool = True  # an app's error: fal_client does not retry it
     nginx: bool = False  # an ingress error page: without the header, fal_client retries it itself
-    outcome: str | None = None  # job faults: error, refused, stuck; cancel faults: ignored, finished
+    outcome: str | None = None  # job faults: error, refused, stuck, short, foreign_host; cancel faults: ignored, finished
     truncate: str | None = None  # media faults: cut, file
     redirect: str | None = None  # media faults: answer 302 to this URL
     chunked: bool = False  # media faults: no Content-Length, chunked body
+    for_seconds: float | None = None  # active from its first hit for this long (instead of `times`)
+    first_hit: float | None = None
     match: str | None = None  # only requests whose endpoint or prompt contains this
     drop: bool = False  # submit faults: accept the job (it is billed), then close the connection unanswered
     hits: int = 0
@@ -221,9 +229,16 @@ class FakeFal:
     def take_fault(self, op: str, text: str = "") -> Fault | None:
         with self._lock:
             for f in self.faults:
-                if f.op == op and f.hits < f.times and (f.match is None or f.match in text):
-                    f.hits += 1
-                    return f
+                if f.op != op or (f.match is not None and f.match not in text):
+                    continue
+                if f.for_seconds is not None:
+                    f.first_hit = time.monotonic() if f.first_hit is None else f.first_hit
+                    if time.monotonic() - f.first_hit >= f.for_seconds:
+                        continue
+                elif f.hits >= f.times:
+                    continue
+                f.hits += 1
+                return f
         return None
 
     def phase(self, job: Job) -> tuple[str, float]:
@@ -272,6 +287,16 @@ def requested_seconds(endpoint: str, body: dict[str, Any]) -> int:
         if value == encoded:
             return seconds
     return next(iter(spec.durations))
+
+
+MEDIA_OUTCOMES = ("ok", "short", "foreign_host")  # job outcomes that deliver a clip
+
+
+def media_seconds(job: Job) -> int | None:
+    """How long the clip a job delivers lasts: as asked, 1 s for a `short` job, None if it has none."""
+    if job.outcome not in MEDIA_OUTCOMES:
+        return None
+    return 1 if job.outcome == "short" else job.seconds
 
 
 _BY_ID = re.compile(
@@ -493,9 +518,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(422, {"detail": job.detail}, "result", headers=rid_header)
         if job.outcome == "error":
             return self._send(500, {"detail": "Internal Server Error"}, "result", headers=rid_header)
-        clip = fake.clip(job.seconds)
+        clip = fake.clip(media_seconds(job))
+        media_base = f"https://localhost:{fake.port}" if job.outcome == "foreign_host" else fake.base
         video = {
-            "url": f"{fake.base}/media/{job.id}.mp4",
+            "url": f"{media_base}/media/{job.id}.mp4",
             "content_type": "video/mp4",
             "file_name": "output.mp4",
             "file_size": clip.stat().st_size,
@@ -529,7 +555,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         stem = name.removesuffix(".mp4")
         job = fake.jobs.get(stem)
-        seconds = job.seconds if job is not None and job.outcome == "ok" else fake.published.get(stem)
+        seconds = media_seconds(job) if job is not None else fake.published.get(stem)
         if seconds is None:
             return self._send(404, {"detail": "Not found"}, "media")
         fault = fake.take_fault("media", name)
