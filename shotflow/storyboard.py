@@ -6,6 +6,7 @@ can render is `shotflow.plan`'s job, since that depends on the model catalog.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from pathlib import Path
@@ -22,13 +23,17 @@ SHOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ASPECT_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
 RESOLUTION_PATTERN = r"^[1-9][0-9]{2,3}p$"
 MAX_SHOTS = 500
+# every whole number a storyboard holds fits a signed 64-bit integer (what fal's JSON side takes)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_INTERVAL = 10 * 365 * 24 * 3600  # seconds; a schedule further apart is an rrule's job
 
 AspectRatio = Field(pattern=ASPECT_PATTERN, description='Width:height, e.g. "16:9", "9:16", "1:1"')
 Resolution = Field(pattern=RESOLUTION_PATTERN, description='Lines of the short side, e.g. "720p"')
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity are never a valid value (a NaN passes every range check by failing it)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Transition(Strict):
@@ -70,7 +75,7 @@ class Shot(Strict):
     prompt: str = Field(min_length=1)
     model: str | None = None
     duration: float | None = Field(None, gt=0, le=60, description="Seconds; mapped to each model's own encoding")
-    seed: int | None = None
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX, description="A whole number; sent to models that take one")
     aspect_ratio: str | None = Field(None, pattern=ASPECT_PATTERN)
     resolution: str | None = Field(None, pattern=RESOLUTION_PATTERN, description="What this shot asks its model for")
     negative_prompt: str | None = None
@@ -88,7 +93,7 @@ class Schedule(Strict):
     """When the storyboard renders itself (as a deployment): one of cron, interval or rrule."""
 
     cron: str | None = Field(None, description='Five fields, e.g. "0 9 * * 1-5"')
-    interval: int | None = Field(None, ge=60, description="Seconds between runs")
+    interval: int | None = Field(None, ge=60, le=MAX_INTERVAL, description="Seconds between runs")
     rrule: str | None = Field(None, description="An RFC 5545 recurrence rule")
     timezone: str = Field("UTC", description="IANA name, e.g. Europe/Paris")
     active: bool = True
@@ -140,7 +145,7 @@ VarValue = str | int | float
 class Storyboard(Strict):
     """A storyboard file, format version 1."""
 
-    model_config = ConfigDict(extra="forbid", title="shotflow storyboard")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, title="shotflow storyboard")
 
     version: Literal[1] = Field(description="Format version; 1")
     title: str | None = Field(None, min_length=1)
@@ -168,17 +173,57 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def _problems_from(exc: ValidationError, located: Located, file: str) -> list[Problem]:
-    problems = []
+def _where(located: Located, loc: tuple) -> tuple[str | None, str]:
+    """The shot (its id, else its position) and the dotted field name of a path in the data."""
     shots = located.data.get("shots") if isinstance(located.data, dict) else None
+    shot = None
+    if len(loc) >= 2 and loc[0] == "shots" and isinstance(loc[1], int) and isinstance(shots, list):
+        raw = shots[loc[1]] if loc[1] < len(shots) else None
+        shot = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") is not None else f"#{loc[1] + 1}"
+    rest = loc[2:] if shot else loc
+    field = ".".join(str(x) if not isinstance(x, int) else f"[{x}]" for x in rest).replace(".[", "[") or "storyboard"
+    return shot, field
+
+
+def number_problems(located: Located, file: str) -> list[Problem]:
+    """Numbers no field may hold, wherever they are (params and vars included): NaN, infinity,
+    and whole numbers outside the signed 64-bit range."""
+    problems: list[Problem] = []
+
+    def visit(value: Any, loc: tuple) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, loc + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                visit(item, loc + (i,))
+        elif isinstance(value, float) and not math.isfinite(value):
+            shot, field = _where(located, loc)
+            what = "NaN (not a number)" if math.isnan(value) else f"{'-' if value < 0 else ''}infinity"
+            problems.append(Problem(file, located.line(loc), f"{field}: {what} is not allowed: give a finite number", shot))
+        elif isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            shot, field = _where(located, loc)
+            problems.append(
+                Problem(
+                    file,
+                    located.line(loc),
+                    f"{field}: {value} is outside the 64-bit integer range ({INT64_MIN} to {INT64_MAX})",
+                    shot,
+                )
+            )
+
+    visit(located.data, ())
+    return problems
+
+
+def _problems_from(exc: ValidationError, located: Located, file: str, skip: frozenset = frozenset()) -> list[Problem]:
+    """One Problem per pydantic error, skipping paths in `skip` (already reported otherwise)."""
+    problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        shot = None
-        if len(loc) >= 2 and loc[0] == "shots" and isinstance(loc[1], int) and isinstance(shots, list):
-            raw = shots[loc[1]] if loc[1] < len(shots) else None
-            shot = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") is not None else f"#{loc[1] + 1}"
-        rest = loc[2:] if shot else loc
-        field = ".".join(str(x) for x in rest if not isinstance(x, int)) or "storyboard"
+        if any(loc[:n] in skip for n in range(1, len(loc) + 1)):
+            continue
+        shot, field = _where(located, loc)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = f"unknown field '{loc[-1]}'"
@@ -217,12 +262,31 @@ def parse_storyboard(located: Located, file: str) -> Storyboard:
 
     Duplicate shot ids are reported here only alongside shape errors: otherwise planning
     reports them together with what it finds (see `duplicate_ids`)."""
+    numbers = number_problems(located, file)
     try:
-        return Storyboard.model_validate(located.data)
+        board = Storyboard.model_validate(located.data)
     except ValidationError as exc:
-        problems = _problems_from(exc, located, file) + duplicate_ids(located, file)
+        # a NaN or a huge number is said once, by number_problems, with its bound
+        reported = frozenset(_bad_number_paths(located.data))
+        problems = numbers + _problems_from(exc, located, file, reported) + duplicate_ids(located, file)
         problems.sort(key=lambda p: p.line or 0)
         raise StoryboardError(problems) from None
+    if numbers:
+        raise StoryboardError(sorted(numbers, key=lambda p: p.line or 0))
+    return board
+
+
+def _bad_number_paths(value: Any, loc: tuple = ()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _bad_number_paths(item, loc + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _bad_number_paths(item, loc + (i,))
+    elif (isinstance(value, float) and not math.isfinite(value)) or (
+        isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX
+    ):
+        yield loc
 
 
 def read_storyboard(path: str | Path) -> tuple[Storyboard, Located]:

@@ -21,10 +21,14 @@ SHARED_SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "fal-te
 SEED_COPY = Path(__file__).resolve().parent / "fixtures" / "fal-text-to-video-models.txt"
 
 FIELD_LINE = re.compile(r"^([a-z_]+) (string|float|boolean|integer|[A-Za-z]+Enum)$")
+# the ways fal's pages state a numeric range: "between 0 and 1", "Range: 1 to 10", "Minimum: 0"
+NUMBER = r"(-?\d+(?:\.\d+)?)"
+RANGE = re.compile(rf"(?i)\b(?:between|range:?|from)\s+{NUMBER}\s+(?:and|to|-)\s+{NUMBER}")
+BOUND = re.compile(rf"(?i)\b(minimum|min|maximum|max)(?: value)?(?: is)?:?\s+{NUMBER}\b")
 
 
 def parse_seed(text: str) -> dict[str, dict[str, dict]]:
-    """endpoint -> field -> {type, default, enum} from each model's '5. Schema / Input' section."""
+    """endpoint -> field -> {type, default, enum, ge, le} from each model's '5. Schema / Input' section."""
     models: dict[str, dict[str, dict]] = {}
     blocks = re.split(r"(?im)^model \d+\s*-*\s*", text)[1:]
     for block in blocks:
@@ -37,7 +41,7 @@ def parse_seed(text: str) -> dict[str, dict[str, dict]]:
             line = line.strip()
             m = FIELD_LINE.match(line)
             if m:
-                current = {"type": m.group(2), "default": None, "enum": None}
+                current = {"type": m.group(2), "default": None, "enum": None, "ge": None, "le": None}
                 fields[m.group(1)] = current
                 continue
             if current is None:
@@ -48,6 +52,10 @@ def parse_seed(text: str) -> dict[str, dict[str, dict]]:
             e = re.match(r"Possible enum values: (.+)$", line)
             if e:
                 current["enum"] = [v.strip() for v in e.group(1).split(",")]
+            for low, high in RANGE.findall(line):
+                current["ge"], current["le"] = float(low), float(high)
+            for word, number in BOUND.findall(line):
+                current["ge" if word.lower().startswith("min") else "le"] = float(number)
         models[endpoint] = fields
     return models
 
@@ -175,3 +183,46 @@ def test_frame_sizes():
     assert frame_size("1:1", "540p") == (540, 540)
     assert frame_size("16:9", "768p") == (1366, 768)
     assert frame_size("21:9", "720p") == (1680, 720)
+
+
+def _bounds(info) -> tuple[float | None, float | None]:
+    ge = le = None
+    for m in info.metadata:
+        assert getattr(m, "gt", None) is None and getattr(m, "lt", None) is None, "the seed states inclusive ranges: use ge/le"
+        if getattr(m, "ge", None) is not None:
+            ge = float(m.ge)
+        if getattr(m, "le", None) is not None:
+            le = float(m.le)
+    return ge, le
+
+
+def test_the_range_parser_reads_the_ways_fal_states_ranges():
+    text = (
+        "model 1 - fal-ai/x\n5. Schema\nInput\nprompt string\nstrength float\n"
+        "How strong. Must be between 0 and 1. Default value: 0.5\n\nsteps integer\nMaximum: 50\n\n{\n"
+    )
+    fields = parse_seed(text)["fal-ai/x"]
+    assert (fields["strength"]["ge"], fields["strength"]["le"]) == (0.0, 1.0)
+    assert (fields["steps"]["ge"], fields["steps"]["le"]) == (None, 50.0)
+
+
+@pytest.mark.parametrize("spec", MODELS, ids=lambda m: m.alias)
+def test_input_class_mirrors_every_range_the_seed_states(seed, spec):
+    """Where the seed gives a range the class enforces it (ge/le); where it gives none the
+    class declares none of its own (numbers are still held finite and within int64)."""
+    for name, want in seed[spec.endpoint].items():
+        assert _bounds(spec.input.model_fields[name]) == (want["ge"], want["le"]), name
+
+
+@pytest.mark.parametrize("spec", MODELS, ids=lambda m: m.alias)
+def test_every_input_refuses_nan_infinity_and_huge_whole_numbers(spec):
+    from pydantic import ValidationError
+
+    for name, info in spec.input.model_fields.items():
+        py_type, enum = _annotation_parts(info.annotation)
+        if enum is not None or py_type not in (int, float):
+            continue
+        bad_values = (float("nan"), float("inf")) if py_type is float else (2**63, -(2**63) - 1)
+        for bad in bad_values:
+            with pytest.raises(ValidationError):
+                spec.input.model_validate({"prompt": "p", name: bad})

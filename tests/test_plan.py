@@ -229,3 +229,62 @@ def test_body_hash_changes_with_the_body_only():
 def test_a_crossfade_must_be_a_whole_number_of_frames():
     (msg,) = problems(board("- {id: a, prompt: p, model: kling}", output="fps: 25\ntransition: {type: crossfade, seconds: 0.5}"))
     assert "a 0.5 s crossfade is 12.5 frames at 25 fps; use a whole number of frames, e.g. 0.48 or 0.52 s" in msg
+
+
+# --- numbers and enums: what the seed states is enforced, elsewhere sane bounds ------------
+
+
+@pytest.mark.parametrize(
+    "params, said",
+    [
+        ("{style: watercolor}", "params.style: Input should be 'anime', '3d_animation', 'clay', 'comic' or 'cyberpunk' (got 'watercolor')"),
+        ("{style: 3}", "params.style: Input should be 'anime'"),
+    ],
+)
+def test_an_enum_param_outside_the_seed_enum_is_refused(params, said):
+    (msg,) = problems(board(f"- {{id: a, prompt: p, model: pixverse-v4.5, params: {params}}}"))
+    assert msg.startswith("sb.yaml:4: shot 'a': ") and said in msg
+
+
+def test_inline_storyboards_refuse_nan_infinity_and_huge_numbers_too():
+    from shotflow.plan import plan_from_data
+
+    data = {
+        "version": 1,
+        "shots": [
+            {"id": "a", "prompt": "p", "model": "kling", "params": {"cfg_scale": float("nan")}},
+            {"id": "b", "prompt": "p", "model": "veo3", "seed": -(2**63) - 1},
+            {"id": "c", "prompt": "p", "model": "kling", "duration": float("inf")},
+        ],
+    }
+    with pytest.raises(StoryboardError) as info:
+        plan_from_data(data)
+    msgs = [str(p) for p in info.value.problems]
+    assert "<inline storyboard>: shot 'a': params.cfg_scale: NaN (not a number) is not allowed: give a finite number" in msgs
+    assert any("shot 'b': seed: -9223372036854775809 is outside the 64-bit integer range" in m for m in msgs)
+    assert "<inline storyboard>: shot 'c': duration: infinity is not allowed: give a finite number" in msgs
+
+
+def test_the_model_input_classes_refuse_what_slips_past_the_storyboard():
+    from pydantic import ValidationError
+
+    from shotflow.catalog import find_model
+
+    kling, veo3 = find_model("kling").input, find_model("veo3").input
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ValidationError, match="finite number"):
+            kling.model_validate({"prompt": "p", "cfg_scale": bad})
+    with pytest.raises(ValidationError, match="64-bit integer range"):
+        veo3.model_validate({"prompt": "p", "seed": 2**63})
+    assert veo3.model_validate({"prompt": "p", "seed": -1}).seed == -1
+
+
+@pytest.mark.parametrize("max_cost", [float("nan"), float("inf"), -1, "lots"])
+def test_a_budget_that_is_not_an_amount_is_refused(max_cost):
+    from shotflow.errors import BudgetError
+    from shotflow.plan import check_budget
+
+    plan = plan_from_text(board("- {id: a, prompt: p, model: kling}"), "sb.yaml")
+    for backend in ("fal", "preview"):
+        with pytest.raises(BudgetError, match=r"sb.yaml: max_cost .* is not an amount of dollars: give a finite number >= 0"):
+            check_budget(plan, max_cost, backend)

@@ -94,3 +94,62 @@ def test_inline_storyboard_is_validated_the_same_way():
     assert plan.shots[0].endpoint == "fal-ai/veo3"
     with pytest.raises(StoryboardError, match=r"<inline storyboard>: shot 'a': kling-2.0-master renders 5 or 10 s"):
         plan_from_data({"version": 1, "shots": [{"id": "a", "prompt": "p", "model": "kling", "duration": 7}]})
+
+
+# --- empty and odd var values: a clear error naming the var, never a pydantic traceback -----
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_override_names_the_var(value):
+    (msg,) = problems(BASE, vars={"topic": value})
+    assert msg == "sb.yaml:7: var 'topic': the value given for this run is empty: give it a value (e.g. --var topic=...)"
+
+
+def test_an_empty_declared_var_used_in_a_prompt_names_the_var_and_the_use():
+    (msg,) = problems(BASE.replace("  topic: the harbour at dawn", "  topic: ''"))
+    assert msg == "sb.yaml:7: var 'topic' is empty but {{ topic }} is used in title: give it a value"
+
+
+def test_an_empty_var_in_the_prompt_only_is_named_with_the_shot():
+    text = BASE.replace('title: "Harbour {{ topic }} {{ date }}"', "title: Harbour")
+    (msg,) = problems(text.replace("  topic: the harbour at dawn", "  topic: ''"))
+    assert msg == "sb.yaml:7: shot 'a': var 'topic' is empty but {{ topic }} is used in prompt: give it a value"
+
+
+def test_an_empty_var_in_the_output_path():
+    text = BASE.replace("  topic: the harbour at dawn", "  topic: x\n  tag: ''").replace("harbour-{{ date }}", "harbour-{{ tag }}")
+    (msg,) = problems(text)
+    assert "var 'tag' is empty but {{ tag }} is used in output.path" in msg
+
+
+def test_an_empty_var_nobody_uses_is_fine():
+    plan_from_text(BASE.replace("  topic: the harbour at dawn", "  topic: x\n  unused: ''"), "sb.yaml")
+
+
+@pytest.mark.parametrize("value, said", [(float("nan"), "is nan: give a finite number"), (float("inf"), "is inf: give a finite number"), (True, "is a bool"), ([1], "is a list")])
+def test_odd_override_values_are_refused(value, said):
+    (msg,) = problems(BASE, vars={"topic": value})
+    assert f"var 'topic': the value given for this run {said}" in msg
+
+
+def test_every_var_problem_is_reported_with_the_others():
+    msgs = problems(BASE.replace("model: kling", "model: kling\n    duration: 7"), vars={"topic": "", "topik": "x"})
+    assert len(msgs) == 3 and "renders 5 or 10 s" in msgs[-1]
+
+
+def test_vars_filled_into_paths_are_recorded_for_the_preflight():
+    text = BASE.replace('harbour-{{ date }}.mp4"', '{{ topic }}/harbour-{{ date }}.mp4"\n  audio: {path: "{{ topic }}.mp3"}')
+    with pytest.raises(StoryboardError):  # the soundtrack does not exist; the vars are still filled
+        plan_from_text(text, "sb.yaml")
+    plan = plan_from_text(BASE, "sb.yaml", out="videos/{{ topic }}.mp4", vars={"topic": "dusk"})
+    assert [(v.name, v.value, v.where) for v in plan.path_vars] == [("date", plan.path_vars[0].value, "output.path"), ("topic", "dusk", "--out")]
+    assert plan.output.path == "videos/dusk.mp4"
+
+
+def test_the_soundtrack_path_takes_vars(tmp_path):
+    (tmp_path / "dawn.mp3").write_bytes(b"")
+    sb = tmp_path / "sb.yaml"
+    text = BASE.replace("  topic: the harbour at dawn", "  topic: dawn").replace('.mp4"', '.mp4"\n  audio: {path: "{{ topic }}.mp3"}')
+    plan = plan_from_text(text, str(sb))
+    assert plan.output.soundtrack == str(tmp_path / "dawn.mp3")
+    assert ("topic", "dawn", "output.audio.path") in [(v.name, v.value, v.where) for v in plan.path_vars]

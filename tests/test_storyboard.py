@@ -144,3 +144,96 @@ def test_shipped_pipelines_are_valid():
     assert len(files) >= 3
     for f in files:
         load_plan(f)
+
+
+# --- numbers: NaN, infinity and huge whole numbers are refused wherever they are ------------
+
+NUMBERS = """\
+version: 1
+title: Numbers
+schedule: {interval: INTERVAL}
+vars: {n: VAR}
+output:
+  fps: FPS
+  transition: {type: crossfade, seconds: SECONDS}
+  audio: {path: music.mp3, volume: VOLUME}
+shots:
+  - id: a
+    prompt: a cat
+    model: kling
+    duration: DURATION
+    params: {cfg_scale: CFG}
+  - id: b
+    prompt: a dog
+    model: veo3
+    seed: SEED
+"""
+GOOD_NUMBERS = dict(INTERVAL="3600", VAR="1", FPS="24", SECONDS="0.5", VOLUME="1", DURATION="5", CFG="0.5", SEED="7")
+
+
+def numbers(tmp_path, **bad) -> list[str]:
+    text = NUMBERS
+    for name, value in {**GOOD_NUMBERS, **bad}.items():
+        text = text.replace(name, value)
+    (tmp_path / "music.mp3").write_bytes(b"")
+    return errors(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    "field, name, line, shot",
+    [
+        ("INTERVAL", "schedule.interval", 3, None),
+        ("VAR", "vars.n", 4, None),
+        ("FPS", "output.fps", 6, None),
+        ("SECONDS", "output.transition.seconds", 7, None),
+        ("VOLUME", "output.audio.volume", 8, None),
+        ("DURATION", "duration", 13, "a"),
+        ("CFG", "params.cfg_scale", 14, "a"),
+        ("SEED", "seed", 18, "b"),
+    ],
+)
+@pytest.mark.parametrize("value, said", [(".nan", "NaN (not a number) is not allowed"), (".inf", "infinity is not allowed"), ("-.inf", "-infinity is not allowed")])
+def test_nan_and_infinity_are_refused_everywhere(tmp_path, field, name, line, shot, value, said):
+    (msg,) = numbers(tmp_path, **{field: value})
+    who = f" shot '{shot}':" if shot else ""
+    assert msg == f"{tmp_path / 'sb.yaml'}:{line}:{who} {name}: {said}: give a finite number"
+
+
+@pytest.mark.parametrize("field, name, shot", [("SEED", "seed", "b"), ("CFG", "params.cfg_scale", "a"), ("VAR", "vars.n", None)])
+def test_whole_numbers_beyond_int64_are_refused(tmp_path, field, name, shot):
+    (msg,) = numbers(tmp_path, **{field: str(2**63)})
+    assert f"{name}: 9223372036854775808 is outside the 64-bit integer range (-9223372036854775808 to 9223372036854775807)" in msg
+    assert (f"shot '{shot}'" in msg) is bool(shot)
+
+
+def test_int64_bounds_themselves_are_accepted(tmp_path):
+    path = tmp_path / "sb.yaml"
+    path.write_text(GOOD.replace("model: kling", f"model: veo3\n    seed: {2**63 - 1}"))
+    assert load_plan(path).shots[0].body["seed"] == 2**63 - 1
+    path.write_text(GOOD.replace("model: kling", f"model: veo3\n    seed: {-(2**63)}"))
+    assert load_plan(path).shots[0].body["seed"] == -(2**63)
+
+
+def test_nan_in_a_nested_param_list_names_its_position(tmp_path):
+    (msg,) = errors(tmp_path, GOOD + "    params: {cfg_scale: [1, .nan]}\n")
+    assert "shot 'a': params.cfg_scale[1]: NaN (not a number) is not allowed" in msg
+
+
+def test_numbers_out_of_their_range_name_the_bound(tmp_path):
+    msgs = numbers(tmp_path, INTERVAL=str(10**12), FPS="61", SECONDS="9", VOLUME="5", DURATION="61")
+    text = "\n".join(msgs)
+    assert "schedule.interval: Input should be less than or equal to 315360000" in text
+    assert "output.fps: Input should be less than or equal to 60" in text
+    assert "output.transition.seconds: Input should be less than or equal to 5" in text
+    assert "output.audio.volume: Input should be less than or equal to 4" in text
+    assert "shot 'a': duration: Input should be less than or equal to 60" in text
+
+
+def test_every_number_problem_of_the_file_is_reported(tmp_path):
+    msgs = numbers(tmp_path, FPS=".nan", SEED=str(2**64), CFG=".inf")
+    assert len(msgs) == 3 and [m.split(":")[1] for m in msgs] == ["6", "14", "18"]
+
+
+def test_nan_written_as_a_string_is_refused_too(tmp_path):
+    (msg,) = numbers(tmp_path, VOLUME="'nan'")
+    assert "output.audio.volume: Input should be a finite number" in msg
