@@ -195,6 +195,7 @@ class ClipStore:
             with contextlib.suppress(FileNotFoundError):
                 self.meta_path(key).unlink()
             move_atomic(verified_file, dest)
+            os.utime(dest)  # newer than anything derived from the clip it replaces (assemble compares mtimes)
             self._write_meta(key, digest, size)
         return StoredClip(dest, digest, size)
 

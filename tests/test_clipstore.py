@@ -264,3 +264,14 @@ def test_store_full_errors_pickle(tmp_path):
     error = StoreFullError(tmp_path / "clips", "No space left on device")
     again = pickle.loads(pickle.dumps(error))
     assert str(again) == str(error) and again.path == error.path
+
+
+def test_a_clip_put_over_another_is_newer_than_what_was_derived_from_the_old_one(store, media):
+    store.put(KEY, staged(store, media["1s"]))
+    derived = store.derived(KEY, "norm-720p")
+    derived.write_bytes(b"made from the first clip")
+    late = staged(store, media["2s"])
+    os.utime(late, ns=(1, 1))  # a copy downloaded long ago (say, quarantined last week, accepted now)
+    store.quarantine(KEY, late, "lasts 2.00 s, expected 5 s")
+    store.accept(KEY)
+    assert store.path(KEY).stat().st_mtime_ns > derived.stat().st_mtime_ns  # assemble makes it again
