@@ -62,7 +62,7 @@ from fal_client.client import QUEUE_URL_FORMAT
 from shotflow.backend import GeneratedClip, OnEvent, ShotEvent, ignore_events
 from shotflow.backends import NO_KEY
 from shotflow.clipstore import ClipStore
-from shotflow.download import download_clip
+from shotflow.generation.fal.download import download_clip
 from shotflow.errors import DownloadError, GenerationError, MissingKeyError
 from shotflow.journal import Journal, JobRecord, JournalError, LockTimeout, now
 from shotflow.plan import ShotPlan

@@ -9,7 +9,7 @@ import pytest
 
 from shotflow import probe
 from shotflow.clipstore import ClipStore
-from shotflow.download import check_media_url, download_clip, host_allowed
+from shotflow.generation.fal.download import check_media_url, download_clip, host_allowed
 from shotflow.errors import DownloadError
 
 fakefal.ensure_server()
