@@ -80,12 +80,17 @@ class DownloadError(MediaError):
     network, a host not allowed, too big: the request keeps its URL until fal's media retention
     has passed); else the path where a complete copy that failed verification (wrong length, a
     stream still broken after the in-run attempts) is kept for the user to accept or replace.
-    `reason` is the message without the URL; `status` the media host's HTTP answer, if any."""
+    `reason` is the message without the URL; `status` the media host's HTTP answer, if any;
+    `refused`: the URL itself was refused (not https, a host not allowed, too big): fetching it
+    again waits for a setting to change, not for time to pass."""
 
-    def __init__(self, message: str, *, reason: str | None = None, quarantined=None, status: int | None = None):
+    def __init__(
+        self, message: str, *, reason: str | None = None, quarantined=None, status: int | None = None, refused: bool = False
+    ):
         self.reason = reason if reason is not None else message
         self.quarantined = quarantined
         self.status = status
+        self.refused = refused
         super().__init__(message)
 
     @property
@@ -94,8 +99,8 @@ class DownloadError(MediaError):
         return self.quarantined is None
 
     def __reduce__(self):
-        return (_download_error, (str(self), self.reason, self.quarantined, self.status))
+        return (_download_error, (str(self), self.reason, self.quarantined, self.status, self.refused))
 
 
-def _download_error(message: str, reason: str | None, quarantined, status: int | None) -> DownloadError:
-    return DownloadError(message, reason=reason, quarantined=quarantined, status=status)
+def _download_error(message: str, reason: str | None, quarantined, status: int | None, refused: bool = False) -> DownloadError:
+    return DownloadError(message, reason=reason, quarantined=quarantined, status=status, refused=refused)

@@ -90,7 +90,7 @@ def test_a_host_not_allowed_is_refused_before_any_request_but_not_given_up(fake_
     with pytest.raises(DownloadError) as info:
         fetch(url, store, allowed=("fal.media",))
     assert "not an allowed media host" in str(info.value) and "SHOTFLOW_MEDIA_HOSTS" in str(info.value)
-    later(info)
+    assert later(info).refused  # waits for the setting, not for time
     assert fake_fal.count("media") == 0
     # the user trusts the host: the same URL is fetched, nothing is bought again
     assert fetch(url, store, allowed=("fal.media", "127.0.0.1")).path == store.path(KEY)
@@ -271,6 +271,8 @@ def test_download_errors_survive_pickling_with_their_meaning(tmp_path):
     error = DownloadError("https://m/x.mp4: lasts 1 s", reason="lasts 1 s", quarantined=tmp_path / "q.mp4", status=None)
     again = pickle.loads(pickle.dumps(error))
     assert (str(again), again.reason, again.quarantined, again.transient) == (str(error), "lasts 1 s", tmp_path / "q.mp4", False)
+    refused = pickle.loads(pickle.dumps(DownloadError("no", status=403, refused=True)))
+    assert (refused.status, refused.refused, refused.quarantined) == (403, True, None)
 
 
 def submit_and_finish(fake_fal) -> tuple[str, int]:

@@ -135,7 +135,7 @@ def download_clip(
                 last = exc
             finally:
                 part.unlink(missing_ok=True)
-            if getattr(last, "refused", False) or attempt == attempts:
+            if last.refused or attempt == attempts:
                 break
             if on_retry:
                 on_retry(attempt, str(last))
@@ -204,9 +204,7 @@ def _check_status(url: str, response: httpx.Response) -> None:
 def _failure(url: str, reason: str, *, status: int | None = None, refused: bool = False, prefix: str = "") -> DownloadError:
     """A "try again later" DownloadError; `refused`: not again in this call (a setting must change)."""
     where = f"{prefix} {_redact(url)}" if prefix else _redact(url)
-    error = DownloadError(f"{where}: {reason}", reason=reason, status=status)
-    error.refused = refused  # type: ignore[attr-defined]
-    return error
+    return DownloadError(f"{where}: {reason}", reason=reason, status=status, refused=refused)
 
 
 def _redact(url: str) -> str:
