@@ -93,21 +93,17 @@ class ClipStore:
         if not path.is_file():
             return None
         with self._locked(key):
-            return self._find_locked(key)
+            found = self._find_locked(key)
+        return found.path if found is not None else None
 
     def stored(self, key: str) -> StoredClip | None:
-        """`find` with the clip's recorded hash and size (for the journal)."""
-        path = self.path(key)
-        if not path.is_file():
+        """`find` with the clip's checked hash and size (for the journal)."""
+        if not self.path(key).is_file():
             return None
         with self._locked(key):
-            if self._find_locked(key) is None:
-                return None
-            meta = self._read_meta(key)
-            assert meta is not None  # written by _find_locked
-            return StoredClip(path, meta["sha256"], meta["bytes"])
+            return self._find_locked(key)
 
-    def _find_locked(self, key: str) -> Path | None:
+    def _find_locked(self, key: str) -> StoredClip | None:
         path = self.path(key)
         try:
             size = path.stat().st_size
@@ -123,9 +119,9 @@ class ClipStore:
         if digest != meta["sha256"]:
             self._set_aside(key, f"content changed on disk: sha256 {digest}, {meta['sha256']} was stored", meta)
             return None
-        return path
+        return StoredClip(path, digest, size)
 
-    def _adopt_legacy(self, key: str, size: int) -> Path | None:
+    def _adopt_legacy(self, key: str, size: int) -> StoredClip | None:
         """A clip without a meta file (stored before metas existed, or by a put cut short)."""
         from shotflow import probe  # PyAV: imported only when an old clip needs a look
 
@@ -138,8 +134,9 @@ class ClipStore:
         except MediaError as exc:
             self._set_aside(key, f"not a readable clip: {str(exc).replace(str(path), 'the clip')}", None)
             return None
-        self._write_meta(key, file_sha256(path), size)
-        return path
+        digest = file_sha256(path)
+        self._write_meta(key, digest, size)
+        return StoredClip(path, digest, size)
 
     def _read_meta(self, key: str) -> dict | None:
         try:
@@ -182,10 +179,9 @@ class ClipStore:
         with self._locked(key), full_disk_names(dest):
             current = self._find_locked(key)
             if current is not None:
-                meta = self._read_meta(key) or {}
-                if meta.get("sha256") == digest and meta.get("bytes") == size:
+                if (current.sha256, current.size) == (digest, size):
                     verified_file.unlink(missing_ok=True)
-                    return StoredClip(dest, digest, size)
+                    return current
                 if keep_previous:
                     aside = self.clips / "superseded"
                     aside.mkdir(exist_ok=True)
@@ -197,7 +193,23 @@ class ClipStore:
             move_atomic(verified_file, dest)
             os.utime(dest)  # newer than anything derived from the clip it replaces (assemble compares mtimes)
             self._write_meta(key, digest, size)
+            if keep_previous:
+                self._retire_quarantined(key, verified_file)
         return StoredClip(dest, digest, size)
+
+    def _retire_quarantined(self, key: str, moved_in: Path) -> None:
+        """A clip is stored for `key`: a copy still waiting in quarantine is no longer pending. It
+        was paid for, so it joins superseded/ (with its reason) instead of going away."""
+        waiting = self.quarantine_path(key)
+        if not waiting.is_file() or os.path.abspath(waiting) == os.path.abspath(moved_in):
+            return
+        aside = self.clips / "superseded"
+        aside.mkdir(exist_ok=True)
+        dest = aside / f"{key}.{waiting.stat().st_mtime_ns}.quarantined.mp4"
+        note = waiting.with_suffix(".json")
+        if note.is_file():
+            move_atomic(note, dest.with_suffix(".json"))
+        move_atomic(waiting, dest)
 
     # --- quarantine ----------------------------------------------------------------------------
 
@@ -208,10 +220,10 @@ class ClipStore:
         credentials in their query). An earlier, different quarantined copy of the key is kept
         as `quarantine/<key>.<ns>.mp4`."""
         dest = self.quarantine_path(key)
-        dest.parent.mkdir(exist_ok=True)
         file = Path(file)
         digest, size = file_sha256(file), file.stat().st_size
-        with self._locked(key):
+        with self._locked(key), full_disk_names(dest):
+            dest.parent.mkdir(exist_ok=True)
             note_path = dest.with_suffix(".json")
             if dest.is_file():
                 if file_sha256(dest) == digest:

@@ -275,3 +275,12 @@ def test_a_clip_put_over_another_is_newer_than_what_was_derived_from_the_old_one
     store.quarantine(KEY, late, "lasts 2.00 s, expected 5 s")
     store.accept(KEY)
     assert store.path(KEY).stat().st_mtime_ns > derived.stat().st_mtime_ns  # assemble makes it again
+
+
+def test_a_new_clip_stored_after_a_quarantine_retires_the_waiting_copy_without_deleting_it(store, media):
+    store.quarantine(KEY, staged(store, media["1s"]), "lasts 1.00 s, expected 5 s")
+    store.put(KEY, staged(store, media["2s"]))  # `--force` bought a new one
+    assert store.quarantined(KEY) is None
+    [kept] = (store.clips / "superseded").glob("*.quarantined.mp4")
+    assert file_sha256(kept) == file_sha256(media["1s"])
+    assert json.loads(kept.with_suffix(".json").read_text())["reason"] == "lasts 1.00 s, expected 5 s"

@@ -291,3 +291,23 @@ def submit_and_finish(fake_fal) -> tuple[str, int]:
         result = client.get(answer["response_url"]).json()
     assert result["video"]["url"].endswith(f"/media/{rid}.mp4")
     return rid, fake_fal.jobs[rid].seconds
+
+
+def test_two_downloads_of_one_clip_finishing_together_both_succeed(fake_fal, store):
+    import threading
+
+    url, results, errors = fake_fal.publish(5), [], []
+
+    def run():
+        try:
+            results.append(fetch(url, store))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(results)) == 1
+    assert not (store.clips / "superseded").exists() and leftovers(store) == []
