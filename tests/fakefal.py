@@ -23,7 +23,8 @@ its first hit (`fault("media", 403, for_seconds=45)`: a CDN refusing a fresh sig
 while). A job can deliver a clip shorter than asked (`fault("job", outcome="short")`: a valid
 1 s mp4) or on a host outside the tests' allow-list (`outcome="foreign_host"`: the same media at
 `https://localhost:<port>/media/...`; the certificate covers localhost, the allow-list is
-127.0.0.1). `redirect=URL` answers 302, `chunked=True` sends no Content-Length.
+127.0.0.1). `redirect=URL` answers 302, `chunked=True` sends no Content-Length, `body=b"..."`
+answers 200 with that instead of the clip (a CDN's error page).
 A submit can be accepted and its answer lost (`fault("submit", drop=True)`: the job exists and
 is billed, the connection closes unanswered). A cancel can be answered 202 and not stop the job
 (`fault("cancel", outcome="ignored")`: it runs on) or come too late (`outcome="finished"`: the
@@ -80,6 +81,7 @@ class Fault:
     truncate: str | None = None  # media faults: cut, file
     redirect: str | None = None  # media faults: answer 302 to this URL
     chunked: bool = False  # media faults: no Content-Length, chunked body
+    body: bytes | None = None  # media faults: answer 200 with this instead of the clip (an error page)
     for_seconds: float | None = None  # active from its first hit for this long (instead of `times`)
     first_hit: float | None = None
     match: str | None = None  # only requests whose endpoint or prompt contains this
@@ -561,6 +563,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = fake.take_fault("media", name)
         if fault is not None and fault.redirect:
             return self._send(302, b"", "media", headers={"Location": fault.redirect})
+        if fault is not None and fault.body is not None:
+            return self._send(200, fault.body, "media")
         if fault is not None and fault.truncate is None and not fault.chunked:
             return self._fail(fault, "media")
         data = fake.clip(seconds).read_bytes()

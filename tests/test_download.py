@@ -174,7 +174,7 @@ def test_a_copy_that_stays_broken_is_fetched_attempts_times_then_kept_aside(fake
     with pytest.raises(DownloadError) as info:
         fetch(fake_fal.publish(5), store, attempts=3)
     error = info.value
-    assert "truncated" in error.reason and "after 3 downloads" in error.reason
+    assert "truncated" in error.reason and "download 3 of 3" in error.reason
     assert error.quarantined == store.quarantine_path(KEY) and not error.transient
     assert fake_fal.count("media") == 3
     kept, reason = store.quarantined(KEY)
@@ -311,3 +311,12 @@ def test_two_downloads_of_one_clip_finishing_together_both_succeed(fake_fal, sto
         t.join()
     assert errors == [] and len(set(results)) == 1
     assert not (store.clips / "superseded").exists() and leftovers(store) == []
+
+
+def test_an_error_page_served_as_a_clip_is_tried_again_later_not_kept_aside(fake_fal, store):
+    fake_fal.fault("media", body=b"<html><body>Service busy</body></html>", times=10)
+    with pytest.raises(DownloadError) as info:
+        fetch(fake_fal.publish(5), store, attempts=2)
+    assert "not a video" in info.value.reason
+    later(info)
+    assert fake_fal.count("media") == 2 and store.quarantined(KEY) is None and leftovers(store) == []

@@ -19,6 +19,8 @@ What a failure means for the paid request (the caller, the Job, acts on `Downloa
   help and it was paid for: it is quarantined at once (`quarantined` is its path).
 - a complete copy with a broken stream: fetched again up to `attempts` times, then the last copy
   is quarantined with the reason.
+- a complete "copy" that is not a video at all (a CDN's error page answered with 200): not the
+  paid clip; fetched again in this call, then "try again later" (nothing kept aside).
 A full disk raises `StoreFullError` (from shotflow.store), naming the store's folder.
 """
 
@@ -117,11 +119,11 @@ def download_clip(
                         _fetch(client, url, fh, allowed, max_bytes)
                         fh.flush()
                         os.fsync(fh.fileno())
-                problem, at_once = _verify(part, expected_seconds, tolerance)
+                problem, verdict = _verify(part, expected_seconds, tolerance)
                 if problem is None:
                     return store.put(key, part)
-                if at_once or attempt == attempts:
-                    tried = "" if at_once else f" (the same after {attempts} downloads)"
+                if verdict == "keep" or (verdict == "again" and attempt == attempts):
+                    tried = "" if verdict == "keep" else f" (download {attempt} of {attempts})"
                     kept = store.quarantine(key, part, problem + tried)
                     raise DownloadError(
                         f"{_redact(url)}: {problem}{tried}; the paid clip is kept aside at {kept}",
@@ -144,16 +146,26 @@ def download_clip(
     raise last
 
 
-def _verify(part: Path, expected_seconds: float | None, tolerance: float) -> tuple[str | None, bool]:
-    """(what is wrong with a complete copy, whether fetching it again is pointless); (None, _) if fine."""
+def _verify(part: Path, expected_seconds: float | None, tolerance: float) -> tuple[str | None, str]:
+    """What is wrong with a complete copy (None if nothing) and what to do about it:
+    "later" (not a video at all: an error page served as 200, not the paid clip; try again later),
+    "again" (a broken stream: fetch it again, keep the last copy aside), "keep" (the wrong length:
+    the media itself is like that, keep it aside at once)."""
+    def why(exc: MediaError) -> str:
+        return str(exc).replace(f"{part}: ", "").replace(str(part), "the download")
+
+    try:
+        probe.probe(part)
+    except MediaError as exc:
+        return f"not a video: {why(exc)}", "later"
     try:
         info = probe.verify(part)
     except MediaError as exc:
         # a truncated faststart file passes a plain probe; fetching it again costs nothing
-        return str(exc).replace(f"{part}: ", "").replace(str(part), "the download"), False
+        return why(exc), "again"
     if expected_seconds is not None and abs(info.duration - expected_seconds) > tolerance:
-        return f"lasts {info.duration:.2f} s, expected {expected_seconds:g} s (±{tolerance:g} s)", True
-    return None, False
+        return f"lasts {info.duration:.2f} s, expected {expected_seconds:g} s (±{tolerance:g} s)", "keep"
+    return None, "keep"
 
 
 def _fetch(client: httpx.Client, url: str, fh, allowed: frozenset[str], max_bytes: int) -> int:
