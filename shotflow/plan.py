@@ -68,6 +68,11 @@ class ShotPlan:
         return data
 
 
+# the containers shotflow writes, by the output's extension (-> ffmpeg's muxer name): the one list
+# the preflight refuses other extensions with and the assembly picks its muxer from
+OUTPUT_FORMATS: dict[str, str] = {".mp4": "mp4"}
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     """The final video every clip is brought to."""
@@ -382,6 +387,8 @@ def path_vars(board: Storyboard, located: Located, values: Mapping[str, str], ou
     """Every var (builtins included) whose value is filled into an output or input path."""
     found: list[PathVar] = []
     for path in PATH_FIELDS:
+        if out and path == ("output", "path"):
+            continue  # --out replaces output.path
         node: Any = board
         for part in path:
             node = getattr(node, part, None) if node is not None else None
