@@ -154,7 +154,7 @@ class ClipStore:
         """Move a stored clip that failed its check to corrupt/, with the reason next to it."""
         aside = self.clips / "corrupt"
         aside.mkdir(exist_ok=True)
-        dest = aside / f"{key}.{time.time_ns()}.mp4"
+        dest = _unused(aside / f"{key}.{time.time_ns()}.mp4")
         note = {"key": key, "reason": reason, "stored": meta, "when": _now()}
         write_bytes_atomic(dest.with_suffix(".json"), json.dumps(note, indent=2).encode() + b"\n", mode=0o644)
         move_atomic(self.path(key), dest)
@@ -185,7 +185,7 @@ class ClipStore:
                 if keep_previous:
                     aside = self.clips / "superseded"
                     aside.mkdir(exist_ok=True)
-                    move_atomic(dest, aside / f"{key}.{dest.stat().st_mtime_ns}.mp4")
+                    move_atomic(dest, _unused(aside / f"{key}.{dest.stat().st_mtime_ns}.mp4"))
             # the old meta goes first: a crash before the new one is written leaves a clip
             # without meta (checked and adopted by find), never a clip with another clip's meta
             with contextlib.suppress(FileNotFoundError):
@@ -205,7 +205,7 @@ class ClipStore:
             return
         aside = self.clips / "superseded"
         aside.mkdir(exist_ok=True)
-        dest = aside / f"{key}.{waiting.stat().st_mtime_ns}.quarantined.mp4"
+        dest = _unused(aside / f"{key}.{waiting.stat().st_mtime_ns}.quarantined.mp4")
         note = waiting.with_suffix(".json")
         if note.is_file():
             move_atomic(note, dest.with_suffix(".json"))
@@ -230,7 +230,7 @@ class ClipStore:
                     file.unlink(missing_ok=True)
                     self._write_note(note_path, key, reason, digest, size)
                     return dest
-                older = dest.with_name(f"{key}.{dest.stat().st_mtime_ns}.mp4")
+                older = _unused(dest.with_name(f"{key}.{dest.stat().st_mtime_ns}.mp4"))
                 if note_path.is_file():
                     move_atomic(note_path, older.with_suffix(".json"))
                 move_atomic(dest, older)
@@ -304,6 +304,16 @@ class ClipStore:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+def _unused(path: Path) -> Path:
+    """`path`, or `<stem>.<n><suffix>` if taken: a rename must never land on a paid clip kept aside."""
+    n = 0
+    candidate = path
+    while candidate.exists() or candidate.with_suffix(".json").exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
+    return candidate
 
 
 def file_sha256(path: Path) -> str:

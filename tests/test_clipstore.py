@@ -284,3 +284,13 @@ def test_a_new_clip_stored_after_a_quarantine_retires_the_waiting_copy_without_d
     [kept] = (store.clips / "superseded").glob("*.quarantined.mp4")
     assert file_sha256(kept) == file_sha256(media["1s"])
     assert json.loads(kept.with_suffix(".json").read_text())["reason"] == "lasts 1.00 s, expected 5 s"
+
+
+def test_clips_kept_aside_never_overwrite_each_other(store, media):
+    for source in ("1s", "2s", "1s"):
+        if store.path(KEY).exists():
+            os.utime(store.path(KEY), ns=(5, 5))  # the same name would be chosen each time
+        store.put(KEY, staged(store, media[source]))
+    kept = sorted((store.clips / "superseded").iterdir())
+    assert [p.name for p in kept] == [f"{KEY}.5.1.mp4", f"{KEY}.5.mp4"]
+    assert {file_sha256(p) for p in kept} == {file_sha256(media["1s"]), file_sha256(media["2s"])}
