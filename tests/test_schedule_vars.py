@@ -142,8 +142,11 @@ def test_vars_filled_into_paths_are_recorded_for_the_preflight():
     with pytest.raises(StoryboardError):  # the soundtrack does not exist; the vars are still filled
         plan_from_text(text, "sb.yaml")
     plan = plan_from_text(BASE, "sb.yaml", out="videos/{{ topic }}.mp4", vars={"topic": "dusk"})
-    assert [(v.name, v.value, v.where) for v in plan.path_vars] == [("date", plan.path_vars[0].value, "output.path"), ("topic", "dusk", "--out")]
+    # --out replaces output.path: only its vars go into the path
+    assert [(v.name, v.value, v.where) for v in plan.path_vars] == [("topic", "dusk", "--out")]
     assert plan.output.path == "videos/dusk.mp4"
+    plan = plan_from_text(BASE, "sb.yaml")
+    assert [(v.name, v.where, v.line) for v in plan.path_vars] == [("date", "output.path", 9)]
 
 
 def test_the_soundtrack_path_takes_vars(tmp_path):
