@@ -7,8 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shotflow.errors import ShotflowError
 
 # hosts fal serves generated media from; SHOTFLOW_MEDIA_HOSTS (comma-separated) adds to these.
 # An entry is a host name (it and its subdomains match, on any port) or host:port (that port only).
@@ -16,7 +18,8 @@ FAL_MEDIA_HOSTS = ("fal.media", "v2.fal.media", "v3.fal.media", "v3b.fal.media",
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # NaN and infinity are no setting's value (an infinite poll interval or budget is a typo)
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", allow_inf_nan=False)
 
     fal_key: SecretStr | None = Field(None, validation_alias="FAL_KEY")
     # name of a Prefect Secret block holding the key, used when FAL_KEY is not set
@@ -24,7 +27,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(Path.home() / ".cache" / "shotflow", validation_alias="SHOTFLOW_CACHE_DIR")
     # NoDecode: a comma-separated list, not JSON (pydantic-settings would json.loads "127.0.0.1")
     media_hosts: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias="SHOTFLOW_MEDIA_HOSTS")
-    max_download_bytes: int = Field(2 << 30, validation_alias="SHOTFLOW_MAX_DOWNLOAD_BYTES")
+    max_download_bytes: int = Field(2 << 30, gt=0, validation_alias="SHOTFLOW_MAX_DOWNLOAD_BYTES")
     concurrency: int = Field(4, ge=1, validation_alias="SHOTFLOW_CONCURRENCY")
     # seconds between status polls of a fal request, and the first wait of in-call retries
     fal_poll_interval: float = Field(1.0, gt=0, validation_alias="SHOTFLOW_FAL_POLL_INTERVAL")
@@ -80,5 +83,18 @@ class Settings(BaseSettings):
         return frozenset(FAL_MEDIA_HOSTS) | frozenset(self.media_hosts)
 
 
+class SettingsError(ShotflowError):
+    """An environment variable (or .env line) with a value shotflow cannot use."""
+
+
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; a bad value is one SettingsError line per variable (never a key's value)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "a setting"
+            got = "" if name == "FAL_KEY" else f" (got {err.get('input')!r})"
+            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}{got}")
+        raise SettingsError("\n".join(lines)) from None

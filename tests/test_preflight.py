@@ -347,3 +347,14 @@ def test_shotflow_run_refuses_before_starting_prefect(work):
     assert proc.returncode == 1, stderr
     assert f"{run_dir / 'v.webm'}: shotflow writes .mp4 videos, not a '.webm' file" in stderr
     assert "Prefect" not in stdout and "Traceback" not in stderr
+
+
+def test_an_empty_var_on_the_command_line_is_named_before_anything_starts(work, capsys):
+    from shotflow.cli import main
+
+    boards, run_dir = work
+    plan_of(boards)
+    assert main(["run", str(boards / "sb.yaml"), "--backend", "preview", "--var", "topic="]) == 1
+    err = capsys.readouterr().err
+    assert f"{boards / 'sb.yaml'}:4: var 'topic': the value given for this run is empty" in err
+    assert "Traceback" not in err and "ValidationError" not in err
