@@ -17,7 +17,11 @@ costs a remux, not a re-encode:
 
 No ffmpeg process opens more than two clips, and a join runs a bounded number at once, so
 memory does not grow with the number of shots. The output is written to a temporary file in
-its folder, checked, then renamed over the destination.
+its folder, checked (streams, codecs, frames, length), then renamed over the destination.
+
+This module owns the list of formats it writes (`OUTPUT_FORMATS`, by extension): .mp4 and .mov
+(H.264 + AAC, joined as above) and .webm (VP9 + Opus: the same H.264 pieces, re-encoded to VP9
+in the final pass). The preflight reads that list to refuse any other extension before spending.
 """
 
 from __future__ import annotations
@@ -70,6 +74,64 @@ def _video_args(out: OutputSpec) -> dict:
 
 
 AUDIO_ARGS = {"c:a": "aac", "b:a": AUDIO_BITRATE, "ar": AUDIO_RATE, "ac": 2}
+
+# VP9 for .webm. libvpx's "good" deadline took 70 s for 22 s of 720p on 2 cores; "realtime" at
+# cpu-used 8 with row and tile threads takes 7-9 s (about x264 veryfast's CPU), at the same size
+# as the H.264 at crf 20. No lag frames in realtime: one packet per frame.
+VP9 = {
+    "c:v": "libvpx-vp9",
+    "deadline": "realtime",
+    "cpu-used": 8,
+    "row-mt": 1,
+    "tile-columns": 2,
+    "b:v": 0,
+    "crf": 33,
+    "pix_fmt": "yuv420p",
+}
+OPUS_ARGS = {"c:a": "libopus", "b:a": "160k", "ar": AUDIO_RATE, "ac": 2}
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How the final video is written for one file extension."""
+
+    muxer: str  # ffmpeg's -f
+    description: str
+    video_codec: str  # the codec names a probe of the result must show
+    audio_codec: str
+    # True: the normalised clips (H.264) are joined by stream copy; False: the join re-encodes
+    copies_video: bool
+    audio_args: dict
+    audio_suffix: str  # a soundtrack encoded ahead of the final pass is kept in this container
+
+    def video_args(self, out: OutputSpec) -> dict:
+        if self.video_codec == "h264":
+            return _video_args(out)
+        return {**VP9, "g": GOP_SECONDS * out.fps}
+
+    def muxer_args(self) -> dict:
+        return {"movflags": "+faststart"} if self.muxer in ("mp4", "mov") else {}
+
+
+H264_AAC = {"video_codec": "h264", "audio_codec": "aac", "copies_video": True, "audio_args": AUDIO_ARGS, "audio_suffix": ".m4a"}
+# what the assembly writes, by extension: the preflight refuses any other before a shot is paid
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    ".mp4": OutputFormat("mp4", "MP4 (H.264 + AAC)", **H264_AAC),
+    ".mov": OutputFormat("mov", "QuickTime (H.264 + AAC)", **H264_AAC),
+    # the clips are normalised to H.264 (one recipe for every output); a webm join re-encodes them
+    ".webm": OutputFormat("webm", "WebM (VP9 + Opus)", "vp9", "opus", False, OPUS_ARGS, ".webm"),
+}
+
+
+def output_format(path: str | os.PathLike) -> OutputFormat:
+    """The format a video at `path` is written in, by its extension (any case); AssemblyError
+    naming the path and the extensions accepted when there is none for it."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        accepted = ", ".join(f"{ext} ({f.description})" for ext, f in OUTPUT_FORMATS.items())
+        what = f"'{suffix}'" if suffix else "no extension"
+        raise AssemblyError(f"{path}: cannot write a video with {what}: the output must end in {accepted}")
+    return OUTPUT_FORMATS[suffix]
 
 
 # --- lengths, in whole frames -------------------------------------------------------------
@@ -301,6 +363,7 @@ def join(
     only its two overlaps), else in a temporary folder removed afterwards. `dst` is replaced
     atomically or not at all.
     """
+    fmt = output_format(dst)  # before any work: an extension we do not write is refused
     clips = [Path(p) for p in normalised]
     if not clips:
         raise AssemblyError("no clips to join")
@@ -322,7 +385,7 @@ def join(
         checked = pieces if pieces_dir else None
         clips, renormalised = _matching(clips, durations, out, scratch, budget, crossfade=bool(t), checked=checked)
         if t:
-            made = _crossfade_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1, scratch, total)
+            made = _crossfade_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1, scratch, total, fmt)
             video_parts, audio_parts, overlaps, rendered = made.video, made.encoded or made.audio, made.overlaps, made.rendered
         else:
             video_parts, audio_parts, overlaps, rendered = clips, None, [], 0
@@ -331,21 +394,39 @@ def join(
         copy = all(stream_shape(p).extradata == reference.extradata for p in overlaps)
         tmp = _temp_beside(dst)
         try:
-            _final_pass(video_parts, audio_parts, out, tmp, scratch, total, copy=copy, timeout=budget)
-            result = probe(tmp)
-            _, count = video_keyframes(tmp)
-            expected = round(total * out.fps)
-            if count != expected or abs(result.duration - total) > 1.5 / out.fps or not result.has_audio:
-                raise AssemblyError(
-                    f"joining into {dst}: the result has {count} frames and lasts {result.duration:.3f} s, "
-                    f"expected {expected} frames, {total:.3f} s; {dst} was left as it was"
-                )
+            copy = copy and fmt.copies_video
+            _final_pass(video_parts, audio_parts, out, tmp, scratch, total, fmt, copy=copy, timeout=budget)
+            _check_result(tmp, dst, fmt, out, total)
             os.replace(tmp, dst)
         finally:
             _remove(tmp)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return JoinResult(dst, total, copy, renormalised, rendered)
+
+
+def _check_result(tmp: Path, dst: Path, fmt: OutputFormat, out: OutputSpec, total: float) -> None:
+    """The joined file has one video and one audio stream in the format's codecs, every frame
+    (demuxed, not decoded) and the planned length; else AssemblyError, and `dst` is untouched."""
+    try:
+        with av.open(str(tmp)) as container:
+            video = [s.codec_context.name for s in container.streams.video]
+            audio = [s.codec_context.name for s in container.streams.audio]
+    except (av.error.FFmpegError, OSError) as exc:
+        raise AssemblyError(f"joining into {dst}: the result cannot be read ({exc}); {dst} was left as it was") from None
+    if (video, audio) != ([fmt.video_codec], [fmt.audio_codec]):
+        raise AssemblyError(
+            f"joining into {dst}: the result has video {video or 'none'} and audio {audio or 'none'}, "
+            f"expected one {fmt.video_codec} and one {fmt.audio_codec} stream; {dst} was left as it was"
+        )
+    result = probe(tmp)
+    _, count = video_keyframes(tmp)
+    expected = round(total * out.fps)
+    if count != expected or abs(result.duration - total) > 1.5 / out.fps:
+        raise AssemblyError(
+            f"joining into {dst}: the result has {count} frames and lasts {result.duration:.3f} s, "
+            f"expected {expected} frames, {total:.3f} s; {dst} was left as it was"
+        )
 
 
 def prepare_join(
@@ -503,7 +584,7 @@ class _Pieces:
     encoded: Path | None = None  # the whole soundtrack, encoded while overlaps rendered (see _encode_audio)
 
 
-def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int, scratch: Path, total: float) -> _Pieces:
+def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int, scratch: Path, total: float, fmt: OutputFormat) -> _Pieces:
     """What the final pass concatenates, with every overlap made and the audio encoded.
 
     The video middles are not written anywhere: the concat demuxer reads them from the
@@ -517,8 +598,8 @@ def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float, jobs:
     _run_all(audio_work, jobs)
     if not video_work:  # every overlap was there: the final pass encodes the audio itself
         return made
-    encoded = scratch / "audio.m4a"
-    _run_all([(_encode_audio, made.audio, out, encoded, scratch, total, timeout)] + video_work, jobs)
+    encoded = scratch / f"audio{fmt.audio_suffix}"
+    _run_all([(_encode_audio, made.audio, out, encoded, scratch, total, timeout, fmt)] + video_work, jobs)
     return _Pieces(made.video, made.audio, made.overlaps, made.rendered, encoded)
 
 
@@ -653,11 +734,12 @@ def _with_soundtrack(audio, out: OutputSpec, total_samples: int):
     return audio
 
 
-def _encode_audio(parts: Sequence[Path], out: OutputSpec, dst: Path, scratch: Path, total: float, timeout: float) -> None:
-    """The WAV parts concatenated, the soundtrack mixed under, encoded once (AAC in an .m4a)."""
+def _encode_audio(parts: Sequence[Path], out: OutputSpec, dst: Path, scratch: Path, total: float, timeout: float, fmt: OutputFormat) -> None:
+    """The WAV parts concatenated, the soundtrack mixed under, encoded once in `fmt`'s audio
+    codec (AAC in an .m4a, Opus in an audio-only .webm), for the final pass to copy."""
     audio = ff.input(str(_concat_list(parts, scratch / "audio.ffconcat")), f="concat", safe=0).audio
     audio = _with_soundtrack(audio, out, round(total * AUDIO_RATE))
-    stream = ff.output(audio, str(dst), f="mp4", **AUDIO_ARGS)
+    stream = ff.output(audio, str(dst), f="webm" if dst.suffix == ".webm" else "mp4", **fmt.audio_args)
     runner.run(stream, what=f"encoding the audio of {len(parts)} pieces", timeout=timeout)
 
 
@@ -675,10 +757,12 @@ def _concat_list(entries: Sequence[_Entry | Path], dst: Path) -> Path:
     return dst
 
 
-def _final_pass(video_parts, audio_parts: Path | Sequence[Path] | None, out: OutputSpec, tmp: Path, scratch: Path, total: float, *, copy: bool, timeout: float) -> None:
-    """Video: the parts concatenated (stream copy). Audio: an already encoded soundtrack (a
-    Path: copied); else the WAV parts (for a cut, None: the clips' own audio) concatenated, the
-    soundtrack mixed under, encoded once."""
+def _final_pass(video_parts, audio_parts: Path | Sequence[Path] | None, out: OutputSpec, tmp: Path, scratch: Path, total: float, fmt: OutputFormat, *, copy: bool, timeout: float) -> None:
+    """Video: the parts concatenated (stream copy, or encoded by `fmt` when not `copy`). Audio:
+    an already encoded soundtrack (a Path: copied); else the WAV parts (for a cut, None: the
+    clips' own audio) concatenated, the soundtrack mixed under, encoded once.
+
+    Memory stays flat either way: the concat demuxer opens one part at a time."""
     fps = out.fps
     video_in = ff.input(str(_concat_list(video_parts, scratch / "video.ffconcat")), f="concat", safe=0)
     if isinstance(audio_parts, Path):
@@ -688,14 +772,14 @@ def _final_pass(video_parts, audio_parts: Path | Sequence[Path] | None, out: Out
             audio = video_in.audio
         else:
             audio = ff.input(str(_concat_list(audio_parts, scratch / "audio.ffconcat")), f="concat", safe=0).audio
-        audio, aargs = _with_soundtrack(audio, out, round(total * AUDIO_RATE)), AUDIO_ARGS
+        audio, aargs = _with_soundtrack(audio, out, round(total * AUDIO_RATE)), fmt.audio_args
     video = video_in.video
     if copy:
         vargs = {"c:v": "copy", "video_track_timescale": _timescale(fps)}
-    else:
-        vargs = _video_args(out)
+    else:  # webm (VP9), or clips whose parameter sets differ
+        vargs = fmt.video_args(out)
         video = video.filter("fps", fps).filter("format", "yuv420p")
-    stream = ff.output(video, audio, str(tmp), f="mp4", movflags="+faststart", **vargs, **aargs)
+    stream = ff.output(video, audio, str(tmp), f=fmt.muxer, **fmt.muxer_args(), **vargs, **aargs)
     # -copyts: the first clip's audio starts at -1024 samples (AAC priming); without it ffmpeg
     # shifts the whole input by that and the video would start 21 ms late
     stream = stream.global_args("-copyts")

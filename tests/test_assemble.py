@@ -188,7 +188,8 @@ def test_a_stored_clip_is_normalised_once_next_to_the_raw_one(mixed, tmp_path):
     store = ClipStore(tmp_path / "store")
     shot = ShotPlan("s1", 0, None, "kling-v2", "fal-ai/x", {"prompt": "p"}, 1, "16:9", "720p", 160, 90, 24, True, None)
     key = ClipStore.key("fal", shot)
-    raw = store.put(key, Path(shutil.copy(mixed[0], store.temp_path(key))))
+    stored = store.put(key, Path(shutil.copy(mixed[0], store.temp_path(key))))
+    raw = getattr(stored, "path", stored)  # put returns a StoredClip (or, before the store's rework, a path)
     clip = GeneratedClip("s1", raw, key, "fal", cache_hit=False)
     first = assemble.normalise_stored(store, clip, shot, CUT)
     assert first == store.derived(key, assemble.recipe_id(CUT, 1))
@@ -337,3 +338,64 @@ def test_lengths_are_counted_in_whole_frames():
     assert assemble.transition_seconds(replace(FADE, transition_seconds=0.5)) == pytest.approx(0.48)
     assert assemble.final_seconds([5, 5, 5], replace(FADE, transition_seconds=0.5)) == pytest.approx(14.04)
     assert assemble.final_seconds([1], FADE) == 1.0
+
+
+# --- output formats ------------------------------------------------------------------------
+
+
+def container_kind(path: Path) -> str:
+    """What the file's first bytes say it is: an ISO MP4, a QuickTime movie or a WebM."""
+    head = path.read_bytes()[:64]
+    if head[4:12] == b"ftypisom":
+        return "mp4"
+    if head[4:12] == b"ftypqt  ":
+        return "mov"
+    if head[:4] == b"\x1a\x45\xdf\xa3" and b"webm" in head:
+        return "webm"
+    return repr(head[:12])
+
+
+def codecs(path: Path) -> tuple[list[str], list[str]]:
+    with av.open(str(path)) as c:
+        return [s.codec_context.name for s in c.streams.video], [s.codec_context.name for s in c.streams.audio]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "kind", "video", "audio", "copied"),
+    [(".mp4", "mp4", "h264", "aac", True), (".mov", "mov", "h264", "aac", True), (".webm", "webm", "vp9", "opus", False)],
+)
+@pytest.mark.parametrize("out", [CUT, FADE], ids=["cut", "crossfade"])
+def test_each_container_is_written_as_its_extension_says(colours, tmp_path, suffix, kind, video, audio, copied, out):
+    normalised = normalise_all(colours, out, tmp_path / "n")
+    seconds = assemble.final_seconds([1, 1, 1], out)
+    result = assemble.join(normalised, [1, 1, 1], out, tmp_path / f"final{suffix}")
+    assert container_kind(result.path) == kind
+    assert codecs(result.path) == ([video], [audio])  # one video and one audio stream
+    assert result.video_copied is copied  # H.264 clips are copied into mp4/mov, re-encoded for webm
+    info = probe(result.path)
+    assert (info.width, info.height, info.fps) == (W, H, FPS)
+    assert info.duration == pytest.approx(seconds, abs=1.5 / FPS)
+    frames = frames_rgb(result.path)
+    assert len(frames) == round(seconds * FPS)
+    red, blue = frames[10], frames[-10]
+    assert red[..., 0].mean() > 180 and red[..., 2].mean() < 60 and blue[..., 2].mean() > 180
+    samples = decoded_audio(result.path)
+    assert len(samples) == pytest.approx(seconds * 48000, abs=48000 / FPS)  # in sync to within a frame
+    assert rms(samples, 0.2) > 0.02 and rms(samples, seconds - 0.3) > 0.02  # red's tone, blue's tone
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+@pytest.mark.parametrize("name", ["final.txt", "final.mkv", "final", "final.mp4.part"])
+def test_an_extension_the_assembly_does_not_write_is_refused_before_any_work(colours, tmp_path, name):
+    normalised = normalise_all(colours[:2], CUT, tmp_path / "n")
+    dst = tmp_path / "out" / name
+    with pytest.raises(AssemblyError, match=r"must end in \.mp4 .*\.mov .*\.webm") as refused:
+        assemble.join(normalised, [1, 1], CUT, dst)
+    assert str(dst) in str(refused.value)
+    assert not dst.parent.exists()  # refused before its folder was even made
+
+
+def test_the_formats_are_named_once_and_matched_in_any_case():
+    assert set(assemble.OUTPUT_FORMATS) == {".mp4", ".mov", ".webm"}
+    assert assemble.output_format("out/Film.MP4") is assemble.OUTPUT_FORMATS[".mp4"]
+    assert assemble.output_format("film.webm").video_codec == "vp9"
