@@ -3,7 +3,7 @@
 Called by `shotflow run` before Prefect starts and by the flow before the first shot is
 generated, so a run that cannot finish stops while it has cost nothing. It checks:
 
-- the output: its extension is one shotflow writes (`plan.OUTPUT_FORMATS`), it is not a folder,
+- the output: its extension is one shotflow writes (`assemble.OUTPUT_FORMATS`), it is not a folder,
   not the storyboard, not an input file, not inside the clip store and journal
   (`Settings.cache_dir`), its folder exists or can be created, and a probe file can be written
   there;
@@ -26,7 +26,8 @@ from pathlib import Path
 
 from shotflow.errors import KeyShapeError, Problem, StoryboardError
 from shotflow.falkey import clean_key
-from shotflow.plan import OUTPUT_FORMATS, PathVar, Plan
+from shotflow.assemble import OUTPUT_FORMATS
+from shotflow.plan import PathVar, Plan
 from shotflow.settings import Settings, get_settings
 
 # the assembly writes these next to the video (see manifest.sidecar): they must not clobber inputs
