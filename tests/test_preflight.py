@@ -358,3 +358,24 @@ def test_an_empty_var_on_the_command_line_is_named_before_anything_starts(work, 
     err = capsys.readouterr().err
     assert f"{boards / 'sb.yaml'}:4: var 'topic': the value given for this run is empty" in err
     assert "Traceback" not in err and "ValidationError" not in err
+
+
+# --- wired into the flow: nothing is submitted to fal for a run that cannot finish ---------
+
+
+def test_the_flow_refuses_before_submitting_anything(work, fake_fal, monkeypatch):
+    from flows.render import render_storyboard
+
+    boards, run_dir = work
+    monkeypatch.setenv("FAL_KEY", KEY)
+    monkeypatch.setenv("SHOTFLOW_MEDIA_HOSTS", "127.0.0.1")
+    plan_of(boards)
+    (boards / "notes.mp3").write_text("not audio")
+    sb = boards / "sb.yaml"
+    sb.write_text(sb.read_text().replace("music.wav", "notes.mp3"))
+    with pytest.raises(PreflightError) as info:
+        render_storyboard(storyboard=str(sb), backend="fal", out=str(run_dir / "v.webm"))
+    msgs = [str(p) for p in info.value.problems]
+    assert msgs[0].startswith(f"{run_dir / 'v.webm'}: shotflow writes .mp4 videos")
+    assert msgs[1].startswith(f"{boards / 'notes.mp3'}: output.audio.path: not a readable audio file")
+    assert sum(fake_fal.submits.values()) == 0 and fake_fal.count("submit") == 0
