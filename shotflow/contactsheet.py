@@ -1,13 +1,21 @@
 """A contact sheet: one frame from the middle of every shot, labelled, in one PNG.
 
 People would rather look than read: a glance shows a wrong framing, a black clip or a shot in
-the wrong place. A clip that is missing or unreadable gets a labelled empty cell, not an error.
+the wrong place. A clip that is missing or unreadable gets a labelled empty box, not an error.
+
+Each frame keeps its own aspect ratio and gets the same area on the sheet, so a 9:16 frame is
+as tall as a 16:9 one is wide (equally easy to read, not a strip in a landscape cell), and a
+row holds as many frames as fit: more vertical frames per row than wide ones. Frames stay in
+storyboard order, rows wrap like text. Every frame is labelled with its shot id, model,
+duration and cost (for a preview: what it would cost on fal).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Sequence
 
@@ -21,6 +29,8 @@ CELL = (40, 40, 46)
 TEXT = (235, 235, 235)
 DIM = (160, 160, 168)
 WARN = (240, 120, 100)
+# a 32:9 panorama or a 9:32 strip is drawn in the box of the nearest of these, letterboxed
+WIDEST, TALLEST = 21 / 9, 9 / 21
 
 
 def middle_frame(path: str | os.PathLike) -> Image.Image | None:
@@ -42,6 +52,78 @@ def middle_frame(path: str | os.PathLike) -> Image.Image | None:
         return None
 
 
+# --- what each frame is labelled with ----------------------------------------------------------
+
+
+def _usd(amount: Decimal) -> str:
+    return f"${amount:.2f}" if amount >= Decimal("0.01") or amount == 0 else f"${amount:.3f}"
+
+
+def cost_label(shot: ShotPlan, backend: str) -> str:
+    """A shot's cost as the sheet shows it: a preview spent nothing, so it says what fal would charge."""
+    if shot.cost is None:
+        return "price unknown"
+    if backend == "preview":
+        return f"would cost {_usd(shot.cost)} on fal"
+    return f"{_usd(shot.cost)} on fal"
+
+
+def label_lines(index: int, shot: ShotPlan, backend: str) -> tuple[str, str, str]:
+    """The three lines under a frame: number and shot id; model and duration; cost."""
+    return f"{index + 1}. {shot.id}", f"{shot.model} · {shot.seconds:g} s", cost_label(shot, backend)
+
+
+# --- where each frame goes ---------------------------------------------------------------------
+
+
+def frame_box(aspect: float, thumb_width: int) -> tuple[int, int]:
+    """The box of a frame with this aspect ratio (width / height): the area of a 16:9 frame
+    `thumb_width` wide, so 16:9 is thumb_width wide, 9:16 thumb_width tall, 1:1 in between."""
+    aspect = min(max(aspect, TALLEST), WIDEST)
+    area = thumb_width * thumb_width * 9 / 16
+    width = math.sqrt(area * aspect)
+    return round(width), round(area / width)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One frame's place on the sheet: its box (x, y, width, height) and where its label starts."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    label_y: int
+
+
+def layout(boxes: Sequence[tuple[int, int]], *, max_width: int, pad: int, label_h: int, top: int = 0) -> tuple[list[Tile], int, int]:
+    """Frames in order, left to right, wrapped into rows no wider than `max_width`; in a row the
+    frames stand on one line (bottom-aligned) with their labels under it. Returns the tiles and
+    the sheet's width (the widest row) and height."""
+    tiles: list[Tile] = []
+    rows: list[list[tuple[int, int]]] = [[]]
+    x = pad
+    for w, h in boxes:
+        if rows[-1] and x + w + pad > max_width:
+            rows.append([])
+            x = pad
+        rows[-1].append((w, h))
+        x += w + pad
+    y, widest = top + pad, 0
+    for row in rows:
+        tallest = max((h for _, h in row), default=0)
+        x = pad
+        for w, h in row:
+            tiles.append(Tile(x, y + tallest - h, w, h, y + tallest))
+            x += w + pad
+        widest = max(widest, x)
+        y += tallest + label_h + pad
+    return tiles, widest, y
+
+
+# --- drawing -------------------------------------------------------------------------------------
+
+
 def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)  # Pillow's embedded scalable font: no system font needed
 
@@ -60,45 +142,53 @@ def contact_sheet(
     dst: str | os.PathLike,
     *,
     title: str | None = None,
-    columns: int | None = None,
+    backend: str = "fal",
+    columns: int = 4,
     thumb_width: int = 320,
 ) -> Path:
-    """Write a PNG with one labelled frame per shot (clips[i] is shots[i]'s clip) to `dst`."""
+    """Write a PNG with one labelled frame per shot (clips[i] is shots[i]'s clip) to `dst`.
+
+    A 16:9 frame is `thumb_width` wide and a row is as wide as `columns` of those (other
+    aspect ratios: see `frame_box`); `backend` words the cost ("would cost ... on fal" for a
+    preview). A frame's shape is the clip's own; without a readable clip, the shot's."""
     if len(shots) != len(clips):
         raise ValueError(f"{len(shots)} shots but {len(clips)} clips")
     dst = Path(dst)
-    n = len(shots)
-    columns = columns or max(1, min(n, 4))
-    rows = max(1, math.ceil(n / columns))
-    thumb_h = round(thumb_width * 9 / 16)
+    frames = [middle_frame(c) if c is not None and Path(c).is_file() else None for c in clips]
+    aspects = [f.width / f.height if f is not None else s.width / s.height for s, f in zip(shots, frames)]
+    boxes = [frame_box(a, thumb_width) for a in aspects]
+
     pad = max(6, thumb_width // 24)
     label_font, meta_font = _font(max(10, thumb_width // 18)), _font(max(9, thumb_width // 24))
     line = lambda font: font.getbbox("Ag")[3] + 4  # noqa: E731
-    label_h = line(label_font) + line(meta_font) + pad // 2
+    label_h = line(label_font) + 2 * line(meta_font) + pad // 2
     header_font = _font(max(12, thumb_width // 12))
     header_h = line(header_font) + pad if title else 0
-    width = columns * (thumb_width + pad) + pad
-    height = header_h + rows * (thumb_h + label_h + pad) + pad
+    max_width = columns * (thumb_width + pad) + pad
+    tiles, width, height = layout(boxes, max_width=max_width, pad=pad, label_h=label_h, top=header_h)
+    if title:
+        width = max(width, min(max_width, round(header_font.getlength(title)) + 2 * pad))
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     if title:
         draw.text((pad, pad), _fit_text(title, header_font, width - 2 * pad), font=header_font, fill=TEXT)
 
-    for i, (shot, clip) in enumerate(zip(shots, clips)):
-        x = pad + (i % columns) * (thumb_width + pad)
-        y = header_h + pad + (i // columns) * (thumb_h + label_h + pad)
-        draw.rectangle((x, y, x + thumb_width - 1, y + thumb_h - 1), fill=CELL)
-        frame = middle_frame(clip) if clip is not None and Path(clip).is_file() else None
+    for i, (shot, clip, frame, tile) in enumerate(zip(shots, clips, frames, tiles)):
+        draw.rectangle((tile.x, tile.y, tile.x + tile.width - 1, tile.y + tile.height - 1), fill=CELL)
         if frame is not None:
-            frame = ImageOps.contain(frame, (thumb_width, thumb_h))
-            sheet.paste(frame, (x + (thumb_width - frame.width) // 2, y + (thumb_h - frame.height) // 2))
+            frame = ImageOps.contain(frame, (tile.width, tile.height))
+            sheet.paste(frame, (tile.x + (tile.width - frame.width) // 2, tile.y + (tile.height - frame.height) // 2))
         else:
             note = "no clip" if clip is None or not Path(clip).is_file() else "unreadable clip"
-            draw.text((x + pad, y + thumb_h // 2 - line(meta_font) // 2), note, font=meta_font, fill=WARN)
-        ty = y + thumb_h + pad // 3
-        draw.text((x, ty), _fit_text(f"{i + 1}. {shot.id}", label_font, thumb_width), font=label_font, fill=TEXT)
-        meta = f"{shot.model} · {shot.seconds} s · {shot.width}x{shot.height}"
-        draw.text((x, ty + line(label_font)), _fit_text(meta, meta_font, thumb_width), font=meta_font, fill=DIM)
+            at = (tile.x + tile.width // 2, tile.y + tile.height // 2)
+            draw.text(at, _fit_text(note, meta_font, tile.width - pad), font=meta_font, fill=WARN, anchor="mm")
+        name, model, cost = label_lines(i, shot, backend)
+        ty = tile.label_y + pad // 3
+        draw.text((tile.x, ty), _fit_text(name, label_font, tile.width), font=label_font, fill=TEXT)
+        ty += line(label_font)
+        for text in (model, cost):
+            draw.text((tile.x, ty), _fit_text(text, meta_font, tile.width), font=meta_font, fill=DIM)
+            ty += line(meta_font)
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{os.urandom(4).hex()}.part")

@@ -45,6 +45,7 @@ def join_clips(normalised: list[Path], durations: list[int], output: OutputSpec)
 
 
 @task(name="contact-sheet", cache_policy=NO_CACHE)
-def contact_sheet(plan: Plan, clips: list[GeneratedClip], dst: Path) -> Path:
+def contact_sheet(plan: Plan, clips: list[GeneratedClip], dst: Path, backend: str = "fal") -> Path:
+    """One labelled frame per shot; `backend` words the cost (a preview's "would cost $X on fal")."""
     by_id = {c.shot: c.path for c in clips}
-    return contactsheet.contact_sheet(plan.shots, [by_id.get(s.id) for s in plan.shots], dst, title=plan.title)
+    return contactsheet.contact_sheet(plan.shots, [by_id.get(s.id) for s in plan.shots], dst, title=plan.title, backend=backend)

@@ -1,19 +1,21 @@
-"""The contact sheet: one labelled frame per shot, from the middle of its clip."""
+"""The contact sheet: one labelled frame per shot, from the middle of its clip, laid out by aspect ratio."""
 
 from __future__ import annotations
 
 import subprocess
 from dataclasses import replace
+from decimal import Decimal
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from shotflow.contactsheet import BACKGROUND, CELL, contact_sheet, middle_frame
+from shotflow.contactsheet import BACKGROUND, CELL, contact_sheet, frame_box, label_lines, layout, middle_frame
 from shotflow.ffmpeg import ffmpeg_exe
 from shotflow.plan import ShotPlan
 
-SHOT = ShotPlan("opening", 0, 2, "kling-v2", "fal-ai/kling", {"prompt": "p"}, 1, "16:9", "720p", 64, 36, 25, False, None)
+SHOT = ShotPlan("opening", 0, 2, "kling-v2", "fal-ai/kling", {"prompt": "p"}, 5, "16:9", "720p", 64, 36, 25, False, Decimal("1.40"))
+PORTRAIT = replace(SHOT, id="portrait", aspect_ratio="9:16", width=36, height=64)
 
 
 def solid_thirds(path, colours=("red", "lime", "blue"), size="64x36"):
@@ -29,32 +31,106 @@ def solid_thirds(path, colours=("red", "lime", "blue"), size="64x36"):
     return path
 
 
+def box_of(image: np.ndarray, mask: np.ndarray) -> tuple[int, int, int, int]:
+    """x, y, width, height of the pixels where `mask` holds."""
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def lime(image):
+    return (image[..., 1] > 200) & (image[..., 0] < 60) & (image[..., 2] < 60)
+
+
+def blue(image):
+    return (image[..., 2] > 200) & (image[..., 0] < 60) & (image[..., 1] < 60)
+
+
 def test_the_frame_is_taken_from_the_middle(tmp_path):
     frame = np.asarray(middle_frame(solid_thirds(tmp_path / "c.mp4")))
     assert frame[..., 1].mean() > 200 and frame[..., 0].mean() < 60  # lime, not red or blue
 
 
-def test_sheet_has_a_cell_per_shot_with_its_frame(tmp_path):
-    clips = [solid_thirds(tmp_path / "a.mp4"), solid_thirds(tmp_path / "b.mp4", ("black", "blue", "black"), "36x64"), None]
-    shots = [SHOT, replace(SHOT, id="portrait", width=36, height=64), replace(SHOT, id="lost")]
-    sheet = contact_sheet(shots, clips, tmp_path / "sheets" / "contact.png", title="Demo", columns=3, thumb_width=192)
+# --- layout --------------------------------------------------------------------------------------
+
+
+def test_every_aspect_ratio_gets_the_same_area_in_its_own_shape():
+    assert frame_box(16 / 9, 320) == (320, 180)
+    assert frame_box(9 / 16, 320) == (180, 320)  # as tall as a wide frame is wide: not a strip
+    assert frame_box(1, 320) == (240, 240)
+    assert frame_box(4 / 3, 320)[0] * frame_box(4 / 3, 320)[1] == pytest.approx(320 * 180, rel=0.01)
+    assert frame_box(32 / 9, 320) == frame_box(21 / 9, 320)  # a panorama is letterboxed in a 21:9 box
+
+
+def test_vertical_frames_sit_in_a_wider_grid_than_landscape_ones():
+    width = 4 * (320 + 13) + 13
+
+    def per_row(box):
+        tiles, _, _ = layout([box] * 12, max_width=width, pad=13, label_h=40)
+        return sum(1 for t in tiles if t.y == tiles[0].y)
+
+    assert per_row(frame_box(16 / 9, 320)) == 4
+    assert per_row(frame_box(1, 320)) == 5
+    assert per_row(frame_box(9 / 16, 320)) == 6
+
+
+def test_a_mixed_storyboard_keeps_its_order_and_each_frame_its_shape():
+    boxes = [frame_box(a, 320) for a in (16 / 9, 9 / 16, 1, 16 / 9, 9 / 16, 16 / 9)]
+    tiles, width, height = layout(boxes, max_width=4 * 333 + 13, pad=13, label_h=40, top=50)
+    assert [(t.width, t.height) for t in tiles] == boxes
+    first_row = [t for t in tiles if t.label_y == tiles[0].label_y]
+    assert len(first_row) == 5 and [t.x for t in first_row] == sorted(t.x for t in first_row)
+    assert tiles[5].x == 13 and tiles[5].y > tiles[0].label_y  # the sixth does not fit: a new row
+    assert {t.y + t.height for t in first_row} == {tiles[0].label_y}  # frames stand on one line, labels under it
+    assert tiles[1].y == 50 + 13  # the tallest frame starts under the title
+    assert width == max(t.x + t.width for t in tiles) + 13 and height == tiles[5].label_y + 40 + 13
+
+
+# --- the picture ---------------------------------------------------------------------------------
+
+
+def test_a_vertical_clip_fills_a_tall_box_and_a_wide_one_a_wide_box(tmp_path):
+    clips = [solid_thirds(tmp_path / "wide.mp4"), solid_thirds(tmp_path / "tall.mp4", ("black", "blue", "black"), "36x64"), None]
+    shots = [SHOT, PORTRAIT, replace(PORTRAIT, id="lost")]
+    sheet = contact_sheet(shots, clips, tmp_path / "sheets" / "contact.png", title="Demo", thumb_width=192)
     image = np.asarray(Image.open(sheet).convert("RGB"))
-    assert image.shape[1] == 3 * 192 + 4 * 8  # three columns of 192 px with 8 px gutters
-    cells = image[image.shape[0] // 2 - 20 : image.shape[0] // 2]  # a band through the thumbnails
-    first, second, third = (cells[:, 8 + i * 200 : 8 + i * 200 + 192] for i in range(3))
-    assert first[..., 1].mean() > 200 and first[..., 0].mean() < 60  # lime, scaled up to fill the cell
-    assert second[:, 96, 2].mean() > 200  # the portrait clip's blue middle ...
-    assert {tuple(px) for px in second[:, :10].reshape(-1, 3)} == {CELL}  # ... with empty bars at its sides
-    assert (third[..., 1] < 200).all() and (third[..., 2] < 200).all()  # no picture where the clip is missing
+    wide, tall = box_of(image, lime(image)), box_of(image, blue(image))
+    assert (wide[2], wide[3]) == pytest.approx(frame_box(16 / 9, 192), abs=2)  # 192 x 108
+    assert (tall[2], tall[3]) == pytest.approx(frame_box(9 / 16, 192), abs=2)  # 108 x 192, not 61 x 108
+    assert wide[1] + wide[3] == tall[1] + tall[3]  # standing on one line
+    lost = box_of(image, (image == CELL).all(axis=2))  # the missing clip: an empty box of the shot's shape
+    assert (lost[2], lost[3]) == pytest.approx(frame_box(36 / 64, 192), abs=2)
+    assert lost[0] > tall[0] > wide[0]  # in storyboard order
     assert set(map(tuple, image[:6, :6].reshape(-1, 3))) == {BACKGROUND}
     assert not list(sheet.parent.glob(".*part"))
 
 
+def test_a_sheet_of_few_shots_is_only_as_wide_as_they_are(tmp_path):
+    clip = solid_thirds(tmp_path / "a.mp4")
+    one = Image.open(contact_sheet([SHOT], [clip], tmp_path / "1.png", thumb_width=192))
+    assert one.width == 192 + 2 * 8
+
+
+# --- labels --------------------------------------------------------------------------------------
+
+
+def test_labels_name_the_shot_model_duration_and_cost():
+    assert label_lines(0, SHOT, "fal") == ("1. opening", "kling-v2 · 5 s", "$1.40 on fal")
+    assert label_lines(2, SHOT, "preview") == ("3. opening", "kling-v2 · 5 s", "would cost $1.40 on fal")
+    assert label_lines(0, replace(SHOT, cost=None), "preview")[2] == "price unknown"
+    assert label_lines(0, replace(SHOT, cost=Decimal("0.004")), "fal")[2] == "$0.004 on fal"
+
+
 def test_labels_are_drawn(tmp_path):
     clip = solid_thirds(tmp_path / "a.mp4")
-    plain = np.asarray(Image.open(contact_sheet([SHOT], [clip], tmp_path / "1.png")).convert("L")).astype(int)
-    other = np.asarray(Image.open(contact_sheet([replace(SHOT, id="another-name")], [clip], tmp_path / "2.png")).convert("L")).astype(int)
-    assert plain.shape == other.shape and (plain != other).any()  # the shot id is written on the sheet
+
+    def pixels(shot, backend="fal"):
+        return np.asarray(Image.open(contact_sheet([shot], [clip], tmp_path / "s.png", backend=backend)).convert("L")).astype(int)
+
+    plain = pixels(SHOT)
+    assert (plain != pixels(replace(SHOT, id="another-name"))).any()  # the shot id is written on the sheet
+    assert (plain != pixels(replace(SHOT, model="veo3"))).any()
+    assert (plain != pixels(replace(SHOT, seconds=8))).any()
+    assert (plain != pixels(SHOT, backend="preview")).any()
 
 
 def test_mismatched_lists_are_refused(tmp_path):
