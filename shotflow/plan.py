@@ -68,11 +68,6 @@ class ShotPlan:
         return data
 
 
-# the containers shotflow writes, by the output's extension (-> ffmpeg's muxer name): the one list
-# the preflight refuses other extensions with and the assembly picks its muxer from
-OUTPUT_FORMATS: dict[str, str] = {".mp4": "mp4"}
-
-
 @dataclass(frozen=True)
 class OutputSpec:
     """The final video every clip is brought to."""

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from shotflow.errors import KeyShapeError, Problem, StoryboardError
 from shotflow.falkey import clean_key
-from shotflow.assemble import OUTPUT_FORMATS
 from shotflow.plan import PathVar, Plan
 from shotflow.settings import Settings, get_settings
 
@@ -64,9 +63,12 @@ def preflight(
     problems: list[Check] = []
     refused = {var.where for var in plan.path_vars if var_problem(var.value)}
     problems += var_problems(plan)
-    # a path a refused var went into is not looked at: its var's problem says it all
-    output, found = output_problems(plan, settings, base)
-    if not refused & {"output.path", "--out"}:
+    # a path a refused var went into is not looked at (nor probed: it may point anywhere); the
+    # var's problem says it all
+    if refused & {"output.path", "--out"}:
+        output = Path(os.path.abspath(base / plan.output.path.replace("\0", "")))
+    else:
+        output, found = output_problems(plan, settings, base)
         problems += found
     if "output.audio.path" not in refused:
         problems += input_problems(plan)
@@ -152,6 +154,9 @@ def output_problems(plan: Plan, settings: Settings, base: Path) -> tuple[Path, l
 
     def problem(message: str, path: Path = output) -> None:
         problems.append(Check(str(path), None, message))
+
+    # the assembly owns the list (and imports PyAV and ffmpeg): read only when there is an output
+    from shotflow.assemble import OUTPUT_FORMATS
 
     suffix = output.suffix.lower()
     if suffix not in OUTPUT_FORMATS:

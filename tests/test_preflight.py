@@ -12,11 +12,13 @@ import pytest
 
 from shotflow.errors import StoryboardError
 from shotflow.ffmpeg import ffmpeg_exe
-from shotflow.plan import OUTPUT_FORMATS, load_plan
+from shotflow.assemble import OUTPUT_FORMATS
+from shotflow.plan import load_plan
 from shotflow.preflight import PreflightError, preflight, var_problem
 from shotflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+WRITTEN = ", ".join(sorted(OUTPUT_FORMATS))  # the assembly's list is the preflight's
 KEY = "fakekeyid-7f3a9c:fakesecret-Zq8wX2vLp0TnR4"
 
 BOARD = """\
@@ -106,8 +108,15 @@ def test_a_var_that_would_climb_out_of_the_output_folder_is_refused(work, value,
     assert f"is used in output.path and {why}" in msg
 
 
-def test_a_scheduled_style_var_in_out_is_refused(work):
+def test_a_scheduled_style_var_in_out_is_refused_and_nothing_is_probed_where_it_points(work, monkeypatch):
+    import shotflow.preflight as pf
+
     boards, run_dir = work
+
+    def no_probe(*args, **kw):
+        raise AssertionError("probed a path a refused var points to")
+
+    monkeypatch.setattr(pf, "folder_problems", no_probe)
     (msg,) = check(plan_of(boards, out="videos/{{ topic }}.mp4", vars={"topic": "../../x"}), run_dir)
     assert "var 'topic' = '../../x' is used in --out and contains a path separator" in msg
 
@@ -134,7 +143,7 @@ def test_out_pointing_at_the_storyboard(work):
     sb = boards / "sb.yaml"
     msgs = check(plan_of(boards, out=str(sb)), run_dir)
     assert f"{sb}: the output would overwrite the storyboard {sb}" in msgs
-    assert any(m.startswith(f"{sb}: shotflow writes .mp4 videos, not a '.yaml' file") for m in msgs)
+    assert any(m.startswith(f"{sb}: shotflow writes {WRITTEN} videos, not a '.yaml' file") for m in msgs)
 
 
 def test_an_output_whose_sidecar_is_the_storyboard(work):
@@ -176,17 +185,17 @@ def test_out_at_a_folder(work):
     assert msg.startswith(f"{folder}: is a folder: give the output a file name")
 
 
-@pytest.mark.parametrize("name, said", [("v.txt", "not a '.txt' file"), ("v.webm", "not a '.webm' file"), ("v", "not a file without an extension")])
+@pytest.mark.parametrize("name, said", [("v.txt", "not a '.txt' file"), ("v.mkv", "not a '.mkv' file"), ("v", "not a file without an extension")])
 def test_out_with_an_extension_shotflow_does_not_write(work, name, said):
     boards, run_dir = work
     (msg,) = check(plan_of(boards, out=name), run_dir)
-    assert msg == f"{run_dir / name}: shotflow writes .mp4 videos, {said}: give the output one of these extensions"
+    assert msg == f"{run_dir / name}: shotflow writes {WRITTEN} videos, {said}: give the output one of these extensions"
 
 
-def test_the_output_extension_list_is_the_one_the_assembly_reads(work):
-    assert OUTPUT_FORMATS == {".mp4": "mp4"}
+@pytest.mark.parametrize("ext", sorted(OUTPUT_FORMATS) + [e.upper() for e in OUTPUT_FORMATS])
+def test_every_extension_the_assembly_writes_is_accepted(work, ext):
     boards, run_dir = work
-    preflight(plan_of(boards, out="LOUD.MP4"), cwd=run_dir, settings=Settings(_env_file=None))
+    preflight(plan_of(boards, out="v" + ext), cwd=run_dir, settings=Settings(_env_file=None))
 
 
 def test_an_output_folder_under_a_file_cannot_be_created(work):
@@ -332,7 +341,7 @@ def test_shotflow_run_refuses_before_starting_prefect(work):
     boards, run_dir = work
     plan_of(boards)  # writes sb.yaml
     env = {k: v for k, v in os.environ.items() if k != "FAL_KEY"}
-    args = ["run", str(boards / "sb.yaml"), "--backend", "preview", "--out", "v.webm"]
+    args = ["run", str(boards / "sb.yaml"), "--backend", "preview", "--out", "v.txt"]
     # its own session: if the preflight ever let it through, the Prefect server it starts dies with it
     proc = subprocess.Popen(
         [sys.executable, "-m", "shotflow.cli", *args], cwd=run_dir, env={**env, "PYTHONPATH": str(ROOT)},
@@ -345,7 +354,7 @@ def test_shotflow_run_refuses_before_starting_prefect(work):
             os.killpg(proc.pid, 9)
             proc.wait()
     assert proc.returncode == 1, stderr
-    assert f"{run_dir / 'v.webm'}: shotflow writes .mp4 videos, not a '.webm' file" in stderr
+    assert f"{run_dir / 'v.txt'}: shotflow writes {WRITTEN} videos, not a '.txt' file" in stderr
     assert "Prefect" not in stdout and "Traceback" not in stderr
 
 
@@ -374,8 +383,8 @@ def test_the_flow_refuses_before_submitting_anything(work, fake_fal, monkeypatch
     sb = boards / "sb.yaml"
     sb.write_text(sb.read_text().replace("music.wav", "notes.mp3"))
     with pytest.raises(PreflightError) as info:
-        render_storyboard(storyboard=str(sb), backend="fal", out=str(run_dir / "v.webm"))
+        render_storyboard(storyboard=str(sb), backend="fal", out=str(run_dir / "v.txt"))
     msgs = [str(p) for p in info.value.problems]
-    assert msgs[0].startswith(f"{run_dir / 'v.webm'}: shotflow writes .mp4 videos")
+    assert msgs[0].startswith(f"{run_dir / 'v.txt'}: shotflow writes {WRITTEN} videos")
     assert msgs[1].startswith(f"{boards / 'notes.mp3'}: output.audio.path: not a readable audio file")
     assert sum(fake_fal.submits.values()) == 0 and fake_fal.count("submit") == 0
