@@ -46,8 +46,11 @@ class GeneratedClip:
 class Backend(Protocol):
     name: str
 
-    def generate(self, shot: ShotPlan, *, force: bool = False, on_event: OnEvent = ignore_events) -> GeneratedClip:
-        """The shot's clip: from the store, or generated, verified and stored."""
+    def generate(self, shot: ShotPlan, *, force: str | None = None, on_event: OnEvent = ignore_events) -> GeneratedClip:
+        """The shot's clip: from the store, or generated, verified and stored.
+
+        `force` is the run's token (None: not forced): a forced shot is generated again, at most
+        once per token, so a retry of the forced attempt re-attaches instead of paying again."""
         ...
 
     def close(self) -> None:

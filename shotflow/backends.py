@@ -24,7 +24,9 @@ def choose_backend(requested: str | None, has_key: bool) -> str:
     return requested
 
 
-def open_backend(name: str, settings: Settings, *, key: str | None = None) -> Backend:
+def open_backend(name: str, settings: Settings, *, key: str | None = None, storyboard: str | None = None) -> Backend:
+    """The backend `name`; `storyboard` (the run's file, or inline name) is recorded with each
+    paid request, for the ledger."""
     store = ClipStore(settings.cache_dir)
     if name == "preview":
         from shotflow.preview import PreviewBackend
@@ -33,9 +35,14 @@ def open_backend(name: str, settings: Settings, *, key: str | None = None) -> Ba
     if name == "fal":
         if not key:
             raise MissingKeyError(NO_KEY)
-        from shotflow.fal import FalBackend
+        from shotflow.generation.fal.backend import FalBackend
 
         return FalBackend(
-            store, key=key, settings=settings, poll_interval=settings.fal_poll_interval, retry_backoff=settings.fal_retry_backoff
+            store,
+            key=key,
+            settings=settings,
+            storyboard=storyboard,
+            poll_interval=settings.fal_poll_interval,
+            retry_backoff=settings.fal_retry_backoff,
         )
     raise ShotflowError(f"unknown backend '{name}': use fal or preview")

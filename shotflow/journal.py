@@ -1,20 +1,26 @@
-"""A durable record of every fal request shotflow pays for, one JSON file per clip-store key.
+"""The job journal: a durable record of every fal request shotflow pays for, one JSON file per clip.
 
 fal's queue keeps running (and billing) a job after the process that submitted it dies, so the
-request id is written here the moment fal hands it out: a retried task, a re-run after a crash or
-a second run of the same storyboard re-attaches to that request instead of paying for another.
+intent is written here BEFORE the submit is sent and the request id the moment fal hands it out:
+a retried task, a re-run after a crash or a second run of the same storyboard re-attaches to
+that request instead of paying for another, and a crash between sending and journaling leaves
+an `intended` record (read as `uncertain`) instead of nothing.
 
-Layout: `<cache_dir>/jobs/<key>.json` (written to a temporary file, fsynced, renamed over the old
-one, then the directory fsynced) and `<key>.lock`, an empty file that `submit_lock` holds an
-exclusive `flock` on while one process decides whether to submit and records what it submitted,
-and that `update` holds around its read-modify-write, so two processes (or threads) updating
-the same record never lose each other's change. The lock is re-entrant within a thread: an
-`update` made while the same thread holds `submit_lock` for that key does not wait for itself.
-The kernel drops that lock when its holder exits, even on SIGKILL, so there are no stale locks
-to break. (flock: Linux and macOS, local disks or NFS with lock support.)
+This module owns the records (schema 2), reading them (with the schema-1 migration) and the
+per-clip locks. It decides nothing about fal: `shotflow.generation.fal.job.Job` is the only
+code that writes records, through its state transitions.
+
+Layout: `<cache_dir>/jobs/<key>.json`, written by `shotflow.store.atomic.write_bytes_atomic`
+(tmp, fsync, rename, fsync the folder), and `<key>.lock`, an empty file whose exclusive `flock`
+is held while one process decides whether to submit, records what it submitted, updates the
+record or downloads the clip. The lock is re-entrant within a thread. The kernel drops it when
+its holder exits, even on SIGKILL, so there are no stale locks to break. (flock: Linux and
+macOS, local disks or NFS with lock support.)
 
 A record holds the shot id, endpoint, body hash, the request's URLs, the result's video URL, the
-state, timestamps and how many times this key was submitted; never the body, never the key.
+state, UTC timestamps, the storyboard and estimated cost of the run that sent it, and the
+history of earlier requests of the same clip (`previous`, what the ledger lists); never the
+body, never the key.
 """
 
 from __future__ import annotations
@@ -23,33 +29,43 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
 import threading
 import time
+from collections.abc import Collection
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 from shotflow.errors import ShotflowError
+from shotflow.store.atomic import StoreFullError, is_full, write_bytes_atomic
 
-JobState = Literal["submitting", "submitted", "completed", "failed", "downloaded"]
-SCHEMA = 1
+SCHEMA = 2
+# the ledger's names. `intended` is written before the POST; read by a process that holds the
+# clip's lock (so its writer is gone) it means `uncertain`.
+STATES = ("intended", "uncertain", "submitted", "completed", "downloaded", "refused", "failed", "lost", "quarantined")
+# fal has the request and nobody has its clip yet: re-attach, never submit again
+LIVE = frozenset({"submitted", "completed"})
+# the request reached the end of its road (finished_at is set when a record enters one)
+FINISHED = frozenset({"refused", "failed", "lost", "downloaded", "quarantined"})
+# the fields of one request kept in `previous` (the ledger reads these names)
+HISTORY_FIELDS = (
+    "request_id", "state", "endpoint", "shot", "storyboard", "estimated_cost_usd", "intended_at",
+    "submitted_at", "completed_at", "finished_at", "error", "video_url", "permanent", "force_token",
+)  # fmt: skip
 
 # the (journal directory, key) locks each thread holds: `_locked` is re-entrant per thread, since
 # a second flock of the same file on another descriptor would wait for ourselves
 _HELD = threading.local()
-# how far a request has come; an update never moves a record backwards for the same request
-_PROGRESS = {"submitting": 0, "submitted": 1, "completed": 2, "downloaded": 3, "failed": 3}
 
 
 class JournalError(ShotflowError):
-    """A journal file that cannot be read."""
+    """A journal file that cannot be read or written."""
 
 
 class LockTimeout(JournalError):
-    """Another run held a clip's submit lock for longer than we would wait."""
+    """Another run held a clip's lock for longer than we would wait."""
 
 
 def now() -> str:
@@ -58,19 +74,17 @@ def now() -> str:
 
 @dataclass(frozen=True)
 class JobRecord:
-    """What shotflow knows about the latest fal request for one clip-store key.
+    """What shotflow knows about the latest fal request for one clip-store key (see STATES).
 
-    states: `submitting` (a POST is under way or was cut off: fal may or may not have the job),
-    `submitted` (fal gave a request id; the job is live), `completed` (fal says done; `video_url`
-    is set once the result was fetched), `downloaded` (the clip is in the store), `failed`
-    (`error` says why; `permanent` failures are fal refusing this exact body, e.g. a 422).
+    `state` is kept as written: a state this version does not know (written by a newer one) is
+    not mapped to anything; `known` says whether it is one of STATES.
     """
 
     key: str
     shot: str
     endpoint: str
     body_hash: str
-    state: JobState
+    state: str
     seconds: float | None = None
     request_id: str | None = None
     status_url: str | None = None
@@ -79,26 +93,37 @@ class JobRecord:
     video_url: str | None = None
     error: str | None = None
     permanent: bool = False
-    attempts: int = 0  # how many times this key was submitted to fal
+    attempts: int = 0  # how many times this key was sent to fal
     created_at: str = field(default_factory=now)
     updated_at: str = field(default_factory=now)
+    intended_at: str | None = None
     submitted_at: str | None = None
     completed_at: str | None = None
     downloaded_at: str | None = None
-    # earlier requests for this key: request id, state, error (an audit trail of what was paid for)
+    finished_at: str | None = None
+    storyboard: str | None = None  # the run that sent it; None for records older than schema 2
+    estimated_cost_usd: str | None = None  # a decimal string, None when unknown
+    force_token: str | None = None  # the run token that forced this submit
+    clip_sha256: str | None = None
+    clip_bytes: int | None = None
+    quarantine_path: str | None = None
+    quarantine_reason: str | None = None
+    # earlier requests for this key (HISTORY_FIELDS each): what was paid for, for the ledger
     previous: tuple[dict[str, Any], ...] = ()
     schema: int = SCHEMA
 
     @property
-    def live(self) -> bool:
-        """fal has (or had) the job and it has not failed: re-attach, never submit again."""
-        return self.request_id is not None and self.state in ("submitted", "completed", "downloaded")
+    def known(self) -> bool:
+        return self.state in STATES
 
-    def age(self) -> float | None:
-        """Seconds since fal accepted the request."""
-        if not self.submitted_at:
-            return None
-        return (datetime.now(timezone.utc) - datetime.fromisoformat(self.submitted_at)).total_seconds()
+    @property
+    def live(self) -> bool:
+        """fal has the job and nobody has its clip yet: re-attach, never submit again."""
+        return self.request_id is not None and self.state in LIVE
+
+    def history_entry(self) -> dict[str, Any]:
+        """This request as one entry of a later record's `previous`."""
+        return {name: getattr(self, name) for name in HISTORY_FIELDS}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -107,10 +132,49 @@ class JobRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobRecord:
+        data = migrate(data)
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["previous"] = tuple(values.get("previous") or ())
+        values["previous"] = tuple(p for p in (values.get("previous") or ()) if isinstance(p, dict))
         return cls(**values)
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """A record of an older schema as schema 2 (in memory; written as 2 at its next transition).
+
+    Schema 1: `submitting` (an answer lost, or a crash mid-submit) -> `uncertain`; `failed`
+    without a request id (fal refused the submit) -> `refused`; `failed` because its media was
+    gone, with a video URL -> `completed` (the download is tried again within the retention);
+    other `failed` -> `failed`. Its history entries get the same mapping of their states.
+    """
+    if int(data.get("schema") or 1) >= SCHEMA:
+        return data
+    data = dict(data)
+    state = data.get("state")
+    if state == "submitting":
+        data["state"] = "uncertain"
+        data.setdefault("intended_at", data.get("updated_at"))
+    elif state == "failed" and data.get("request_id") is None:
+        data["state"] = "refused"
+        data.setdefault("finished_at", data.get("updated_at"))
+    elif state == "failed" and data.get("video_url") and "media is gone" in str(data.get("error") or ""):
+        data["state"] = "completed"
+    elif state == "failed":
+        data.setdefault("finished_at", data.get("updated_at"))
+    data["previous"] = [_migrate_entry(p) for p in data.get("previous") or () if isinstance(p, dict)]
+    data["schema"] = SCHEMA
+    return data
+
+
+def _migrate_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    entry = dict(entry)
+    if entry.get("state") == "submitting":
+        entry["state"] = "uncertain"
+        entry.setdefault("intended_at", entry.get("at"))
+    elif entry.get("state") == "failed" and entry.get("request_id") is None:
+        entry["state"] = "refused"
+    entry.setdefault("finished_at", entry.get("at"))
+    return entry
 
 
 class Journal:
@@ -132,61 +196,47 @@ class Journal:
         except FileNotFoundError:
             return None
         try:
-            return JobRecord.from_json(json.loads(text))
+            data = json.loads(text)
+        except ValueError as exc:
+            raise _unreadable(path, exc) from None
+        if not isinstance(data, dict):
+            raise _unreadable(path, f"it holds a JSON {type(data).__name__}, not an object")
+        try:
+            return JobRecord.from_json(data)
         except (ValueError, TypeError) as exc:
-            # never guess: treating it as absent could pay for a clip a second time
-            raise JournalError(
-                f"{path}: unreadable job record ({exc}); it may name a fal request already paid for. "
-                "Inspect it, then delete it to let shotflow submit this shot again"
-            ) from None
+            raise _unreadable(path, exc) from None
 
     def write(self, record: JobRecord) -> JobRecord:
-        """Durably replace the record of `record.key`: tmp file, fsync, rename, fsync the directory."""
-        record = replace(record, updated_at=now())
+        """Durably replace the record of `record.key` (Job's transitions are the only callers).
+
+        Disk full: StoreFullError naming the journal file."""
+        record = replace(record, updated_at=now(), schema=SCHEMA)
         data = json.dumps(record.to_json(), indent=2, sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{record.key}.", suffix=".tmp")
+        path = self.path(record.key)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path(record.key))
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            write_bytes_atomic(path, data)
+        except OSError as exc:
+            if is_full(exc):
+                raise StoreFullError(path, exc.strerror or "") from None
             raise
-        _fsync_dir(self.root)
         return record
 
     def update(
-        self, key: str, request_id: str | None, *, lock_timeout: float = 300.0, **changes: Any
+        self, key: str, request_id: str | None, /, *, expect: Collection[str], lock_timeout: float = 300.0, **changes: Any
     ) -> JobRecord | None:
-        """Apply `changes` to the record of `key` if it still describes `request_id`.
+        """Apply `changes` to the record of `key` if it still describes `request_id` in a state of
+        `expect`; return the record as written, or the current one when the update was stale.
 
-        Two runs polling the same request both write here; a slower one must not move the
-        record back (say from downloaded to completed), nor touch a newer request's record.
-        Returns the record as written, or the current one when the update was stale. The
-        read-modify-write holds the key's lock (the one `submit_lock` takes), so it is atomic
-        across threads and processes; LockTimeout after `lock_timeout` seconds.
-
-        `failed` never replaces `downloaded` (a late error of a slower poller), unless the change
-        says `media_gone=True`: the download of that very clip was refused for good.
+        Two runs working on the same request both write here; a slower one must not move the
+        record back (say from downloaded to completed), nor touch a newer request's record. The
+        read-modify-write holds the key's lock, so it is atomic across threads and processes;
+        LockTimeout after `lock_timeout` seconds.
         """
         with self._locked(key, timeout=lock_timeout):
-            return self._update_locked(key, request_id, **changes)
-
-    def _update_locked(self, key: str, request_id: str | None, *, media_gone: bool = False, **changes: Any) -> JobRecord | None:
-        current = self.read(key)
-        if current is None or current.request_id != request_id:
-            return current
-        state = changes.get("state", current.state)
-        if state != "failed" and _PROGRESS[state] < _PROGRESS[current.state]:
-            return current
-        if current.state == "downloaded" and state == "failed" and not media_gone:
-            return current
-        return self.write(replace(current, **changes))
+            current = self.read(key)
+            if current is None or current.request_id != request_id or current.state not in expect:
+                return current
+            return self.write(replace(current, **changes))
 
     def records(self) -> Iterator[JobRecord]:
         for path in sorted(self.root.glob("*.json")):
@@ -196,13 +246,19 @@ class Journal:
 
     @contextmanager
     def submit_lock(self, key: str, *, timeout: float = 300.0, poll: float = 0.05) -> Iterator[None]:
-        """Hold the exclusive lock of `key` (across threads and processes) while deciding to submit.
+        """Hold the exclusive lock of `key` (across threads and processes): while deciding to
+        submit, while writing its record, while downloading its clip.
 
-        Waits up to `timeout` seconds for another holder (a run submitting the same clip, or an
-        update of its record); raises LockTimeout after that.
+        Waits up to `timeout` seconds for another holder; raises LockTimeout after that.
         """
         with self._locked(key, timeout=timeout, poll=poll):
             yield
+
+    lock = submit_lock
+
+    def holds_lock(self, key: str) -> bool:
+        """Whether this thread holds the lock of `key`."""
+        return (str(self.root.resolve()), key) in _HELD.__dict__.get("keys", set())
 
     @contextmanager
     def _locked(self, key: str, *, timeout: float, poll: float = 0.02) -> Iterator[None]:
@@ -235,9 +291,9 @@ class Journal:
             os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _unreadable(path: Path, why: Any) -> JournalError:
+    # never guess: treating it as absent could pay for a clip a second time
+    return JournalError(
+        f"{path}: unreadable job record ({why}); it may name a fal request already paid for. "
+        "Inspect it, then delete it to let shotflow submit this shot again"
+    )

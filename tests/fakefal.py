@@ -26,7 +26,10 @@ while). A job can deliver a clip shorter than asked (`fault("job", outcome="shor
 127.0.0.1). `redirect=URL` answers 302, `chunked=True` sends no Content-Length, `body=b"..."`
 answers 200 with that instead of the clip (a CDN's error page).
 A submit can be accepted and its answer lost (`fault("submit", drop=True)`: the job exists and
-is billed, the connection closes unanswered). A cancel can be answered 202 and not stop the job
+is billed, the connection closes unanswered), or accepted and answered with an error
+(`fault("submit", 502, accept=True)`) or with a 200 that cannot be decoded (`garble=True`: a
+gzip Content-Encoding on bytes that are not gzip). A status or result can have another shape
+(`fault("result", payload=[...])`: answered 200 with that JSON). A cancel can be answered 202 and not stop the job
 (`fault("cancel", outcome="ignored")`: it runs on) or come too late (`outcome="finished"`: the
 job completes with its result two status polls later). `private_urls = True` makes the queue
 answer each job's URLs under /private/ and refuse the by-id form, as for a request only
@@ -86,6 +89,9 @@ class Fault:
     first_hit: float | None = None
     match: str | None = None  # only requests whose endpoint or prompt contains this
     drop: bool = False  # submit faults: accept the job (it is billed), then close the connection unanswered
+    accept: bool = False  # submit faults: accept the job (it is billed), then answer with `status` (a 502 ...)
+    garble: bool = False  # submit faults: accept the job (billed), answer 200 with a body that cannot be decoded
+    payload: Any = None  # status/result faults: answer 200 with this JSON instead (odd shapes)
     hits: int = 0
 
 
@@ -407,7 +413,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"detail": "Invalid JSON body"}, "submit")
         text = endpoint + " " + str(body.get("prompt", "") if isinstance(body, dict) else "")
         fault = fake.take_fault("submit", text)
-        if fault is not None and not fault.drop:
+        if fault is not None and not (fault.drop or fault.accept or fault.garble):
             return self._fail(fault, "submit")  # not accepted: no job, nothing billed
         job = Job(
             id=str(uuid.uuid4()),
@@ -440,6 +446,11 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             job.held = fake.holding
             fake.jobs[job.id] = job
+        if fault is not None and fault.accept:
+            return self._fail(fault, "submit")  # accepted (and billed), answered with an error
+        if fault is not None and fault.garble:
+            # accepted (and billed); the answer claims gzip but is not: the client cannot decode it
+            return self._send(200, b"\x00not gzip at all" * 4, "submit", headers={"Content-Encoding": "gzip"})
         if fault is not None and fault.drop:
             # accepted (and billed), but the answer is lost: the client sees the connection close
             self.close_connection = True
@@ -473,6 +484,8 @@ class _Handler(BaseHTTPRequestHandler):
         if job is None:
             return
         fault = fake.take_fault("status", job.endpoint)
+        if fault is not None and fault.payload is not None:
+            return self._send(200, fault.payload, "status")  # a status of another shape
         if fault is not None:
             return self._fail(fault, "status")
         logs_wanted = query.get("logs", ["false"])[0] == "true"
@@ -511,6 +524,10 @@ class _Handler(BaseHTTPRequestHandler):
         if phase != "COMPLETED":
             return self._send(400, {"detail": "Request is still in progress"}, "result")
         fault = fake.take_fault("result", job.endpoint)
+        if fault is not None and fault.payload is not None:
+            if job.delivered_at is None:
+                job.delivered_at = time.monotonic()
+            return self._send(200, fault.payload, "result")  # a result of another shape
         if fault is not None:
             return self._fail(fault, "result")
         rid_header = {"x-fal-request-id": job.id}

@@ -33,7 +33,9 @@ from shotflow import probe  # noqa: E402
 from shotflow.catalog import MODELS  # noqa: E402
 from shotflow.clipstore import ClipStore  # noqa: E402
 from shotflow.errors import GenerationError, MissingKeyError  # noqa: E402
-from shotflow.fal import FalBackend, classify  # noqa: E402
+from shotflow.generation.fal.backend import FalBackend  # noqa: E402
+from shotflow.generation.fal.errors import classify  # noqa: E402
+from shotflow.generation.fal.submit import http_client  # noqa: E402
 from shotflow.journal import Journal, JobRecord  # noqa: E402
 from shotflow.plan import plan_from_text  # noqa: E402
 from shotflow.settings import Settings  # noqa: E402
@@ -60,6 +62,16 @@ def make_backend(cache: Path, **kw) -> FalBackend:
     options.update(kw)
     settings = options.pop("settings", None) or fakefal.settings_for(cache)
     return FalBackend(ClipStore(cache), settings=settings, **options)
+
+
+def generate_retrying_forced(backend: FalBackend, shot, token: str, *, attempts: int = 5):
+    """What the Prefect task does for a forced shot: each retry passes the same run token."""
+    for attempt in range(attempts):
+        try:
+            return backend.generate(shot, force=token)
+        except GenerationError as exc:
+            if not exc.transient or attempt == attempts - 1:
+                raise
 
 
 def generate_retrying(backend: FalBackend, shot, *, attempts: int = 5, events=None):
@@ -137,9 +149,9 @@ def test_every_one_of_the_ten_endpoints_delivers_a_clip_of_the_asked_length(fake
 
 FAULTS = {
     "429 on submit (asked again in the call)": [("submit", 429, dict(times=2))],
-    "500 on submit from the app": [("submit", 500, {})],
+    "503 on submit from the app (asked again in the call)": [("submit", 503, {})],
     "503 on submit without a request id": [("submit", 503, dict(request_id_header=False))],
-    "502 ingress page on submit": [("submit", 502, dict(request_id_header=False, nginx=True))],
+    "408 on submit (asked again in the call)": [("submit", 408, {})],
     "503 on status polls": [("status", 503, dict(times=2))],
     "429 on a status poll": [("status", 429, {})],
     "504 on the result after COMPLETED": [("result", 504, dict(times=2))],
@@ -148,7 +160,7 @@ FAULTS = {
     "a truncated faststart file": [("media", None, dict(truncate="file", times=2))],
     "503 from the media host": [("media", 503, {})],
     "everything at once": [
-        ("submit", 500, {}),
+        ("submit", 429, {}),
         ("status", 503, {}),
         ("result", 504, {}),
         ("media", None, dict(truncate="file")),
@@ -231,50 +243,130 @@ def test_a_clip_that_left_the_store_is_downloaded_again_from_the_journal(fake_fa
     assert fake_fal.count("submit") == 1 and fake_fal.count("result") == 1 and fake_fal.count("media") == 2
 
 
-def test_an_interrupted_submit_is_submitted_again_with_a_warning(fake_fal, cache):
+def test_a_crash_between_sending_and_journaling_leaves_the_shot_uncertain_not_resubmitted(fake_fal, cache):
     shot = a_shot()
     key = ClipStore.key("fal", shot)
+    # what a kill -9 right after the POST leaves: the intent, written before sending
     Journal(cache / "jobs").write(
-        JobRecord(key=key, shot=shot.id, endpoint=shot.endpoint, body_hash=shot.body_hash, state="submitting", attempts=1)
-    )
-    events = []
-    clip = make_backend(cache).generate(shot, on_event=events.append)
-    assert events[0].kind == "retrying" and "cut off" in events[0].detail
-    assert Journal(cache / "jobs").read(key).attempts == 2 and clip.path.is_file()
+        JobRecord(key=key, shot=shot.id, endpoint=shot.endpoint, body_hash=shot.body_hash, state="intended",
+                  attempts=1, intended_at="2026-12-01T10:00:00.000+00:00")
+    )  # fmt: skip
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache), shot)
+    message = str(info.value)
+    assert not info.value.transient and "shot 'opening'" in message and "uncertain" in message
+    assert "2026-12-01T10:00:00" in message and "billed" in message and "--force opening" in message
+    assert fake_fal.count("submit") == 0
+    assert Journal(cache / "jobs").read(key).state == "uncertain"
 
 
-def test_a_submit_accepted_but_unanswered_is_not_sent_again_in_the_run(fake_fal, cache):
-    fake_fal.fault("submit", drop=True)  # fal takes the job (and bills it), the connection drops
+LOST_ANSWERS = {
+    "the connection drops after fal took it": dict(drop=True),
+    "a 502 from a gateway after fal took it": dict(status=502, accept=True, request_id_header=False, nginx=True),
+    "a 500 after fal took it": dict(status=500, accept=True),
+    "a 504 after fal took it": dict(status=504, accept=True, request_id_header=False),
+    "a 200 that cannot be decoded": dict(garble=True),
+}
+
+
+@pytest.mark.parametrize("fault", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())
+def test_a_submit_whose_answer_is_lost_is_uncertain_and_never_sent_again_without_force(fake_fal, cache, fault):
+    status = fault.pop("status", None)
+    fake_fal.fault("submit", status, **fault)
     shot = a_shot()
+    key = ClipStore.key("fal", shot)
     with pytest.raises(GenerationError) as info:
         generate_retrying(make_backend(cache), shot)  # as the task's retries would
     message = str(info.value)
-    assert not info.value.transient
-    assert "may have accepted" in message and "not submitted again in this run" in message
-    assert "re-run submits" in message and "bill" in message and "idempotency" in message
-    assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.billed == {shot.body_hash: 1}
-    assert fake_fal.count("submit") == 1  # one POST: no transport-level retry
-    key = ClipStore.key("fal", shot)
+    assert not info.value.transient and "uncertain" in message and "may have billed" in message
+    assert "--force opening" in message and "$" in message  # the price it re-pays
+    assert fake_fal.count("submit") == 1 and fake_fal.billed == {shot.body_hash: 1}
     record = Journal(cache / "jobs").read(key)
-    assert record.state == "submitting" and record.request_id is None and "may have accepted" in record.error
+    assert record.state == "uncertain" and record.request_id is None and record.intended_at
 
-    # an explicit re-run submits again, saying so, and keeps the lost submit on record
-    events = []
-    clip = make_backend(cache).generate(shot, on_event=events.append)
-    assert events[0].kind == "retrying" and "cut off" in events[0].detail and "bill" in events[0].detail
-    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 2}
+    # not by a second generate, nor by another backend (the next run)
+    for backend in (make_backend(cache), make_backend(cache)):
+        with pytest.raises(GenerationError) as again:
+            backend.generate(shot)
+        assert "uncertain" in str(again.value) and not again.value.transient
+    assert fake_fal.count("submit") == 1
+
+    # --force pays again, once, even when the forced attempt is retried with the same token
+    fake_fal.hold()
+    with pytest.raises(GenerationError):
+        make_backend(cache, wait_timeout=0.05).generate(shot, force="run-2")
+    fake_fal.release()
+    clip = generate_retrying_forced(make_backend(cache), shot, "run-2")
+    assert clip.path.is_file() and fake_fal.count("submit") == 2 and fake_fal.billed == {shot.body_hash: 2}
     record = Journal(cache / "jobs").read(key)
-    assert record.attempts == 2 and record.previous[-1]["state"] == "submitting"
+    assert record.state == "downloaded" and record.force_token == "run-2" and record.previous[-1]["state"] == "uncertain"
 
 
-def test_a_submit_answered_without_a_request_id_is_not_sent_again_either(fake_fal, cache):
+def test_a_submit_answered_without_a_request_id_is_uncertain(fake_fal, cache):
     fake_fal.fault("submit", 200)  # a 2xx that names no request: fal may have the job all the same
     shot = a_shot()
     with pytest.raises(GenerationError) as info:
         generate_retrying(make_backend(cache), shot)
     assert not info.value.transient and "without a usable request id" in str(info.value)
     assert fake_fal.count("submit") == 1
-    assert Journal(cache / "jobs").read(ClipStore.key("fal", shot)).state == "submitting"
+    assert Journal(cache / "jobs").read(ClipStore.key("fal", shot)).state == "uncertain"
+
+
+NOT_TAKEN = {
+    "429 every time": (dict(status=429, times=10), True),
+    "503 every time": (dict(status=503, times=10, request_id_header=False), True),
+    "400": (dict(status=400), False),
+    "413": (dict(status=413), False),
+}
+
+
+@pytest.mark.parametrize("fault, transient", NOT_TAKEN.values(), ids=NOT_TAKEN.keys())
+def test_a_submit_fal_did_not_take_is_refused_and_billed_nothing(fake_fal, cache, fault, transient):
+    status = fault.pop("status")
+    fake_fal.fault("submit", status, **fault)
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache, retries=2).generate(shot)
+    assert info.value.transient is transient and str(status) in str(info.value)
+    record = Journal(cache / "jobs").read(ClipStore.key("fal", shot))
+    assert record.state == "refused" and record.permanent is not transient and record.request_id is None
+    assert fake_fal.billed == {}
+    if transient:  # nothing was billed: the next attempt submits freely
+        fake_fal.faults.clear()
+        assert make_backend(cache).generate(shot).path.is_file()
+        assert fake_fal.billed == {shot.body_hash: 1}
+    else:  # remembered: not sent again until the shot changes or --force
+        with pytest.raises(GenerationError) as again:
+            make_backend(cache).generate(shot)
+        assert "--force opening" in str(again.value) and fake_fal.count("submit") == 1
+
+
+def test_an_error_raised_before_the_request_left_is_refused_not_uncertain(fake_fal, cache):
+    # a key with a newline in it: httpx refuses the header before anything is sent
+    backend = make_backend(cache, key=KEY + "\n")
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        backend.generate(shot)
+    message = str(info.value)
+    assert "uncertain" not in message and "LocalProtocolError" in message and "nothing left this machine" in message
+    record = Journal(cache / "jobs").read(ClipStore.key("fal", shot))
+    assert record.state == "refused" and record.permanent
+    assert fake_fal.count("submit") == 0 and fake_fal.billed == {}
+    for secret in (KEY, *KEY.split(":")):
+        assert secret not in message and secret not in json.dumps(record.to_json())
+
+
+def test_a_connection_never_made_is_refused_and_submitted_freely_later(fake_fal, cache, monkeypatch):
+    from shotflow.generation.fal import submit
+
+    monkeypatch.setattr(submit, "QUEUE_URL_FORMAT", "https://127.0.0.1:1/")  # nothing listens there
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache).generate(shot)
+    assert info.value.transient and "uncertain" not in str(info.value) and "ConnectError" in str(info.value)
+    assert Journal(cache / "jobs").read(ClipStore.key("fal", shot)).state == "refused"
+    monkeypatch.undo()
+    assert make_backend(cache).generate(shot).path.is_file() and fake_fal.billed == {shot.body_hash: 1}
 
 
 def test_the_submit_carries_the_key_and_the_start_timeout(fake_fal, cache):
@@ -304,7 +396,7 @@ def test_a_404_on_the_result_of_a_young_request_is_fetched_again(fake_fal, cache
     assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 1}
 
 
-def test_an_old_request_fal_no_longer_knows_is_marked_lost_and_not_paid_again_in_the_run(fake_fal, cache):
+def test_an_old_request_fal_no_longer_knows_is_lost_and_bought_again_only_with_force(fake_fal, cache):
     shot = a_shot()
     key = ClipStore.key("fal", shot)
     journal = Journal(cache / "jobs")
@@ -316,16 +408,18 @@ def test_an_old_request_fal_no_longer_knows_is_marked_lost_and_not_paid_again_in
     journal.write(replace(record, submitted_at=two_hours_ago.isoformat()))  # older than fal keeps requests
     fake_fal.fault("status", 404, times=10)
     with pytest.raises(GenerationError) as info:
-        generate_retrying(make_backend(cache, give_up_after=None), shot)
+        generate_retrying(make_backend(cache), shot)
     message = str(info.value)
     assert not info.value.transient and record.request_id in message and "lost" in message
-    assert "next run submits" in message
-    assert fake_fal.submits == {shot.body_hash: 1}  # no automatic retry paid again
-    assert journal.read(key).state == "failed" and not journal.read(key).permanent
+    assert "--force opening" in message
+    assert journal.read(key).state == "lost"
 
     fake_fal.release()
     fake_fal.faults.clear()
-    clip = make_backend(cache).generate(shot)  # the next run may, once
+    with pytest.raises(GenerationError) as again:  # a plain next run does not pay for it again
+        make_backend(cache).generate(shot)
+    assert "lost" in str(again.value) and fake_fal.submits == {shot.body_hash: 1}
+    clip = make_backend(cache).generate(shot, force="run-2")  # the user decides to buy it again
     assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 2}
 
 
@@ -343,92 +437,125 @@ def test_a_request_is_reached_at_the_urls_fal_answered(fake_fal, cache):
     assert fake_fal.count("status", status=404) == 0
 
 
-# --- media that cannot be fetched any more -----------------------------------------------------
+# --- media that cannot be fetched (yet) ---------------------------------------------------------
 
-GONE = {
-    "404 from the media host": (dict(fault=("media", 404)), "gone (404)"),
-    "410 from the media host": (dict(fault=("media", 410)), "gone (410)"),
+MEDIA_FAILS = {
+    "404 from the media host": (dict(fault=("media", 404)), "404"),
+    "410 from the media host": (dict(fault=("media", 410)), "410"),
+    "403 from the media host": (dict(fault=("media", 403)), "403"),
     "a host not allowed": (dict(settings=dict(SHOTFLOW_MEDIA_HOSTS="media.example.org")), "not an allowed media host"),
     "over the size cap": (dict(settings=dict(SHOTFLOW_MAX_DOWNLOAD_BYTES="100")), "cap"),
 }
 
 
-@pytest.mark.parametrize("how, why", GONE.values(), ids=GONE.keys())
-def test_a_paid_clip_whose_media_is_gone_is_forgotten_and_the_next_run_pays_for_a_new_one(fake_fal, cache, how, why):
+@pytest.mark.parametrize("how, why", MEDIA_FAILS.values(), ids=MEDIA_FAILS.keys())
+def test_media_that_fails_keeps_the_paid_request_and_a_later_run_downloads_it_without_paying(fake_fal, cache, how, why):
     if "fault" in how:
-        fake_fal.fault(*how["fault"])
+        fake_fal.fault(*how["fault"], times=100)
     settings = fakefal.settings_for(cache, **how.get("settings", {}))
     shot = a_shot()
+    key = ClipStore.key("fal", shot)
     with pytest.raises(GenerationError) as info:
-        generate_retrying(make_backend(cache, settings=settings), shot)
+        generate_retrying(make_backend(cache, settings=settings, download_attempts=2), shot)
     message = str(info.value)
-    assert not info.value.transient and why in message
-    assert "paid for" in message and "media is gone" in message and "--force opening" in message
-    record = Journal(cache / "jobs").read(ClipStore.key("fal", shot))
-    assert record.state == "failed" and not record.permanent and "media is gone" in record.error
+    assert why in message and "paid for" in message and "without paying" in message
+    record = Journal(cache / "jobs").read(key)
+    assert record.state == "completed" and record.video_url and why in record.error
     assert fake_fal.submits == {shot.body_hash: 1}
 
-    clip = make_backend(cache).generate(shot, force=True)  # a new one is paid for, knowingly
-    assert clip.path.is_file() and clip.request_id != record.request_id
+    fake_fal.faults.clear()  # the CDN recovers, or the setting is fixed
+    events = []
+    clip = make_backend(cache).generate(shot, on_event=events.append)
+    assert clip.path.is_file() and clip.request_id == record.request_id and events[0].kind == "reattached"
+    assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.count("result") == 1
+
+
+def test_media_still_failing_after_the_retention_is_lost_and_bought_again_only_with_force(fake_fal, cache):
+    shot = a_shot()
+    key = ClipStore.key("fal", shot)
+    journal = Journal(cache / "jobs")
+    fake_fal.fault("media", 403, times=100)
+    with pytest.raises(GenerationError):
+        make_backend(cache, download_attempts=1).generate(shot)
+    record = journal.read(key)
+    eight_days_ago = (datetime.now(timezone.utc) - timedelta(days=8)).isoformat()
+    journal.write(replace(record, completed_at=eight_days_ago))
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache, download_attempts=1), shot)
+    assert not info.value.transient and "lost" in str(info.value) and "--force opening" in str(info.value)
+    assert journal.read(key).state == "lost" and fake_fal.submits == {shot.body_hash: 1}
+    with pytest.raises(GenerationError):
+        make_backend(cache).generate(shot)
+    fake_fal.faults.clear()
+    assert make_backend(cache).generate(shot, force="run-3").path.is_file()
     assert fake_fal.submits == {shot.body_hash: 2}
 
 
-def test_a_downloaded_clip_whose_copy_left_the_store_and_whose_media_is_gone_is_not_a_dead_end(fake_fal, cache):
+def test_a_stored_clip_gone_from_the_store_is_fetched_again_while_its_media_lives_else_lost(fake_fal, cache):
     shot = a_shot()
+    journal = Journal(cache / "jobs")
     first = make_backend(cache).generate(shot)
     first.path.unlink()
-    fake_fal.fault("media", 410)
+    fake_fal.fault("media", 410, times=100)
     with pytest.raises(GenerationError) as info:
-        make_backend(cache).generate(shot)
-    assert not info.value.transient and "media is gone" in str(info.value)
-    assert Journal(cache / "jobs").read(first.key).state == "failed"
-    again = make_backend(cache).generate(shot)  # a plain run submits anew
-    assert again.path.is_file() and again.request_id != first.request_id
-    assert fake_fal.submits == {shot.body_hash: 2}
+        make_backend(cache, download_attempts=1).generate(shot)
+    assert "without paying" in str(info.value)
+    assert journal.read(first.key).state == "downloaded"  # within the retention: kept, tried again later
+    fake_fal.faults.clear()
+    again = make_backend(cache).generate(shot)
+    assert again.path.is_file() and again.request_id == first.request_id
+    assert fake_fal.submits == {shot.body_hash: 1}
+
+    again.path.unlink()
+    record = journal.read(first.key)
+    journal.write(replace(record, completed_at=(datetime.now(timezone.utc) - timedelta(days=8)).isoformat()))
+    fake_fal.fault("media", 410, times=100)
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache, download_attempts=1).generate(shot)
+    assert "lost" in str(info.value) and journal.read(first.key).state == "lost"
+    assert fake_fal.submits == {shot.body_hash: 1}
 
 
 # --- requests that never finish ----------------------------------------------------------------
 
 
-def test_a_request_that_never_finishes_is_waited_for_then_re_attached_then_cancelled(fake_fal, cache):
+def test_a_request_that_never_finishes_is_waited_for_and_re_attached_but_never_cancelled_for_its_age(fake_fal, cache):
     fake_fal.fault("job", outcome="stuck")
     shot = a_shot()
+    key = ClipStore.key("fal", shot)
+    journal = Journal(cache / "jobs")
     # one call's patience runs out: the request is kept running, nothing is cancelled
     with pytest.raises(GenerationError) as info:
         make_backend(cache, wait_timeout=0.3).generate(shot)
     assert info.value.transient and "still running" in str(info.value)
-    assert fake_fal.cancels() == []
-    rid = Journal(cache / "jobs").read(ClipStore.key("fal", shot)).request_id
-
-    # a later attempt gives up on it: re-attached, not resubmitted, then cancelled
+    rid = journal.read(key).request_id
+    # however old it looks, a later attempt re-attaches and waits; it never cancels
+    journal.write(replace(journal.read(key), submitted_at=(datetime.now(timezone.utc) - timedelta(days=2)).isoformat()))
     events = []
     with pytest.raises(GenerationError) as info:
-        make_backend(cache, give_up_after=0.01).generate(shot, on_event=events.append)
-    assert not info.value.transient and "cancelled" in str(info.value) and rid in str(info.value)
-    assert events[0].kind == "reattached" and fake_fal.cancels() == [rid]
-    assert fake_fal.count("submit") == 1
-    record = Journal(cache / "jobs").read(ClipStore.key("fal", shot))
-    assert record.state == "failed" and not record.permanent
+        make_backend(cache, wait_timeout=0.2).generate(shot, on_event=events.append)
+    assert info.value.transient and events[0].kind == "reattached"
+    assert fake_fal.cancels() == [] and fake_fal.count("cancel") == 0 and fake_fal.count("submit") == 1
 
-    # the next run submits it anew, knowingly, and keeps the cancelled one on record
+    # cancelled on purpose (`shotflow cancel`): fal's answer is checked, then the next run submits anew
+    record, verdict = make_backend(cache).cancel(key)
+    assert verdict == "cancelled" and record.state == "failed" and fake_fal.cancels() == [rid]
     clip = make_backend(cache).generate(shot)
     assert clip.path.is_file() and fake_fal.count("submit") == 2
-    assert Journal(cache / "jobs").read(clip.key).previous[0]["request_id"] == rid
+    assert journal.read(clip.key).previous[0]["request_id"] == rid
 
 
-def test_a_request_that_cannot_be_cancelled_is_kept_not_forgotten(fake_fal, cache):
+def test_a_cancel_that_fails_keeps_the_request(fake_fal, cache):
     fake_fal.fault("job", outcome="stuck")
-    fake_fal.fault("cancel", 503)
+    fake_fal.fault("cancel", 500)
     shot = a_shot()
-    with pytest.raises(GenerationError) as info:
+    key = ClipStore.key("fal", shot)
+    with pytest.raises(GenerationError):
         make_backend(cache, wait_timeout=0.1).generate(shot)
-    with pytest.raises(GenerationError) as info:
-        make_backend(cache, give_up_after=0.01).generate(shot)
-    assert info.value.transient and "could not cancel" in str(info.value)
-    assert Journal(cache / "jobs").read(ClipStore.key("fal", shot)).state == "submitted"
-    with pytest.raises(GenerationError) as info:
-        make_backend(cache, give_up_after=0.01).generate(shot)
-    assert not info.value.transient and len(fake_fal.cancels()) == 1 and fake_fal.count("submit") == 1
+    record, verdict = make_backend(cache).cancel(key)
+    assert verdict == "running" and record.state == "submitted"
+    assert fake_fal.count("cancel", status=500) == 1 and fake_fal.count("submit") == 1
+    assert fake_fal.billed == {shot.body_hash: 1}
 
 
 def test_a_request_still_running_after_its_cancel_is_kept_until_fal_says_it_ended(fake_fal, cache):
@@ -439,16 +566,12 @@ def test_a_request_still_running_after_its_cancel_is_kept_until_fal_says_it_ende
     with pytest.raises(GenerationError):
         make_backend(cache, wait_timeout=0.05).generate(shot)
     polls = fake_fal.count("status")
-    with pytest.raises(GenerationError) as info:
-        make_backend(cache, give_up_after=0.01).generate(shot)
-    assert info.value.transient and "still reports it running" in str(info.value)
+    record, verdict = make_backend(cache).cancel(key)
+    assert verdict == "running" and record.state == "submitted"  # kept: it may still bill
     assert fake_fal.count("status") - polls > 2  # it looked more than once after the cancel
-    assert Journal(cache / "jobs").read(key).state == "submitted"  # kept: it may still bill
 
-    with pytest.raises(GenerationError) as info:  # this time the cancel stops it
-        make_backend(cache, give_up_after=0.01).generate(shot)
-    assert not info.value.transient and "cancelled" in str(info.value)
-    assert Journal(cache / "jobs").read(key).state == "failed"
+    record, verdict = make_backend(cache).cancel(key)  # this time the cancel stops it
+    assert verdict == "cancelled" and record.state == "failed"
     assert fake_fal.count("cancel") == 2 and fake_fal.submits == {shot.body_hash: 1}
 
 
@@ -456,9 +579,12 @@ def test_a_request_that_finishes_after_its_cancel_is_used(fake_fal, cache):
     fake_fal.fault("job", outcome="stuck")
     fake_fal.fault("cancel", outcome="finished")  # 202, yet it completes two polls later, billed
     shot = a_shot()
+    key = ClipStore.key("fal", shot)
     with pytest.raises(GenerationError):
         make_backend(cache, wait_timeout=0.05).generate(shot)
-    clip = make_backend(cache, give_up_after=0.01).generate(shot)
+    record, verdict = make_backend(cache).cancel(key)
+    assert verdict == "finished" and record.state == "completed"
+    clip = make_backend(cache).generate(shot)
     assert probe.verify(clip.path, expected_seconds=5)
     assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.billed == {shot.body_hash: 1}
     assert Journal(cache / "jobs").read(clip.key).state == "downloaded"
@@ -472,25 +598,26 @@ def test_a_finished_request_is_used_however_old_it_is(fake_fal, cache):
     fake_fal.release()
     key = ClipStore.key("fal", shot)
     wait_for(lambda: fake_fal.phase(fake_fal.jobs[Journal(cache / "jobs").read(key).request_id])[0] == "COMPLETED")
-    clip = make_backend(cache, give_up_after=0.01).generate(shot)
+    clip = make_backend(cache).generate(shot)
     assert clip.path.is_file() and fake_fal.count("cancel") == 0 and fake_fal.count("submit") == 1
 
 
-def test_force_pays_for_a_new_clip_but_re_attaches_to_one_still_in_flight(fake_fal, cache):
+def test_force_pays_for_one_new_clip_per_token_even_when_the_forced_attempt_is_retried(fake_fal, cache):
     shot = a_shot()
     first = make_backend(cache).generate(shot)
     fake_fal.hold()
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.1).generate(shot, force=True)
+        make_backend(cache, wait_timeout=0.1).generate(shot, force="run-7")
     assert fake_fal.submits == {shot.body_hash: 2}  # asked for: a new generation
     fake_fal.release()
     events = []
-    again = make_backend(cache).generate(shot, force=True, on_event=events.append)
+    again = make_backend(cache).generate(shot, force="run-7", on_event=events.append)  # a task retry
     assert events[0].kind == "reattached" and again.request_id != first.request_id
     assert fake_fal.submits == {shot.body_hash: 2}  # the retry did not pay a third time
-    # the first take was paid for too: it is kept aside, not overwritten
-    (kept,) = (cache / "clips" / "superseded").glob(f"{first.key}.*.mp4")
-    assert probe.verify(kept, expected_seconds=shot.seconds).video_packets
+    assert make_backend(cache).generate(shot, force="run-7").cache_hit  # and once stored, it is the store's
+    assert fake_fal.submits == {shot.body_hash: 2}
+    make_backend(cache).generate(shot, force="run-8")  # another run's --force: one more
+    assert fake_fal.submits == {shot.body_hash: 3}
 
 
 # --- refusals: fast, clear, not paid for twice -------------------------------------------------
@@ -514,7 +641,7 @@ def test_a_content_policy_refusal_fails_fast_names_the_shot_and_the_reason_and_i
     assert len(fake_fal.calls) == calls  # the same body is not sent (and billed) again
     assert fake_fal.billed == {shot.body_hash: 1}
 
-    clip = make_backend(cache).generate(shot, force=True)  # the user insists: pays again
+    clip = make_backend(cache).generate(shot, force="run-2")  # the user insists: pays again
     assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 2}
 
 
@@ -557,13 +684,13 @@ def test_a_missing_key_stops_before_any_work_and_points_to_the_preview(fake_fal,
 )  # fmt: skip
 def test_http_errors_are_classified(code, headers, transient):
     response = httpx.Response(code, headers=headers, json={"detail": "why"})
-    error = classify(FalClientHTTPError("why", code, headers, response=response), a_shot(), "submitting")
+    error = classify(FalClientHTTPError("why", code, headers, response=response), "opening", a_shot().endpoint, "submitting")
     assert error.transient is transient and "why" in str(error) and "shot 'opening'" in str(error)
 
 
 @pytest.mark.parametrize("exc", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.RemoteProtocolError("cut")])
 def test_transport_errors_are_transient(exc):
-    assert classify(exc, a_shot(), "polling").transient
+    assert classify(exc, "opening", a_shot().endpoint, "polling").transient
 
 
 def test_generation_errors_survive_pickling():
@@ -575,7 +702,7 @@ def test_a_backend_closes_as_a_context_manager_and_twice_without_harm(fake_fal, 
     shot = a_shot()
     with make_backend(cache) as backend:
         backend.generate(shot)
-        client = backend._fal._client
+        client = http_client(backend.fal)
     assert client.is_closed
     backend.close()
     backend.close()
@@ -601,7 +728,7 @@ DRIVER = textwrap.dedent(
     import json, sys, threading
     from concurrent.futures import ThreadPoolExecutor
     from shotflow.clipstore import ClipStore
-    from shotflow.fal import FalBackend
+    from shotflow.generation.fal.backend import FalBackend
     from shotflow.plan import load_plan
     from shotflow.settings import Settings
 

@@ -1,0 +1,11 @@
+"""fal.ai text-to-video through fal's queue, paying at most once for each clip.
+
+- `submit`: the one POST that can cost money, and its three outcomes (accepted, refused, uncertain);
+  the only module touching fal_client's private names.
+- `job`: one paid request as a state machine; its transitions are the only journal writes.
+- `backend`: `FalBackend`, which decides "store hit, re-attach or submit" and hands over to the Job.
+- `errors`: what fal's answers mean (transient or not), fal's reasons, key scrubbing.
+- `download`: fetching and verifying a clip from fal's media host.
+
+This package's own module imports nothing: import the module you need.
+"""

@@ -1,0 +1,357 @@
+"""`FalBackend`: decides, for one shot, "store hit, re-attach or submit", and hands it to its Job.
+
+fal bills a job once it accepts it, and keeps running it after the process that submitted it
+dies. So `generate` never submits a shot whose earlier request may still deliver, or may have
+been billed without anyone knowing its id:
+
+1. the clip store has the clip (not forced): return it, no call to fal;
+2. the journal has a live request (`submitted`, `completed`, or `downloaded` with its clip gone
+   from the store): re-attach to it (the Job collects it: wait, result, download);
+3. the journal says the last submit is `uncertain` (or `intended` by a process that is gone, or a
+   state this version does not know): stop the shot, naming when it was sent, that fal may have
+   billed it, and `--force SHOT` with the price it re-pays. Never submitted again automatically;
+4. `refused`/`failed` for good (a 4xx on the submit, a 422 from the result), `lost`,
+   `quarantined`: stop the shot and say what `--force` (or `shotflow accept`) does;
+5. otherwise, under the clip's journal lock (and the daily-budget lock), check the stop flag and
+   the budget, write the intent, send the submit once (`submit.send_submit`) and journal its
+   outcome through the Job.
+
+`force` is a TOKEN (the flow run's key): a forced generate submits at most once per token. The
+intent records the token; a retry with the same token that finds a record carrying it behaves
+as not forced (re-attach, store hit, or the uncertain error), so `--force X` covers exactly one
+new submit even when a Prefect task retry follows.
+
+The fal key goes to `fal_client.SyncClient(key=...)` only, and is scrubbed (every part of it,
+`shotflow.falkey.secret_parts`) from every message taken from fal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import fal_client
+
+from shotflow import interrupt
+from shotflow.backend import GeneratedClip, OnEvent, ShotEvent, ignore_events
+from shotflow.backends import NO_KEY
+from shotflow.clipstore import ClipStore
+from shotflow.errors import GenerationError, MissingKeyError, ShotflowError
+from shotflow.generation.fal.errors import Scrubber, http_error, price
+from shotflow.generation.fal.job import Job, check_cancel, uncertain_of
+from shotflow.generation.fal.submit import Accepted, Refused, close_client, request_handle, send_submit
+from shotflow.interrupt import Interrupted
+from shotflow.journal import LIVE, JobRecord, Journal, LockTimeout
+from shotflow.plan import ShotPlan
+from shotflow.settings import Settings, get_settings
+
+
+class FalBackend:
+    name = "fal"
+
+    def __init__(
+        self,
+        store: ClipStore,
+        *,
+        key: str | None = None,
+        settings: Settings | None = None,
+        journal: Journal | None = None,
+        storyboard: str | None = None,
+        poll_interval: float = 1.0,
+        wait_timeout: float | None = 600.0,
+        start_timeout: float | None = 3600.0,
+        retries: int = 4,
+        retry_backoff: float = 1.0,
+        download_attempts: int = 4,
+        duration_tolerance: float = 1.0,
+        lock_timeout: float = 300.0,
+    ):
+        """`key` wins over `settings.fal_key`; resolve a Prefect Secret block before calling.
+
+        storyboard: the file (or inline name) of the run, recorded with each request it sends.
+        poll_interval: seconds between status polls. wait_timeout: how long one `generate` call
+        waits for a request before raising a transient error (the request keeps running and is
+        re-attached). start_timeout: sent to fal as X-Fal-Request-Timeout, so a job that cannot
+        start within it is dropped unbilled by fal. retries/retry_backoff: in-call retries of
+        status polls, result fetches and submits answered 408/429/503. lock_timeout: how long
+        to wait for another run holding this clip's journal lock.
+        """
+        self.settings = settings or get_settings()
+        if key is None and self.settings.fal_key is not None:
+            key = self.settings.fal_key.get_secret_value()
+        if not key or not key.strip():
+            raise MissingKeyError(NO_KEY)
+        if start_timeout is not None and start_timeout <= 1:
+            raise ValueError("start_timeout must be more than 1 second (fal's minimum)")
+        self.scrub = Scrubber(key)
+        self.fal = fal_client.SyncClient(key=key)
+        self.store = store
+        self.journal = journal or Journal(store.root / "jobs")
+        self.storyboard = storyboard
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+        self.start_timeout = start_timeout
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        self.download_attempts = download_attempts
+        self.duration_tolerance = duration_tolerance
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"FalBackend(store={str(self.store.root)!r})"
+
+    # --- the Backend interface -----------------------------------------------------------------
+
+    def generate(self, shot: ShotPlan, *, force: str | None = None, on_event: OnEvent = ignore_events) -> GeneratedClip:
+        """The shot's clip, paid for at most once (see the module's docstring).
+
+        `force`: the run's token; pays for one new generation per token even when the store has
+        the clip, or the last request was refused, uncertain, lost or quarantined."""
+        emit = self._emitter(on_event)
+        key = ClipStore.key(self.name, shot)
+        record = self.journal.read(key)
+        forced = _forced(force, record)
+        # a retry of a forced attempt wants that attempt's clip, not the one it replaces
+        retry_of_forced = bool(force) and record is not None and record.force_token == force and record.state != "downloaded"
+        if not forced and not retry_of_forced:
+            cached = self.store.find(key)
+            if cached is not None:
+                emit(ShotEvent(shot.id, "cached", "from the clip store"))
+                rid = record.request_id if record else None
+                return GeneratedClip(shot.id, cached, key, self.name, cache_hit=True, request_id=rid)
+        if _decide(record, forced) == "attach":
+            emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
+            job = Job(self.journal, record, lock_timeout=self.lock_timeout)
+        else:
+            job = self._submit(shot, key, force, emit)
+        return job.collect(self, shot, emit)
+
+    # --- submitting ----------------------------------------------------------------------------
+
+    def _submit(self, shot: ShotPlan, key: str, force: str | None, emit) -> Job:
+        """Decide again under the clip's lock (another run may have submitted while we waited),
+        then submit, or stop the shot with what the journal says."""
+        try:
+            with self.journal.submit_lock(key, timeout=self.lock_timeout):
+                record = self.journal.read(key)
+                forced = _forced(force, record)
+                if _decide(record, forced) == "attach":
+                    emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
+                    return Job(self.journal, record, lock_timeout=self.lock_timeout)
+                if record is not None and not forced and _blocks(record):
+                    raise self._blocked(shot, record)
+                if forced and record is not None:
+                    emit(ShotEvent(shot.id, "retrying", f"forced: submitting again, paying again ({price(shot.cost)})"))
+                return self._submit_locked(shot, key, record, force if forced else None, emit)
+        except LockTimeout as exc:
+            raise GenerationError(shot.id, str(exc), transient=True) from None
+
+    def _blocked(self, shot: ShotPlan, record: JobRecord) -> GenerationError:
+        """Why a shot whose journal record is not live is not submitted (without force)."""
+        rid = record.request_id or "-"
+        if record.state == "intended":
+            # we hold the lock, so the process that wrote it is gone: fal may have its submit
+            Job(self.journal, record, lock_timeout=self.lock_timeout).uncertain(
+                "the process that sent it ended before fal's answer was journaled"
+            )
+            record = self.journal.read(record.key) or record
+        if record.state in ("intended", "uncertain") or not record.known:
+            return uncertain_of(record, shot)
+        if record.state in ("refused", "failed"):
+            return GenerationError(
+                shot.id,
+                f"{record.error} (remembered from fal request {rid}; the same request would be refused again"
+                + (" and paid for again" if record.state == "failed" else "")
+                + f": change the shot, or `--force {shot.id}` ({price(shot.cost)}))",
+                transient=False,
+            )
+        if record.state == "lost":
+            return GenerationError(
+                shot.id,
+                f"fal request {rid} was paid for but is lost ({record.error}); only `--force {shot.id}` buys it "
+                f"again ({price(shot.cost)})",
+                transient=False,
+            )
+        if record.state == "quarantined":
+            return GenerationError(
+                shot.id,
+                f"the clip of fal request {rid} (paid for) failed verification ({record.quarantine_reason}) and is "
+                f"kept aside at {record.quarantine_path}: `shotflow accept {shot.id}` uses it, `--force {shot.id}` "
+                f"buys a new one ({price(shot.cost)})",
+                transient=False,
+            )
+        return GenerationError(shot.id, f"fal request {rid} is {record.state}; `--force {shot.id}` buys a new one", transient=False)
+
+    def _submit_locked(self, shot: ShotPlan, key: str, prior: JobRecord | None, token: str | None, emit) -> Job:
+        if interrupt.stop_requested():
+            raise Interrupted(shot.id)
+        with self._budget():
+            self._check_budget(shot)
+            job = Job.intend(
+                self.journal, shot, key, prior=prior, storyboard=self.storyboard, force_token=token, lock_timeout=self.lock_timeout
+            )
+
+        def before_send() -> None:
+            if interrupt.stop_requested():
+                job.refused("stopped before submitting (Ctrl-C): nothing was sent", permanent=False)
+                raise Interrupted(shot.id)
+
+        outcome = send_submit(
+            self.fal,
+            shot.endpoint,
+            shot.body,
+            start_timeout=self.start_timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            before_send=before_send,
+            on_retry=lambda why: emit(ShotEvent(shot.id, "retrying", why)),
+            scrub=self.scrub,
+        )
+        if isinstance(outcome, Accepted):
+            try:
+                job.accepted(outcome)
+            except (OSError, ShotflowError) as exc:
+                raise self._unjournaled(shot, job, outcome, exc) from None
+            emit(ShotEvent(shot.id, "submitted", shot.endpoint, outcome.request_id))
+            return job
+        if isinstance(outcome, Refused):
+            if outcome.status is not None and outcome.permanent:
+                error = http_error(outcome.status, outcome.detail, shot.id, shot.endpoint, "submitting", scrub=self.scrub)
+                error = GenerationError(shot.id, error.reason, transient=False)
+            else:
+                error = GenerationError(shot.id, f"fal did not take the submit: {outcome.reason}", transient=not outcome.permanent)
+            job.refused(error.reason, permanent=outcome.permanent)
+            raise error
+        job.uncertain(f"the submit to {shot.endpoint} may have reached fal: {outcome.reason}")
+        raise uncertain_of(job.record, shot)
+
+    def _unjournaled(self, shot: ShotPlan, job: Job, answer: Accepted, exc: BaseException) -> GenerationError:
+        """fal took the job but its id could not be journaled: cancel it at a queue-host URL,
+        check fal's answer, and fail the shot as uncertain with the id in the message."""
+        rid = answer.request_id
+        handle = request_handle(
+            self.fal, shot.endpoint, rid, status_url=answer.status_url, response_url=answer.response_url, cancel_url=answer.cancel_url
+        )
+        verdict, _ = check_cancel(handle, self.poll_interval)
+        said = {
+            "cancelled": "cancelled it (fal confirms)",
+            "finished": "it finished before the cancel landed (paid for)",
+            "running": "asked fal to cancel it, but fal still reports it running (it may be billed)",
+        }[verdict]
+        why = f"fal request {rid} could not be recorded in the job journal ({self.scrub(str(exc))}); {said}"
+        try:
+            job.uncertain(why)
+        except (OSError, ShotflowError):
+            pass  # the disk is still full: the `intended` record on disk reads as uncertain
+        return GenerationError(
+            shot.id,
+            f"uncertain: {why}. Sent at {job.record.intended_at}; fal may have billed it. It is not submitted "
+            f"again automatically; free some space, then `--force {shot.id}` submits it again and pays again "
+            f"({price(shot.cost)})",
+            transient=False,
+        )
+
+    def _budget(self):
+        from shotflow.ledger import budget_lock
+
+        return budget_lock(self.journal, timeout=self.lock_timeout)
+
+    def _check_budget(self, shot: ShotPlan) -> None:
+        budget = self.settings.daily_budget
+        if budget is None:
+            return
+        from shotflow.ledger import check_daily_budget
+
+        check_daily_budget(self.journal, budget, shot.cost, shot=f"shot '{shot.id}'")
+
+    # --- on purpose: cancel, accept (the CLI) ----------------------------------------------------
+
+    def cancel(self, key: str) -> tuple[JobRecord | None, str]:
+        """Cancel the live request of clip `key` (`shotflow cancel`), checking fal's answer.
+
+        Returns (the record after, what happened: "cancelled", "finished", "running", "not live")."""
+        with self.journal.submit_lock(key, timeout=self.lock_timeout):
+            record = self.journal.read(key)
+            if record is None:
+                return None, "not live"
+            job = Job(self.journal, record, lock_timeout=self.lock_timeout)
+            verdict = job.cancel(self, record.shot)
+            return job.record, verdict
+
+    def live_keys(self) -> list[str]:
+        """Keys of every request fal still runs (`shotflow cancel --all`)."""
+        return [r.key for r in self.journal.records() if r.state == "submitted" and r.request_id]
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def backoff(self, failures: int) -> float:
+        return min(self.retry_backoff * 2 ** (failures - 1), 30.0)
+
+    def _emitter(self, on_event: OnEvent):
+        def emit(event: ShotEvent) -> None:
+            try:
+                on_event(replace(event, detail=self.scrub(event.detail)))
+            except Exception:  # a broken display must never fail a paid generation
+                pass
+
+        return emit
+
+    def close(self) -> None:
+        """Close fal_client's HTTP connections, if it opened any. Safe to call twice; a later
+        `generate` opens new ones."""
+        close_client(self.fal)
+
+    def __enter__(self) -> FalBackend:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def accept_clip(journal: Journal, store: ClipStore, key: str, file=None) -> JobRecord:
+    """`shotflow accept`: move the quarantined clip of `key` (or the user's `file`) into the store
+    and mark the request downloaded. Needs no fal key. Raises ShotflowError when there is nothing
+    to accept."""
+    with journal.submit_lock(key):
+        record = journal.read(key)
+        if record is None or record.state != "quarantined":
+            state = record.state if record else "no record"
+            raise ShotflowError(f"clip {key}: nothing quarantined to accept (its request is {state})")
+        stored = store.accept(key, file)
+        job = Job(journal, record)
+        job.accept(stored)
+        return job.record
+
+
+def _forced(force: str | None, record: JobRecord | None) -> bool:
+    """Forced, unless this very token already forced the current record (a retry of the forced attempt)."""
+    return bool(force) and (record is None or record.force_token != force)
+
+
+def _decide(record: JobRecord | None, forced: bool) -> str:
+    """"attach" to the journaled request, or "submit" (or stop: decided under the lock)."""
+    if record is None or not record.known or record.request_id is None:
+        return "submit"
+    if record.state in LIVE:
+        # a forced run does not re-attach to a request that answered oddly or whose media fails
+        return "submit" if forced and record.error else "attach"
+    if record.state == "downloaded":  # its clip left the store (or is corrupt): download it again
+        return "submit" if forced or not record.video_url else "attach"
+    return "submit"
+
+
+def _blocks(record: JobRecord) -> bool:
+    """Whether an unforced submit must stop at this record (anything fal may have billed, or a
+    refusal for good); a refusal or failure that was not billed and may pass next time does not."""
+    if record.state in ("refused", "failed"):
+        return record.permanent
+    return True
+
+
+def _resume_detail(record: JobRecord) -> str:
+    if record.state == "submitted":
+        return "re-attaching to the request an earlier run submitted"
+    if record.video_url:
+        return "downloading the finished request's clip again"
+    return "fetching the finished request's result"
+

@@ -1,0 +1,102 @@
+"""What fal's answers mean for a shot: transient (try again) or permanent, in words that name the
+shot, the request and fal's reason, with every part of the key scrubbed out.
+
+Also the messages of the money states that several modules raise (an uncertain submit).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import httpx
+from fal_client import FalClientError, FalClientHTTPError
+
+from shotflow.errors import GenerationError
+from shotflow.falkey import secret_parts
+
+# what can go wrong while talking to fal (status polls, result fetches, cancels), as
+# GenerationError carries it
+FAL_ERRORS = (FalClientError, httpx.HTTPError, ValueError, KeyError, TypeError)
+# answers to a status poll or a result fetch worth asking again in the call
+RETRY_CODES = (408, 409, 429)
+
+Scrub = Callable[[str], str]
+
+
+class Scrubber:
+    """Replaces the key, and each long enough part of it, with `[fal key]`."""
+
+    def __init__(self, key: str | None):
+        self._secrets = secret_parts(key)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[fal key]")
+        return text
+
+
+def status_code(exc: BaseException) -> int | None:
+    return exc.status_code if isinstance(exc, FalClientHTTPError) else None
+
+
+def classify(exc: BaseException, shot: str, endpoint: str, doing: str, *, scrub: Scrub = lambda text: text) -> GenerationError:
+    """What a failed call to fal means for the shot: transient (retry) or permanent."""
+    if isinstance(exc, FalClientHTTPError):
+        return http_error(exc.status_code, exc.message, shot, endpoint, doing, scrub=scrub)
+    if isinstance(exc, httpx.TimeoutException):
+        return GenerationError(shot, f"timed out while {doing} ({endpoint})", transient=True)
+    if isinstance(exc, httpx.HTTPError):
+        return GenerationError(shot, f"could not reach fal while {doing}: {type(exc).__name__}: {scrub(str(exc))}", transient=True)
+    if isinstance(exc, FalClientError):
+        return GenerationError(shot, f"fal_client failed while {doing}: {scrub(str(exc))}", transient=True)
+    return GenerationError(shot, f"unexpected answer from fal while {doing}: {type(exc).__name__}: {scrub(str(exc))}", transient=True)
+
+
+def http_error(code: int, detail: Any, shot: str, endpoint: str, doing: str, *, scrub: Scrub = lambda text: text) -> GenerationError:
+    reason = scrub(fal_reason(detail))
+    if code in (401, 403):
+        return GenerationError(shot, f"fal rejected the API key ({code}: {reason}) while {doing}; check FAL_KEY", transient=False)
+    if code == 404 and doing == "submitting":
+        return GenerationError(shot, f"fal has no endpoint '{endpoint}' (404: {reason}); check the model name", transient=False)
+    if code == 422:
+        return GenerationError(shot, f"fal refused the request to {endpoint} (422): {reason}", transient=False)
+    transient = code in RETRY_CODES or code >= 500
+    return GenerationError(shot, f"fal answered {code} while {doing} ({endpoint}): {reason}", transient=transient)
+
+
+def fal_reason(detail: Any) -> str:
+    """fal's `detail`, readable: a 422's list of {loc, msg, type} becomes `field: msg [type]; ...`."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+                text = f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg", ""))
+                if item.get("type"):
+                    text += f" [{item['type']}]"
+                parts.append(text)
+            else:
+                parts.append(str(item))
+        return "; ".join(parts) or "no reason given"
+    if isinstance(detail, dict):
+        return fal_reason([detail])
+    return str(detail).strip() or "no reason given"
+
+
+def price(cost: Any) -> str:
+    """'about $1.40' or 'at an unknown price' for a shot's estimated cost."""
+    return "at an unknown price" if cost is None else f"about ${cost}"
+
+
+def uncertain_error(shot: str, *, sent_at: str | None, reason: str | None, cost: Any, request_id: str | None = None) -> GenerationError:
+    """The shot is blocked: its submit may have reached fal and nobody knows (or kept) its id."""
+    sent = f"sent at {sent_at}" if sent_at else "sent at an unknown time"
+    what = f"fal request {request_id}" if request_id else "its submit"
+    because = f" ({reason})" if reason else ""
+    return GenerationError(
+        shot,
+        f"uncertain: {what} ({sent}) may have reached fal{because}, and fal may have billed it. "
+        f"It is not submitted again automatically; check fal's dashboard, then `--force {shot}` submits it "
+        f"again and pays again ({price(cost)})",
+        transient=False,
+    )

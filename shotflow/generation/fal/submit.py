@@ -1,0 +1,200 @@
+"""The one POST that can cost money, and its three outcomes; the only code that touches
+fal_client's private names (`SyncClient._client`, `QUEUE_URL_FORMAT`).
+
+`send_submit` sends the submit through fal_client's own httpx client (its auth header, its
+backup-domain transport) to the URL fal_client would use, exactly once per POST: fal_client's
+`submit` re-sends it after any transport error, also after fal accepted the job and only its
+answer was lost, which pays for a job nobody hears of, and fal has no idempotency key.
+
+| answer | outcome | billed |
+|---|---|---|
+| error raised before the request left (connect refused/timeout, DNS, TLS, pool timeout: transient; an invalid header such as a key with a newline, an unsupported URL: permanent) | Refused | no |
+| 408, 429, 503 | asked again in the call with backoff, then Refused (transient) | no |
+| other 4xx (400, 401, 403, 404, 413, 422 ...) | Refused (permanent) with fal's reason | no |
+| 2xx with a readable request_id/status_url/response_url/cancel_url | Accepted | yes |
+| 2xx unreadable (bad Content-Encoding, not JSON, no request id) | Uncertain | maybe |
+| 500, 502, 504 (gateway or app), any other status | Uncertain | maybe |
+| connection lost / read timeout / remote protocol error after sending | Uncertain | maybe |
+
+Status polls, result fetches and cancels go to URLs on fal's queue host only (the key travels
+with them): `request_handle` uses the URLs of fal's answer when they are https on that host,
+else the by-id form. Those calls keep fal_client's own retries.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import fal_client
+import httpx
+from fal_client import SyncRequestHandle
+from fal_client.client import QUEUE_URL_FORMAT
+
+from shotflow.generation.fal.errors import Scrub, fal_reason
+
+# answers that say fal did not take the job and to come back later: asked again in the call
+RETRY_CODES = (408, 429, 503)
+# raised before the request left this machine: fal cannot have the job
+NOT_SENT_NETWORK = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NOT_SENT_LOCAL = (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL)
+TIMEOUT_HEADER = "X-Fal-Request-Timeout"  # fal_client._headers.REQUEST_TIMEOUT_HEADER
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """fal took the job (and bills it): its id and URLs, to journal at once."""
+
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """fal did not take the job: nothing billed. `status` is fal's HTTP answer (None when the
+    request never left), `detail` fal's reason; `permanent`: sending the same again cannot help."""
+
+    reason: str
+    permanent: bool
+    status: int | None = None
+    detail: Any = None
+
+
+@dataclass(frozen=True)
+class Uncertain:
+    """The POST may have reached fal and nobody knows the id: fal may bill it."""
+
+    reason: str
+
+
+Outcome = Accepted | Refused | Uncertain
+
+
+def queue_host() -> str:
+    """fal's queue host (host:port), the only host the key is sent to."""
+    return urlsplit(QUEUE_URL_FORMAT).netloc
+
+
+def on_queue_host(url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme == "https" and parts.netloc == queue_host()
+
+
+def http_client(fal: fal_client.SyncClient) -> httpx.Client:
+    """fal_client's authenticated httpx client (a cached_property of SyncClient)."""
+    return fal._client
+
+
+def close_client(fal: fal_client.SyncClient) -> None:
+    """Close fal_client's connections if it opened any; a later call opens new ones."""
+    client = fal.__dict__.pop("_client", None)
+    if client is not None:
+        client.close()
+
+
+def send_submit(
+    fal: fal_client.SyncClient,
+    endpoint: str,
+    body: dict[str, Any],
+    *,
+    start_timeout: float | None,
+    retries: int,
+    backoff: Callable[[int], float],
+    before_send: Callable[[], None] = lambda: None,
+    on_retry: Callable[[str], None] = lambda why: None,
+    scrub: Scrub = lambda text: text,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> Outcome:
+    """POST the submit, each time exactly once, and say what became of it (see the table).
+
+    `before_send` is called before every POST (it may raise, e.g. to stop after Ctrl-C);
+    `backoff(n)` is the wait after the n-th 408/429/503.
+    """
+    url = QUEUE_URL_FORMAT + endpoint
+    headers = {} if start_timeout is None else {TIMEOUT_HEADER: str(float(start_timeout))}
+    failures = 0
+    while True:
+        before_send()
+        try:
+            client = http_client(fal)
+            response = client.post(url, json=body, headers=headers, timeout=fal.default_timeout)
+        except NOT_SENT_LOCAL as exc:
+            return Refused(f"the submit could not be sent ({_describe(exc, scrub)}); nothing left this machine", permanent=True)
+        except NOT_SENT_NETWORK as exc:
+            return Refused(f"could not reach fal ({_describe(exc, scrub)}); nothing was sent", permanent=False)
+        except httpx.HTTPError as exc:
+            # sent (or partly sent): fal may have the job, and its answer is lost or unreadable
+            return Uncertain(f"the answer was lost or unreadable: {_describe(exc, scrub)}")
+        code = response.status_code
+        if code in RETRY_CODES:
+            failures += 1
+            if failures > retries:
+                return Refused(f"fal answered {code} to the submit {failures} times: {scrub(_detail(response))}", permanent=False, status=code)
+            on_retry(f"fal answered {code} to the submit; asking again")
+            sleep(backoff(failures))
+            continue
+        break
+    if 400 <= code < 500:
+        detail = _detail_of(response)
+        return Refused(scrub(fal_reason(detail)), permanent=True, status=code, detail=detail)
+    if not 200 <= code < 300:
+        return Uncertain(f"fal answered {code} ({scrub(_detail(response))[:200]})")
+    try:
+        data = response.json()
+        accepted = Accepted(
+            request_id=data["request_id"],
+            status_url=data["status_url"],
+            response_url=data["response_url"],
+            cancel_url=data["cancel_url"],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        return Uncertain(f"fal answered {code} without a usable request id ({type(exc).__name__})")
+    if not isinstance(accepted.request_id, str) or not accepted.request_id.strip():
+        return Uncertain(f"fal answered {code} without a usable request id")
+    return accepted
+
+
+def request_handle(
+    fal: fal_client.SyncClient,
+    endpoint: str,
+    request_id: str,
+    *,
+    status_url: str | None = None,
+    response_url: str | None = None,
+    cancel_url: str | None = None,
+) -> SyncRequestHandle:
+    """fal_client's handle of a request, at the URLs fal answered when they are all https on the
+    queue host (they keep a namespace or subpath the by-id form drops), else by id."""
+    client = http_client(fal)
+    urls = (status_url, response_url, cancel_url)
+    if all(on_queue_host(u) for u in urls):
+        return SyncRequestHandle(
+            request_id=request_id, status_url=status_url, response_url=response_url, cancel_url=cancel_url, client=client
+        )
+    return SyncRequestHandle.from_request_id(client, endpoint, request_id)
+
+
+def _detail_of(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    return body.get("detail", response.text) if isinstance(body, dict) else response.text
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return fal_reason(_detail_of(response))
+    except Exception:
+        return "unreadable answer"
+
+
+def _describe(exc: BaseException, scrub: Scrub) -> str:
+    text = scrub(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
