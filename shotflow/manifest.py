@@ -1,4 +1,16 @@
-"""The run manifest written next to the final video: what was asked, of whom, and what came back."""
+"""The run manifest written next to the final video: what was asked, of whom, and what came back.
+
+Money is worded by what happened. A preview (an offline animatic) pays nothing: its manifest
+says what the shots would cost on fal (`estimated_cost_usd_on_fal`, per shot `cost_usd_on_fal`)
+and `spent: false`, and has no `estimated_cost_usd` key that could be read as spent. A fal run
+keeps `estimated_cost_usd` (every shot at the catalog's prices) and adds what this run sent to
+fal (`estimated_spent_usd`; `spent` is false when every clip came from the clip store). These
+are estimates: what fal billed is in the journal (`shotflow ledger`).
+
+`read_manifest` reads every version written so far, and gives the current shape: a version 1
+manifest (before the wording above) is upgraded in memory. `cost_line` is the one sentence the
+run summary and the CLI show.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +19,17 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from shotflow.backend import GeneratedClip
+from shotflow.errors import ShotflowError
 from shotflow.plan import Plan
+
+# 2: a preview's costs are named as what fal would charge, and `spent` says whether money went out
+VERSION = 2
+PREVIEW = "preview"
 
 
 def file_sha256(path: Path) -> str:
@@ -46,6 +64,7 @@ class ShotRecord:
 def write_manifest(
     plan: Plan, clips: list[GeneratedClip], *, backend: str, video: Path, duration: float, extra: dict[str, Any] | None = None
 ) -> Path:
+    """Write `<video stem>.manifest.json` beside the video (the current VERSION); returns its path."""
     by_id = {c.shot: c for c in clips}
     shots = []
     for s in plan.shots:
@@ -58,7 +77,7 @@ def write_manifest(
                 "body": s.body,
                 "body_hash": s.body_hash,
                 "seconds": s.seconds,
-                "cost_usd": None if s.cost is None else str(s.cost),
+                _shot_cost_key(backend): None if s.cost is None else str(s.cost),
                 "request_id": clip.request_id,
                 "cache_hit": clip.cache_hit,
                 "clip": str(clip.path),
@@ -66,7 +85,7 @@ def write_manifest(
             }
         )
     manifest = {
-        "shotflow_manifest": 1,
+        "shotflow_manifest": VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "storyboard": plan.source,
         "storyboard_sha256": plan.storyboard_hash,
@@ -80,8 +99,7 @@ def write_manifest(
             "duration": round(duration, 3),
             "sha256": file_sha256(video),
         },
-        "estimated_cost_usd": str(plan.known_cost),
-        "unpriced_shots": [s.id for s in plan.unpriced],
+        **cost_fields(backend, plan.shots, {c.shot for c in clips if not c.cache_hit}),
         "shots": shots,
         **(extra or {}),
     }
@@ -90,3 +108,101 @@ def write_manifest(
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+# --- money ----------------------------------------------------------------------------------
+
+
+def _shot_cost_key(backend: str) -> str:
+    return "cost_usd_on_fal" if backend == PREVIEW else "cost_usd"
+
+
+def cost_fields(backend: str, shots: Iterable, generated: set[str]) -> dict[str, Any]:
+    """The manifest's top-level money keys for these shots (ShotPlans); `generated`: the ids
+    of the shots made in this run (not found in the clip store)."""
+    shots = list(shots)
+    known = sum((s.cost for s in shots if s.cost is not None), Decimal(0))
+    unpriced = [s.id for s in shots if s.cost is None]
+    if backend == PREVIEW:
+        return {"spent": False, "estimated_cost_usd_on_fal": str(known), "unpriced_shots": unpriced}
+    spent = sum((s.cost for s in shots if s.id in generated and s.cost is not None), Decimal(0))
+    return {
+        "spent": bool(generated),
+        "estimated_cost_usd": str(known),
+        "estimated_spent_usd": str(spent),
+        "unpriced_shots": unpriced,
+    }
+
+
+def _usd(text: str | None) -> str:
+    try:
+        return f"${Decimal(text):.2f}"
+    except (InvalidOperation, TypeError, ValueError):
+        return "an unknown amount"
+
+
+def cost_line(manifest: Mapping[str, Any]) -> str:
+    """What the run cost, in one sentence for the run summary and the CLI (from `read_manifest`)."""
+    unpriced = manifest.get("unpriced_shots") or []
+    plus = f" + {len(unpriced)} shot{'s' if len(unpriced) != 1 else ''} of unknown price ({', '.join(unpriced)})" if unpriced else ""
+    if manifest.get("backend") == PREVIEW:
+        return f"would cost {_usd(manifest.get('estimated_cost_usd_on_fal'))}{plus} on fal; nothing was paid (an offline preview)"
+    shots = manifest.get("shots") or []
+    made = sum(1 for s in shots if s.get("cache_hit") is False)
+    total = f"{_usd(manifest.get('estimated_cost_usd'))}{plus} on fal (estimated)"
+    if not manifest.get("spent"):
+        return f"{total}, all paid in earlier runs: every clip came from the clip store"
+    if made == len(shots):
+        return f"{total}, all of it for shots generated in this run"
+    return (
+        f"{total}: {_usd(manifest.get('estimated_spent_usd'))} of it for the {made} shot{'s' if made != 1 else ''} "
+        f"generated in this run, the other {len(shots) - made} from the clip store"
+    )
+
+
+def cost_summary(manifest_path: str | Path) -> dict[str, Any]:
+    """A written manifest's money keys and its `cost_line` (as "cost"), e.g. for a run's result."""
+    manifest = read_manifest(manifest_path)
+    keys = ("spent", "estimated_cost_usd", "estimated_spent_usd", "estimated_cost_usd_on_fal", "unpriced_shots")
+    return {**{k: manifest[k] for k in keys if k in manifest}, "cost": cost_line(manifest)}
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """A manifest of any version so far, in the current shape; ShotflowError naming the file
+    when it cannot be read or was written by a newer shotflow."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ShotflowError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShotflowError(f"{path}: not a shotflow manifest (not JSON: {exc})") from None
+    version = manifest.get("shotflow_manifest") if isinstance(manifest, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ShotflowError(f"{path}: not a shotflow manifest (no 'shotflow_manifest' version)")
+    if version > VERSION:
+        raise ShotflowError(f"{path}: manifest version {version} was written by a newer shotflow (this one reads up to {VERSION})")
+    if version == 1:
+        manifest = _from_version_1(manifest)
+    return manifest
+
+
+def _from_version_1(old: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 called a preview's would-be cost `estimated_cost_usd`, and had no `spent`."""
+    manifest = {**old, "shotflow_manifest": VERSION}
+    shots = [dict(s) for s in old.get("shots") or []]
+    manifest["shots"] = shots
+    if old.get("backend") == PREVIEW:
+        manifest["estimated_cost_usd_on_fal"] = manifest.pop("estimated_cost_usd", None)
+        manifest["spent"] = False
+        for shot in shots:
+            shot["cost_usd_on_fal"] = shot.pop("cost_usd", None)
+        return manifest
+    generated = [s for s in shots if s.get("cache_hit") is False]
+    spent = sum((Decimal(s["cost_usd"]) for s in generated if s.get("cost_usd") is not None), Decimal(0))
+    manifest["spent"] = bool(generated)
+    manifest["estimated_spent_usd"] = str(spent)
+    return manifest
