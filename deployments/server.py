@@ -1,8 +1,11 @@
 """A Prefect server as a child process: `prefect server start` on 127.0.0.1, with bounded waits.
 
 `shotflow serve` uses it when no PREFECT_API_URL is set, because Prefect's embedded API runs no
-scheduler (schedules would never fire); the deployment tests use it to stand up a real server.
-The child gets its own process group, and `stop()` escalates from SIGTERM to SIGKILL.
+scheduler (schedules would never fire); `shotflow run` uses one (without UI or scheduler) instead
+of Prefect's embedded server, which starts in the terminal's process group (so Ctrl-C killed it
+before the run's final state was written) and gives a fresh database only 20 s to prepare; the
+deployment tests use it to stand up a real server. The child gets its own session, so a Ctrl-C
+in the terminal never reaches it, and `stop()` escalates from SIGTERM to SIGKILL.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -30,18 +35,45 @@ def prefect_exe() -> str:
     return str(Path(sys.executable).with_name("prefect"))
 
 
+def check_api(url: str, timeout: float = 5) -> None:
+    """Raise a two-line ShotflowError unless a Prefect API answers at `url` (PREFECT_API_URL)."""
+    advice = "start that server (prefect server start), or unset PREFECT_API_URL and shotflow starts a private one for the run"
+    try:
+        answer = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout)
+    except httpx.HTTPError as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ShotflowError(f"PREFECT_API_URL is {url}, but no Prefect server answers there ({reason}):\n  {advice}") from None
+    if answer.status_code == 404 or answer.status_code >= 500:
+        raise ShotflowError(f"PREFECT_API_URL is {url}, but it answers {answer.status_code} at /health, not as a Prefect API does:\n  {advice}")
+
+
 class PrefectServer:
-    def __init__(self, *, port: int | None = None, env: dict[str, str] | None = None, log: Path | None = None, start_timeout: float = 90):
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        start_timeout: float = 90,
+        api_only: bool = False,
+    ):
         self.port = port or free_port()
         self.env = {**os.environ, **(env or {})}
         self.env.setdefault("DO_NOT_TRACK", "1")
         self.env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        if api_only:  # one run's private server: nobody browses it, nothing is scheduled on it
+            self.env.update(
+                PREFECT_SERVER_UI_ENABLED="false",
+                PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
+                PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
+            )
         self.env.pop("PREFECT_API_URL", None)
         for secret in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):  # the server never needs them
             self.env.pop(secret, None)
         self.log = log
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
+        self.started = 0.0
 
     @property
     def api_url(self) -> str:
@@ -51,28 +83,72 @@ class PrefectServer:
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "PrefectServer":
+    def start(self, progress: Callable[[float], None] | None = None, every: float = 10) -> "PrefectServer":
+        """Launch the server and wait until it answers; `progress(elapsed)` is called every `every` s."""
+        return self.launch().wait_ready(progress, every)
+
+    def launch(self) -> "PrefectServer":
+        """Start the process without waiting for it (the caller can do other work meanwhile)."""
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            [prefect_exe(), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ShotflowError(f"prefect server exited with code {self.process.returncode} while starting" + (f"; see {self.log}" if self.log else ""))
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        try:
+            self.process = subprocess.Popen(
+                [prefect_exe(), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            if self.log:
+                out.close()
+        self.started = time.monotonic()
+        return self
+
+    def wait_ready(self, progress: Callable[[float], None] | None = None, every: float = 10) -> "PrefectServer":
+        """Bounded wait for /health; stops the server and raises ShotflowError if it never answers."""
+        assert self.process is not None, "launch() first"
+        deadline = self.started + self.start_timeout
+        next_report = self.started + every
+        with httpx.Client(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise ShotflowError(
+                        f"prefect server exited with code {self.process.returncode} while starting" + (f"; see {self.log}" if self.log else "")
+                    )
+                try:
+                    if client.get(f"{self.api_url}/health").status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                now = time.monotonic()
+                if progress and now >= next_report:
+                    progress(now - self.started)
+                    next_report += every
+                time.sleep(0.25)
         self.stop()
-        raise ShotflowError(f"prefect server did not answer on {self.api_url} within {self.start_timeout:.0f} s")
+        raise ShotflowError(
+            f"prefect server did not answer on {self.api_url} within {self.start_timeout:.0f} s" + (f"; see {self.log}" if self.log else "")
+        )
+
+    @staticmethod
+    def temporary_log() -> Path:
+        fd, name = tempfile.mkstemp(prefix="shotflow-prefect-server-", suffix=".log")
+        os.close(fd)
+        return Path(name)
+
+    def remove_log(self) -> None:
+        """Forget the log of a server that started and stopped as expected."""
+        if self.log:
+            self.log.unlink(missing_ok=True)
+
+    def kill_now(self) -> None:
+        """For an immediate exit: signal the server's group without waiting for it."""
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     def stop(self, grace: float = 15) -> None:
         if not self.process or self.process.poll() is not None:

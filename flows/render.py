@@ -8,15 +8,18 @@ lands, so the final join is a stream copy about a second after the last clip arr
 from __future__ import annotations
 
 import os
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import wait as wait_for_any
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.futures import as_completed
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
+from shotflow import interrupt
 from shotflow.backends import choose_backend
 from shotflow.catalog import find_model
 from shotflow.errors import ShotflowError
@@ -92,7 +95,7 @@ def render_storyboard(
         done, landed = 0, {}
         shot_of = {id(f): shot_id for shot_id, f in prepared.items()}
         durations = [s.seconds for s in plan.shots]
-        for future in as_completed(list(prepared.values())):
+        for future in _as_landed(list(prepared.values())):
             try:
                 path = future.result()
             except Exception:  # looked at, with every other failure, once all shots are done
@@ -108,6 +111,12 @@ def render_storyboard(
                     logger.warning(f"preparing the join ahead of time failed ({_describe(exc)}); the join will do it")
     finally:
         close_limits(run_key)
+    if interrupt.stop_requested():
+        # Ctrl-C/SIGTERM: shots not yet sent never will be; those fal accepted stay journaled
+        return Cancelled(
+            message=f"stopped after {done} of {len(plan.shots)} shots were ready: no shot was sent to fal after the stop; "
+            "requests fal had accepted stay journaled, and a re-run collects them without paying again"
+        )
 
     records: list[ShotRecord] = []
     clips, normalised, failures = [], [], []
@@ -149,6 +158,15 @@ def render_storyboard(
         "estimated_cost_usd": str(plan.known_cost),
         "shots": [r.__dict__ for r in records],
     }
+
+
+def _as_landed(futures):
+    """Like prefect's as_completed, but gives up waiting as soon as a stop is requested."""
+    pending = {f.wrapped_future: f for f in futures}
+    while pending and not interrupt.stop_requested():
+        landed, _ = wait_for_any(list(pending), timeout=0.25, return_when=FIRST_COMPLETED)
+        for wrapped in landed:
+            yield pending.pop(wrapped)
 
 
 def _describe(exc: BaseException) -> str:

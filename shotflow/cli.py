@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+import time
 from decimal import Decimal
 from typing import Sequence
 
-from shotflow import events
+from shotflow import events, interrupt
 from shotflow.backends import choose_backend
 from shotflow.catalog import MODELS, find_model
 from shotflow.display import ShotDisplay
@@ -149,40 +152,308 @@ def cmd_run(args) -> int:
         f"{plan.output.width}x{plan.output.height}, {backend} backend, estimated {plan_cost(plan)}"
         + (" if generated on fal" if backend == "preview" else "")
     )
-    print(
-        "shotflow: starting Prefect (its embedded server prepares its database on first use: "
-        "up to a minute on a busy machine)...",
-        flush=True,
-    )
-    # Prefect gives its embedded server 20 s to start; a fresh database on a busy 2-core machine
-    # took 26-28 s. A slow start must never fail a run: wait as long as it takes, within reason.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "600")
     # Prefect's own console lines (task tracebacks included) would tear through the live display
     # and bury the one-line error a user needs; the run logs still reach the Prefect API in full.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    # offline, the embedded server's telemetry only fails (and races SQLite at start-up)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.render import render_storyboard
+    server = None
+    with _Signals() as signals:
+        try:
+            server, api_url = open_prefect_api()
+            signals.server = server
+            return _run_flow(
+                plan,
+                api_url,
+                dict(
+                    storyboard=args.file,
+                    backend=backend,
+                    out=args.out,
+                    concurrency=args.concurrency if args.concurrency is not None else settings.concurrency,
+                    max_cost=float(args.max_cost) if args.max_cost is not None else None,
+                    force=args.force,
+                    model_concurrency=model_limits or None,
+                    vars=overrides or None,
+                ),
+                signals,
+            )
+        finally:
+            _drain_prefect_workers()
+            if server:
+                server.stop()
+                server.remove_log()
 
+
+# After the first Ctrl-C the flow ends Cancelled in well under a second; shots still waiting on
+# fal stop at their next poll. Whatever has not stopped by then is not waited for.
+STOP_GRACE_SECONDS = 5.0
+PREFECT_START_TIMEOUT = 300.0
+
+
+def open_prefect_api():
+    """The Prefect API this run reports to: the configured one (checked first), else a private
+    server in its own session, which a Ctrl-C in the terminal never reaches."""
+    from deployments.server import PrefectServer, check_api
+
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured:
+        check_api(configured)
+        return None, configured
+    server = PrefectServer(api_only=True, start_timeout=PREFECT_START_TIMEOUT, log=PrefectServer.temporary_log()).launch()
+    print(
+        "shotflow: starting Prefect: a private server on 127.0.0.1 for this run "
+        "(its first start prepares a database: up to a minute on a busy machine)...",
+        flush=True,
+    )
+    try:
+        # a Prefect profile or prefect.toml may name a server too (read while ours starts)
+        from prefect.settings import get_current_settings
+
+        configured = get_current_settings().api.url
+        if configured:
+            server.stop()
+            server.remove_log()
+            check_api(configured)
+            return None, configured
+
+        def still(seconds: float) -> None:
+            print(f"shotflow: still preparing Prefect's database ({seconds:.0f} s)...", flush=True)
+
+        server.wait_ready(still)
+        # the per-run limits apply; a private server holds no account-wide concurrency limit
+        os.environ["SHOTFLOW_PRIVATE_PREFECT_API"] = server.api_url
+        print(f"shotflow: Prefect ready at {server.api_url} after {time.monotonic() - server.started:.0f} s", flush=True)
+        return server, server.api_url
+    except BaseException:
+        server.stop()
+        raise
+
+
+class _FlowThread(threading.Thread):
+    """Runs the flow off the main thread, so signals reach shotflow's handler, not the flow."""
+
+    def __init__(self, api_url: str, parameters: dict):
+        super().__init__(name="shotflow-flow", daemon=True)
+        self.api_url = api_url
+        self.parameters = parameters
+        self.state = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from flows.render import render_storyboard
+
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+                self.state = render_storyboard(**self.parameters, return_state=True)
+        except BaseException as exc:  # handed to the main thread, which reports it
+            self.error = exc
+
+
+class _Signals:
+    """Ctrl-C/SIGTERM. Before the flow starts: stop now (KeyboardInterrupt: nothing was sent).
+    While it runs: the first stops paying and waiting, a second exits at once."""
+
+    def __init__(self):
+        self.server = None
+        self.flow_running = False
+        self.count = 0
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def __call__(self, signum, frame) -> None:
+        if not self.flow_running:
+            raise KeyboardInterrupt
+        self.count += 1
+        interrupt.request_stop()
+        if self.count > 1:
+            if self.server:
+                self.server.kill_now()
+            os.write(2, b"\nshotflow: stopped at once; paid requests stay journaled: a re-run collects them\n")
+            os._exit(130)
+
+
+def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals) -> int:
+    from flows.render import render_storyboard  # noqa: F401  (here, not in the thread: import errors surface as usual)
+
+    interrupt.reset()
+    runner = _FlowThread(api_url, parameters)
+    stopped_at = None
     with ShotDisplay(plan) as display:
         unsubscribe = events.subscribe(display)
         try:
-            result = render_storyboard(
-                storyboard=args.file,
-                backend=backend,
-                out=args.out,
-                concurrency=args.concurrency if args.concurrency is not None else settings.concurrency,
-                max_cost=float(args.max_cost) if args.max_cost is not None else None,
-                force=args.force,
-                model_concurrency=model_limits or None,
-                vars=overrides or None,
-            )
+            signals.flow_running = True
+            runner.start()
+            while runner.is_alive():
+                runner.join(0.2)
+                if signals.count and stopped_at is None:
+                    stopped_at = time.monotonic()
+                    print("\nshotflow: stopping: no new shot is sent to fal (Ctrl-C again to quit at once)...", flush=True)
+                if stopped_at is not None and time.monotonic() - stopped_at > STOP_GRACE_SECONDS:
+                    break
         finally:
             unsubscribe()
+    if stopped_at is not None or interrupt.stop_requested():
+        _report_stop(display)
+        if runner.is_alive():  # a shot still in a wait that does not see the stop: not waited for
+            _drain_prefect_workers()
+            if signals.server:
+                signals.server.stop()
+                signals.server.remove_log()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        return 130
+    if runner.error is not None:
+        raise runner.error
+    if runner.state.is_cancelled():  # from the UI or the API
+        raise ShotflowError(f"the flow run was cancelled: {runner.state.message or 'no reason given'}")
+    result = runner.state.result()
     print(f"\nvideo:         {result['video']} ({result['duration']:.2f} s)")
     print(f"contact sheet: {result['contact_sheet']}")
     print(f"manifest:      {result['manifest']}")
     return 0
+
+
+def _report_stop(display: ShotDisplay) -> None:
+    running = display.on_fal()
+    if running:
+        shots = ", ".join(f"'{shot}' (fal request {request}, {label})" for shot, request, label in running)
+        print(
+            f"shotflow: stopped. Paid and still running on fal: {shots}; a re-run collects them without paying again.",
+            file=sys.stderr,
+        )
+    else:
+        print("shotflow: stopped. No paid request is left running on fal.", file=sys.stderr)
+
+
+def _drain_prefect_workers() -> None:
+    """Send Prefect's buffered logs and events while its server is still up."""
+    if "prefect" not in sys.modules:
+        return
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+        EventsWorker.drain_all(timeout=5)
+    except Exception:  # only an effort before the server goes away
+        pass
+
+
+def _journal(settings):
+    from shotflow.journal import Journal
+
+    return Journal.in_cache(settings.cache_dir)
+
+
+def _short_time(stamp: str | None) -> str:
+    return "" if not stamp else stamp[:19].replace("T", " ")
+
+
+def _row_cost(value) -> str:
+    return "unknown" if value is None else f"${Decimal(str(value)):.2f}"
+
+
+def cmd_ledger(args) -> int:
+    from shotflow.ledger import FIELDS, ledger_rows, totals
+
+    rows = ledger_rows(_journal(get_settings()).records(), since=args.since, storyboard=args.storyboard)
+    if args.json:
+        print(json.dumps([{name: row.get(name) for name in (*FIELDS, "intended_at")} for row in rows], indent=2))
+        return 0
+    if not rows:
+        print("no fal request in the journal" + (" for that selection" if args.since or args.storyboard else ""))
+        return 0
+    print(
+        table(
+            [
+                [
+                    r["shot"] or "",
+                    r["storyboard"] or "(before the ledger)",
+                    r["endpoint"] or "",
+                    r["request_id"] or "(none: uncertain)" if r["state"] in ("uncertain", "intended") else r["request_id"] or "",
+                    r["state"] or "",
+                    _row_cost(r["estimated_cost_usd"]),
+                    _short_time(r["submitted_at"] or r.get("intended_at")),
+                    _short_time(r["finished_at"]),
+                ]
+                for r in rows
+            ],
+            ["shot", "storyboard", "endpoint", "request id", "state", "est. cost", "sent (UTC)", "finished (UTC)"],
+        )
+    )
+    sums = totals(rows)
+    for group, title in (("per_day", "day (UTC)"), ("per_model", "model")):
+        print()
+        print(
+            table(
+                [
+                    [name, b["requests"], f"${Decimal(b['estimated_cost_usd']):.2f}" + (f" + {b['unpriced']} unpriced" if b["unpriced"] else "")]
+                    for name, b in sums[group].items()
+                ],
+                [title, "requests fal may have billed", "estimated cost"],
+            )
+        )
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from shotflow.ledger import _same_file  # one notion of "the same storyboard" (ledger.py)
+
+    targets = list(args.targets)
+    storyboard = args.storyboard
+    if args.all:
+        if len(targets) > 1:
+            raise ShotflowError("cancel --all takes at most one storyboard FILE, not shot ids")
+        storyboard = storyboard or (targets[0] if targets else None)
+        targets = []
+    elif not targets:
+        raise ShotflowError("cancel: name the shots (SHOT...), or --all [FILE]")
+    settings = get_settings()
+    from shotflow.backends import open_backend
+    from tasks.secrets import fal_key
+
+    key = fal_key(settings)
+    with open_backend("fal", settings, key=key) as backend:
+        live = [r for r in backend.journal.records() if r.state == "submitted" and r.request_id]
+        if storyboard is not None:
+            wanted = _same_file(storyboard)
+            live = [r for r in live if r.storyboard and _same_file(r.storyboard) == wanted]
+        chosen = live
+        if targets:
+            chosen = []
+            for shot in targets:
+                mine = [r for r in live if r.shot == shot]
+                if not mine:
+                    print(f"shotflow: shot '{shot}': no request of it is running on fal" + (f" for {storyboard}" if storyboard else ""))
+                elif len(mine) > 1 and storyboard is None:
+                    boards = ", ".join(sorted({r.storyboard or "(unknown storyboard)" for r in mine}))
+                    raise ShotflowError(f"shot '{shot}' has requests running for several storyboards ({boards}): add --storyboard FILE")
+                chosen.extend(mine)
+        if not chosen and not targets:
+            print("shotflow: no paid request is running on fal" + (f" for {storyboard}" if storyboard else ""))
+            return 0
+        still_running = 0
+        for record in chosen:
+            _, verdict = backend.cancel(record.key)
+            what = {
+                "cancelled": "cancelled (fal confirms it ended; a re-run submits it anew)",
+                "finished": "finished before the cancel landed: paid for, and a re-run collects it",
+                "running": "fal still reports it running after the cancel: it may be billed; try again or check fal's dashboard",
+                "not live": "no longer running (nothing to cancel)",
+            }.get(verdict, verdict)
+            print(f"shotflow: shot '{record.shot}' (fal request {record.request_id}): {what}")
+            still_running += verdict == "running"
+    return 1 if still_running else 0
 
 
 def _describe_schedule(s) -> str:
@@ -289,6 +560,15 @@ def usd(text: str) -> Decimal:
     return value
 
 
+def utc_day(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day: write YYYY-MM-DD") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shotflow", description="Storyboard YAML to finished video.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -320,6 +600,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="override one of the storyboard's vars")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ledger", help="every fal request the journal knows, with spend per day and per model")
+    p.add_argument("--json", action="store_true", help="a JSON list, one object per request")
+    p.add_argument("--since", type=utc_day, metavar="DATE", help="requests sent on or after this UTC day (YYYY-MM-DD)")
+    p.add_argument("--storyboard", metavar="FILE", help="requests sent by runs of this storyboard")
+    p.set_defaults(func=cmd_ledger)
+
+    p = sub.add_parser("cancel", help="cancel paid requests still running on fal (checks fal's answer)")
+    p.add_argument("targets", nargs="*", metavar="SHOT", help="shot ids; with --all, an optional storyboard FILE")
+    p.add_argument("--all", action="store_true", help="every request still running on fal (of FILE's runs, if given)")
+    p.add_argument("--storyboard", metavar="FILE", help="only requests sent by runs of this storyboard")
+    p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser("serve", help="serve every scheduled storyboard from this process")
     p.add_argument("--pipelines", default="pipelines", metavar="DIR")

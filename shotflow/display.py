@@ -79,6 +79,12 @@ class ShotDisplay:
                     line += f"  request {request}"
                 print(line, file=self.stream, flush=True)
 
+    def on_fal(self) -> list[tuple[str, str, str]]:
+        """(shot, fal request id, what it was last seen doing) for every shot with a request that
+        is not done: paid, and not yet in the clip store."""
+        with self.lock:
+            return [(shot, request, label) for shot, (label, _, request) in self.state.items() if request and label != "done"]
+
     def _table(self) -> Table:
         done = sum(1 for label, _, _ in self.state.values() if label in ("done",))
         table = Table(title=f"{self.plan.title}: {done}/{len(self.plan.shots)} shots ready", title_justify="left", box=None)

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from shotflow import events
+from shotflow import events, interrupt
 from shotflow.backend import GeneratedClip, ShotEvent
 from shotflow.backends import open_backend
 from shotflow.errors import GenerationError, MediaError
@@ -25,6 +25,8 @@ def retry_transient(task, task_run, state) -> bool:
     already paid for instead of submitting again. (A plain function: Prefect silently ignores a
     partial or a callable object here.)
     """
+    if interrupt.stop_requested():  # Ctrl-C/SIGTERM: nothing is tried again
+        return False
     try:
         state.result()
     except GenerationError as exc:
@@ -69,10 +71,14 @@ def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = Fals
             logger.info(describe(event))
         events.publish(event)
 
+    if interrupt.stop_requested():  # stopped before this shot's turn: send nothing
+        raise interrupt.Interrupted(shot.id)
     settings = get_settings()
     with closing(open_backend(backend, settings, key=fal_key(settings) if backend == "fal" else None)) as source:
-        with limits_for(run_key).slot(shot.model):
+        with limits_for(run_key).slot(shot.model, shot.id):
             with account_slot(settings.concurrency_limit_name) if backend == "fal" else nullcontext():
+                if interrupt.stop_requested():  # stopped while waiting for a turn: send nothing
+                    raise interrupt.Interrupted(shot.id)
                 clip = source.generate(shot, force=force, on_event=on_event)
     events.publish(ShotEvent(shot.id, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
     return clip

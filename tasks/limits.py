@@ -11,6 +11,8 @@ import threading
 from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
+from shotflow import interrupt
+
 _lock = threading.Lock()
 _runs: dict[str, "RunLimits"] = {}
 
@@ -21,10 +23,22 @@ class RunLimits:
         self.per_model = {m: threading.BoundedSemaphore(max(1, n)) for m, n in (per_model or {}).items()}
 
     @contextmanager
-    def slot(self, model: str) -> Iterator[None]:
+    def slot(self, model: str, shot: str = "") -> Iterator[None]:
+        """One request in flight; a shot still waiting for its turn when a stop comes never gets one."""
         per_model = self.per_model.get(model)
-        with self.total, (per_model if per_model is not None else nullcontext()):
+        with _acquired(self.total, shot), (_acquired(per_model, shot) if per_model is not None else nullcontext()):
             yield
+
+
+@contextmanager
+def _acquired(semaphore: threading.BoundedSemaphore, shot: str) -> Iterator[None]:
+    while not semaphore.acquire(timeout=0.5):
+        if interrupt.stop_requested():
+            raise interrupt.Interrupted(shot)
+    try:
+        yield
+    finally:
+        semaphore.release()
 
 
 def open_limits(run_key: str, total: int, per_model: dict[str, int] | None = None) -> RunLimits:
@@ -44,10 +58,12 @@ def close_limits(run_key: str) -> None:
 
 
 def uses_server() -> bool:
-    """True when runs report to a real Prefect server (not the embedded, per-process one)."""
+    """True when runs report to a shared Prefect server (not the embedded one, nor the private one
+    `shotflow run` starts for itself: it holds no account-wide limit)."""
     from prefect.settings import PREFECT_API_URL
 
-    return bool(PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"))
+    url = PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL")
+    return bool(url) and url != os.environ.get("SHOTFLOW_PRIVATE_PREFECT_API")
 
 
 @contextmanager

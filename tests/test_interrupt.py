@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-import pickle
+import fakefal  # first: points fal_client and httpx at the fake server
 
-from shotflow import interrupt
-from shotflow.errors import GenerationError
+import json  # noqa: E402
+import os  # noqa: E402
+import pickle  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+
+from deployments.server import PrefectServer  # noqa: E402
+from shotflow import interrupt  # noqa: E402
+from shotflow.errors import GenerationError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_stop_flag_is_raised_and_cleared():
@@ -27,3 +43,180 @@ def test_interrupted_is_a_permanent_generation_error_that_pickles():
     copy = pickle.loads(pickle.dumps(err))
     assert isinstance(copy, interrupt.Interrupted)
     assert str(copy) == str(err) and copy.transient is False
+
+
+# --- Ctrl-C and SIGTERM on the real CLI's process group ----------------------------------------
+
+N = 4
+BOARD = "version: 1\ntitle: Stop\nshots:\n" + "".join(
+    f"  - {{id: s{i}, prompt: 'stop shot {i}', model: pika, duration: 5}}\n" for i in range(N)
+)
+
+
+def wait_for(what: str, check, timeout: float = 120, interval: float = 0.1, diagnostics=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnostics()}")
+
+
+def journaled_requests(cache: Path) -> dict[str, str]:
+    """shot -> request id of every request the journal knows an id of."""
+    found = {}
+    for path in sorted((cache / "jobs").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("request_id"):
+            found[record["shot"]] = record["request_id"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    log = home / "server.log"
+    srv = PrefectServer(env={"PREFECT_HOME": str(home)}, log=log, api_only=True, start_timeout=300)
+    try:
+        srv.start()
+    except Exception as exc:
+        pytest.fail(f"prefect server did not start: {exc}\n{log.read_text(errors='replace')[-3000:]}")
+    yield srv
+    srv.stop()
+
+
+class Run:
+    """`shotflow run` in its own session, as a terminal would have it (the signal goes to the group)."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], *extra: str):
+        board = tmp_path / "stop.yaml"
+        board.write_text(BOARD)
+        self.out, self.err = tmp_path / f"stdout-{time.monotonic_ns()}", tmp_path / f"stderr-{time.monotonic_ns()}"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shotflow.cli", "run", str(board), "--out", str(tmp_path / "stop.mp4"), *extra],
+                cwd=ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+
+    def signal(self, sig) -> None:
+        os.killpg(self.proc.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"shotflow run did not exit within {timeout:.0f} s\n{self.output()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+
+
+def run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = fakefal.product_env(tmp_path / "cache")
+    env.pop("PREFECT_API_URL", None)
+    return env | {"SHOTFLOW_FAL_POLL_INTERVAL": "0.1", **extra}
+
+
+def flow_runs(server) -> list[dict]:
+    r = httpx.post(f"{server.api_url}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_ASC"}, timeout=30)
+    r.raise_for_status()
+    return r.json()
+
+
+def test_ctrl_c_stops_paying_ends_cancelled_and_a_rerun_pays_nothing_new(fake_fal, tmp_path, server):
+    cache = tmp_path / "cache"
+    env = run_env(tmp_path, PREFECT_API_URL=server.api_url, PREFECT_HOME=str(tmp_path / "client-home"))
+    fake_fal.hold()  # jobs stay in progress: the Ctrl-C lands while two are paid and running
+    first = Run(tmp_path, env, "--concurrency", "2")
+    try:
+        wait_for("two journaled submits", lambda: len(journaled_requests(cache)) == 2, diagnostics=first.output)
+        assert fake_fal.count("submit") == 2
+        accepted = journaled_requests(cache)
+        first.signal(signal.SIGINT)
+        t0 = time.monotonic()
+        code = first.wait(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        first.kill()
+    text = first.output()
+    assert code == 130, text
+    assert took < 8, f"exited {took:.1f} s after Ctrl-C\n{text}"
+    assert "Traceback" not in text
+    assert "a re-run collects them without paying again" in text
+    for shot, request in accepted.items():
+        assert f"'{shot}' (fal request {request}" in text, text
+    assert fake_fal.count("submit") == 2, "a shot was submitted after Ctrl-C"
+    assert journaled_requests(cache) == accepted  # still journaled, still re-attachable
+
+    (run,) = flow_runs(server)
+    assert run["state"]["type"] == "CANCELLED", run["state"]
+    assert "re-run collects them without paying again" in run["state"]["message"]
+
+    fake_fal.release()
+    second = Run(tmp_path, env, "--concurrency", "2")
+    try:
+        code = second.wait(timeout=240)
+    finally:
+        second.kill()
+    assert code == 0, second.output()
+    assert fake_fal.count("submit") == N  # the two accepted ones re-attached, the two others sent once
+    assert set(fake_fal.billed.values()) == {1}, fake_fal.billed
+    assert [r["state"]["type"] for r in flow_runs(server)] == ["CANCELLED", "COMPLETED"]
+
+
+def test_a_second_ctrl_c_exits_at_once(fake_fal, tmp_path, server):
+    cache = tmp_path / "cache"
+    env = run_env(tmp_path, PREFECT_API_URL=server.api_url, PREFECT_HOME=str(tmp_path / "client-home"))
+    fake_fal.hold()
+    run = Run(tmp_path, env, "--concurrency", "1")
+    try:
+        wait_for("a journaled submit", lambda: len(journaled_requests(cache)) == 1, diagnostics=run.output)
+        run.signal(signal.SIGINT)
+        time.sleep(0.3)
+        run.signal(signal.SIGINT)
+        t0 = time.monotonic()
+        code = run.wait(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        run.kill()
+        fake_fal.release()
+    assert code == 130 and took < 2, f"{code} after {took:.1f} s\n{run.output()}"
+    assert "Traceback" not in run.output()
+    assert fake_fal.count("submit") == 1
+
+
+def test_sigterm_stops_a_run_on_its_private_prefect_server_and_stops_that_server(fake_fal, tmp_path):
+    cache = tmp_path / "cache"
+    env = run_env(tmp_path, PREFECT_HOME=str(tmp_path / "prefect-home"))
+    fake_fal.hold()
+    run = Run(tmp_path, env, "--concurrency", "2")
+    try:
+        wait_for("two journaled submits", lambda: len(journaled_requests(cache)) == 2, timeout=240, diagnostics=run.output)
+        ready = re.search(r"Prefect ready at (http://127\.0\.0\.1:\d+/api)", run.output())
+        assert ready, run.output()
+        run.signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        code = run.wait(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        run.kill()
+        fake_fal.release()
+    text = run.output()
+    assert code == 130 and took < 8, f"{code} after {took:.1f} s\n{text}"
+    assert "Traceback" not in text and "a re-run collects them without paying again" in text
+    assert fake_fal.count("submit") == 2
+    with pytest.raises(httpx.HTTPError):  # the private server is gone with the run
+        httpx.get(f"{ready.group(1)}/health", timeout=2)
