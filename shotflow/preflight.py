@@ -11,7 +11,10 @@ generated, so a run that cannot finish stops while it has cost nothing. It check
 - vars whose values end up in paths: no path separator, `..`, leading `/` or `~`, or NUL, so a
   value given by someone else (a deployment parameter, a UI run) cannot climb out of the
   output's folder;
-- the fal key, when the fal backend will run: present and of the shape `KEY_ID:KEY_SECRET`.
+- when the fal backend will run: the key is present and of the shape `KEY_ID:KEY_SECRET`, and,
+  when `SHOTFLOW_DAILY_BUDGET` is set, the clips the run may pay for fit in what is left of
+  today's budget (the check before each submit still holds the line; this one stops a run before
+  it has paid for half of its shots).
 
 Every problem is collected and reported at once, each naming the resolved path it concerns.
 This module imports no Prefect.
@@ -21,10 +24,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
-from shotflow.errors import KeyShapeError, Problem, StoryboardError
+from shotflow.errors import KeyShapeError, Problem, ShotflowError, StoryboardError
 from shotflow.falkey import clean_key
 from shotflow.plan import PathVar, Plan
 from shotflow.settings import Settings, get_settings
@@ -52,12 +57,14 @@ def preflight(
     key: str | None = None,
     settings: Settings | None = None,
     cwd: str | Path | None = None,
+    force: Collection[str] = (),
 ) -> Path:
     """Check that `plan` can finish before anything is paid; the resolved output path.
 
     `backend` is the backend that will run ("fal" checks the key: `key` if given, else FAL_KEY
-    from the settings). Outputs resolve against `cwd` (default: the working directory), inputs
-    were resolved against the storyboard's folder by the plan. PreflightError lists every problem."""
+    from the settings; and the daily budget, `force` naming the shots bought again). Outputs
+    resolve against `cwd` (default: the working directory), inputs were resolved against the
+    storyboard's folder by the plan. PreflightError lists every problem."""
     settings = settings or get_settings()
     base = Path(cwd) if cwd is not None else Path.cwd()
     problems: list[Check] = []
@@ -74,6 +81,7 @@ def preflight(
         problems += input_problems(plan)
     if backend == "fal":
         problems += key_problems(key, settings)
+        problems += budget_problems(plan, settings, force)
     if problems:
         raise PreflightError(problems)
     return output
@@ -255,4 +263,68 @@ def key_problems(key: str | None, settings: Settings) -> list[Check]:
         clean_key(key)
     except KeyShapeError as exc:
         return [Check("", None, str(exc))]
+    return []
+
+
+# --- the daily budget -----------------------------------------------------------------------
+
+# journal states from which a run submits again without --force: anything else is collected,
+# re-attached or stopped (uncertain, lost, quarantined, a permanent refusal) without paying
+_SUBMITS_AGAIN = ("refused", "failed")
+
+
+def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ()) -> list[Check]:
+    """With SHOTFLOW_DAILY_BUDGET set: what the run may pay for on fal fits in what is left today."""
+    budget = settings.daily_budget
+    if budget is None:
+        return []
+    from shotflow.clipstore import ClipStore
+    from shotflow.journal import Journal
+    from shotflow.ledger import spent_on_day, today
+
+    cache = Path(settings.cache_dir).expanduser()
+    store, journal = ClipStore(cache), Journal.in_cache(cache)
+    paying, unpriced, to_pay = [], [], Decimal(0)
+    for shot in plan.shots:
+        key = ClipStore.key("fal", shot)
+        if shot.id not in force:
+            if store.path(key).is_file():
+                continue
+            try:
+                record = journal.read(key)
+            except ShotflowError:  # an unreadable record: the backend reports it, without paying
+                continue
+            if record is not None and (record.state not in _SUBMITS_AGAIN or record.permanent):
+                continue
+        paying.append(shot.id)
+        if shot.cost is None:
+            unpriced.append(shot.id)
+        else:
+            to_pay += shot.cost
+    if not paying:
+        return []
+    where = "SHOTFLOW_DAILY_BUDGET"
+    if unpriced:
+        return [
+            Check(
+                where,
+                None,
+                f"no known price for shot(s) {', '.join(unpriced)}, so the run cannot be held to the daily budget "
+                f"of ${budget:.2f}: nothing was sent",
+            )
+        ]
+    try:
+        spent, _ = spent_on_day(journal.records(), today())
+    except ShotflowError as exc:
+        return [Check(where, None, f"today's spend cannot be read from the journal ({exc})")]
+    if spent + to_pay > budget:
+        return [
+            Check(
+                where,
+                None,
+                f"the run may pay ${to_pay:.2f} for {len(paying)} new clip(s) ({', '.join(paying)}); today's estimated "
+                f"spend (UTC) is ${spent:.2f}, so it would pass the daily budget of ${budget:.2f} "
+                "(see `shotflow ledger`): nothing was sent",
+            )
+        ]
     return []

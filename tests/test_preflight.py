@@ -388,3 +388,59 @@ def test_the_flow_refuses_before_submitting_anything(work, fake_fal, monkeypatch
     assert msgs[0].startswith(f"{run_dir / 'v.txt'}: shotflow writes {WRITTEN} videos")
     assert msgs[1].startswith(f"{boards / 'notes.mp3'}: output.audio.path: not a readable audio file")
     assert sum(fake_fal.submits.values()) == 0 and fake_fal.count("submit") == 0
+
+
+# --- the daily budget ---------------------------------------------------------------------
+
+
+def spent_today(cache: Path, usd: str) -> None:
+    from shotflow.journal import Journal, JobRecord, now
+
+    journal = Journal.in_cache(cache)
+    stamp = now()
+    journal.write(
+        JobRecord(key="other", shot="x", endpoint="fal-ai/veo3", body_hash="h", state="downloaded", request_id="r1",
+                  submitted_at=stamp, finished_at=stamp, estimated_cost_usd=usd)
+    )
+
+
+def test_a_run_that_would_pass_the_daily_budget_stops_before_paying(work, clip_store, monkeypatch):
+    boards, run_dir = work
+    monkeypatch.setenv("FAL_KEY", KEY)
+    monkeypatch.setenv("SHOTFLOW_DAILY_BUDGET", "5")
+    spent_today(clip_store, "4.00")
+    plan = plan_of(boards)  # one kling shot of 5 s: $1.40
+    (msg,) = check(plan, run_dir, backend="fal")
+    assert msg == (
+        "SHOTFLOW_DAILY_BUDGET: the run may pay $1.40 for 1 new clip(s) (a); today's estimated spend (UTC) is $4.00, "
+        "so it would pass the daily budget of $5.00 (see `shotflow ledger`): nothing was sent"
+    )
+    preflight(plan, cwd=run_dir, settings=Settings(_env_file=None), backend="preview")  # a preview pays nothing
+
+    monkeypatch.setenv("SHOTFLOW_DAILY_BUDGET", "5.40")
+    preflight(plan, cwd=run_dir, settings=Settings(_env_file=None), backend="fal")
+
+
+def test_clips_in_the_store_cost_nothing_but_a_forced_shot_does(work, clip_store, monkeypatch):
+    from shotflow.clipstore import ClipStore
+
+    boards, run_dir = work
+    monkeypatch.setenv("FAL_KEY", KEY)
+    monkeypatch.setenv("SHOTFLOW_DAILY_BUDGET", "1")
+    plan = plan_of(boards)
+    store = ClipStore(clip_store)
+    store.path(ClipStore.key("fal", plan.shots[0])).write_bytes(b"stored")
+    preflight(plan, cwd=run_dir, settings=Settings(_env_file=None), backend="fal")
+    (msg,) = check(plan, run_dir, backend="fal", force=["a"])
+    assert "may pay $1.40 for 1 new clip(s) (a)" in msg
+
+
+def test_an_unpriced_shot_cannot_be_held_to_a_daily_budget(work, monkeypatch):
+    boards, run_dir = work
+    monkeypatch.setenv("FAL_KEY", KEY)
+    monkeypatch.setenv("SHOTFLOW_DAILY_BUDGET", "100")
+    sb = boards / "sb.yaml"
+    plan_of(boards)
+    sb.write_text(sb.read_text().replace("model: kling", "model: veo2"))
+    (msg,) = check(load_plan(sb), run_dir, backend="fal")
+    assert msg.startswith("SHOTFLOW_DAILY_BUDGET: no known price for shot(s) a, so the run cannot be held to the daily budget of $100.00")
