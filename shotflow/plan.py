@@ -26,11 +26,11 @@ from shotflow.errors import BudgetError, Problem, ShotflowError, StoryboardError
 from shotflow.storyboard import (
     Shot,
     Storyboard,
-    _problems_from,
     duplicate_ids,
     parse_storyboard,
     read_storyboard,
     storyboard_from_text,
+    validation_problems,
 )
 from shotflow.templating import fill, malformed, placeholders, run_vars
 from shotflow.yamlsource import Located
@@ -373,7 +373,7 @@ def fill_placeholders(
         filled = Storyboard.model_validate(data)
     except ValidationError as exc:
         if not problems:  # what filling broke, said per field (an empty var is already named above)
-            problems.extend(_problems_from(exc, located, file))
+            problems.extend(validation_problems(exc, located, file))
         filled = board
     return filled, values, problems
 

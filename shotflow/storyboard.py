@@ -216,7 +216,7 @@ def number_problems(located: Located, file: str) -> list[Problem]:
     return problems
 
 
-def _problems_from(exc: ValidationError, located: Located, file: str, skip: frozenset = frozenset()) -> list[Problem]:
+def validation_problems(exc: ValidationError, located: Located, file: str, skip: frozenset = frozenset()) -> list[Problem]:
     """One Problem per pydantic error, skipping paths in `skip` (already reported otherwise)."""
     problems = []
     for err in exc.errors():
@@ -268,7 +268,7 @@ def parse_storyboard(located: Located, file: str) -> Storyboard:
     except ValidationError as exc:
         # a NaN or a huge number is said once, by number_problems, with its bound
         reported = frozenset(_bad_number_paths(located.data))
-        problems = numbers + _problems_from(exc, located, file, reported) + duplicate_ids(located, file)
+        problems = numbers + validation_problems(exc, located, file, reported) + duplicate_ids(located, file)
         problems.sort(key=lambda p: p.line or 0)
         raise StoryboardError(problems) from None
     if numbers:
