@@ -34,7 +34,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import av
 import ffmpeg as ff
@@ -75,9 +75,11 @@ def _video_args(out: OutputSpec) -> dict:
 
 AUDIO_ARGS = {"c:a": "aac", "b:a": AUDIO_BITRATE, "ar": AUDIO_RATE, "ac": 2}
 
-# VP9 for .webm. libvpx's "good" deadline took 70 s for 22 s of 720p on 2 cores; "realtime" at
-# cpu-used 8 with row and tile threads takes 7-9 s (about x264 veryfast's CPU), at the same size
-# as the H.264 at crf 20. No lag frames in realtime: one packet per frame.
+# VP9 for .webm, measured on 22.5 s of 720p on 2 busy cores: `-deadline good` took 70 s;
+# realtime at cpu-used 8 with row and tile threads 7-9 s wall, ~10 s CPU (x264 veryfast's
+# normalisation of the same: 5.6 s), at about the size of the recipe's H.264 (crf 20), one
+# ffmpeg process and ~230 MB whatever the length. The join checks the packet count as for mp4
+# (WebM holds one packet per shown frame).
 VP9 = {
     "c:v": "libvpx-vp9",
     "deadline": "realtime",
@@ -91,6 +93,10 @@ VP9 = {
 OPUS_ARGS = {"c:a": "libopus", "b:a": "160k", "ar": AUDIO_RATE, "ac": 2}
 
 
+def _vp9_args(out: OutputSpec) -> dict:
+    return {**VP9, "g": GOP_SECONDS * out.fps}
+
+
 @dataclass(frozen=True)
 class OutputFormat:
     """How the final video is written for one file extension."""
@@ -101,25 +107,21 @@ class OutputFormat:
     audio_codec: str
     # True: the normalised clips (H.264) are joined by stream copy; False: the join re-encodes
     copies_video: bool
+    video_args: Callable[[OutputSpec], dict]  # the encoder when the join re-encodes the video
     audio_args: dict
     audio_suffix: str  # a soundtrack encoded ahead of the final pass is kept in this container
-
-    def video_args(self, out: OutputSpec) -> dict:
-        if self.video_codec == "h264":
-            return _video_args(out)
-        return {**VP9, "g": GOP_SECONDS * out.fps}
 
     def muxer_args(self) -> dict:
         return {"movflags": "+faststart"} if self.muxer in ("mp4", "mov") else {}
 
 
-H264_AAC = {"video_codec": "h264", "audio_codec": "aac", "copies_video": True, "audio_args": AUDIO_ARGS, "audio_suffix": ".m4a"}
+H264_AAC = {"video_codec": "h264", "audio_codec": "aac", "copies_video": True, "video_args": _video_args, "audio_args": AUDIO_ARGS, "audio_suffix": ".m4a"}
 # what the assembly writes, by extension: the preflight refuses any other before a shot is paid
 OUTPUT_FORMATS: dict[str, OutputFormat] = {
     ".mp4": OutputFormat("mp4", "MP4 (H.264 + AAC)", **H264_AAC),
     ".mov": OutputFormat("mov", "QuickTime (H.264 + AAC)", **H264_AAC),
     # the clips are normalised to H.264 (one recipe for every output); a webm join re-encodes them
-    ".webm": OutputFormat("webm", "WebM (VP9 + Opus)", "vp9", "opus", False, OPUS_ARGS, ".webm"),
+    ".webm": OutputFormat("webm", "WebM (VP9 + Opus)", "vp9", "opus", False, _vp9_args, OPUS_ARGS, ".webm"),
 }
 
 
