@@ -229,11 +229,12 @@ def test_a_clock_jump_mid_run_neither_cancels_nor_resubmits(fake_fal, cache, mon
         if event.kind == "running" and not jumped.is_set():
             monkeypatch.setattr(job_module, "utc_now", lambda: real() + jump)  # NTP, a laptop waking up
             jumped.set()
+            # 404s are judged by the request's age: after the jump they must still read as young
+            fake_fal.fault("status", 404, times=2)
             fake_fal.release()
 
-    fake_fal.fault("status", 404, times=2)  # 404s judged by age: the jump must not make it "old"
     clip = make_backend(cache).generate(shot, on_event=events)
-    assert jumped.is_set() and clip.path.is_file()
+    assert jumped.is_set() and clip.path.is_file() and fake_fal.faults[0].hits == 2
     assert fake_fal.count("cancel") == 0 and fake_fal.submits == {shot.body_hash: 1}
 
 

@@ -81,6 +81,7 @@ class FalBackend:
             key = self.settings.fal_key.get_secret_value()
         if not key or not key.strip():
             raise MissingKeyError(NO_KEY)
+        key = key.strip()  # a pasted key's trailing newline would be refused by httpx (and shown)
         if start_timeout is not None and start_timeout <= 1:
             raise ValueError("start_timeout must be more than 1 second (fal's minimum)")
         self.scrub = Scrubber(key)

@@ -124,8 +124,13 @@ def send_submit(
         try:
             client = http_client(fal)
             response = client.post(url, json=body, headers=headers, timeout=fal.default_timeout)
-        except NOT_SENT_LOCAL as exc:
-            return Refused(f"the submit could not be sent ({_describe(exc, scrub)}); nothing left this machine", permanent=True)
+        except (*NOT_SENT_LOCAL, UnicodeEncodeError) as exc:  # e.g. a header httpx refuses to encode
+            # its text may quote the refused header (the key, escaped past any scrubbing): never shown
+            return Refused(
+                f"the submit could not be sent ({type(exc).__name__}: a request httpx refuses to send, e.g. a key "
+                "with a line break or a non-ASCII character in it; check FAL_KEY); nothing left this machine",
+                permanent=True,
+            )
         except NOT_SENT_NETWORK as exc:
             return Refused(f"could not reach fal ({_describe(exc, scrub)}); nothing was sent", permanent=False)
         except httpx.HTTPError as exc:
