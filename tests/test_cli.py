@@ -172,3 +172,93 @@ def test_a_failed_run_says_why_in_one_place_without_a_traceback(tmp_path, fake_f
     assert "1 of 2 shots failed" in r.stderr and "shot 'two'" in r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert not (tmp_path / "f.mp4").exists()
+
+
+def write_record(cache: Path, key: str, **fields) -> None:
+    record = {"key": key, "shot": "s", "endpoint": "fal-ai/pika/v2.2/text-to-video", "body_hash": key, "schema": 2, **fields}
+    (cache / "jobs").mkdir(parents=True, exist_ok=True)
+    (cache / "jobs" / f"{key}.json").write_text(json.dumps(record))
+
+
+def test_ledger_lists_every_request_with_totals_and_as_json(clip_store, tmp_path):
+    board = tmp_path / "board.yaml"
+    board.write_text(SMALL)
+    write_record(
+        clip_store, "k1", shot="one", state="downloaded", request_id="req-1", storyboard=str(board), estimated_cost_usd="0.40",
+        submitted_at="2026-11-30T10:00:00+00:00", finished_at="2026-11-30T10:01:00+00:00",
+        previous=[{"request_id": "req-0", "state": "lost", "shot": "one", "storyboard": str(board), "estimated_cost_usd": "0.40",
+                   "endpoint": "fal-ai/pika/v2.2/text-to-video", "submitted_at": "2026-11-29T09:00:00+00:00", "finished_at": None}],
+    )
+    write_record(clip_store, "k2", shot="two", state="uncertain", intended_at="2026-12-01T08:00:00+00:00", storyboard=str(board), estimated_cost_usd="0.50")
+    write_record(clip_store, "k3", shot="old", state="downloaded", request_id="req-3", submitted_at="2026-12-01T07:00:00+00:00")  # before the ledger
+
+    r = shotflow("ledger", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [(x["shot"], x["request_id"], x["state"]) for x in rows] == [
+        ("one", "req-0", "lost"), ("one", "req-1", "downloaded"), ("old", "req-3", "downloaded"), ("two", None, "uncertain"),
+    ]
+    for field in ("shot", "storyboard", "endpoint", "request_id", "state", "estimated_cost_usd", "submitted_at", "finished_at"):
+        assert all(field in x for x in rows)
+    old = next(x for x in rows if x["shot"] == "old")
+    assert old["storyboard"] is None and old["estimated_cost_usd"] is None
+
+    r = shotflow("ledger", "--json", "--since", "2026-12-01")
+    assert [x["shot"] for x in json.loads(r.stdout)] == ["old", "two"]
+    r = shotflow("ledger", "--json", "--storyboard", str(board))
+    assert {x["shot"] for x in json.loads(r.stdout)} == {"one", "two"}
+
+    r = shotflow("ledger")
+    assert r.returncode == 0, r.stderr
+    assert "req-1" in r.stdout and "(none: uncertain)" in r.stdout and "(before the ledger)" in r.stdout
+    assert "2026-11-30" in r.stdout and "$0.40" in r.stdout
+    assert "fal-ai/pika/v2.2/text-to-video  4" in r.stdout  # per model: every request fal may have billed
+    r = shotflow("ledger", "--since", "yesterday")
+    assert r.returncode == 2 and "write YYYY-MM-DD" in r.stderr
+
+
+def test_cancel_cancels_a_running_request_and_checks_fals_answer(fake_fal, clip_store, tmp_path):
+    from fakefal import product_env
+    from shotflow.plan import plan_from_text
+
+    board = tmp_path / "small.yaml"
+    board.write_text(SMALL)
+    plan = plan_from_text(SMALL, str(board))
+    fake_fal.hold()
+    import fal_client
+
+    shot = plan.shot("one")
+    handle = fal_client.SyncClient(key=__import__("fakefal").KEY).submit(shot.endpoint, arguments={"prompt": "a red door"})
+    write_record(
+        clip_store, "k1", shot="one", state="submitted", request_id=handle.request_id, storyboard=str(board),
+        endpoint=shot.endpoint, status_url=handle.status_url, response_url=handle.response_url, cancel_url=handle.cancel_url,
+        submitted_at="2026-12-01T08:00:00+00:00",
+    )
+    env = product_env(clip_store) | {"SHOTFLOW_FAL_POLL_INTERVAL": "0.1"}
+    r = subprocess.run([sys.executable, "-m", "shotflow.cli", "cancel", "three"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0 and "shot 'three': no request of it is running on fal" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "shotflow.cli", "cancel", "--all", str(board)], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"shot 'one' (fal request {handle.request_id}): cancelled" in r.stdout
+    assert fake_fal.cancels() == [handle.request_id]
+    assert json.loads((clip_store / "jobs" / "k1.json").read_text())["state"] == "failed"
+    r = subprocess.run([sys.executable, "-m", "shotflow.cli", "cancel", "--all"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0 and "no paid request is running on fal" in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_run_with_a_stale_prefect_api_url_says_what_to_do_in_two_lines(tmp_path):
+    from deployments.server import free_port
+
+    sb = tmp_path / "small.yaml"
+    sb.write_text(SMALL)
+    url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    env = {**__import__("os").environ, "PREFECT_API_URL": url}
+    r = subprocess.run(
+        [sys.executable, "-m", "shotflow.cli", "run", str(sb), "--out", str(tmp_path / "s.mp4")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.startswith(f"shotflow: PREFECT_API_URL is {url}, but no Prefect server answers there")
+    assert "unset PREFECT_API_URL" in r.stderr and len(r.stderr.strip().splitlines()) == 2
+    assert "Traceback" not in r.stderr
