@@ -456,6 +456,25 @@ def cmd_cancel(args) -> int:
     return 1 if still_running else 0
 
 
+def cmd_accept(args) -> int:
+    from shotflow.clipstore import ClipStore
+    from shotflow.generation.fal.backend import accept_clip
+
+    plan = load_plan(args.file, vars=parse_vars(args.var))
+    shot = plan.shot(args.shot)
+    settings = get_settings()
+    store = ClipStore(settings.cache_dir)
+    key = ClipStore.key("fal", shot)
+    journal = _journal(settings)
+    before = journal.read(key)
+    record = accept_clip(journal, store, key, args.clip)
+    what = f"your file {args.clip}" if args.clip else "the clip kept aside"
+    reason = f" (it had been kept aside because: {before.quarantine_reason})" if before and before.quarantine_reason else ""
+    print(f"shotflow: shot '{shot.id}': {what} is now its clip{reason}; fal request {record.request_id} is {record.state}")
+    print(f"shotflow: the next `shotflow run {args.file}` uses it without paying")
+    return 0
+
+
 def _describe_schedule(s) -> str:
     sch = s.board.schedule
     return f"{sch.cron or (f'every {sch.interval} s' if sch.interval else sch.rrule)} ({sch.timezone})"
@@ -612,6 +631,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every request still running on fal (of FILE's runs, if given)")
     p.add_argument("--storyboard", metavar="FILE", help="only requests sent by runs of this storyboard")
     p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("accept", help="use a paid clip that was kept aside (quarantined) as the shot's clip")
+    p.add_argument("shot", metavar="SHOT")
+    p.add_argument("file", metavar="FILE", help="the storyboard the shot belongs to")
+    p.add_argument("--clip", metavar="PATH", help="use this video file instead of the copy kept aside")
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="the vars of the run that paid for it")
+    p.set_defaults(func=cmd_accept)
 
     p = sub.add_parser("serve", help="serve every scheduled storyboard from this process")
     p.add_argument("--pipelines", default="pipelines", metavar="DIR")

@@ -262,3 +262,30 @@ def test_run_with_a_stale_prefect_api_url_says_what_to_do_in_two_lines(tmp_path)
     assert r.stderr.startswith(f"shotflow: PREFECT_API_URL is {url}, but no Prefect server answers there")
     assert "unset PREFECT_API_URL" in r.stderr and len(r.stderr.strip().splitlines()) == 2
     assert "Traceback" not in r.stderr
+
+
+def test_accept_takes_the_clip_kept_aside_into_the_store(fake_fal, clip_store, tmp_path):
+    from shotflow.clipstore import ClipStore
+    from shotflow.plan import load_plan
+
+    board = tmp_path / "small.yaml"
+    board.write_text(SMALL)
+    shot = load_plan(str(board)).shot("one")
+    store = ClipStore(clip_store)
+    key = ClipStore.key("fal", shot)
+    staged = clip_store / "staged.mp4"
+    staged.write_bytes(fake_fal.clip(2).read_bytes())  # paid for 5 s, fal sent 2 s
+    kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
+    write_record(
+        clip_store, key, shot="one", state="quarantined", request_id="req-q", endpoint=shot.endpoint, body_hash=shot.body_hash,
+        quarantine_path=str(kept), quarantine_reason="lasts 2.00 s, expected 5 s", submitted_at="2026-12-01T08:00:00+00:00",
+    )
+    r = shotflow("accept", "one", str(board))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "shot 'one': the clip kept aside is now its clip (it had been kept aside because: lasts 2.00 s, expected 5 s)" in r.stdout
+    assert json.loads((clip_store / "jobs" / f"{key}.json").read_text())["state"] == "downloaded"
+    assert store.find(key) is not None and not kept.exists()
+    r = shotflow("accept", "one", str(board))
+    assert r.returncode == 1 and "nothing quarantined to accept (its request is downloaded)" in r.stderr
+    r = shotflow("accept", "three", str(board))
+    assert r.returncode == 1 and "no shot 'three'" in r.stderr and "Traceback" not in r.stderr
