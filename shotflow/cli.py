@@ -21,7 +21,7 @@ from shotflow import events, interrupt
 from shotflow.backends import choose_backend
 from shotflow.catalog import MODELS, find_model
 from shotflow.display import ShotDisplay
-from shotflow.errors import ShotflowError, StoryboardError
+from shotflow.errors import MissingKeyError, ShotflowError, StoryboardError
 from shotflow.plan import Plan, check_budget, load_plan
 from shotflow.settings import get_settings
 from shotflow.storyboard import json_schema
@@ -423,6 +423,8 @@ def cmd_cancel(args) -> int:
     from tasks.secrets import fal_key
 
     key = fal_key(settings)
+    if not key:
+        raise MissingKeyError("cancelling a request needs the fal key that paid for it: set FAL_KEY")
     with open_backend("fal", settings, key=key) as backend:
         live = [r for r in backend.journal.records() if r.state == "submitted" and r.request_id]
         if storyboard is not None:

@@ -234,6 +234,8 @@ def test_cancel_cancels_a_running_request_and_checks_fals_answer(fake_fal, clip_
         endpoint=shot.endpoint, status_url=handle.status_url, response_url=handle.response_url, cancel_url=handle.cancel_url,
         submitted_at="2026-12-01T08:00:00+00:00",
     )
+    r = shotflow("cancel", "--all")  # no key: nothing can be cancelled
+    assert r.returncode == 1 and "needs the fal key that paid for it: set FAL_KEY" in r.stderr
     env = product_env(clip_store) | {"SHOTFLOW_FAL_POLL_INTERVAL": "0.1"}
     r = subprocess.run([sys.executable, "-m", "shotflow.cli", "cancel", "three"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0 and "shot 'three': no request of it is running on fal" in r.stdout, r.stdout + r.stderr
