@@ -256,10 +256,6 @@ class Journal:
 
     lock = submit_lock
 
-    def holds_lock(self, key: str) -> bool:
-        """Whether this thread holds the lock of `key`."""
-        return (str(self.root.resolve()), key) in _HELD.__dict__.get("keys", set())
-
     @contextmanager
     def _locked(self, key: str, *, timeout: float, poll: float = 0.02) -> Iterator[None]:
         """The flock on `<key>.lock`; a thread that already holds it just goes on."""

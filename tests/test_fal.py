@@ -629,6 +629,17 @@ def test_force_pays_for_one_new_clip_per_token_even_when_the_forced_attempt_is_r
     assert fake_fal.submits == {shot.body_hash: 3}
 
 
+def test_a_forced_attempt_keeps_its_token_through_a_refusal_and_a_failed_download(fake_fal, cache):
+    shot = a_shot()
+    make_backend(cache).generate(shot)
+    fake_fal.fault("submit", 429, times=2)  # the forced attempt is refused (nothing billed) ...
+    fake_fal.fault("media", 403, times=1)  # ... its retry is accepted, but the media fails once
+    backend = make_backend(cache, retries=1, download_attempts=1)
+    clip = generate_retrying_forced(backend, shot, "run-5")  # each retry passes the same token
+    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 2} and fake_fal.billed == {shot.body_hash: 2}
+    assert Journal(cache / "jobs").read(clip.key).force_token == "run-5"
+
+
 # --- refusals: fast, clear, not paid for twice -------------------------------------------------
 
 

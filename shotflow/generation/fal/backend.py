@@ -27,6 +27,7 @@ The fal key goes to `fal_client.SyncClient(key=...)` only, and is scrubbed (ever
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -143,7 +144,10 @@ class FalBackend:
                     raise self._blocked(shot, record)
                 if forced and record is not None:
                     emit(ShotEvent(shot.id, "retrying", f"forced: submitting again, paying again ({price(shot.cost)})"))
-                return self._submit_locked(shot, key, record, force if forced else None, emit)
+                # the token stays on every submit of the forced attempt and its retries (a retry after a
+                # refusal that billed nothing submits again, still as that forced attempt)
+                carried = force is not None and record is not None and record.force_token == force
+                return self._submit_locked(shot, key, record, force if forced or carried else None, emit)
         except LockTimeout as exc:
             raise GenerationError(shot.id, str(exc), transient=True) from None
 
@@ -253,6 +257,9 @@ class FalBackend:
         )
 
     def _budget(self):
+        """The daily-budget lock (a check and the intent it allows are one step), if a budget is set."""
+        if self.settings.daily_budget is None:
+            return nullcontext()
         from shotflow.ledger import budget_lock
 
         return budget_lock(self.journal, timeout=self.lock_timeout)

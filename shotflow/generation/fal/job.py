@@ -216,11 +216,8 @@ class Job:
         )
         if current is None:
             return False
-        moved = current.state == changes.get("state", current.state) and all(
-            getattr(current, k) == v for k, v in changes.items() if k not in ("submitted_at", "completed_at", "downloaded_at", "finished_at")
-        )
         self.record = current
-        return moved
+        return current.state == changes.get("state", current.state) and current.request_id == changes.get("request_id", current.request_id)
 
     # --- collecting: wait, result, download ----------------------------------------------------
 
