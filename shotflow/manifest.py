@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -26,6 +25,7 @@ from typing import Any, Iterable, Mapping
 from shotflow.backend import GeneratedClip
 from shotflow.errors import ShotflowError
 from shotflow.plan import Plan
+from shotflow.store.atomic import write_text_atomic
 
 # 2: a preview's costs are named as what fal would charge, and `spent` says whether money went out
 VERSION = 2
@@ -103,11 +103,8 @@ def write_manifest(
         "shots": shots,
         **(extra or {}),
     }
-    path = sidecar(video, "manifest.json")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    # a manifest is for sharing, like the video beside it: readable by others (0o644)
+    return write_text_atomic(sidecar(video, "manifest.json"), json.dumps(manifest, indent=2) + "\n", mode=0o644)
 
 
 # --- money ----------------------------------------------------------------------------------

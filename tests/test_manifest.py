@@ -139,7 +139,10 @@ def test_a_version_1_fal_manifest_is_read_in_the_current_shape(tmp_path):
 
 def test_the_current_version_reads_back_as_written(tmp_path, video):
     manifest = written(tmp_path, video, "fal")
-    assert read_manifest(video.with_name("film.manifest.json")) == manifest
+    path = video.with_name("film.manifest.json")
+    assert read_manifest(path) == manifest
+    assert path.stat().st_mode & 0o777 == 0o644  # shared like the video
+    assert sorted(p.name for p in video.parent.iterdir()) == ["film.manifest.json", "film.mp4"]  # no temporary file left
 
 
 @pytest.mark.parametrize(
