@@ -741,6 +741,7 @@ def test_concurrent_generations_of_the_same_clip_submit_once(fake_fal, cache):
         clips = list(pool.map(lambda _: make_backend(cache).generate(shot), range(4)))
     assert len({c.path for c in clips}) == 1 and len({c.request_id for c in clips}) == 1
     assert fake_fal.submits == {shot.body_hash: 1}
+    assert fake_fal.count("media") == 1  # downloaded once, under the clip's lock, by whoever got there first
 
 
 DRIVER = textwrap.dedent(
@@ -862,6 +863,7 @@ def test_two_runs_of_the_same_storyboard_at_once_submit_each_shot_once(fake_fal,
     assert fake_fal.submits == {s.body_hash: 1 for s in plan.shots}
     ids = [{d["done"]: d["request_id"] for d in s if "done" in d} for s in seen]
     assert ids[0] == ids[1] and len(ids[0]) == N
+    assert fake_fal.count("media") == N  # each clip downloaded by one of the two runs only
 
 
 # --- the key stays secret ----------------------------------------------------------------------

@@ -126,7 +126,12 @@ class FalBackend:
             job = Job(self.journal, record, lock_timeout=self.lock_timeout)
         else:
             job = self._submit(shot, key, force, emit)
-        return job.collect(self, shot, emit)
+        try:
+            return job.collect(self, shot, emit)
+        except LockTimeout as exc:  # another run holds this clip's record (downloading it, say)
+            raise GenerationError(
+                shot.id, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it", transient=True
+            ) from None
 
     # --- submitting ----------------------------------------------------------------------------
 
