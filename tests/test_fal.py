@@ -1,8 +1,10 @@
 """FalBackend against the fake fal queue, through the real fal_client over TLS.
 
-What a user pays for is the point: every fault is survived with each body billed once, a run
-killed with SIGKILL is resumed without a new submit, refusals fail fast and say why, and the key
-shows up nowhere.
+What a user pays for is the point: every fault is survived with each body billed once, a submit
+whose answer is lost is uncertain and never sent again without `--force` (which pays once per
+token), a run killed with SIGKILL is resumed without a new submit, a paid clip whose media fails
+is kept until fal's media retention has passed, refusals fail fast and say why, and the key shows
+up nowhere.
 """
 
 from __future__ import annotations

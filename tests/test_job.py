@@ -395,3 +395,15 @@ def test_a_full_disk_when_writing_the_intent_sends_nothing(fake_fal, cache, monk
         make_backend(cache).generate(a_shot())
     assert "no space left" in str(info.value) and str(cache / "jobs") in str(info.value)
     assert fake_fal.count("submit") == 0
+
+
+def test_a_stored_clip_corrupted_on_disk_is_fetched_again_from_its_url_without_paying(fake_fal, cache):
+    shot = a_shot()
+    first = make_backend(cache).generate(shot)
+    data = bytearray(first.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped bit: same size, another hash
+    first.path.write_bytes(bytes(data))
+    again = make_backend(cache).generate(shot)
+    assert not again.cache_hit and again.request_id == first.request_id
+    assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.count("media") == 2
+    assert any((cache / "clips" / "corrupt").iterdir())  # the damaged copy is kept aside, not deleted
