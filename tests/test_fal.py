@@ -260,6 +260,10 @@ def test_a_crash_between_sending_and_journaling_leaves_the_shot_uncertain_not_re
     assert "2026-12-01T10:00:00" in message and "billed" in message and "--force opening" in message
     assert fake_fal.count("submit") == 0
     assert Journal(cache / "jobs").read(key).state == "uncertain"
+    clip = make_backend(cache).generate(shot, force="run-2")  # the user pays again, knowingly
+    record = Journal(cache / "jobs").read(key)
+    assert clip.path.is_file() and fake_fal.count("submit") == 1
+    assert record.previous[-1]["state"] == "uncertain" and record.previous[-1]["intended_at"].startswith("2026-12-01T10:00")
 
 
 LOST_ANSWERS = {

@@ -145,6 +145,9 @@ class FalBackend:
                 if _decide(record, forced) == "attach":
                     emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
                     return Job(self.journal, record, lock_timeout=self.lock_timeout)
+                if record is not None and record.state == "intended":
+                    # we hold the lock, so the process that wrote it is gone: fal may have its submit
+                    record = self._gone_writer(record)
                 if record is not None and not forced and _blocks(record):
                     raise self._blocked(shot, record)
                 if forced and record is not None:
@@ -159,12 +162,6 @@ class FalBackend:
     def _blocked(self, shot: ShotPlan, record: JobRecord) -> GenerationError:
         """Why a shot whose journal record is not live is not submitted (without force)."""
         rid = record.request_id or "-"
-        if record.state == "intended":
-            # we hold the lock, so the process that wrote it is gone: fal may have its submit
-            Job(self.journal, record, lock_timeout=self.lock_timeout).uncertain(
-                "the process that sent it ended before fal's answer was journaled"
-            )
-            record = self.journal.read(record.key) or record
         if record.state in ("intended", "uncertain") or not record.known:
             return uncertain_of(record, shot)
         if record.state in ("refused", "failed"):
@@ -191,6 +188,13 @@ class FalBackend:
                 transient=False,
             )
         return GenerationError(shot.id, f"fal request {rid} is {record.state}; `--force {shot.id}` buys a new one", transient=False)
+
+    def _gone_writer(self, record: JobRecord) -> JobRecord:
+        """An `intended` record read under the clip's lock: its writer died between sending and
+        journaling fal's answer (or before sending: nobody can tell), so it is uncertain."""
+        job = Job(self.journal, record, lock_timeout=self.lock_timeout)
+        job.uncertain("the process that sent it ended before fal's answer was journaled (killed, or crashed)")
+        return job.record
 
     def _submit_locked(self, shot: ShotPlan, key: str, prior: JobRecord | None, token: str | None, emit) -> Job:
         if interrupt.stop_requested():
