@@ -407,3 +407,36 @@ def test_a_stored_clip_corrupted_on_disk_is_fetched_again_from_its_url_without_p
     assert not again.cache_hit and again.request_id == first.request_id
     assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.count("media") == 2
     assert any((cache / "clips" / "corrupt").iterdir())  # the damaged copy is kept aside, not deleted
+
+
+KILLED_AFTER_SENDING = """
+import os, signal, sys
+from shotflow.clipstore import ClipStore
+from shotflow.generation.fal import job
+from shotflow.generation.fal.backend import FalBackend
+from shotflow.plan import plan_from_text
+from shotflow.settings import Settings
+
+# SIGKILL at the worst moment: fal has taken the submit, its answer is not journaled yet
+job.Job.accepted = lambda self, answer: os.kill(os.getpid(), signal.SIGKILL)
+text = "version: 1\\ntitle: t\\nshots:\\n  - {id: opening, prompt: 'a harbour at dawn', model: kling, duration: 5}\\n"
+settings = Settings()
+FalBackend(ClipStore(settings.cache_dir), settings=settings).generate(plan_from_text(text, "sb.yaml").shots[0])
+"""
+
+
+def test_a_process_killed_between_sending_and_journaling_leaves_an_uncertain_shot(fake_fal, cache):
+    import signal
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", KILLED_AFTER_SENDING], env=fakefal.product_env(cache), capture_output=True, timeout=120)
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    shot = a_shot()
+    assert fake_fal.billed == {shot.body_hash: 1}
+    assert journal_of(cache).read(ClipStore.key("fal", shot)).state == "intended"
+    for _ in range(2):  # the next run, and the one after: never sent again without --force
+        with pytest.raises(GenerationError) as info:
+            make_backend(cache).generate(shot)
+        assert "uncertain" in str(info.value) and "--force opening" in str(info.value)
+    assert fake_fal.count("submit") == 1
