@@ -60,7 +60,7 @@ def describe(event: ShotEvent) -> str:
     # and it holds the file itself (Prefect's cache would only hold a path)
     cache_policy=NO_CACHE,
 )
-def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = False) -> GeneratedClip:
+def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = False, storyboard: str | None = None) -> GeneratedClip:
     """The shot's clip. With `force`, a stored clip is not reused, but a request of this shot that
     fal still has (queued, running or finished but not yet downloaded) is re-attached, so a retry
     of a forced shot never pays twice."""
@@ -74,11 +74,13 @@ def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = Fals
     if interrupt.stop_requested():  # stopped before this shot's turn: send nothing
         raise interrupt.Interrupted(shot.id)
     settings = get_settings()
-    with closing(open_backend(backend, settings, key=fal_key(settings) if backend == "fal" else None)) as source:
+    key = fal_key(settings) if backend == "fal" else None
+    with closing(open_backend(backend, settings, key=key, storyboard=storyboard)) as source:
         with limits_for(run_key).slot(shot.model, shot.id):
             with account_slot(settings.concurrency_limit_name) if backend == "fal" else nullcontext():
                 if interrupt.stop_requested():  # stopped while waiting for a turn: send nothing
                     raise interrupt.Interrupted(shot.id)
-                clip = source.generate(shot, force=force, on_event=on_event)
+                # the run's key is the force token: a retry of this forced task never pays twice
+                clip = source.generate(shot, force=run_key if force else None, on_event=on_event)
     events.publish(ShotEvent(shot.id, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
     return clip

@@ -109,6 +109,8 @@ class FalBackend:
 
         `force`: the run's token; pays for one new generation per token even when the store has
         the clip, or the last request was refused, uncertain, lost or quarantined."""
+        if isinstance(force, bool):  # a bool cannot tell a retry of the forced attempt from a new one
+            raise TypeError("FalBackend.generate: force is the run's token (a string) or None, not a bool")
         emit = self._emitter(on_event)
         key = ClipStore.key(self.name, shot)
         record = self.journal.read(key)
