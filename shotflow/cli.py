@@ -199,7 +199,7 @@ def open_prefect_api():
         return None, configured
     server = PrefectServer(api_only=True, start_timeout=PREFECT_START_TIMEOUT, log=PrefectServer.temporary_log()).launch()
     print(
-        "shotflow: starting Prefect: a private server on 127.0.0.1 for this run "
+        f"shotflow: starting Prefect: a private server at {server.ui_url} for this run "
         "(its first start prepares a database: up to a minute on a busy machine)...",
         flush=True,
     )

@@ -220,3 +220,22 @@ def test_sigterm_stops_a_run_on_its_private_prefect_server_and_stops_that_server
     assert fake_fal.count("submit") == 2
     with pytest.raises(httpx.HTTPError):  # the private server is gone with the run
         httpx.get(f"{ready.group(1)}/health", timeout=2)
+
+
+def test_ctrl_c_while_prefect_starts_exits_and_leaves_no_server_behind(tmp_path):
+    env = run_env(tmp_path, PREFECT_HOME=str(tmp_path / "prefect-home"))
+    env.pop("FAL_KEY")
+    run = Run(tmp_path, env, "--backend", "preview")
+    try:
+        starting = wait_for(
+            "the private server's address", lambda: re.search(r"a private server at (http://127\.0\.0\.1:\d+)", run.output()), diagnostics=run.output
+        )
+        run.signal(signal.SIGINT)
+        code = run.wait(timeout=60)
+    finally:
+        run.kill()
+    text = run.output()
+    assert code == 130 and "Traceback" not in text, text
+    assert "shotflow: interrupted" in text and "Prefect ready" not in text
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{starting.group(1)}/api/health", timeout=2)
