@@ -343,8 +343,8 @@ def _drain_prefect_workers() -> None:
         from prefect.events.worker import EventsWorker
         from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=5)
-        EventsWorker.drain_all(timeout=5)
+        APILogWorker.drain_all(timeout=3)
+        EventsWorker.drain_all(timeout=3)
     except Exception:  # only an effort before the server goes away
         pass
 
