@@ -130,6 +130,18 @@ def run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env | {"SHOTFLOW_FAL_POLL_INTERVAL": "0.1", **extra}
 
 
+def server_environ(port: str) -> bytes:
+    """The environment of the `prefect server start` listening on `port` (Linux /proc)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"server" in argv and b"start" in argv and port.encode() in argv:
+                return (proc / "environ").read_bytes()
+        except OSError:
+            continue
+    pytest.fail(f"no prefect server process listens on port {port}")
+
+
 def flow_runs(server) -> list[dict]:
     r = httpx.post(f"{server.api_url}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_ASC"}, timeout=30)
     r.raise_for_status()
@@ -205,8 +217,10 @@ def test_sigterm_stops_a_run_on_its_private_prefect_server_and_stops_that_server
     run = Run(tmp_path, env, "--concurrency", "2")
     try:
         wait_for("two journaled submits", lambda: len(journaled_requests(cache)) == 2, timeout=240, diagnostics=run.output)
-        ready = re.search(r"Prefect ready at (http://127\.0\.0\.1:\d+/api)", run.output())
+        ready = re.search(r"Prefect ready at (http://127\.0\.0\.1:(\d+)/api)", run.output())
         assert ready, run.output()
+        environ = server_environ(ready.group(2))
+        assert b"PREFECT_HOME=" in environ and b"FAL_KEY" not in environ and fakefal.KEY.split(":")[1].encode() not in environ
         run.signal(signal.SIGTERM)
         t0 = time.monotonic()
         code = run.wait(timeout=60)
