@@ -222,8 +222,10 @@ def open_prefect_api():
         os.environ["SHOTFLOW_PRIVATE_PREFECT_API"] = server.api_url
         print(f"shotflow: Prefect ready at {server.api_url} after {time.monotonic() - server.started:.0f} s", flush=True)
         return server, server.api_url
-    except BaseException:
+    except BaseException as exc:
         server.stop()
+        if not isinstance(exc, ShotflowError):  # a failed start names its log: that one is kept
+            server.remove_log()
         raise
 
 
