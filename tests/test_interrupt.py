@@ -1,4 +1,5 @@
-"""The stop flag (shotflow.interrupt) and Ctrl-C/SIGTERM on the real CLI's process group."""
+"""The stop flag (shotflow.interrupt), Ctrl-C/SIGTERM on the real CLI's process group, and the private
+Prefect server a run starts (its own session, a bounded start that says what it waits for)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest  # noqa: E402
 
 from deployments.server import PrefectServer  # noqa: E402
 from shotflow import interrupt  # noqa: E402
-from shotflow.errors import GenerationError  # noqa: E402
+from shotflow.errors import GenerationError, ShotflowError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -253,3 +254,13 @@ def test_ctrl_c_while_prefect_starts_exits_and_leaves_no_server_behind(tmp_path)
     assert "shotflow: interrupted" in text and "Prefect ready" not in text
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{starting.group(1)}/api/health", timeout=2)
+
+
+def test_a_server_that_does_not_answer_in_time_is_stopped_and_its_log_named(tmp_path):
+    log = tmp_path / "server.log"
+    waited = []
+    srv = PrefectServer(env={"PREFECT_HOME": str(tmp_path / "home")}, log=log, api_only=True, start_timeout=1.5)
+    with pytest.raises(ShotflowError, match=rf"did not answer on {re.escape(srv.api_url)} within 2 s; see {re.escape(str(log))}"):
+        srv.start(progress=waited.append, every=0.5)
+    assert waited and all(0.5 <= s < 1.6 for s in waited)  # it said it was still waiting
+    assert srv.process.poll() is not None  # and stopped what it started
