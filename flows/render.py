@@ -23,8 +23,9 @@ from shotflow import interrupt
 from shotflow.backends import choose_backend
 from shotflow.catalog import find_model
 from shotflow.errors import ShotflowError
-from shotflow.manifest import ShotRecord, sidecar, write_manifest
+from shotflow.manifest import ShotRecord, cost_summary, sidecar, write_manifest
 from shotflow.plan import check_budget, load_plan, plan_from_data
+from shotflow.preflight import preflight
 from shotflow.settings import get_settings
 from tasks import artifacts
 from tasks.assemble import contact_sheet, join_clips, normalise_clip, prepare_join
@@ -76,6 +77,7 @@ def render_storyboard(
     key = fal_key(settings) if backend in ("auto", "fal") else None
     name = choose_backend(backend, key is not None)
     check_budget(plan, max_cost, name)
+    preflight(plan, backend=name, key=key, settings=settings, force=forced)  # before anything is generated
     logger.info(
         f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, "
         f"estimated ${plan.known_cost:.2f}" + (f" + {len(plan.unpriced)} unpriced" if plan.unpriced else "")
@@ -90,7 +92,8 @@ def render_storyboard(
     open_limits(run_key, total if name == "fal" else min(total, os.cpu_count() or 2), per_model)
     progress = artifacts.start_progress(plan)
     try:
-        generated = {s.id: generate_shot.submit(s, name, run_key, force=s.id in forced) for s in plan.shots}
+        source = f"inline:{plan.title}" if inline is not None else str(Path(plan.source).resolve())  # for the ledger
+        generated = {s.id: generate_shot.submit(s, name, run_key, force=s.id in forced, storyboard=source) for s in plan.shots}
         prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
         done, landed = 0, {}
         shot_of = {id(f): shot_id for shot_id, f in prepared.items()}
@@ -143,7 +146,7 @@ def render_storyboard(
 
     joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
     video, duration = joined.path, joined.seconds
-    sheet = contact_sheet(plan, clips, sidecar(video, "contact.png"))
+    sheet = contact_sheet(plan, clips, sidecar(video, "contact.png"), backend=name)
     manifest = write_manifest(
         plan, clips, backend=name, video=Path(video), duration=duration, extra={"join": {"video_copied": joined.video_copied, "overlaps_rendered_after_last_clip": joined.transitions_rendered}},
     )
@@ -155,7 +158,7 @@ def render_storyboard(
         "contact_sheet": str(sheet),
         "manifest": str(manifest),
         "backend": name,
-        "estimated_cost_usd": str(plan.known_cost),
+        **cost_summary(manifest),  # a preview's "would cost on fal", never as if spent; "cost": the sentence
         "shots": [r.__dict__ for r in records],
     }
 

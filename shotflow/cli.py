@@ -23,6 +23,7 @@ from shotflow.catalog import MODELS, find_model
 from shotflow.display import ShotDisplay
 from shotflow.errors import MissingKeyError, ShotflowError, StoryboardError
 from shotflow.plan import Plan, check_budget, load_plan
+from shotflow.preflight import preflight
 from shotflow.settings import get_settings
 from shotflow.storyboard import json_schema
 
@@ -145,6 +146,7 @@ def cmd_run(args) -> int:
         plan.shot(shot_id)
     model_limits = parse_model_limits(args.model_concurrency)
     check_budget(plan, args.max_cost, backend)
+    preflight(plan, backend=backend, settings=settings, force=args.force)  # nothing is paid for a run that cannot finish
     if args.backend is None and backend == "preview":
         print("shotflow: no FAL_KEY, so this is an offline preview (an animatic, $0); set FAL_KEY to generate for real")
     print(
