@@ -135,7 +135,7 @@ def render_storyboard(
             continue
         clips.append(clip)
         records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
-    artifacts.shot_table(plan, records)
+    artifacts.shot_table(plan, records, backend=name)
     if failures:
         kept = len(clips)
         rerun = "a re-run" + (" without --force" if forced else "")

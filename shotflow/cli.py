@@ -151,8 +151,8 @@ def cmd_run(args) -> int:
         print("shotflow: no FAL_KEY, so this is an offline preview (an animatic, $0); set FAL_KEY to generate for real")
     print(
         f"shotflow: '{plan.title}': {len(plan.shots)} shots, {plan.final_seconds:g} s at "
-        f"{plan.output.width}x{plan.output.height}, {backend} backend, estimated {plan_cost(plan)}"
-        + (" if generated on fal" if backend == "preview" else "")
+        f"{plan.output.width}x{plan.output.height}, {backend} backend, "
+        + (f"would cost {plan_cost(plan)} on fal" if backend == "preview" else f"estimated {plan_cost(plan)}")
     )
     # Prefect's own console lines (task tracebacks included) would tear through the live display
     # and bury the one-line error a user needs; the run logs still reach the Prefect API in full.

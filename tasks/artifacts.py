@@ -12,7 +12,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from shotflow.manifest import ShotRecord
+from shotflow.manifest import PREVIEW, ShotRecord, cost_line, read_manifest
 from shotflow.plan import Plan
 
 
@@ -32,13 +32,15 @@ def advance_progress(artifact_id: UUID, done: int, total: int) -> None:
     update_progress_artifact(artifact_id, 100.0 * done / max(total, 1), description=f"{done} of {total} shots ready")
 
 
-def shot_table(plan: Plan, records: list[ShotRecord]) -> None:
+def shot_table(plan: Plan, records: list[ShotRecord], *, backend: str) -> None:
+    # a preview paid nothing: its column says what fal would charge (the manifest's wording)
+    cost = "would cost on fal (USD)" if backend == PREVIEW else "cost on fal (USD)"
     rows = [
         {
             "shot": r.id,
             "model": r.model,
             "seconds": r.seconds,
-            "cost (USD)": r.cost if r.cost is not None else "unknown",
+            cost: r.cost if r.cost is not None else "unknown",
             "fal request id": r.request_id or "",
             "cache hit": {True: "yes", False: "no", None: ""}[r.cache_hit],
             "status": r.status if not r.error else f"{r.status}: {r.error}",
@@ -57,7 +59,7 @@ def summary(plan: Plan, *, backend: str, video: str, manifest: str, contact_shee
         f"- **contact sheet**: `{contact_sheet}`",
         f"- **manifest**: `{manifest}`",
         f"- **backend**: {backend}; {generated} shot(s) generated, {len(records) - generated} from the clip store",
-        f"- **estimated cost**: ${plan.known_cost:.2f}" + (f" + {len(plan.unpriced)} unpriced" if plan.unpriced else ""),
+        f"- **cost**: {cost_line(read_manifest(manifest))}",
         f"- **storyboard**: `{plan.source}`",
     ]
     create_markdown_artifact("\n".join(lines), key=artifact_key(plan.title, "summary"), description="Where the outputs are")

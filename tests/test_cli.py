@@ -107,6 +107,8 @@ def test_run_renders_offline_without_a_key_and_says_what_it_does(tmp_path):
     lines = r.stdout.splitlines()
     assert lines[0] == f"shotflow: reading {sb}"
     assert "no FAL_KEY, so this is an offline preview" in r.stdout
+    (opening,) = [line for line in lines if "preview backend" in line]
+    assert opening.endswith("preview backend, would cost $1.67 on fal") and "estimated" not in opening
     assert "starting Prefect" in r.stdout
     assert any(" one " in line and "done" in line for line in lines)
     assert f"video:         {out} (10.50 s)" in r.stdout
