@@ -38,7 +38,7 @@ def test_validate_reports_every_problem_of_every_file(tmp_path):
     assert r.returncode == 1
     assert f"{bad}:3: shot 'a': kling-2.0-master renders 5 or 10 s clips, not 7 s" in r.stderr
     assert f"{bad}:4: shot 'b': veo3 takes aspect ratio 16:9, 9:16 or 1:1, not 4:3" in r.stderr
-    assert f"{broken}:" in r.stderr and "not valid YAML" in r.stderr
+    assert f"{broken}:2:8: a list item is missing its closing ']'" in r.stderr and "shots: [\n" in r.stderr
     assert "2 of 3 storyboards invalid" in r.stderr
     assert "pipelines/demo.yaml: ok" in r.stdout
     assert "Traceback" not in r.stderr

@@ -38,14 +38,57 @@ def test_missing_file(tmp_path):
         load_plan(tmp_path / "nope.yaml")
 
 
-def test_malformed_yaml_names_the_line(tmp_path):
-    (msg,) = errors(tmp_path, "version: 1\nshots:\n  - id: a\n    prompt: [unclosed\n    model: kling\n")
-    assert msg.startswith(f"{tmp_path}/sb.yaml:") and "not valid YAML" in msg
+# --- YAML syntax: plain words, the line and column, and a caret under the spot -----------------
+
+PYYAML_WORDING = ("while parsing", "while scanning", "expected <block end>", "block mapping", "<scalar>", "could not find",
+                  "mapping values are not allowed", "cannot start any token", "flow sequence", "stream end")
 
 
-def test_tab_indentation(tmp_path):
-    (msg,) = errors(tmp_path, "version: 1\nshots:\n\t- id: a\n")
-    assert "sb.yaml:3" in msg and "not valid YAML" in msg
+@pytest.mark.parametrize(
+    "text, where, said, caret_line",
+    [
+        pytest.param("version: 1\nshots:\n  - id: a\n    prompt: [unclosed\n    model: kling\n", "4:13",
+                     "a list item is missing its closing ']': this '[' is never closed", "    prompt: [unclosed", id="unclosed ["),
+        pytest.param("version: 1\nshots: [\n", "2:8", "this '[' is never closed (the file ends inside it)", "shots: [", id="[ at the end"),
+        pytest.param("version: 1\nshots:\n  - {id: a, prompt: p, model: kling\n  - {id: b, prompt: q}\n", "3:5",
+                     "a mapping item is missing its closing '}'", "  - {id: a, prompt: p, model: kling", id="unclosed {"),
+        pytest.param("version: 1\ntags: [\"a\" \"b\"]\n", "2:12", "a ',' is missing here", 'tags: ["a" "b"]', id="missing comma"),
+        pytest.param('version: 1\ntitle: "hello\nshots: []\n', "2:8", 'this " opens a quoted value that is never closed',
+                     'title: "hello', id='unclosed "'),
+        pytest.param("version: 1\ntitle: 'it's bad'\n", "2:12", "text after the closing quote", "title: 'it's bad'", id="quote in quotes"),
+        pytest.param("version: 1\nshots:\n\t- id: a\n", "3:1", "a tab: YAML indents with spaces only", " - id: a", id="tab"),
+        pytest.param("version: 1\nshots:\n  - id: a\n     prompt: x\n", "4:6",
+                     "'prompt:' is indented more than the line above", "     prompt: x", id="indented too far"),
+        pytest.param("version: 1\nshots:\n  - id: a\n    prompt: x\n   model: kling\n", "5:4",
+                     "this line is not indented like the lines around it", "   model: kling", id="indented too little"),
+        pytest.param("version: 1\ntitle\nshots: []\n", "2:1", "'title' has no ':' after it", "title", id="key without colon"),
+        pytest.param("version: 1\nshots:\n  - id: a\n    prompt: a cat: sitting\n", "4:18",
+                     "a ': ' inside the value of 'prompt': put the whole value in quotes, e.g. prompt: \"a cat: sitting\"",
+                     "    prompt: a cat: sitting", id="colon in value"),
+        pytest.param('version: 1\ntitle: "C:\\path"\n', "2:12", "'\\p' is not one: use single quotes", 'title: "C:\\path"', id="escape"),
+        pytest.param("version: 1\nshots: [a]]\n", "2:11", "a ']' with no '[' before it to close", "shots: [a]]", id="extra ]"),
+        pytest.param("version: 1\ntitle: @home\n", "2:8", "a value cannot start with '@' unless it is in quotes", "title: @home", id="@"),
+        pytest.param("version: 1\n---\nshots: []\n", "2:1", "a second document starts here", "---", id="two documents"),
+        pytest.param("version: 1\ntitle: a\x07b\n", "2:9", "a control character (U+0007)", "title: a b", id="control character"),
+    ],
+)
+def test_yaml_syntax_errors_in_plain_words_with_a_caret(tmp_path, text, where, said, caret_line):
+    (msg,) = errors(tmp_path, text)
+    head, shown, caret = msg.split("\n")
+    assert head.startswith(f"{tmp_path / 'sb.yaml'}:{where}: ") and said in head, msg
+    line, column = (int(x) for x in where.split(":"))
+    gutter = f"{line:>5} | "
+    assert shown == gutter + caret_line
+    assert caret == " " * (len(gutter) - 2) + "| " + " " * (column - 1) + "^"
+    assert not any(words in msg for words in PYYAML_WORDING), msg
+
+
+def test_a_long_line_is_cut_around_the_spot(tmp_path):
+    text = "version: 1\nshots:\n  - id: a\n    prompt: " + "word " * 60 + "then: a colon " + "word " * 60 + "\n"
+    (msg,) = errors(tmp_path, text)
+    _, shown, caret = msg.split("\n")
+    assert shown.startswith("    4 | ...") and shown.endswith("...") and len(shown) <= 8 + 100
+    assert shown[caret.index("^")] == ":"
 
 
 def test_not_a_mapping(tmp_path):
