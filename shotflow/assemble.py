@@ -7,9 +7,11 @@ costs a remux, not a re-encode:
 
 - cut: the concat demuxer copies the video; the audio is decoded and encoded once more (AAC
   packets copied across files slip).
-- crossfade: only the overlaps (tail T of one clip, head T of the next) are rendered with xfade;
-  the middles are read by the concat demuxer between keyframes the recipe forced there and
-  copied. Audio cannot be cut at packets like that, so each span's audio is decoded to a WAV,
+- overlapping cuts (each cut has its own: a crossfade, a fade through black or white, a wipe or
+  a slide, see `EFFECTS`; a plain cut between two clips has no overlap): only the overlaps
+  (tail T of one clip, head T of the next) are rendered with xfade; the middles are read by
+  the concat demuxer between keyframes the recipe forced there (at each clip's own overlaps:
+  `clip_edges`) and copied. Audio cannot be cut at packets like that, so each span's audio is decoded to a WAV,
   exact to the sample, and their concatenation is encoded once (while the overlaps' video
   renders, when some must be). With `pieces_dir`, overlaps and WAVs are kept there, and
   `prepare_join` makes them as clips land, so the join after the last one only renders the
@@ -33,6 +35,7 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -136,6 +139,27 @@ def output_format(path: str | os.PathLike) -> OutputFormat:
     return OUTPUT_FORMATS[suffix]
 
 
+# --- transitions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Effect:
+    """How one overlapping cut is drawn: ffmpeg xfade's transition, and whether the sound dips."""
+
+    xfade: str
+    dips: bool = False  # through silence (a fade through a colour), else a crossfade of the sound
+
+
+# the effects a cut may have (plan.CutSpec.effect; "cut" is no overlap), by the storyboard's names
+# (a fade is named by its colour): the wipes and slides chosen for reading well on any picture
+EFFECTS: dict[str, Effect] = {
+    "crossfade": Effect("fade"),
+    "fadeblack": Effect("fadeblack", dips=True),
+    "fadewhite": Effect("fadewhite", dips=True),
+    **{name: Effect(name) for name in ("wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown")},
+}
+
+
 # --- lengths, in whole frames -------------------------------------------------------------
 
 
@@ -144,35 +168,56 @@ def frames(seconds: float, fps: int) -> int:
 
 
 def transition_frames(out: OutputSpec) -> int:
-    """The crossfade length in whole frames (a cut at a fraction of a frame is not possible)."""
+    """The default cut's overlap in whole frames (a cut at a fraction of a frame is not possible)."""
     return frames(out.crossfade, out.fps)
 
 
 def transition_seconds(out: OutputSpec) -> float:
-    """The crossfade length actually used: `out.crossfade` rounded to whole frames."""
+    """The default cut's overlap actually used: `out.crossfade` rounded to whole frames."""
     return transition_frames(out) / out.fps
 
 
+def overlap_frames(out: OutputSpec, count: int) -> list[int]:
+    """The overlap of each of the `count - 1` cuts between `count` clips, in whole frames."""
+    return [frames(out.cut_into(i).overlap, out.fps) for i in range(1, count)]
+
+
+def clip_edges(out: OutputSpec, index: int | None = None, count: int | None = None) -> tuple[int, int]:
+    """Frames of clip `index` that overlap the clip before it and the one after it.
+
+    Without `index` (or, when the output names no cuts, without `count`), both ends are taken
+    to overlap by the default transition: the keyframes forced then suit the clip anywhere."""
+    if index is None:
+        t = transition_frames(out)
+        return (t, t)
+    count = count if count is not None else (len(out.cuts) + 1 if out.cuts else None)
+    head = frames(out.cut_into(index).overlap, out.fps) if index > 0 else 0
+    last = count is not None and index >= count - 1
+    tail = 0 if last else frames(out.cut_into(index + 1).overlap, out.fps)
+    return (head, tail)
+
+
 def final_seconds(durations: Sequence[float], out: OutputSpec) -> float:
-    """Σ durations − (n−1)·T, each duration rounded to whole frames as `normalise` does."""
-    total = sum(frames(d, out.fps) for d in durations) - max(len(durations) - 1, 0) * transition_frames(out)
+    """Σ durations − Σ overlaps, each rounded to whole frames as `normalise` does."""
+    total = sum(frames(d, out.fps) for d in durations) - sum(overlap_frames(out, len(durations)))
     return total / out.fps
 
 
-def cut_points(seconds: float, out: OutputSpec) -> tuple[float, ...]:
-    """Where a clip of this length needs keyframes so a crossfade join can cut it by stream copy."""
-    t = transition_frames(out)
-    if not t:
-        return ()
+def cut_points(seconds: float, out: OutputSpec, edges: tuple[int, int] | None = None) -> tuple[float, ...]:
+    """Where a clip of this length needs keyframes so an overlapping join can cut it by stream
+    copy: the end of its head overlap and the start of its tail overlap (`edges`, in frames;
+    default `clip_edges(out)`)."""
+    head, tail = edges if edges is not None else clip_edges(out)
     n = frames(seconds, out.fps)
-    return (t / out.fps, (n - t) / out.fps)
+    return tuple(f / out.fps for f in ((head,) if head else ()) + ((n - tail,) if tail else ()))
 
 
 # --- the recipe and its cache -------------------------------------------------------------
 
 
-def recipe_id(out: OutputSpec, seconds: float) -> str:
-    """Names one normalisation: the output shape, the length, the transition and the recipe version."""
+def recipe_id(out: OutputSpec, seconds: float, edges: tuple[int, int] | None = None) -> str:
+    """Names one normalisation: the output shape, the length, the overlaps at the clip's ends
+    (where keyframes are forced; default `clip_edges(out)`) and the recipe version."""
     recipe = {
         "version": RECIPE_VERSION,
         "width": out.width,
@@ -180,26 +225,28 @@ def recipe_id(out: OutputSpec, seconds: float) -> str:
         "fps": out.fps,
         "fit": out.fit,
         "frames": frames(seconds, out.fps),
-        "transition_frames": transition_frames(out),
+        "edges": list(edges if edges is not None else clip_edges(out)),
     }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     return f"norm-{digest[:16]}"
 
 
-def normalised_path(store: ClipStore, key: str, seconds: float, out: OutputSpec) -> Path:
-    return store.derived(key, recipe_id(out, seconds))
+def normalised_path(store: ClipStore, key: str, seconds: float, out: OutputSpec, edges: tuple[int, int] | None = None) -> Path:
+    return store.derived(key, recipe_id(out, seconds, edges))
 
 
 def normalise_stored(store: ClipStore, clip: GeneratedClip, shot: ShotPlan, out: OutputSpec) -> Path:
     """The normalised version of a stored clip: made once, then found next to the raw clip.
 
-    A normalised file older than its raw clip (the shot was generated again) is made again."""
-    dst = normalised_path(store, clip.key, shot.seconds, out)
+    Its keyframes suit the cuts into and out of the shot's place (`shot.index`). A normalised
+    file older than its raw clip (the shot was generated again) is made again."""
+    edges = clip_edges(out, shot.index)
+    dst = normalised_path(store, clip.key, shot.seconds, out, edges)
     raw = Path(clip.path)
     if dst.is_file() and dst.stat().st_size > 0 and dst.stat().st_mtime_ns >= raw.stat().st_mtime_ns:
         return dst
     try:
-        return normalise(raw, dst, out, seconds=shot.seconds)
+        return normalise(raw, dst, out, seconds=shot.seconds, edges=edges)
     except AssemblyError as exc:
         raise AssemblyError(f"shot '{shot.id}': {exc}") from None
 
@@ -214,11 +261,12 @@ def normalise(
     *,
     seconds: float,
     keyframes_at: Sequence[float] | None = None,
+    edges: tuple[int, int] | None = None,
     timeout: float | None = None,
 ) -> Path:
     """Bring one clip to the output spec, exactly `seconds` long (frozen last frame or silence pad).
 
-    `keyframes_at` defaults to `cut_points(seconds, out)`: where a crossfade join will cut.
+    `keyframes_at` defaults to `cut_points(seconds, out, edges)`: where an overlapping join will cut.
     Written to a temporary file beside `dst`, then renamed; returns `dst`.
     """
     src, dst = Path(src), Path(dst)
@@ -227,7 +275,7 @@ def normalise(
     if n < 1:
         raise AssemblyError(f"{src}: cannot normalise to {seconds} s at {out.fps} fps (no frames)")
     length = n / out.fps
-    keyframes = cut_points(seconds, out) if keyframes_at is None else tuple(keyframes_at)
+    keyframes = cut_points(seconds, out, edges) if keyframes_at is None else tuple(keyframes_at)
     forced = sorted({frames(t, out.fps) for t in keyframes} - {0})
     if any(k >= n for k in forced):
         raise AssemblyError(f"{src}: keyframes at {keyframes} do not fit in a {length:g} s clip")
@@ -344,7 +392,11 @@ class JoinResult:
     seconds: float  # the length the video was made to have: Σ durations − (n−1)·T
     video_copied: bool  # True when no clip's video was re-encoded in the join
     renormalised: tuple[int, ...]  # indexes of clips that did not match the recipe and were re-encoded
-    transitions_rendered: int  # crossfade overlaps rendered in this call (not found in pieces_dir)
+    transitions_rendered: int  # overlaps rendered in this call (not found in pieces_dir)
+    # what became of an earlier video at `path`: "none" (there was none), "identical" (the same
+    # bytes: left as it was), "kept" (renamed to `kept`, with its sidecars) or "replaced"
+    earlier: str = "none"
+    kept: Path | None = None
 
 
 def join(
@@ -376,7 +428,8 @@ def join(
             raise MediaError(f"{path}: missing: normalise the clip before joining")
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    t = _check_lengths(clips, durations, out)
+    overlapping = _check_lengths(clips, durations, out)
+    edges = [clip_edges(out, i, len(clips)) for i in range(len(clips))]
     total = final_seconds(durations, out)
     budget = timeout or 120 + 20 * total
 
@@ -385,9 +438,9 @@ def join(
         pieces = Path(pieces_dir) if pieces_dir else scratch
         pieces.mkdir(parents=True, exist_ok=True)
         checked = pieces if pieces_dir else None
-        clips, renormalised = _matching(clips, durations, out, scratch, budget, crossfade=bool(t), checked=checked)
-        if t:
-            made = _crossfade_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1, scratch, total, fmt)
+        clips, renormalised = _matching(clips, durations, out, scratch, budget, edges=edges, checked=checked)
+        if overlapping:
+            made = _overlap_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1, scratch, total, fmt)
             video_parts, audio_parts, overlaps, rendered = made.video, made.encoded or made.audio, made.overlaps, made.rendered
         else:
             video_parts, audio_parts, overlaps, rendered = clips, None, [], 0
@@ -399,12 +452,64 @@ def join(
             copy = copy and fmt.copies_video
             _final_pass(video_parts, audio_parts, out, tmp, scratch, total, fmt, copy=copy, timeout=budget)
             _check_result(tmp, dst, fmt, out, total)
-            os.replace(tmp, dst)
+            earlier, kept = _land(tmp, dst, out.existing)
         finally:
             _remove(tmp)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return JoinResult(dst, total, copy, renormalised, rendered)
+    return JoinResult(dst, total, copy, renormalised, rendered, earlier, kept)
+
+
+def _land(tmp: Path, dst: Path, existing: str) -> tuple[str, Path | None]:
+    """Move the checked result to `dst`, never silently over an earlier video: one with the
+    same bytes is left as it was (an unchanged re-run piles up no copies); a different one is
+    renamed with its time, its sidecars with it (`existing` "keep"), or replaced ("replace")."""
+    if not dst.exists():
+        os.replace(tmp, dst)
+        return "none", None
+    if _same_bytes(tmp, dst):
+        return "identical", None
+    if existing == "replace":
+        os.replace(tmp, dst)
+        return "replaced", None
+    kept = keep_earlier(dst)
+    os.replace(tmp, dst)
+    return "kept", kept
+
+
+def keep_earlier(video: Path) -> Path:
+    """Rename an earlier video and its sidecars (manifest, contact sheet) to NAME.<its mtime, UTC>
+    (e.g. film.2026-12-01T10-00-00.mp4, film.2026-12-01T10-00-00.manifest.json); the video's new path."""
+    from shotflow.preflight import SIDECARS
+
+    stamp = datetime.fromtimestamp(video.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H-%M-%S")
+    for n in range(1, 1000):
+        name = stamp if n == 1 else f"{stamp}-{n}"
+        moves = [(video, video.with_name(f"{video.stem}.{name}{video.suffix}"))]
+        moves += [(video.with_name(f"{video.stem}.{s}"), video.with_name(f"{video.stem}.{name}.{s}")) for s in SIDECARS]
+        if not any(new.exists() for _, new in moves):
+            break
+    else:
+        raise AssemblyError(f"{video}: cannot find a free name to keep the earlier video under")
+    for old, new in moves[1:]:
+        if old.exists():
+            os.replace(old, new)
+    os.replace(*moves[0])
+    return moves[0][1]
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    return _sha256(a) == _sha256(b)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _check_result(tmp: Path, dst: Path, fmt: OutputFormat, out: OutputSpec, total: float) -> None:
@@ -456,35 +561,39 @@ def prepare_join(
     for path in clips:
         if path is not None and not path.is_file():
             raise MediaError(f"{path}: missing: normalise the clip before joining")
-    t = _check_lengths(clips, durations, out)
+    overlapping = _check_lengths(clips, durations, out)
     pieces = Path(pieces_dir)
     pieces.mkdir(parents=True, exist_ok=True)
     budget = timeout or 120 + 20 * final_seconds(durations, out)
     reference = None
     usable: list[Path | None] = []
-    for path, seconds in zip(clips, durations):
+    for i, (path, seconds) in enumerate(zip(clips, durations)):
         if path is not None:
             shape = stream_shape(path)
             if reference is None and _matches(shape, out, None):
                 reference = shape
-            if not (_matches(shape, out, reference) and _fits_checked(path, seconds, out, bool(t), pieces)):
+            if not (_matches(shape, out, reference) and _fits_checked(path, seconds, out, clip_edges(out, i, len(clips)), pieces)):
                 path = None
         usable.append(path)
-    if not t:
+    if not overlapping:
         return 0
     made, audio_work, video_work = _plan_pieces(usable, durations, out, pieces, budget)
     _run_all(video_work + audio_work, jobs or os.cpu_count() or 1)
     return made.rendered
 
 
-def _check_lengths(clips, durations, out: OutputSpec) -> int:
-    """The transition in frames (0 for cuts or one clip); AssemblyError if a clip is too short for it."""
-    t = transition_frames(out) if len(clips) > 1 else 0
+def _check_lengths(clips, durations, out: OutputSpec) -> bool:
+    """Whether any cut overlaps; AssemblyError if a clip is not longer than its two overlaps."""
+    if out.cuts and len(out.cuts) != len(clips) - 1:
+        raise AssemblyError(f"{len(clips)} clips but the output names {len(out.cuts)} cuts between them")
+    overlaps = overlap_frames(out, len(clips))
     for i, (path, seconds) in enumerate(zip(clips, durations)):
-        sides = (i > 0) + (i < len(clips) - 1)
-        if t and frames(seconds, out.fps) <= sides * t:
-            raise AssemblyError(f"{path}: a {seconds:g} s clip is too short for {sides} crossfade(s) of {t / out.fps:g} s")
-    return t
+        head, tail = clip_edges(out, i, len(clips))
+        if (head or tail) and frames(seconds, out.fps) <= head + tail:
+            raise AssemblyError(
+                f"{path}: a {seconds:g} s clip is too short for its transitions ({head / out.fps:g} s in, {tail / out.fps:g} s out)"
+            )
+    return any(overlaps)
 
 
 def video_keyframes(path: str | os.PathLike) -> tuple[list[int], int]:
@@ -499,30 +608,30 @@ def video_keyframes(path: str | os.PathLike) -> tuple[list[int], int]:
     return keys, count
 
 
-def _fits(path: Path, seconds: float, out: OutputSpec, crossfade: bool) -> bool:
-    """The clip has the recipe's length and, for crossfades, keyframes where the join cuts."""
+def _fits(path: Path, seconds: float, out: OutputSpec, edges: tuple[int, int]) -> bool:
+    """The clip has the recipe's length and, where it overlaps a neighbour, keyframes where the join cuts."""
     keys, count = video_keyframes(path)
     n = frames(seconds, out.fps)
     if count != n or abs(probe(path).duration - n / out.fps) > 1.5 / out.fps:
         return False
-    return not crossfade or all(frames(c, out.fps) in keys for c in cut_points(seconds, out))
+    return all(frames(c, out.fps) in keys for c in cut_points(seconds, out, edges))
 
 
-def _fits_checked(path: Path, seconds: float, out: OutputSpec, crossfade: bool, checked: Path | None) -> bool:
+def _fits_checked(path: Path, seconds: float, out: OutputSpec, edges: tuple[int, int], checked: Path | None) -> bool:
     """`_fits`, remembered in `checked` (a marker file named by the clip's name, size and mtime
     and what was checked): a clip checked when it landed is not demuxed again in the join."""
     if checked is None:
-        return _fits(path, seconds, out, crossfade)
-    marker = checked / _piece_name("fits", path, frames(seconds, out.fps), out.fps, crossfade, cut_points(seconds, out), suffix=".ok")
+        return _fits(path, seconds, out, edges)
+    marker = checked / _piece_name("fits", path, frames(seconds, out.fps), out.fps, cut_points(seconds, out, edges), suffix=".ok")
     if marker.is_file():
         return True
-    if not _fits(path, seconds, out, crossfade):
+    if not _fits(path, seconds, out, edges):
         return False
     marker.touch()
     return True
 
 
-def _matching(clips, durations, out, scratch: Path, timeout: float, *, crossfade: bool, checked: Path | None = None) -> tuple[list[Path], tuple[int, ...]]:
+def _matching(clips, durations, out, scratch: Path, timeout: float, *, edges: list[tuple[int, int]], checked: Path | None = None) -> tuple[list[Path], tuple[int, ...]]:
     """The clips, with any that do not match the recipe (or each other) normalised again.
 
     With `checked` (the pieces folder), a clip's length and keyframe check is remembered there."""
@@ -533,8 +642,8 @@ def _matching(clips, durations, out, scratch: Path, timeout: float, *, crossfade
         shape = stream_shape(path)
         if reference is None and _matches(shape, out, None):
             reference = shape
-        if not _matches(shape, out, reference) or not _fits_checked(path, seconds, out, crossfade, checked):
-            path = normalise(path, scratch / f"renormalised-{i}.mp4", out, seconds=seconds, timeout=timeout)
+        if not _matches(shape, out, reference) or not _fits_checked(path, seconds, out, edges[i], checked):
+            path = normalise(path, scratch / f"renormalised-{i}.mp4", out, seconds=seconds, edges=edges[i], timeout=timeout)
             redone.append(i)
             if reference is None:
                 reference = stream_shape(path)
@@ -543,13 +652,13 @@ def _matching(clips, durations, out, scratch: Path, timeout: float, *, crossfade
         # the kept clips and the redone ones must share SPS/PPS too; when not, redo them all
         ref = stream_shape(fixed[redone[0]])
         if any(stream_shape(p).extradata != ref.extradata for p in fixed):
-            return _renormalise_all(clips, durations, out, scratch, timeout)
+            return _renormalise_all(clips, durations, out, scratch, timeout, edges)
     return fixed, tuple(redone)
 
 
-def _renormalise_all(clips, durations, out, scratch, timeout):
+def _renormalise_all(clips, durations, out, scratch, timeout, edges):
     fixed = [
-        normalise(p, scratch / f"renormalised-{i}.mp4", out, seconds=s, timeout=timeout)
+        normalise(p, scratch / f"renormalised-{i}.mp4", out, seconds=s, edges=edges[i], timeout=timeout)
         for i, (p, s) in enumerate(zip(clips, durations))
     ]
     return fixed, tuple(range(len(clips)))
@@ -586,7 +695,7 @@ class _Pieces:
     encoded: Path | None = None  # the whole soundtrack, encoded while overlaps rendered (see _encode_audio)
 
 
-def _crossfade_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int, scratch: Path, total: float, fmt: OutputFormat) -> _Pieces:
+def _overlap_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int, scratch: Path, total: float, fmt: OutputFormat) -> _Pieces:
     """What the final pass concatenates, with every overlap made and the audio encoded.
 
     The video middles are not written anywhere: the concat demuxer reads them from the
@@ -611,7 +720,8 @@ def _plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[_
 
     A clip may be None (not landed yet): its middle and both its overlaps are left out (the
     returned _Pieces is then incomplete, only good for its jobs)."""
-    fps, t = out.fps, transition_frames(out)
+    fps = out.fps
+    overlaps_at = overlap_frames(out, len(clips))  # [k]: the cut between clip k and clip k+1
     per_frame = AUDIO_RATE // fps if AUDIO_RATE % fps == 0 else None
     video: list[_Entry] = []
     audio: list[Path] = []
@@ -622,7 +732,7 @@ def _plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[_
     last = len(clips) - 1
     for i, (clip, seconds) in enumerate(zip(clips, durations)):
         n = frames(seconds, fps)
-        start, end = (t if i > 0 else 0), (n - t if i < last else n)
+        start, end = (overlaps_at[i - 1] if i > 0 else 0), (n - overlaps_at[i] if i < last else n)
         if clip is not None:
             # a keyframe is found at or before the inpoint, so round it up; packets with a dts at
             # or after the outpoint are dropped, so round it down (both off by under a microsecond)
@@ -632,14 +742,16 @@ def _plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[_
                 audio_work.append((_cut_audio, clip, middle, _sample(start, fps, per_frame), _sample(end, fps, per_frame), timeout))
             audio.append(middle)
         nxt = clips[i + 1] if i < last else None
-        if clip is not None and nxt is not None:
-            name = _piece_name("overlap", clip, nxt, n, t, fps, out.width, out.height)
+        t = overlaps_at[i] if i < last else 0
+        if t and clip is not None and nxt is not None:
+            effect = out.cut_into(i + 1).effect
+            name = _piece_name("overlap", clip, nxt, n, t, fps, out.width, out.height, effect)
             overlap, faded = pieces / name, (pieces / name).with_suffix(".wav")
             if not overlap.is_file():
-                video_work.append((_render_overlap, clip, nxt, overlap, n, t, out, timeout))
+                video_work.append((_render_overlap, clip, nxt, overlap, n, t, out, effect, timeout))
                 rendered += 1
             if not faded.is_file():
-                audio_work.append((_crossfade_audio, clip, nxt, faded, n, t, fps, timeout))
+                audio_work.append((_overlap_audio, clip, nxt, faded, n, t, fps, effect, timeout))
             video.append(_Entry(overlap))
             audio.append(faded)
             overlaps.append(overlap)
@@ -679,8 +791,8 @@ def _cut_audio(clip: Path, dst: Path, start: int, end: int, timeout: float) -> N
         _remove(tmp)
 
 
-def _render_overlap(a: Path, b: Path, dst: Path, n: int, t: int, out: OutputSpec, timeout: float) -> None:
-    """The last t frames of `a` crossfaded into the first t frames of `b`, by the recipe."""
+def _render_overlap(a: Path, b: Path, dst: Path, n: int, t: int, out: OutputSpec, effect: str, timeout: float) -> None:
+    """The last t frames of `a` giving way to the first t frames of `b` by `effect`, by the recipe."""
     fps = out.fps
     # seek to the keyframe at the tail and keep everything from it: an accurate seek would
     # compare against a timestamp rounded to microseconds and could drop that very frame
@@ -688,31 +800,41 @@ def _render_overlap(a: Path, b: Path, dst: Path, n: int, t: int, out: OutputSpec
     head_in = ff.input(str(b), t=f"{(t + 0.5) / fps:.6f}")
     tail = tail_in.video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
     head = head_in.video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
-    video = ff.filter([tail, head], "xfade", transition="fade", duration=f"{t / fps:.6f}", offset=0)
+    video = ff.filter([tail, head], "xfade", transition=EFFECTS[effect].xfade, duration=f"{t / fps:.6f}", offset=0)
     video = video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
     tmp = _temp_beside(dst)
     try:
         # one thread: overlaps are rendered `jobs` at a time, and for half a second of video
         # x264's thread pools cost more (in allocation) than they save
         stream = ff.output(video, str(tmp), f="mp4", threads=1, **_video_args(out))
-        runner.run(stream, what=f"crossfading {a.name} into {b.name}", timeout=timeout)
+        runner.run(stream, what=f"{effect} from {a.name} into {b.name}", timeout=timeout)
         os.replace(tmp, dst)
     finally:
         _remove(tmp)
 
 
-def _crossfade_audio(a: Path, b: Path, dst: Path, n: int, t: int, fps: int, timeout: float) -> None:
-    """The audio under the overlap of `a` (n frames) into `b`: exact to the sample, as a WAV."""
+def _overlap_audio(a: Path, b: Path, dst: Path, n: int, t: int, fps: int, effect: str, timeout: float) -> None:
+    """The audio under the overlap of `a` (n frames) into `b`: exact to the sample, as a WAV.
+
+    A fade through a colour dips through silence (out over the first half, in over the second);
+    every other overlap crossfades the sound."""
     samples = round(t * AUDIO_RATE / fps)
     total = round(n * AUDIO_RATE / fps)
     # the tail cut by sample count rather than by a seek
     tail = ff.input(str(a)).audio.filter("atrim", start_sample=total - samples, end_sample=total).filter("asetpts", "PTS-STARTPTS")
     head = ff.input(str(b), t=f"{(t + 0.5) / fps:.6f}").audio.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
-    faded = ff.filter([tail, head], "acrossfade", ns=samples, c1="tri", c2="tri")
+    if EFFECTS[effect].dips:
+        half = samples // 2
+        tail = tail.filter("afade", type="out", start_sample=0, nb_samples=half, curve="tri")
+        head = head.filter("afade", type="in", start_sample=half, nb_samples=samples - half, curve="tri")
+        faded = ff.filter([tail, head], "amix", inputs=2, duration="first", normalize=0)
+        faded = faded.filter("atrim", end_sample=samples)
+    else:
+        faded = ff.filter([tail, head], "acrossfade", ns=samples, c1="tri", c2="tri")
     tmp = _temp_beside(dst)
     try:
         stream = ff.output(faded, str(tmp), f="wav", vn=None, **{"c:a": "pcm_f32le"})
-        runner.run(stream, what=f"crossfading the audio of {a.name} into {b.name}", timeout=timeout)
+        runner.run(stream, what=f"the audio of the {effect} from {a.name} into {b.name}", timeout=timeout)
         os.replace(tmp, dst)
     finally:
         _remove(tmp)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from shotflow.errors import BudgetError, Problem, ShotflowError, StoryboardError
 from shotflow.storyboard import (
     Shot,
     Storyboard,
+    Transition,
     duplicate_ids,
     parse_storyboard,
     read_storyboard,
@@ -69,6 +71,25 @@ class ShotPlan:
 
 
 @dataclass(frozen=True)
+class CutSpec:
+    """The cut into one shot: `effect` is "cut" (no overlap) or one of the assembly's overlaps
+    ("crossfade", "fadeblack", "fadewhite", "wipeleft", ...: see `assemble.EFFECTS`)."""
+
+    effect: str
+    seconds: float = 0.0
+
+    @property
+    def overlap(self) -> float:
+        """Seconds the two clips overlap (0 for a cut)."""
+        return 0.0 if self.effect == "cut" else self.seconds
+
+
+def effect_name(transition: Transition) -> str:
+    """A storyboard transition as the assembly's effect name: a fade is named by its colour."""
+    return f"fade{transition.color or 'black'}" if transition.type == "fade" else transition.type
+
+
+@dataclass(frozen=True)
 class OutputSpec:
     """The final video every clip is brought to."""
 
@@ -77,14 +98,24 @@ class OutputSpec:
     height: int
     fps: int
     fit: str
-    transition: str
+    transition: str  # the default cut's effect (see CutSpec)
     transition_seconds: float
     soundtrack: str | None = None
     soundtrack_volume: float = 1.0
+    # the cut into shot i+1 is cuts[i]; empty: every cut is the default (`transition`)
+    cuts: tuple[CutSpec, ...] = ()
+    existing: str = "keep"  # an earlier, different video at `path`: "keep" (renamed) or "replace"
 
     @property
     def crossfade(self) -> float:
-        return self.transition_seconds if self.transition == "crossfade" else 0.0
+        """The default cut's overlap in seconds (0 for a cut)."""
+        return CutSpec(self.transition, self.transition_seconds).overlap
+
+    def cut_into(self, index: int) -> CutSpec:
+        """The cut into clip `index` (>= 1)."""
+        if self.cuts:
+            return self.cuts[index - 1] if 1 <= index <= len(self.cuts) else CutSpec("cut")
+        return CutSpec(self.transition, self.transition_seconds)
 
 
 @dataclass(frozen=True)
@@ -112,7 +143,15 @@ class Plan:
 
     @property
     def final_seconds(self) -> float:
-        return self.generated_seconds - self.output.crossfade * (len(self.shots) - 1)
+        """The video's length: every clip, less each overlap (all whole frames, so exact)."""
+        fps = self.output.fps
+        overlap = sum(round(self.output.cut_into(i).overlap * fps) for i in range(1, len(self.shots)))
+        return (self.generated_seconds * fps - overlap) / fps
+
+    @property
+    def overlapping(self) -> bool:
+        """Whether any cut overlaps two clips (the join then renders those overlaps)."""
+        return any(self.output.cut_into(i).overlap for i in range(1, len(self.shots)))
 
     @property
     def known_cost(self) -> Decimal:
@@ -378,6 +417,106 @@ def fill_placeholders(
     return filled, values, problems
 
 
+# --- paths: the one rule ---------------------------------------------------------------------
+
+
+def input_path(text: str, storyboard: str) -> Path:
+    """A file a storyboard names as an input (the soundtrack): relative to the storyboard's
+    folder; an inline storyboard (no file) has none, so the folder the run starts in."""
+    path = Path(text)
+    if path.is_absolute():
+        return path
+    base = Path.cwd() if storyboard.startswith("<") else Path(storyboard).resolve().parent
+    return base / path
+
+
+def output_path(text: str, cwd: str | Path | None = None) -> Path:
+    """Where a run writes (`output.path`, `--out`): relative to the folder the run starts in
+    (`cwd`, default the working directory: a deployment's, for scheduled and UI runs), resolved."""
+    path = Path(text)
+    path = path if path.is_absolute() else Path(cwd if cwd is not None else Path.cwd()) / path
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: the preflight says what is wrong with it
+        return Path(os.path.abspath(path))
+
+
+# --- transitions --------------------------------------------------------------------------
+
+
+def _label(transition: Transition) -> str:
+    return f"fade through {transition.color or 'black'}" if transition.type == "fade" else transition.type
+
+
+def plan_cuts(board: Storyboard, located: Located, file: str, seconds: Mapping[int, int]) -> tuple[tuple[CutSpec, ...], list[Problem]]:
+    """The cut into every shot after the first (its own `transition:`, else `output.transition`),
+    and what is wrong with them: a transition on the first shot (refused: nothing cuts into it), an
+    overlap that is not whole frames, one not shorter than a clip it joins, or a clip that cannot
+    hold the overlaps at both of its ends. `seconds` has the length of every shot that planned."""
+    fps = board.output.fps
+    problems: list[Problem] = []
+    first = board.shots[0]
+    if first.transition is not None:
+        problems.append(
+            Problem(file, located.line(("shots", 0, "transition")), "transition: the first shot has no cut into it: remove its transition:", first.id)
+        )
+    chosen: list[tuple[Transition, int | None, str, bool]] = []  # transition, its line, its field, the shot's own
+    default = (board.output.transition, located.line(("output", "transition")), "output.transition", False)
+    for i, shot in enumerate(board.shots[1:], start=1):
+        own = shot.transition is not None
+        chosen.append((shot.transition, located.line(("shots", i, "transition")), "transition", True) if own else default)
+    # output.transition is checked even when no cut takes it (a setting that is wrong is said)
+    for k, (transition, line, field, own) in [(0, default)] + [(i, c) for i, c in enumerate(chosen, start=1) if c[3]]:
+        count = transition.seconds * fps
+        if transition.type != "cut" and abs(count - round(count)) > 1e-6:
+            lo, hi = int(count) / fps, (int(count) + 1) / fps
+            shot = board.shots[k].id if own else None
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"{field}: a {transition.seconds:g} s {transition.type} is {count:g} frames at {fps} fps; "
+                    f"use a whole number of frames, e.g. {lo:.4g} or {hi:.4g} s, so the video lasts exactly what the plan says",
+                    shot,
+                )
+            )
+    cuts = tuple(CutSpec(effect_name(t), 0.0 if t.type == "cut" else t.seconds) for t, *_ in chosen)
+    frames_of = [round(c.overlap * fps) for c in cuts]
+    too_long: set[int] = set()
+    for k, (cut, (transition, line, field, _)) in enumerate(zip(cuts, chosen), start=1):  # the cut into shot k
+        if not cut.overlap:
+            continue
+        for j in (k - 1, k):
+            if j in seconds and frames_of[k - 1] >= seconds[j] * fps:
+                too_long.add(k)
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        f"{field}: the {transition.seconds:g} s {_label(transition)} from '{board.shots[k - 1].id}' into "
+                        f"'{board.shots[k].id}' does not fit in shot '{board.shots[j].id}' ({seconds[j]} s): "
+                        f"a transition must be shorter than both shots it joins",
+                        board.shots[k].id,
+                    )
+                )
+    for j in range(1, len(board.shots) - 1):  # a clip between two overlaps must outlast both
+        head, tail = frames_of[j - 1], frames_of[j]
+        if j not in seconds or not (head and tail) or {j, j + 1} & too_long or head + tail < seconds[j] * fps:
+            continue
+        (t_in, line_in, _, own_in), (t_out, line_out, _, own_out) = chosen[j - 1], chosen[j]
+        problems.append(
+            Problem(
+                file,
+                line_in if own_in or not own_out else line_out,
+                f"a {seconds[j]} s clip cannot hold the {t_in.seconds:g} s {_label(t_in)} into it and the "
+                f"{t_out.seconds:g} s {_label(t_out)} out of it: together they must be shorter than the clip "
+                f"(shorten one, e.g. both below {seconds[j] / 2:g} s)",
+                board.shots[j].id,
+            )
+        )
+    return cuts, problems
+
+
 def path_vars(board: Storyboard, located: Located, values: Mapping[str, str], out: str | None) -> tuple[PathVar, ...]:
     """Every var (builtins included) whose value is filled into an output or input path."""
     found: list[PathVar] = []
@@ -430,36 +569,11 @@ def plan_storyboard(
     output = board.output
     aspect = output.aspect_ratio or board.defaults.aspect_ratio or "16:9"
     width, height = frame_size(aspect, output.resolution)
-    if output.transition.type == "crossfade":
-        frames = output.transition.seconds * output.fps
-        if abs(frames - round(frames)) > 1e-6:
-            lo, hi = int(frames) / output.fps, (int(frames) + 1) / output.fps
-            problems.append(
-                Problem(
-                    file,
-                    located.line(("output", "transition")),
-                    f"output.transition: a {output.transition.seconds:g} s crossfade is {frames:g} frames at {output.fps} fps; "
-                    f"use a whole number of frames, e.g. {lo:.4g} or {hi:.4g} s, so the video lasts exactly what the plan says",
-                )
-            )
-        for i, s in enumerate(shots):
-            # a clip in the middle fades in and out: it must outlast both crossfades
-            sides = (i > 0) + (i < len(shots) - 1)
-            if sides and s.seconds <= sides * output.transition.seconds:
-                problems.append(
-                    Problem(
-                        file,
-                        located.line(("output", "transition")),
-                        f"a {s.seconds} s clip cannot hold {sides} crossfade(s) of {output.transition.seconds:g} s: "
-                        f"shorten the transition below {s.seconds / sides:g} s",
-                        s.id,
-                    )
-                )
+    cuts, found = plan_cuts(board, located, file, {s.index: s.seconds for s in shots})
+    problems.extend(found)
     soundtrack = None
     if output.audio is not None:
-        track = Path(output.audio.path)
-        if not track.is_absolute():
-            track = Path(file).resolve().parent / track
+        track = input_path(output.audio.path, file)
         if not track.is_file():
             problems.append(Problem(file, located.line(("output", "audio", "path")), f"output.audio.path: no such file {track}"))
         soundtrack = str(track)
@@ -477,10 +591,12 @@ def plan_storyboard(
         height=height,
         fps=output.fps,
         fit=output.fit,
-        transition=output.transition.type,
+        transition=effect_name(output.transition),
         transition_seconds=output.transition.seconds,
         soundtrack=soundtrack,
         soundtrack_volume=output.audio.volume if output.audio else 1.0,
+        cuts=cuts,
+        existing=output.existing,
     )
     canonical = json.dumps(board.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return Plan(

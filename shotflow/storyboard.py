@@ -36,9 +36,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+# the cuts a storyboard can ask for: a plain cut, or an overlap drawn by ffmpeg's xfade
+TransitionType = Literal[
+    "cut", "crossfade", "fade", "wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown"
+]
+
+
 class Transition(Strict):
-    type: Literal["cut", "crossfade"] = "cut"
-    seconds: float = Field(0.5, gt=0, le=5, description="Length of each crossfade")
+    """How one clip gives way to the next: a cut, or an overlap of `seconds`."""
+
+    type: TransitionType = Field(
+        "cut",
+        description="cut; crossfade (one picture dissolves into the other); fade (through a colour); "
+        "wipeleft, wiperight, wipeup, wipedown (the next picture wipes in); slideleft, slideright, slideup, slidedown",
+    )
+    seconds: float = Field(0.5, gt=0, le=5, description="Length of the overlap, in whole frames at output.fps (not used by a cut)")
+    color: Literal["black", "white"] | None = Field(None, description="A fade's colour (default black); fade only")
+
+    @model_validator(mode="after")
+    def _colour_is_for_fades(self):
+        if self.color is not None and self.type != "fade":
+            raise ValueError(f"color: only a fade goes through a colour, not a {self.type}")
+        return self
 
 
 class Soundtrack(Strict):
@@ -47,7 +66,9 @@ class Soundtrack(Strict):
 
 
 class Output(Strict):
-    path: str | None = Field(None, description="The final video; default out/<storyboard name>.mp4")
+    path: str | None = Field(
+        None, description="The final video; default out/<storyboard name>.mp4; relative to the folder the run starts in"
+    )
     resolution: Literal["360p", "480p", "540p", "720p", "1080p"] = Field(
         "720p", description="Of the final video (short side)"
     )
@@ -56,8 +77,13 @@ class Output(Strict):
     )
     fps: int = Field(24, ge=1, le=60)
     fit: Literal["pad", "crop"] = Field("pad", description="pad (letterbox) or crop clips of another shape")
-    transition: Transition = Field(default_factory=Transition)
+    transition: Transition = Field(default_factory=Transition, description="Every cut's transition, unless a shot sets its own")
     audio: Soundtrack | None = Field(None, description="Optional soundtrack mixed under the clips")
+    existing: Literal["keep", "replace"] = Field(
+        "keep",
+        description="An earlier, different video at the output path: keep (renamed NAME.<its time>.mp4, with its "
+        "manifest and contact sheet) or replace",
+    )
 
 
 class Defaults(Strict):
@@ -80,6 +106,7 @@ class Shot(Strict):
     resolution: str | None = Field(None, pattern=RESOLUTION_PATTERN, description="What this shot asks its model for")
     negative_prompt: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="Model-specific fields, checked against the model")
+    transition: Transition | None = Field(None, description="The cut INTO this shot; default output.transition")
 
     @field_validator("prompt")
     @classmethod

@@ -5,9 +5,11 @@ Media is made by ffmpeg here: tiny clips (≤ 1 s, a few dozen pixels), never co
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import av
@@ -19,7 +21,7 @@ from shotflow.backend import GeneratedClip
 from shotflow.clipstore import ClipStore
 from shotflow.errors import AssemblyError
 from shotflow.ffmpeg import ffmpeg_exe
-from shotflow.plan import OutputSpec, ShotPlan
+from shotflow.plan import CutSpec, OutputSpec, ShotPlan
 from shotflow.probe import probe
 
 W, H, FPS = 96, 54, 25
@@ -399,3 +401,129 @@ def test_the_formats_are_named_once_and_matched_in_any_case():
     assert set(assemble.OUTPUT_FORMATS) == {".mp4", ".mov", ".webm"}
     assert assemble.output_format("out/Film.MP4") is assemble.OUTPUT_FORMATS[".mp4"]
     assert assemble.output_format("film.webm").video_codec == "vp9"
+
+
+# --- per-cut transitions ---------------------------------------------------------------------
+
+MIXED_CUTS = replace(
+    CUT, cuts=(CutSpec("cut"), CutSpec("crossfade", 0.2), CutSpec("fadeblack", 0.4), CutSpec("wipeleft", 0.2))
+)  # into green: a cut; into blue: 5 frames; into yellow: 10 frames through black; into magenta: a 5-frame wipe
+
+
+@pytest.fixture(scope="module")
+def five(media, colours) -> list[Path]:
+    """Red (tone), green (silent), blue (tone), yellow (tone), magenta (silent)."""
+    return colours + [
+        make_clip(media / "yellow.mp4", size="64x36", fps=25, seconds=1, colour="yellow", tone=660),
+        make_clip(media / "magenta.mp4", size="64x36", fps=25, seconds=1, colour="magenta"),
+    ]
+
+
+def colour_of(frame: np.ndarray) -> str:
+    r, g, b = (frame[..., c].mean() for c in range(3))
+    named = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0), "magenta": (255, 0, 255)}
+    for name, want in named.items():
+        if max(abs(r - want[0]), abs(g - want[1]), abs(b - want[2])) < 40:
+            return name
+    return "mixed"
+
+
+def test_each_cut_has_its_own_transition_and_only_the_overlaps_are_encoded(five, tmp_path):
+    out = MIXED_CUTS
+    folder = tmp_path / "n"
+    folder.mkdir()
+    normalised = [assemble.normalise(p, folder / f"{i}.mp4", out, seconds=1, edges=assemble.clip_edges(out, i, 5)) for i, p in enumerate(five)]
+    pieces = tmp_path / "pieces"
+    result = assemble.join(normalised, [1] * 5, out, tmp_path / "final.mp4", pieces_dir=pieces)
+    assert result.seconds == pytest.approx(4.2)  # 125 frames less 5 + 10 + 5 of overlap
+    assert result.video_copied and result.renormalised == () and result.transitions_rendered == 3  # a cut has no overlap
+    assert_plays_to_the_end(result.path, 4.2)  # length, every frame, audio in sync
+
+    frames = frames_rgb(result.path)
+    assert [colour_of(frames[i]) for i in (24, 25)] == ["red", "green"]  # the plain cut: no frame of both
+    assert colour_of(frames[44]) == "green" and colour_of(frames[50]) == "blue"
+    assert all(colour_of(f) == "mixed" for f in frames[46:49])  # the crossfade's frames blend green and blue
+    assert 60 < frames[47][..., 1].mean() < 200 and 60 < frames[47][..., 2].mean() < 200
+    assert colour_of(frames[59]) == "blue" and colour_of(frames[70]) == "yellow"
+    assert min(f.mean() for f in frames[62:68]) < 25  # through black between blue and yellow
+    assert colour_of(frames[79]) == "yellow" and colour_of(frames[85]) == "magenta"
+    wipe = frames[82]  # part of the picture already magenta, part still yellow
+    columns = wipe.mean(axis=0)
+    assert (columns[:, 1] > 200).any() and ((columns[:, 1] < 60) & (columns[:, 2] > 200)).any()
+    # the middles were copied, not encoded again: yellow's (frames 10-19 of its clip) is there byte for byte
+    assert set(video_packets(normalised[3])[10:20]) <= set(video_packets(result.path))
+
+    audio = decoded_audio(result.path)
+    assert rms(audio, 0.2) > 0.02 and rms(audio, 1.2) < 1e-3  # red's tone, then silent green right at the cut
+    assert rms(audio, 2.585, 0.03) < 0.3 * rms(audio, 2.1)  # the sound dips with the picture through black
+    assert rms(audio, 3.0) > 0.02  # yellow's tone
+
+    again = assemble.join(normalised, [1] * 5, out, tmp_path / "again.mp4", pieces_dir=pieces)
+    assert again.transitions_rendered == 0 and video_packets(again.path) == video_packets(result.path)
+
+
+def test_every_storyboard_transition_has_an_effect():
+    from typing import get_args
+
+    from shotflow.plan import effect_name
+    from shotflow.storyboard import Transition, TransitionType
+
+    for name in get_args(TransitionType):
+        for colour in ("black", "white") if name == "fade" else (None,):
+            effect = effect_name(Transition(type=name, color=colour))
+            assert effect == "cut" or effect in assemble.EFFECTS
+
+
+def test_a_clip_too_short_for_its_two_transitions_is_refused(colours, tmp_path):
+    out = replace(CUT, cuts=(CutSpec("slideleft", 0.6), CutSpec("fadewhite", 0.4)))
+    normalised = normalise_all(colours, CUT, tmp_path / "n")
+    with pytest.raises(AssemblyError, match=r"too short for its transitions \(0.6 s in, 0.4 s out\)"):
+        assemble.join(normalised, [1, 1, 1], out, tmp_path / "x.mp4")
+
+
+# --- an earlier video at the output path -----------------------------------------------------
+
+EARLIER = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc).timestamp()
+
+
+def earlier_video(colours, tmp_path, out) -> tuple[list[Path], Path]:
+    normalised = normalise_all(colours, out, tmp_path / "n")
+    dst = tmp_path / "v" / "film.mp4"
+    assemble.join(normalised[:2], [1, 1], out, dst)
+    for side in ("manifest.json", "contact.png"):
+        dst.with_name(f"film.{side}").write_text(f"earlier {side}")
+    os.utime(dst, (EARLIER, EARLIER))
+    return normalised, dst
+
+
+def test_keep_renames_the_earlier_video_and_its_sidecars_with_its_time(colours, tmp_path):
+    normalised, dst = earlier_video(colours, tmp_path, CUT)  # existing: keep is the default
+    before = dst.read_bytes()
+    result = assemble.join(normalised[1:], [1, 1], CUT, dst)
+    assert (result.earlier, result.kept) == ("kept", dst.with_name("film.2026-12-01T10-00-00.mp4"))
+    assert result.kept.read_bytes() == before and dst.read_bytes() != before
+    assert dst.with_name("film.2026-12-01T10-00-00.manifest.json").read_text() == "earlier manifest.json"
+    assert dst.with_name("film.2026-12-01T10-00-00.contact.png").read_text() == "earlier contact.png"
+    names = sorted(p.name for p in dst.parent.iterdir())
+    assert names == ["film.2026-12-01T10-00-00.contact.png", "film.2026-12-01T10-00-00.manifest.json", "film.2026-12-01T10-00-00.mp4", "film.mp4"]
+
+    # the same video again (an unchanged re-run that rendered): no copy of it is kept
+    same = assemble.join(normalised[1:], [1, 1], CUT, dst)
+    assert (same.earlier, same.kept) == ("identical", None)
+    assert sorted(p.name for p in dst.parent.iterdir()) == names
+
+    # another change: kept under its own time, the first one untouched
+    os.utime(dst, (EARLIER + 3600, EARLIER + 3600))
+    third = assemble.join(normalised[::2], [1, 1], CUT, dst)
+    assert third.kept == dst.with_name("film.2026-12-01T11-00-00.mp4")
+    assert result.kept.read_bytes() == before
+
+
+def test_replace_replaces_the_earlier_video_and_says_so(colours, tmp_path):
+    out = replace(CUT, existing="replace")
+    normalised, dst = earlier_video(colours, tmp_path, out)
+    before = dst.read_bytes()
+    result = assemble.join(normalised[1:], [1, 1], out, dst)
+    assert (result.earlier, result.kept) == ("replaced", None)
+    assert dst.read_bytes() != before
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["film.contact.png", "film.manifest.json", "film.mp4"]

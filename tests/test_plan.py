@@ -186,13 +186,17 @@ def test_every_problem_is_reported_not_just_the_first():
 
 def test_crossfade_longer_than_a_clip():
     msgs = problems(board("- {id: a, prompt: p, model: kling, duration: 5}\n- {id: b, prompt: p, model: kling}", output="transition: {type: crossfade, seconds: 5}"))
-    assert len(msgs) == 2 and "a 5 s clip cannot hold 1 crossfade(s) of 5 s" in msgs[0]
+    assert msgs == [
+        f"sb.yaml:4: shot 'b': output.transition: the 5 s crossfade from 'a' into 'b' does not fit in shot '{x}' (5 s): "
+        "a transition must be shorter than both shots it joins"
+        for x in "ab"
+    ]
 
 
 def test_a_middle_clip_must_outlast_both_of_its_crossfades():
     shots = "\n".join(f"- {{id: s{i}, prompt: p, model: kling, duration: 5}}" for i in range(3))
     (msg,) = problems(board(shots, output="transition: {type: crossfade, seconds: 3}"))
-    assert "shot 's1': a 5 s clip cannot hold 2 crossfade(s) of 3 s: shorten the transition below 2.5 s" in msg
+    assert "shot 's1': a 5 s clip cannot hold the 3 s crossfade into it and the 3 s crossfade out of it" in msg
 
 
 def test_a_single_shot_has_no_crossfade_to_hold():
@@ -288,3 +292,66 @@ def test_a_budget_that_is_not_an_amount_is_refused(max_cost):
     for backend in ("fal", "preview"):
         with pytest.raises(BudgetError, match=r"sb.yaml: max_cost .* is not an amount of dollars: give a finite number >= 0"):
             check_budget(plan, max_cost, backend)
+
+
+# --- per-cut transitions --------------------------------------------------------------------
+
+MIXED = """\
+version: 1
+output: {fps: 24, transition: {type: crossfade, seconds: 0.5}}
+shots:
+  - {id: a, prompt: p, model: kling}
+  - {id: b, prompt: p, model: kling, transition: {type: cut}}
+  - {id: c, prompt: p, model: kling}
+  - id: d
+    prompt: p
+    model: kling
+    transition: {type: fade, color: white, seconds: 1}
+  - {id: e, prompt: p, model: kling, transition: {type: wipeleft, seconds: 0.25}}
+"""
+
+
+def test_each_shot_sets_the_cut_into_it_and_the_rest_take_output_transition():
+    plan = plan_from_text(MIXED, "sb.yaml")
+    assert [(c.effect, c.seconds) for c in plan.output.cuts] == [("cut", 0.0), ("crossfade", 0.5), ("fadewhite", 1.0), ("wipeleft", 0.25)]
+    assert plan.final_seconds == 25 - 0.5 - 1 - 0.25  # exact: every overlap is whole frames
+
+
+def test_a_fade_is_through_black_unless_it_says_white():
+    plan = plan_from_text(MIXED.replace("{type: fade, color: white, seconds: 1}", "{type: fade, seconds: 1}"), "sb.yaml")
+    assert plan.output.cuts[2].effect == "fadeblack"
+
+
+def test_a_transition_too_long_for_its_shot_names_its_line():
+    text = MIXED.replace("- {id: c, prompt: p, model: kling}", "- {id: c, prompt: p, model: kling, duration: 10, transition: {type: slideup, seconds: 5}}")
+    (msg,) = problems(text)
+    assert msg.startswith("sb.yaml:6: shot 'c': transition: the 5 s slideup from 'b' into 'c' does not fit in shot 'b' (5 s)")
+
+
+def test_a_clip_that_cannot_hold_its_two_overlaps_names_the_line_a_shot_set():
+    text = MIXED.replace("model: kling}\n  - id: d", "model: kling, duration: 5}\n  - id: d").replace("seconds: 1}", "seconds: 4.5}")
+    (msg,) = problems(text)
+    assert msg.startswith("sb.yaml:10: shot 'c': a 5 s clip cannot hold the 0.5 s crossfade into it and the 4.5 s fade through white out of it")
+
+
+def test_a_shot_transition_must_be_whole_frames_too():
+    (msg,) = problems(MIXED.replace("seconds: 0.25}", "seconds: 0.3}"))
+    assert msg.startswith("sb.yaml:11: shot 'e': transition: a 0.3 s wipeleft is 7.2 frames at 24 fps; use a whole number of frames")
+
+
+def test_the_first_shot_has_no_cut_into_it():
+    (msg,) = problems(MIXED.replace("- {id: a, prompt: p, model: kling}", "- {id: a, prompt: p, model: kling, transition: {type: fade}}"))
+    assert msg == "sb.yaml:4: shot 'a': transition: the first shot has no cut into it: remove its transition:"
+
+
+@pytest.mark.parametrize(
+    "transition, said",
+    [
+        ("{type: crossfade, color: white}", "color: only a fade goes through a colour, not a crossfade"),
+        ("{type: fade, color: red}", "Input should be 'black' or 'white'"),
+        ("{type: spiral}", "Input should be 'cut', 'crossfade', 'fade', 'wipeleft'"),
+    ],
+)
+def test_what_a_transition_may_say(transition, said):
+    (msg,) = problems(MIXED.replace("{type: wipeleft, seconds: 0.25}", transition))
+    assert msg.startswith("sb.yaml:11: shot 'e': transition") and said in msg
