@@ -16,6 +16,9 @@ generated, so a run that cannot finish stops while it has cost nothing. It check
   today's budget (the check before each submit still holds the line; this one stops a run before
   it has paid for half of its shots).
 
+Paths follow one rule, written in `shotflow.plan` (`input_path`, `output_path`): inputs named in
+a storyboard resolve against its folder (the plan does it), outputs (`output.path`, `--out`)
+against the folder the run starts in (done here; the flow then writes to the path returned).
 Every problem is collected and reported at once, each naming the resolved path it concerns.
 This module imports no Prefect.
 """
@@ -31,7 +34,7 @@ from pathlib import Path
 
 from shotflow.errors import KeyShapeError, Problem, ShotflowError, StoryboardError
 from shotflow.falkey import clean_key
-from shotflow.plan import PathVar, Plan
+from shotflow.plan import PathVar, Plan, output_path
 from shotflow.settings import Settings, get_settings
 
 # the assembly writes these next to the video (see manifest.sidecar): they must not clobber inputs
@@ -73,7 +76,7 @@ def preflight(
     # a path a refused var went into is not looked at (nor probed: it may point anywhere); the
     # var's problem says it all
     if refused & {"output.path", "--out"}:
-        output = Path(os.path.abspath(base / plan.output.path.replace("\0", "")))
+        output = Path(os.path.abspath(base / plan.output.path.replace("\0", "")))  # not resolved: it may point anywhere
     else:
         output, found = output_problems(plan, settings, base)
         problems += found
@@ -156,8 +159,7 @@ def output_problems(plan: Plan, settings: Settings, base: Path) -> tuple[Path, l
         return Path(shown), [Check(shown, None, "the output path contains a NUL character")]
     if text.startswith("~"):
         return Path(text), [Check(text, None, "the output path starts with '~', which is not expanded: give the full path")]
-    raw = Path(text)
-    output = _resolve(raw if raw.is_absolute() else base / raw)
+    output = output_path(text, base)
     problems: list[Check] = []
 
     def problem(message: str, path: Path = output) -> None:

@@ -13,7 +13,7 @@ import pytest
 from shotflow.errors import StoryboardError
 from shotflow.ffmpeg import ffmpeg_exe
 from shotflow.assemble import OUTPUT_FORMATS
-from shotflow.plan import load_plan
+from shotflow.plan import load_plan, plan_from_data
 from shotflow.preflight import PreflightError, preflight, var_problem
 from shotflow.settings import Settings
 
@@ -444,3 +444,38 @@ def test_an_unpriced_shot_cannot_be_held_to_a_daily_budget(work, monkeypatch):
     sb.write_text(sb.read_text().replace("model: kling", "model: veo2"))
     (msg,) = check(load_plan(sb), run_dir, backend="fal")
     assert msg.startswith("SHOTFLOW_DAILY_BUDGET: no known price for shot(s) a, so the run cannot be held to the daily budget of $100.00")
+
+
+# --- paths: one rule ------------------------------------------------------------------------
+
+
+def test_inputs_resolve_against_the_storyboard_and_outputs_against_the_run_folder(work, monkeypatch):
+    boards, run_dir = work
+    monkeypatch.chdir(run_dir)  # the run starts here; the storyboard lives in boards/
+    plan = plan_of(boards, output="films/{{ topic }}.mp4", audio="music.wav")
+    assert plan.output.soundtrack == str(boards / "music.wav")
+    settings = Settings(_env_file=None)
+    assert preflight(plan, settings=settings) == run_dir.resolve() / "films" / "dawn.mp4"
+    assert preflight(plan_of(boards, out="cuts/final.mov"), settings=settings) == run_dir.resolve() / "cuts" / "final.mov"
+    assert preflight(plan_of(boards, output="/tmp/abs.mp4"), settings=settings) == Path("/tmp/abs.mp4").resolve()
+
+
+def test_an_inline_storyboard_has_no_folder_so_its_inputs_resolve_against_the_run_folder(work, monkeypatch):
+    boards, run_dir = work
+    monkeypatch.chdir(run_dir)
+    write_wav(run_dir / "music.wav")
+    data = {
+        "version": 1,
+        "output": {"path": "v.mp4", "audio": {"path": "music.wav"}},
+        "shots": [{"id": "a", "prompt": "p", "model": "kling"}],
+    }
+    plan = plan_from_data(data)
+    assert plan.output.soundtrack == str(run_dir / "music.wav")
+    assert preflight(plan, settings=Settings(_env_file=None)) == run_dir.resolve() / "v.mp4"
+
+
+def test_a_problem_with_a_relative_output_names_the_resolved_path(work):
+    boards, run_dir = work
+    (run_dir / "taken.mp4").mkdir()
+    (msg,) = check(plan_of(boards, out="taken.mp4"), run_dir)
+    assert msg.startswith(f"{run_dir.resolve() / 'taken.mp4'}: is a folder")
