@@ -7,6 +7,7 @@ lands, so the final join is a stream copy about a second after the last clip arr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as wait_for_any
@@ -77,7 +78,9 @@ def render_storyboard(
     key = fal_key(settings) if backend in ("auto", "fal") else None
     name = choose_backend(backend, key is not None)
     check_budget(plan, max_cost, name)
-    preflight(plan, backend=name, key=key, settings=settings, force=forced)  # before anything is generated
+    video_path = preflight(plan, backend=name, key=key, settings=settings, force=forced)  # before anything is generated
+    # the output, resolved once by the preflight against the folder the run started in
+    plan = dataclasses.replace(plan, output=dataclasses.replace(plan.output, path=str(video_path)))
     logger.info(
         f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, "
         f"estimated ${plan.known_cost:.2f}" + (f" + {len(plan.unpriced)} unpriced" if plan.unpriced else "")
@@ -105,7 +108,7 @@ def render_storyboard(
                 continue
             done += 1
             artifacts.advance_progress(progress, done, len(plan.shots))
-            if plan.output.transition == "crossfade" and done < len(plan.shots):
+            if plan.overlapping and done < len(plan.shots):
                 # overlaps between clips that have landed are rendered while the others generate
                 landed[shot_of[id(future)]] = path
                 try:
@@ -146,6 +149,12 @@ def render_storyboard(
 
     joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
     video, duration = joined.path, joined.seconds
+    earlier = {
+        "kept": f"the earlier video at {video} was kept as {joined.kept} (output.existing: keep)",
+        "replaced": f"the earlier video at {video} was replaced (output.existing: replace)",
+    }.get(joined.earlier)
+    if earlier:
+        logger.info(earlier)
     sheet = contact_sheet(plan, clips, sidecar(video, "contact.png"), backend=name)
     manifest = write_manifest(
         plan, clips, backend=name, video=Path(video), duration=duration, extra={"join": {"video_copied": joined.video_copied, "overlaps_rendered_after_last_clip": joined.transitions_rendered}},
@@ -160,6 +169,7 @@ def render_storyboard(
         "backend": name,
         **cost_summary(manifest),  # a preview's "would cost on fal", never as if spent; "cost": the sentence
         "shots": [r.__dict__ for r in records],
+        "earlier_video": earlier,  # None, or what became of an earlier, different video at the output path
     }
 
 
