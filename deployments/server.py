@@ -68,6 +68,15 @@ class PrefectServer:
                 PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
             )
         self.env.pop("PREFECT_API_URL", None)
+        # The UI asks /ui-settings where its API is; unset, Prefect answers port 4200 (its default,
+        # not ours), and the page loads but shows nothing. Point it, and every link, at this port.
+        self.env.update(
+            PREFECT_SERVER_API_HOST="127.0.0.1",
+            PREFECT_SERVER_API_PORT=str(self.port),
+            PREFECT_UI_API_URL=self.api_url,
+            PREFECT_SERVER_UI_API_URL=self.api_url,
+            PREFECT_UI_URL=self.ui_url,
+        )
         for secret in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):  # the server never needs them
             self.env.pop(secret, None)
         self.log = log

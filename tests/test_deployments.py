@@ -245,3 +245,10 @@ def test_the_account_limit_bounds_fal_requests_across_concurrent_runs(server, ap
     assert sum(fake_fal.billed.values()) == 6
     # each run alone would have had 3 in flight: the server's limit held both runs to 2
     assert fake_fal.max_in_flight == 2
+
+
+def test_the_ui_of_a_private_server_calls_its_own_api(server):
+    """The UI asks /ui-settings where its API is: the private server's own port, never 4200."""
+    settings = httpx.get(f"{server.ui_url}/ui-settings", timeout=10).json()
+    assert settings["api_url"] == server.api_url == f"http://127.0.0.1:{server.port}/api"
+    assert httpx.get(f"{settings['api_url']}/health", timeout=10).status_code == 200
