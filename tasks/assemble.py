@@ -27,7 +27,7 @@ def normalise_clip(clip: GeneratedClip, shot: ShotPlan, output: OutputSpec) -> P
 
 
 def pieces_dir() -> Path:
-    """Crossfade overlaps and audio spans, kept between runs: a re-render redoes only what changed."""
+    """Overlaps (any transition but a cut) and audio spans, kept between runs: a re-render redoes only what changed."""
     return ClipStore(get_settings().cache_dir).root / "pieces"
 
 
