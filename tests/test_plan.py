@@ -355,3 +355,11 @@ def test_the_first_shot_has_no_cut_into_it():
 def test_what_a_transition_may_say(transition, said):
     (msg,) = problems(MIXED.replace("{type: wipeleft, seconds: 0.25}", transition))
     assert msg.startswith("sb.yaml:11: shot 'e': transition") and said in msg
+
+
+def test_an_earlier_video_is_kept_unless_the_storyboard_says_replace():
+    shot = "- {id: a, prompt: p, model: kling}"
+    assert plan_from_text(board(shot), "sb.yaml").output.existing == "keep"
+    assert plan_from_text(board(shot, output="existing: replace"), "sb.yaml").output.existing == "replace"
+    (msg,) = problems(board(shot, output="existing: overwrite"))
+    assert "output.existing: Input should be 'keep' or 'replace', not 'overwrite'" in msg
