@@ -202,6 +202,8 @@ class Price:
     source: str = FAL_PAGES_LATE_2025
     as_of: str = "2025-11"
     note: str = ""
+    # fal quotes a per-second price as the first `block` seconds, then per extra second
+    block: int | None = None
 
     def cost(self, *, seconds: int, resolution: str, width: int, height: int, fps: int, audio: bool) -> Decimal | None:
         if self.usd is None:
@@ -223,20 +225,47 @@ class Price:
         return amount.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
     def describe(self) -> str:
+        """The price in words, as every shotflow output shows it: "$1.40 per 5 s, +$0.28/s",
+        "$0.20/s, $0.40/s with audio", "$0.30 per clip at 360p/540p, $0.40 at 720p", "unknown"."""
         if self.usd is None:
             return "unknown"
-        unit = {"second": "/s", "5s": "/5s", "clip": "/clip", "1M tokens": "/1M tok"}[self.unit]
+        unit = {"second": "/s", "5s": " per 5 s", "clip": " per clip", "1M tokens": " per 1M tokens"}[self.unit]
+        again = unit if self.unit == "second" else ""  # "$0.20/s, $0.40/s with audio"; "$0.20 per clip, $0.40 at 720p"
         if isinstance(self.usd, Mapping):
-            text = " ".join(f"${usd}{unit}@{res}" for res, usd in self.usd.items())
+            by_price: dict[Decimal, list[str]] = {}
+            for resolution, usd in self.usd.items():
+                by_price.setdefault(usd, []).append(resolution)
+            text = ", ".join(
+                f"{dollars(usd)}{unit if i == 0 else again} at {'/'.join(res)}" for i, (usd, res) in enumerate(by_price.items())
+            )
+            base = None
+        elif self.unit == "second" and self.block:
+            text, base = f"{dollars(self.usd * self.block)} per {self.block} s, +{dollars(self.usd)}/s", self.usd
         else:
-            text = f"${self.usd}{unit}"
-        if self.by_resolution:
-            text += " " + ",".join(f"{r}x{m}" for r, m in self.by_resolution.items())
-        if self.by_duration:
-            text += " " + ",".join(f"{d}sx{m}" for d, m in self.by_duration.items())
-        if self.by_audio:
-            text += " " + ",".join(f"{'audio' if a else 'silent'}x{m}" for a, m in self.by_audio.items())
+            text, base = f"{dollars(self.usd)}{unit}", self.usd
+        if self.unit == "1M tokens" and base is not None:
+            example = self.cost(seconds=5, resolution="1080p", width=1920, height=1080, fps=24, audio=False)
+            text += f" (~{dollars(example, 2)} per 5 s of 1080p at 24 fps)"
+        for resolution, times in self.by_resolution.items():
+            text += f", {dollars(base * times)}{again} at {resolution}" if base is not None else f", x{times:g} at {resolution}"
+        for seconds, times in self.by_duration.items():
+            text += f", x{times:g} for {seconds} s"
+        for audio, times in self.by_audio.items():
+            with_ = "with" if audio else "without"
+            text += f", {dollars(base * times)}{again} {with_} audio" if base is not None else f", x{times:g} {with_} audio"
         return text
+
+    def provenance(self) -> str:
+        """Where the price comes from and when it was seen."""
+        return f"as of {self.as_of}, from {self.source}"
+
+
+def dollars(amount: Decimal, places: int | None = None) -> str:
+    """$1.40, $0.045, $2.50: cents always shown, more digits only when the price has them."""
+    if places is not None:
+        return f"${amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)}"
+    exponent = amount.normalize().as_tuple().exponent
+    return f"${amount:.{max(2, -exponent if isinstance(exponent, int) else 2)}f}"
 
 
 D = Decimal
@@ -324,7 +353,7 @@ MODELS: tuple[ModelSpec, ...] = (
         durations={5: "5", 10: "10"},
         native_resolution="720p",
         fps=24,
-        price=Price(D("0.28"), "second", note="$1.40 per 5 s + $0.28 per extra second"),
+        price=Price(D("0.28"), "second", block=5, note="$1.40 per 5 s + $0.28 per extra second"),
         notes="native 720p and " + ASSUMED_FPS,
     ),
     ModelSpec(

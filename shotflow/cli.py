@@ -39,67 +39,306 @@ def plan_cost(plan: Plan) -> str:
     return text
 
 
-def table(rows: list[Sequence[str]], header: Sequence[str]) -> str:
+def table(rows: list[Sequence[str]], header: Sequence[str], wrap: dict[int, int] | None = None) -> str:
+    """Columns two spaces apart; `wrap` {column: width} wraps those cells onto more lines."""
+    import textwrap
+
+    wrap = wrap or {}
     rows = [list(map(str, header))] + [list(map(str, r)) for r in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    cells = [[[c] if i not in wrap or n == 0 else textwrap.wrap(c, wrap[i], break_on_hyphens=False) or [""] for i, c in enumerate(r)]
+             for n, r in enumerate(rows)]
+    widths = [max(len(line) for r in cells for line in r[i]) for i in range(len(header))]
+    lines = []
+    for r in cells:
+        for k in range(max(len(c) for c in r)):
+            lines.append("  ".join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(r, widths)).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def cmd_validate(args) -> int:
-    failed = 0
-    for file in args.files:
+def shotflow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shotflow")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+# --- validate and estimate: many files, the same --var, text or --json ------------------------
+
+
+def _load_all(files: Sequence[str], var_items: list[str]) -> list[tuple[str, Plan | None, list]]:
+    """Each file's plan, or every problem found in it (one bad file never hides another)."""
+    overrides = parse_vars(var_items)
+    results = []
+    for file in files:
         try:
-            plan = load_plan(file)
+            results.append((file, load_plan(file, vars=overrides), []))
         except StoryboardError as exc:
-            failed += 1
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            continue
-        print(
-            f"{file}: ok: '{plan.title}', {len(plan.shots)} shots, {plan.final_seconds:g} s "
-            f"at {plan.output.width}x{plan.output.height}, estimated {plan_cost(plan)}"
-        )
+            results.append((file, None, exc.problems))
+    return results
+
+
+def _usd_json(amount: Decimal | None) -> float | None:
+    """A JSON number (exact for cents and tenths of cents), or null when the price is unknown: never 0."""
+    return None if amount is None else float(amount)
+
+
+def _problem_json(problem) -> dict:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "column": getattr(problem, "column", None),
+        "shot": problem.shot,
+        "message": problem.message,
+    }
+
+
+def _totals_json(plan: Plan) -> dict:
+    return {
+        "shots": len(plan.shots),
+        "generated_seconds": plan.generated_seconds,
+        "final_seconds": plan.final_seconds,
+        "width": plan.output.width,
+        "height": plan.output.height,
+        "fps": plan.output.fps,
+        "cost_usd": None if plan.unpriced else _usd_json(plan.known_cost),
+        "known_cost_usd": _usd_json(plan.known_cost),
+        "unpriced_shots": [s.id for s in plan.unpriced],
+    }
+
+
+def _file_json(file: str, plan: Plan | None, problems: list, *, shots: bool) -> dict:
+    if plan is None:
+        return {"file": file, "ok": False, "problems": [_problem_json(p) for p in problems]}
+    entry = {"file": file, "ok": True, "problems": [], "title": plan.title, "totals": _totals_json(plan)}
+    if shots:
+        entry["shots"] = [
+            {
+                "id": s.id,
+                "model": s.model,
+                "endpoint": s.endpoint,
+                "seconds": s.seconds,
+                "resolution": s.resolution,
+                "width": s.width,
+                "height": s.height,
+                "audio": s.audio,
+                "cost_usd": _usd_json(s.cost),
+                "price": find_model(s.model).price.describe(),
+            }
+            for s in plan.shots
+        ]
+    return entry
+
+
+def _report_problems(results) -> int:
+    failed = [problems for _, plan, problems in results if plan is None]
+    for problems in failed:
+        for problem in problems:
+            print(problem, file=sys.stderr)
     if failed:
-        print(f"{failed} of {len(args.files)} storyboard{'s' if len(args.files) > 1 else ''} invalid", file=sys.stderr)
-    return 1 if failed else 0
+        n = len(results)
+        print(f"{len(failed)} of {n} storyboard{'s' if n > 1 else ''} invalid", file=sys.stderr)
+    return len(failed)
+
+
+def _print_json(results, *, shots: bool) -> None:
+    files = [_file_json(file, plan, problems, shots=shots) for file, plan, problems in results]
+    plans = [plan for _, plan, _ in results if plan is not None]
+    known = sum((p.known_cost for p in plans), Decimal(0))
+    unpriced = [f"{p.source}:{s.id}" for p in plans for s in p.unpriced]
+    totals = {
+        "files": len(results),
+        "invalid": len(results) - len(plans),
+        "generated_seconds": sum(p.generated_seconds for p in plans),
+        "cost_usd": None if unpriced or len(plans) < len(results) else _usd_json(known),
+        "known_cost_usd": _usd_json(known),
+        "unpriced_shots": unpriced,
+    }
+    print(json.dumps({"ok": len(plans) == len(results), "files": files, "totals": totals}, indent=2))
+
+
+def cmd_validate(args) -> int:
+    results = _load_all(args.files, args.var)
+    if args.json:
+        _print_json(results, shots=False)
+        return 0 if all(plan for _, plan, _ in results) else 1
+    for file, plan, _ in results:
+        if plan is not None:
+            print(
+                f"{file}: ok: '{plan.title}', {len(plan.shots)} shots, {plan.final_seconds:g} s "
+                f"at {plan.output.width}x{plan.output.height}, estimated {plan_cost(plan)}"
+            )
+    return 1 if _report_problems(results) else 0
+
+
+def cmd_estimate(args) -> int:
+    results = _load_all(args.files, args.var)
+    if args.json:
+        _print_json(results, shots=True)
+        return 0 if all(plan for _, plan, _ in results) else 1
+    plans = [plan for _, plan, _ in results if plan is not None]
+    for i, plan in enumerate(plans):
+        rows = [
+            [s.id, s.model, f"{s.seconds} s", s.resolution, f"{s.width}x{s.height}", "yes" if s.audio else "no", money(s.cost)]
+            for s in plan.shots
+        ]
+        print(("\n" if i else "") + f"{plan.title} ({plan.source})")
+        print(table(rows, ["shot", "model", "seconds", "resolution", "size", "audio", "cost"]))
+        print(
+            f"\n{len(plan.shots)} shots, {plan.generated_seconds} s generated, final video {plan.final_seconds:g} s "
+            f"at {plan.output.width}x{plan.output.height} {plan.output.fps} fps"
+        )
+        print(f"estimated cost: {plan_cost(plan)}")
+        used = list(dict.fromkeys(s.model for s in plan.shots))
+        as_of = sorted({find_model(m).price.as_of for m in used})
+        print(f"prices on fal (as of {', '.join(as_of)}; `shotflow models NAME` for more):")
+        for model in used:
+            print(f"  {model}: {find_model(model).price.describe()}")
+    if len(results) > 1 and plans:
+        known = sum((p.known_cost for p in plans), Decimal(0))
+        unpriced = sum(len(p.unpriced) for p in plans)
+        more = f" + {unpriced} unpriced shot{'s' if unpriced > 1 else ''}" if unpriced else ""
+        print(f"\nall {len(plans)} storyboards: estimated {money(known)}{more}")
+    return 1 if _report_problems(results) else 0
+
+
+# --- models -------------------------------------------------------------------------------------
+
+
+def _spaced(values) -> str:
+    return " ".join(str(v) for v in values)
 
 
 def cmd_models(args) -> int:
+    if args.name:
+        print(describe_model(find_model(args.name)))
+        return 0
     rows = []
     for m in MODELS:
         rows.append(
             [
                 m.alias,
-                m.endpoint,
-                ",".join(f"{s}" for s in m.seconds) + " s" + ("" if m.durations else " (fixed)"),
-                ",".join(m.aspect_ratios) + ("" if m.has_field("aspect_ratio") else " (fixed)"),
-                ",".join(m.resolutions) + ("" if m.has_field("resolution") else " (fixed)"),
+                ("" if m.durations else "only ") + _spaced(m.seconds),
+                ("" if m.has_field("aspect_ratio") else "only ") + _spaced(m.aspect_ratios),
+                ("" if m.has_field("resolution") else "only ") + _spaced(m.resolutions),
                 "optional" if m.audio == "param" else "no",
-                f"{m.fps}",
+                "yes" if m.has_field("seed") else "no",
                 m.price.describe(),
             ]
         )
-    print(table(rows, ["alias", "endpoint", "durations", "aspect ratios", "resolutions", "audio", "fps", "price"]))
-    print("\nPrices as seen on fal's model pages (late 2025); they change often. 'unknown' is never counted as $0.")
-    return 0
-
-
-def cmd_estimate(args) -> int:
-    plan = load_plan(args.file)
-    rows = [
-        [s.id, s.model, f"{s.seconds} s", s.resolution, f"{s.width}x{s.height}", "yes" if s.audio else "no", money(s.cost)]
-        for s in plan.shots
-    ]
-    print(f"{plan.title} ({plan.source})")
-    print(table(rows, ["shot", "model", "seconds", "resolution", "size", "audio", "cost"]))
     print(
-        f"\n{len(plan.shots)} shots, {plan.generated_seconds} s generated, final video {plan.final_seconds:g} s "
-        f"at {plan.output.width}x{plan.output.height} {plan.output.fps} fps"
+        table(
+            rows,
+            ["model", "seconds", "aspect ratios", "resolutions", "audio", "seed", "price on fal"],
+            wrap={1: 7, 2: 13, 3: 11, 6: 28},  # 100 columns
+        )
     )
-    print(f"estimated cost: {plan_cost(plan)}")
+    print("\nPrices as seen on fal's model pages (late 2025); they change often. 'unknown' never counts as $0.")
+    print("`shotflow models NAME`: one model in full (input fields, defaults, price and its date, assumptions).")
     return 0
+
+
+def _type_words(annotation) -> str:
+    import types
+    import typing
+
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        words = [_type_words(a) for a in args if a is not type(None)]
+        return " or ".join(words) + (" or null" if type(None) in args else "")
+    return {str: "text", bool: "true/false", int: "whole number (64-bit)", float: "finite number"}.get(annotation, str(annotation))
+
+
+def _bounds(info) -> str:
+    names = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >=", "max_length": "length <="}
+    found = []
+    for meta in info.metadata:
+        for attr, word in names.items():
+            if getattr(meta, attr, None) is not None:
+                found.append(f"{word} {getattr(meta, attr)}")
+    return ", ".join(found)
+
+
+def describe_model(m) -> str:
+    """Everything shotflow knows about one model: capabilities, price, input fields, assumptions."""
+    import textwrap
+
+    from shotflow.catalog import ASSUMED_FPS
+    from shotflow.plan import MAPPED_FIELDS
+
+    out: list[str] = []
+    indent = max(16, *(len(name) + 2 for name in m.input.model_fields))
+
+    def fact(name: str, text: str) -> None:
+        lines = textwrap.wrap(text, 100 - 2 - indent, break_on_hyphens=False) or [""]
+        out.append(f"  {name:<{indent}}{lines[0]}")
+        out.extend(" " * (2 + indent) + line for line in lines[1:])
+
+    notes = m.notes.replace(ASSUMED_FPS, "").strip(" ;,").removesuffix(" and").strip()
+    assumed = []
+    if ASSUMED_FPS in m.notes:
+        assumed.append("the frame rate (not in the seed; assembly probes every clip)")
+    if not m.durations and "assumed" in notes:
+        assumed.append(f"the clip length, {m.native_duration} s (no duration field)")
+    if not m.has_field("resolution") and f"native {m.native_resolution}" in notes:
+        assumed.append(f"the resolution, {m.native_resolution} (no resolution field)")
+
+    out.append(f"{m.alias}: {m.title}")
+    fact("endpoint", m.endpoint + (f" (also called: {', '.join(m.aliases)})" if m.aliases else ""))
+    if m.durations:
+        encoded = ", ".join(f"{s} s as {json.dumps(v)}" for s, v in m.durations.items())
+        *most, last = map(str, m.seconds)
+        fact("durations", f"{', '.join(most)}{' or ' if most else ''}{last} s (the duration field takes {encoded})")
+    else:
+        fact("durations", f"{m.native_duration} s, fixed (no duration field)")
+    fixed = "" if m.has_field("aspect_ratio") else " (fixed: no aspect_ratio field)"
+    fact("aspect ratios", ", ".join(m.aspect_ratios) + fixed)
+    fixed = "" if m.has_field("resolution") else " (fixed: no resolution field)"
+    fact("resolutions", ", ".join(m.resolutions) + fixed)
+    if m.audio == "param":
+        fact("audio", f"optional: params.generate_audio (default {json.dumps(m.field_default('generate_audio'))})")
+    else:
+        fact("audio", "none (the clips are silent)")
+    fact("frame rate", f"{m.fps} fps" + (" (assumed)" if ASSUMED_FPS in m.notes else ""))
+    fact("seed", "yes: a shot's seed: is sent" if m.has_field("seed") else "no: a shot's seed: is refused")
+    fact("price", m.price.describe())
+    fact("", m.price.provenance())
+    if m.price.note:
+        fact("", f"note: {m.price.note}")
+    for resolution, seconds, why in m.forbidden:
+        fact("refuses", f"{resolution} at {seconds} s: {why}")
+    if notes:
+        fact("notes", notes)
+    fact("assumed", "; ".join(assumed) if assumed else "nothing: every fact above is from the seed's schema or description")
+    out.append("")
+    out.append(f"input fields ({m.input.__name__}); a shot sets them as shown, anything else goes under params:")
+    for name, info in m.input.model_fields.items():
+        default = "required" if info.is_required() else f"default {json.dumps(info.default)}"
+        bounds = _bounds(info)
+        where = f"shot's {name}:" if name in MAPPED_FIELDS else f"params.{name}"
+        fact(name, "; ".join(x for x in (_type_words(info.annotation), default, bounds, where) if x))
+        if info.description:
+            fact("", info.description)
+    return "\n".join(out)
+
+
+def cmd_new(args) -> int:
+    from shotflow.starter import write_starter
+
+    path = write_starter(args.name)
+    print(f"shotflow: wrote {path}")
+    print(f"shotflow: next: shotflow validate {path}; shotflow estimate {path}; shotflow run {path} --backend preview")
+    return 0
+
+
+def add_var_option(p: argparse.ArgumentParser) -> None:
+    """--var NAME=VALUE: the same option for validate, estimate and run."""
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="override one of the storyboard's vars (repeatable)")
 
 
 def cmd_schema(args) -> int:
@@ -596,17 +835,27 @@ def utc_day(text: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shotflow", description="Storyboard YAML to finished video.")
+    parser.add_argument("--version", action="version", version=f"shotflow {shotflow_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("new", help="write a commented starter storyboard NAME.yaml")
+    p.add_argument("name", metavar="NAME", help="the file to write (.yaml is added); an existing file is never replaced")
+    p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("validate", help="check storyboards before any money is spent")
     p.add_argument("files", nargs="+", metavar="FILE")
+    add_var_option(p)
+    p.add_argument("--json", action="store_true", help="one JSON object: per file ok and its problems (file, line, shot, message)")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("models", help="the ten models: durations, shapes, audio, prices")
+    p = sub.add_parser("models", help="the ten models: durations, shapes, audio, seed, prices; NAME: one in full")
+    p.add_argument("name", nargs="?", metavar="NAME", help="an alias or endpoint: every input field, the price and its date")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("estimate", help="per-shot and total seconds and cost")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    add_var_option(p)
+    p.add_argument("--json", action="store_true", help="one JSON object: per shot seconds, model and cost (null if unknown), totals")
     p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("schema", help="JSON Schema of the storyboard format, for editors")
@@ -623,7 +872,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-cost", type=usd, metavar="USD", help="refuse to start if the estimate is higher")
     p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
-    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="override one of the storyboard's vars")
+    add_var_option(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("ledger", help="every fal request the journal knows, with spend per day and per model")

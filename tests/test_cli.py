@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,146 @@ def test_estimate(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "15 s generated, final video 14.5 s" in r.stdout
     assert "estimated cost: $2.80 + 1 unpriced shot (b)" in r.stdout
+
+
+def test_version_comes_from_the_package_metadata():
+    from importlib.metadata import version
+
+    r = shotflow("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"shotflow {version('shotflow')}"
+
+
+VARS = """\
+version: 1
+vars: {who: cat}
+shots:
+  - {id: a, prompt: "a {{ who }} on a roof", model: kling, duration: 10}
+  - {id: b, prompt: p, model: veo2}
+"""
+
+
+def test_validate_estimate_and_run_take_the_same_var_option(tmp_path):
+    sb = tmp_path / "v.yaml"
+    sb.write_text(VARS)
+    for command in ("validate", "estimate"):
+        assert shotflow(command, str(sb), "--var", "who=dog").returncode == 0
+        r = shotflow(command, str(sb), "--var", "what=dog")
+        assert r.returncode == 1 and f"{sb}:2: no var 'what' to override (declared: who)" in r.stderr
+        r = shotflow(command, str(sb), "--var", "who=")
+        assert r.returncode == 1 and "var 'who': the value given for this run is empty" in r.stderr
+        r = shotflow(command, str(sb), "--var", "who")
+        assert r.returncode == 1 and "--var 'who': write NAME=VALUE" in r.stderr
+    r = shotflow("run", str(sb), "--var", "what=dog")
+    assert r.returncode == 1 and "no var 'what' to override" in r.stderr and "starting Prefect" not in r.stdout
+
+
+def test_estimate_takes_many_files_and_reports_the_bad_ones(tmp_path):
+    sb = tmp_path / "v.yaml"
+    sb.write_text(VARS)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nshots:\n  - id: a\n    prompt: a cat: on a roof\n")
+    r = shotflow("estimate", str(sb), "pipelines/demo.yaml", str(bad))
+    assert r.returncode == 1
+    assert f"({sb})" in r.stdout and "Neon Tokyo (pipelines/demo.yaml)" in r.stdout
+    assert "all 2 storyboards: estimated $6.47 + 1 unpriced shot" in r.stdout
+    assert "  kling-2.0-master: $1.40 per 5 s, +$0.28/s" in r.stdout and "  veo2: unknown" in r.stdout
+    assert f"{bad}:4:18: a ': ' inside the value of 'prompt'" in r.stderr and "1 of 3 storyboards invalid" in r.stderr
+
+
+def test_validate_and_estimate_json(tmp_path):
+    sb = tmp_path / "v.yaml"
+    sb.write_text(VARS)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nshots:\n  - {id: a, prompt: p, model: kling, duration: 7}\n")
+    r = shotflow("validate", "--json", str(sb), str(bad))
+    assert r.returncode == 1 and r.stderr == ""
+    report = json.loads(r.stdout)
+    good, wrong = report["files"]
+    assert report["ok"] is False and good["ok"] is True and good["problems"] == []
+    assert good["totals"]["cost_usd"] is None  # one shot's price is unknown: the total is unknown, never a partial sum
+    assert good["totals"]["known_cost_usd"] == 2.8 and good["totals"]["unpriced_shots"] == ["b"]
+    (problem,) = wrong["problems"]
+    assert problem == {"file": str(bad), "line": 3, "column": None, "shot": "a",
+                       "message": "kling-2.0-master renders 5 or 10 s clips, not 7 s"}
+    assert "shots" not in good
+
+    r = shotflow("estimate", "--json", str(sb), "pipelines/demo.yaml")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] is True
+    shots = {s["id"]: s for s in report["files"][0]["shots"]}
+    assert shots["a"]["seconds"] == 10 and shots["a"]["model"] == "kling-2.0-master" and shots["a"]["cost_usd"] == 2.8
+    assert shots["b"]["cost_usd"] is None and shots["b"]["price"] == "unknown"
+    assert report["files"][1]["totals"]["cost_usd"] == 3.67
+    assert report["totals"] == {"files": 2, "invalid": 0, "generated_seconds": 39, "cost_usd": None, "known_cost_usd": 6.47,
+                                "unpriced_shots": [f"{sb}:b"]}
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nshots: [\n")
+    (problem,) = json.loads(shotflow("estimate", "--json", str(broken)).stdout)["files"][0]["problems"]
+    assert (problem["line"], problem["column"]) == (2, 8) and "closing ']'" in problem["message"]
+
+
+def test_models_fits_100_columns_with_readable_prices_and_a_seed_column():
+    r = shotflow("models")
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert max(map(len, lines)) <= 100
+    assert lines[0].split() == ["model", "seconds", "aspect", "ratios", "resolutions", "audio", "seed", "price", "on", "fal"]
+    row = {line.split()[0]: line for line in lines[2:] if line and not line.startswith(" ")}
+    assert row["kling-2.0-master"].endswith("$1.40 per 5 s, +$0.28/s") and " no " in row["kling-2.0-master"]
+    assert row["veo3"].endswith("yes   $0.20/s, $0.40/s with audio")
+    assert row["hailuo-02"].endswith("$0.045/s") and "only 768p" in row["hailuo-02"]
+    assert row["veo2"].endswith("unknown")
+    assert "/1M tok" not in r.stdout and "sx2" not in r.stdout
+
+
+def test_models_name_shows_one_model_in_full():
+    r = shotflow("models", "veo3")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == shotflow("models", "fal-ai/veo3").stdout
+    out = r.stdout
+    assert out.startswith("veo3: Veo 3\n")
+    assert "$0.20/s, $0.40/s with audio" in out and "as of 2025-11, from fal.ai model pages" in out
+    for field in ("prompt", "aspect_ratio", "duration", "negative_prompt", "enhance_prompt", "seed", "resolution", "generate_audio"):
+        assert f"\n  {field} " in out
+    assert 'one of "16:9", "9:16", "1:1"; default "16:9"; shot\'s aspect_ratio:' in out
+    assert "true/false; default true; params.generate_audio" in out
+    assert re.search(r"\n  assumed +nothing", out)
+    kling = shotflow("models", "kling").stdout
+    assert re.search(r"\n  frame rate +24 fps \(assumed\)", kling) and re.search(r"\n  seed +no", kling)
+    assert max(len(line) for name in ("veo3", "kling", "wan", "luma") for line in shotflow("models", name).stdout.splitlines()) <= 100
+    r = shotflow("models", "sora")
+    assert r.returncode == 1 and "unknown model 'sora'" in r.stderr
+
+
+def test_new_writes_a_starter_that_validates_and_estimates(tmp_path):
+    from shotflow.plan import load_plan
+
+    r = shotflow("new", "promo", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "promo.yaml"
+    text = path.read_text()
+    first = text.splitlines()[0]
+    assert first.startswith("# yaml-language-server: $schema=")
+    assert (tmp_path / first.split("=", 1)[1]).resolve() == ROOT / "storyboard.schema.json"
+    assert text.count("\n#") >= 5  # commented
+    plan = load_plan(path)
+    assert plan.title == "Promo" and len(plan.shots) == 3 and not plan.unpriced
+    r = shotflow("estimate", "promo.yaml", cwd=tmp_path)
+    assert r.returncode == 0 and "estimated cost: $1.87" in r.stdout, r.stderr
+    assert shotflow("validate", "promo.yaml", "--var", "city=Porto", cwd=tmp_path).returncode == 0
+
+    path.write_text(text + "# my edits\n")
+    r = shotflow("new", "promo.yaml", cwd=tmp_path)
+    assert r.returncode == 1 and "promo.yaml already exists" in r.stderr
+    assert path.read_text().endswith("# my edits\n")
+    r = shotflow("new", "nowhere/promo", cwd=tmp_path)
+    assert r.returncode == 1 and "there is no folder nowhere" in r.stderr
+    (tmp_path / "boards").mkdir()
+    assert shotflow("new", "boards/teaser", cwd=tmp_path).returncode == 0
+    first = (tmp_path / "boards" / "teaser.yaml").read_text().splitlines()[0]
+    assert (tmp_path / "boards" / first.split("=", 1)[1]).resolve() == ROOT / "storyboard.schema.json"
 
 
 def test_schema_is_json_and_the_committed_copy_is_current():
