@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as wait_for_any
 from pathlib import Path
@@ -97,6 +98,9 @@ def render_storyboard(
     try:
         source = f"inline:{plan.title}" if inline is not None else str(Path(plan.source).resolve())  # for the ledger
         generated = {s.id: generate_shot.submit(s, name, run_key, force=s.id in forced, storyboard=source) for s in plan.shots}
+        landed_at: list[float] = []  # when each clip was downloaded and verified (for the run's timings)
+        for future in generated.values():
+            future.wrapped_future.add_done_callback(lambda _: landed_at.append(time.monotonic()))
         prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
         done, landed = 0, {}
         shot_of = {id(f): shot_id for shot_id, f in prepared.items()}
@@ -149,6 +153,7 @@ def render_storyboard(
 
     joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
     video, duration = joined.path, joined.seconds
+    last_clip_to_final = round(time.monotonic() - max(landed_at, default=time.monotonic()), 2)
     earlier = {
         "kept": f"the earlier video at {video} was kept as {joined.kept} (output.existing: keep)",
         "replaced": f"the earlier video at {video} was replaced (output.existing: replace)",
@@ -157,7 +162,11 @@ def render_storyboard(
         logger.info(earlier)
     sheet = contact_sheet(plan, clips, sidecar(video, "contact.png"), backend=name)
     manifest = write_manifest(
-        plan, clips, backend=name, video=Path(video), duration=duration, extra={"join": {"video_copied": joined.video_copied, "overlaps_rendered_after_last_clip": joined.transitions_rendered}},
+        plan, clips, backend=name, video=Path(video), duration=duration,
+        extra={
+            "join": {"video_copied": joined.video_copied, "overlaps_rendered_after_last_clip": joined.transitions_rendered},
+            "timings": {"last_clip_to_final_s": last_clip_to_final},
+        },
     )
     artifacts.summary(plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records)
     logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
@@ -169,6 +178,7 @@ def render_storyboard(
         "backend": name,
         **cost_summary(manifest),  # a preview's "would cost on fal", never as if spent; "cost": the sentence
         "shots": [r.__dict__ for r in records],
+        "last_clip_to_final_s": last_clip_to_final,
         "earlier_video": earlier,  # None, or what became of an earlier, different video at the output path
     }
 

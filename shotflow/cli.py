@@ -375,6 +375,99 @@ def parse_vars(items: list[str]) -> dict[str, str]:
 
 
 def cmd_run(args) -> int:
+    """With --json, every line goes to stderr and stdout gets one JSON object at the end."""
+    if not getattr(args, "json", False):
+        return _render(args, {})
+    import contextlib
+
+    report: dict = {}
+    real_stdout = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            code = _render(args, report)
+    except (ShotflowError, KeyboardInterrupt) as exc:
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+        report.setdefault("error", "\n".join(map(str, getattr(exc, "problems", None) or [exc])) or "interrupted")
+        print(json.dumps({"ok": False, **report}, default=str), file=real_stdout)
+        raise
+    print(json.dumps({"ok": code == 0, **report}, default=str), file=real_stdout)
+    return code
+
+
+def _run_report(result: dict, *, up_to_date: bool) -> dict:
+    """The JSON object `run --json` prints: outputs, duration, per-shot state, request id, cost."""
+    manifest = result.get("manifest_data") or {}
+    shots = []
+    for s in manifest.get("shots") or result.get("shots") or []:
+        shots.append(
+            {
+                "id": s.get("id"),
+                "state": "done" if "clip_sha256" in s else s.get("status"),
+                "request_id": s.get("request_id"),
+                "from_clip_store": s.get("cache_hit"),
+                "cost_usd": s.get("cost_usd", s.get("cost")),
+                "cost_usd_on_fal": s.get("cost_usd_on_fal"),
+            }
+        )
+    return {
+        "up_to_date": up_to_date,
+        "video": result.get("video"),
+        "manifest": result.get("manifest"),
+        "contact_sheet": result.get("contact_sheet"),
+        "duration": result.get("duration"),
+        "backend": result.get("backend"),
+        "cost": result.get("cost"),
+        "last_clip_to_final_s": result.get("last_clip_to_final_s"),
+        "shots": shots,
+    }
+
+
+def _print_summary(result: dict, *, up_to_date: bool) -> None:
+    """The one summary at the end of a run (or of an up-to-date answer)."""
+    manifest = result.get("manifest_data") or {}
+    shots = manifest.get("shots") or []
+    reused = sum(1 for s in shots if s.get("cache_hit"))
+    print()
+    print(f"video:         {result['video']} ({result['duration']:.2f} s)" + ("  (up to date: nothing rendered)" if up_to_date else ""))
+    print(f"contact sheet: {result['contact_sheet']}")
+    print(f"manifest:      {result['manifest']}")
+    if result.get("cost"):
+        print(f"cost:          {result['cost']}")
+    if result.get("earlier_video"):
+        print(f"earlier video: {result['earlier_video']}")
+    if not up_to_date:
+        print(f"reused:        {reused} of {len(shots)} clips from the clip store")
+        if result.get("last_clip_to_final_s") is not None:
+            print(f"last clip -> final file: {result['last_clip_to_final_s']:.1f} s")
+
+
+def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
+    """Answer an unchanged storyboard from its manifest (shotflow/uptodate.py), without Prefect."""
+    from shotflow import uptodate
+    from shotflow.manifest import cost_line, sidecar
+
+    verdict = uptodate.check(plan, backend, settings.cache_dir)
+    if not verdict.up_to_date:
+        if verdict.manifest is not None:
+            print(f"shotflow: rendering: {verdict.reason}", flush=True)
+        return False
+    manifest = verdict.manifest or {}
+    result = {
+        "video": manifest["output"]["path"],
+        "duration": manifest["output"].get("duration") or 0.0,
+        "contact_sheet": str(sidecar(plan.output.path, "contact.png")),
+        "manifest": str(verdict.manifest_path),
+        "backend": backend,
+        "cost": cost_line(manifest),
+        "manifest_data": manifest,
+    }
+    print(f"shotflow: {plan.output.path} is up to date (storyboard, vars, inputs, clips and video unchanged; --force renders anyway)")
+    _print_summary(result, up_to_date=True)
+    report.update(_run_report(result, up_to_date=True))
+    return True
+
+
+def _render(args, report: dict) -> int:
     print(f"shotflow: reading {args.file}", flush=True)
     overrides = parse_vars(args.var)
     plan = load_plan(args.file, out=args.out, vars=overrides)
@@ -385,6 +478,8 @@ def cmd_run(args) -> int:
         plan.shot(shot_id)
     model_limits = parse_model_limits(args.model_concurrency)
     check_budget(plan, args.max_cost, backend)
+    if not args.force and _up_to_date(plan, backend, settings, report):
+        return 0
     preflight(plan, backend=backend, settings=settings, force=args.force)  # nothing is paid for a run that cannot finish
     if args.backend is None and backend == "preview":
         print("shotflow: no FAL_KEY, so this is an offline preview (an animatic, $0); set FAL_KEY to generate for real")
@@ -395,7 +490,8 @@ def cmd_run(args) -> int:
     )
     # Prefect's own console lines (task tracebacks included) would tear through the live display
     # and bury the one-line error a user needs; the run logs still reach the Prefect API in full.
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    # -v shows them (INFO), for whoever wants to see what Prefect does
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if getattr(args, "verbose", False) else "CRITICAL")
     server = None
     with _Signals() as signals:
         try:
@@ -415,6 +511,7 @@ def cmd_run(args) -> int:
                     vars=overrides or None,
                 ),
                 signals,
+                report,
             )
         finally:
             _drain_prefect_workers()
@@ -524,7 +621,7 @@ class _Signals:
             os._exit(130)
 
 
-def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals) -> int:
+def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals, report: dict | None = None) -> int:
     from flows.render import render_storyboard  # noqa: F401  (here, not in the thread: import errors surface as usual)
 
     interrupt.reset()
@@ -560,9 +657,12 @@ def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals) -> 
     if runner.state.is_cancelled():  # from the UI or the API
         raise ShotflowError(f"the flow run was cancelled: {runner.state.message or 'no reason given'}")
     result = runner.state.result()
-    print(f"\nvideo:         {result['video']} ({result['duration']:.2f} s)")
-    print(f"contact sheet: {result['contact_sheet']}")
-    print(f"manifest:      {result['manifest']}")
+    from shotflow.manifest import read_manifest
+
+    result = {**result, "manifest_data": read_manifest(result["manifest"])}
+    _print_summary(result, up_to_date=False)
+    if report is not None:
+        report.update(_run_report(result, up_to_date=False))
     return 0
 
 
@@ -873,6 +973,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-cost", type=usd, metavar="USD", help="refuse to start if the estimate is higher")
     p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
     add_var_option(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end (and nothing else on stdout)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines too")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("ledger", help="every fal request the journal knows, with spend per day and per model")

@@ -7,6 +7,10 @@ keeps `estimated_cost_usd` (every shot at the catalog's prices) and adds what th
 fal (`estimated_spent_usd`; `spent` is false when every clip came from the clip store). These
 are estimates: what fal billed is in the journal (`shotflow ledger`).
 
+`fingerprint` (see shotflow/uptodate.py) is what a re-run compares to answer "up to date"
+without rendering; `timings.last_clip_to_final_s` (from the flow) is how long the video took
+from the last clip verified in the store to the final file.
+
 `read_manifest` reads every version written so far, and gives the current shape: a version 1
 manifest (before the wording above) is upgraded in memory. `cost_line` is the one sentence the
 run summary and the CLI show.
@@ -26,6 +30,7 @@ from shotflow.backend import GeneratedClip
 from shotflow.errors import ShotflowError
 from shotflow.plan import Plan
 from shotflow.store.atomic import write_text_atomic
+from shotflow.uptodate import fingerprint
 
 # 2: a preview's costs are named as what fal would charge, and `spent` says whether money went out
 VERSION = 2
@@ -101,6 +106,8 @@ def write_manifest(
         },
         **cost_fields(backend, plan.shots, {c.shot for c in clips if not c.cache_hit}),
         "shots": shots,
+        # what `shotflow run` compares, before importing Prefect, to answer "up to date"
+        "fingerprint": fingerprint(plan, backend),
         **(extra or {}),
     }
     # a manifest is for sharing, like the video beside it: readable by others (0o644)

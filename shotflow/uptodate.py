@@ -1,0 +1,132 @@
+"""Is a run's video already made? Decided from its manifest, before Prefect is imported.
+
+A finished run's manifest holds a `fingerprint` (written by `manifest.write_manifest`): shotflow's
+version, the backend, the storyboard as planned (vars resolved, `{{ date }}` included: the
+plan's `storyboard_hash`), the output spec, every shot's request body hash and the hash of every
+input file (the soundtrack). A re-run is "up to date" when that fingerprint is the same now, every
+clip is still in the clip store and verified there (`ClipStore.stored` checks size and sha256)
+with the hash the manifest recorded, and the output file still has the manifest's sha256.
+Anything else (or no manifest, or one written before fingerprints) renders; `--force` always does.
+
+Nothing here imports Prefect: `shotflow run` answers an unchanged storyboard in about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from shotflow.clipstore import ClipStore
+from shotflow.plan import Plan
+
+FINGERPRINT_VERSION = 1
+
+
+def shotflow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shotflow")
+    except PackageNotFoundError:  # a checkout used without installing it
+        return "unknown"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def input_files(plan: Plan) -> dict[str, str]:
+    """Every file the storyboard reads, by role: {"soundtrack": path}."""
+    return {"soundtrack": plan.output.soundtrack} if plan.output.soundtrack else {}
+
+
+def fingerprint(plan: Plan, backend: str) -> dict[str, Any]:
+    """What the video depends on, apart from the clips and the output file themselves."""
+    inputs = {}
+    for role, path in input_files(plan).items():
+        try:
+            inputs[role] = {"path": str(path), "sha256": _sha256(Path(path))}
+        except OSError:
+            inputs[role] = {"path": str(path), "sha256": None}  # missing now: never equal to a stored hash
+    return {
+        "version": FINGERPRINT_VERSION,
+        "shotflow": shotflow_version(),
+        "backend": backend,
+        "storyboard_sha256": plan.storyboard_hash,
+        "output_spec": hashlib.sha256(json.dumps(_output_spec(plan), sort_keys=True, default=str).encode()).hexdigest(),
+        "shots": [[s.id, s.body_hash] for s in plan.shots],
+        "inputs": inputs,
+    }
+
+
+def _output_spec(plan: Plan) -> dict[str, Any]:
+    """The output settings, with the path made absolute (the CLI plans it relative to where the
+    run starts, the flow's preflight resolves it against the same folder)."""
+    spec = asdict(plan.output)
+    spec["path"] = os.path.abspath(spec["path"])
+    return spec
+
+
+@dataclass(frozen=True)
+class Verdict:
+    up_to_date: bool
+    reason: str  # why it renders, or "" when up to date
+    manifest: dict[str, Any] | None = None
+    manifest_path: Path | None = None
+
+
+def check(plan: Plan, backend: str, cache_dir: Path) -> Verdict:
+    """Whether the video this plan would make is already there, unchanged (see the module doc)."""
+    from shotflow.errors import ShotflowError
+    from shotflow.manifest import read_manifest, sidecar
+
+    video = Path(plan.output.path)
+    path = sidecar(video, "manifest.json")
+    if not path.is_file():
+        return Verdict(False, f"no manifest at {path}: never rendered here")
+    try:
+        manifest = read_manifest(path)
+    except ShotflowError as exc:
+        return Verdict(False, str(exc))
+    stored = manifest.get("fingerprint")
+    if not isinstance(stored, dict):
+        return Verdict(False, f"{path} has no fingerprint (written by an older shotflow)", manifest, path)
+    now = fingerprint(plan, backend)
+    for field, what in (
+        ("shotflow", "shotflow's version"),
+        ("backend", "the backend"),
+        ("storyboard_sha256", "the storyboard (with its vars)"),
+        ("output_spec", "the output settings"),
+        ("shots", "the shots"),
+        ("version", "the fingerprint's format"),
+    ):
+        if stored.get(field) != now[field]:
+            return Verdict(False, f"{what} changed since {path} was written", manifest, path)
+    if stored.get("inputs") != now["inputs"]:
+        changed = sorted(set(stored.get("inputs") or {}) ^ set(now["inputs"]) | {
+            k for k in now["inputs"] if (stored.get("inputs") or {}).get(k) != now["inputs"][k]
+        })
+        return Verdict(False, f"input file(s) changed: {', '.join(changed)}", manifest, path)
+    store = ClipStore(cache_dir)
+    recorded = {s.get("id"): s for s in manifest.get("shots") or []}
+    for shot in plan.shots:
+        found = store.stored(ClipStore.key(backend, shot))
+        if found is None:
+            return Verdict(False, f"shot '{shot.id}': its clip is no longer in the clip store", manifest, path)
+        if found.sha256 != (recorded.get(shot.id) or {}).get("clip_sha256"):
+            return Verdict(False, f"shot '{shot.id}': its stored clip is not the one the video was made of", manifest, path)
+    output = manifest.get("output") or {}
+    try:
+        if not video.is_file() or _sha256(video) != output.get("sha256"):
+            return Verdict(False, f"{video} is missing or was modified since it was rendered", manifest, path)
+    except OSError as exc:
+        return Verdict(False, f"{video}: cannot be read ({exc.strerror})", manifest, path)
+    return Verdict(True, "", manifest, path)

@@ -1,0 +1,158 @@
+"""An unchanged storyboard re-run answers "up to date" from its manifest without importing
+Prefect; any change (a var, the date, an input file, a clip, the video) renders again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from shotflow import uptodate
+from shotflow.clipstore import ClipStore
+from shotflow.plan import load_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STORYBOARD = """\
+version: 1
+title: "Harbour {{ date }}"
+vars: {what: boats}
+output:
+  resolution: 360p
+  fps: 24
+  transition: {type: cut}
+  audio: {path: track.wav, volume: 0.5}
+shots:
+  - {id: one, prompt: "{{ what }} at dawn", model: kling, duration: 5}
+  - {id: two, prompt: a lighthouse, model: veo2, duration: 5}
+"""
+
+# runs the real CLI and says on stderr whether Prefect was imported in that process
+PROBE = (
+    "import sys; from shotflow.cli import main; rc = main(sys.argv[1:]); "
+    "print('PREFECT IMPORTED' if 'prefect' in sys.modules else 'PREFECT NOT IMPORTED', file=sys.stderr); sys.exit(rc)"
+)
+
+
+def run_cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PROBE, "run", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """One storyboard rendered once with the preview backend (a private Prefect server)."""
+    import imageio_ffmpeg
+
+    work = tmp_path_factory.mktemp("uptodate")
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=f=440:d=3", str(work / "track.wav")],
+        check=True, timeout=60,
+    )
+    (work / "sb.yaml").write_text(STORYBOARD)
+    env = {**os.environ, "SHOTFLOW_CACHE_DIR": str(work / "cache")}
+    first = run_cli("sb.yaml", "--backend", "preview", "--out", "out/h.mp4", cwd=work, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "starting Prefect" in first.stdout and "up to date" not in first.stdout
+    return work, env
+
+
+def verdict(work: Path, env: dict, **kw):
+    cwd = os.getcwd()
+    os.chdir(work)  # the output path is relative to where the run starts
+    try:
+        plan = load_plan("sb.yaml", out="out/h.mp4", **kw)
+        return uptodate.check(plan, "preview", Path(env["SHOTFLOW_CACHE_DIR"]))
+    finally:
+        os.chdir(cwd)
+
+
+def test_an_unchanged_rerun_is_up_to_date_without_prefect(rendered):
+    work, env = rendered
+    again = run_cli("sb.yaml", "--backend", "preview", "--out", "out/h.mp4", cwd=work, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "shotflow: out/h.mp4 is up to date" in again.stdout
+    assert "PREFECT NOT IMPORTED" in again.stderr
+    assert "starting Prefect" not in again.stdout
+    assert f"video:         {work / 'out' / 'h.mp4'} (10.00 s)  (up to date: nothing rendered)" in again.stdout
+
+    as_json = run_cli("sb.yaml", "--backend", "preview", "--out", "out/h.mp4", "--json", cwd=work, env=env)
+    report = json.loads(as_json.stdout)  # one JSON object and nothing else on stdout
+    assert report["up_to_date"] is True and report["video"] == str(work / "out" / "h.mp4")
+    assert [s["id"] for s in report["shots"]] == ["one", "two"]
+    assert "PREFECT NOT IMPORTED" in as_json.stderr
+
+
+def test_force_renders_an_unchanged_storyboard(rendered):
+    work, env = rendered
+    forced = run_cli("sb.yaml", "--backend", "preview", "--out", "out/h.mp4", "--force", "one", cwd=work, env=env)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "up to date" not in forced.stdout and "PREFECT IMPORTED" in forced.stderr
+
+
+def test_the_manifest_records_what_up_to_date_compares(rendered):
+    work, env = rendered
+    manifest = json.loads((work / "out" / "h.manifest.json").read_text())
+    fingerprint = manifest["fingerprint"]
+    assert fingerprint["backend"] == "preview" and fingerprint["shotflow"] == uptodate.shotflow_version()
+    assert fingerprint["inputs"]["soundtrack"]["sha256"] == uptodate._sha256(work / "track.wav")
+    assert manifest["timings"]["last_clip_to_final_s"] >= 0
+    assert verdict(work, env).up_to_date
+
+
+def test_a_changed_var_or_date_renders(rendered):
+    work, env = rendered
+    changed = verdict(work, env, vars={"what": "ships"})
+    assert not changed.up_to_date and "storyboard" in changed.reason
+    tomorrow = verdict(work, env, now=datetime(2031, 1, 2))
+    assert not tomorrow.up_to_date and "storyboard" in tomorrow.reason
+
+
+def test_a_changed_soundtrack_renders(rendered):
+    work, env = rendered
+    track = work / "track.wav"
+    original = track.read_bytes()
+    try:
+        track.write_bytes(original[:-2] + b"\x01\x01")
+        changed = verdict(work, env)
+        assert not changed.up_to_date and "soundtrack" in changed.reason
+    finally:
+        track.write_bytes(original)
+    assert verdict(work, env).up_to_date
+
+
+def test_a_deleted_or_corrupted_clip_renders(rendered):
+    work, env = rendered
+    store = ClipStore(Path(env["SHOTFLOW_CACHE_DIR"]))
+    os.chdir(work)
+    try:
+        plan = load_plan("sb.yaml", out="out/h.mp4")
+    finally:
+        os.chdir(ROOT)
+    clip = store.path(ClipStore.key("preview", plan.shot("two")))
+    kept = clip.read_bytes()
+    clip.unlink()
+    try:
+        gone = verdict(work, env)
+        assert not gone.up_to_date and "shot 'two'" in gone.reason
+    finally:
+        clip.write_bytes(kept)
+    assert verdict(work, env).up_to_date
+
+
+def test_a_modified_output_renders_through_the_cli(rendered):
+    work, env = rendered
+    video = work / "out" / "h.mp4"
+    with open(video, "ab") as fh:
+        fh.write(b"\0")
+    changed = verdict(work, env)
+    assert not changed.up_to_date and "modified" in changed.reason
+    again = run_cli("sb.yaml", "--backend", "preview", "--out", "out/h.mp4", cwd=work, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "shotflow: rendering: " in again.stdout and "modified" in again.stdout
+    assert "PREFECT IMPORTED" in again.stderr
+    assert verdict(work, env).up_to_date  # the new video is recorded
