@@ -21,7 +21,7 @@ from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from shotflow import interrupt
+from shotflow import events, interrupt
 from shotflow.backends import choose_backend
 from shotflow.catalog import find_model
 from shotflow.errors import ShotflowError
@@ -112,6 +112,7 @@ def render_storyboard(
                 continue
             done += 1
             artifacts.advance_progress(progress, done, len(plan.shots))
+            events.publish(events.AssemblyEvent("clips normalised", done, len(plan.shots) + 2))
             if plan.overlapping and done < len(plan.shots):
                 # overlaps between clips that have landed are rendered while the others generate
                 landed[shot_of[id(future)]] = path
@@ -151,6 +152,7 @@ def render_storyboard(
             f"and {rerun} only redoes the failed ones:\n  " + "\n  ".join(failures)
         )
 
+    events.publish(events.AssemblyEvent("joining", len(plan.shots), len(plan.shots) + 2))
     joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
     video, duration = joined.path, joined.seconds
     last_clip_to_final = round(time.monotonic() - max(landed_at, default=time.monotonic()), 2)
@@ -160,6 +162,7 @@ def render_storyboard(
     }.get(joined.earlier)
     if earlier:
         logger.info(earlier)
+    events.publish(events.AssemblyEvent("contact sheet and manifest", len(plan.shots) + 1, len(plan.shots) + 2))
     sheet = contact_sheet(plan, clips, sidecar(video, "contact.png"), backend=name)
     manifest = write_manifest(
         plan, clips, backend=name, video=Path(video), duration=duration,
@@ -168,6 +171,7 @@ def render_storyboard(
             "timings": {"last_clip_to_final_s": last_clip_to_final},
         },
     )
+    events.publish(events.AssemblyEvent("done", len(plan.shots) + 2, len(plan.shots) + 2))
     artifacts.summary(plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records)
     logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
     return {

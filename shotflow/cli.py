@@ -535,6 +535,12 @@ def open_prefect_api():
     if configured:
         check_api(configured)
         return None, configured
+    from shotflow import localserver
+
+    reusable = localserver.find()  # `shotflow server start` (or `serve`) left one running
+    if reusable:
+        print(f"shotflow: reporting to the local Prefect server at {reusable.removesuffix('/api')} (shotflow server status)", flush=True)
+        return None, reusable
     server = PrefectServer(api_only=True, start_timeout=PREFECT_START_TIMEOUT, log=PrefectServer.temporary_log()).launch()
     print(
         f"shotflow: starting Prefect: a private server at {server.ui_url} for this run "
@@ -627,7 +633,7 @@ def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals, rep
     interrupt.reset()
     runner = _FlowThread(api_url, parameters)
     stopped_at = None
-    with ShotDisplay(plan) as display:
+    with ShotDisplay(plan, backend=parameters.get("backend")) as display:
         unsubscribe = events.subscribe(display)
         try:
             signals.flow_running = True
@@ -825,6 +831,31 @@ def _describe_schedule(s) -> str:
     return f"{sch.cron or (f'every {sch.interval} s' if sch.interval else sch.rrule)} ({sch.timezone})"
 
 
+def cmd_server(args) -> int:
+    """A persistent local Prefect server that every `shotflow run` reuses (shotflow/localserver.py)."""
+    from shotflow import localserver
+
+    if args.action == "start":
+        print(f"shotflow: starting a local Prefect server (state in {localserver.state_file()})...", flush=True)
+
+        def still(seconds: float) -> None:
+            print(f"shotflow: still starting Prefect ({seconds:.0f} s; its first start prepares a database)...", flush=True)
+
+        url, started = localserver.start(still, limit=get_settings().concurrency, limit_name=get_settings().concurrency_limit_name)
+        what = "started" if started else "already running"
+        print(f"shotflow: Prefect server {what} at {url.removesuffix('/api')}; every `shotflow run` reports to it; stop it with: shotflow server stop")
+        return 0
+    if args.action == "stop":
+        print("shotflow: local Prefect server stopped" if localserver.stop() else "shotflow: no local Prefect server was running")
+        return 0
+    url = localserver.find()
+    if url:
+        print(f"shotflow: local Prefect server running at {url.removesuffix('/api')} (runs report to it)")
+        return 0
+    print("shotflow: no local Prefect server running: each run starts a private one (start one with: shotflow server start)")
+    return 3
+
+
 def cmd_serve(args) -> int:
     from deployments.storyboards import scheduled_storyboards
 
@@ -995,6 +1026,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", metavar="PATH", help="use this video file instead of the copy kept aside")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="the vars of the run that paid for it")
     p.set_defaults(func=cmd_accept)
+
+    p = sub.add_parser("server", help="a persistent local Prefect server that every run reuses: start, stop, status")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("serve", help="serve every scheduled storyboard from this process")
     p.add_argument("--pipelines", default="pipelines", metavar="DIR")

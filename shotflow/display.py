@@ -1,7 +1,12 @@
-"""The live view of a run in the terminal: one line per shot.
+"""The live view of a run in the terminal: one row per shot, and a bar for the assembly.
 
-On a terminal the lines update in place; in a log or a pipe, each change of a shot's state is
-printed once, so CI logs stay readable.
+Each shot's row shows its state, its place in fal's queue, how long it has been on its way
+(since it was sent, or drawn), how many times it was retried, and what it costs (a preview: what
+it would cost on fal). Under the table, a bar follows the assembly: clips normalised as they
+land, then the join, the contact sheet and the manifest (`AssemblyEvent`s from the flow).
+
+On a terminal the view updates in place (elapsed times tick); in a log or a pipe, each change
+of a shot's state is printed once, and each assembly step once, so CI logs stay readable.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from shotflow.backend import ShotEvent
+from shotflow.events import AssemblyEvent
 from shotflow.plan import Plan
 
 LABELS = {
@@ -28,69 +36,131 @@ LABELS = {
     "retrying": "retrying",
     "done": "done",
 }
+BAR_WIDTH = 30
+
+
+@dataclass
+class _Row:
+    label: str = "waiting"
+    detail: str = ""
+    request: str = ""
+    queue: int | None = None
+    started: float | None = None
+    finished: float | None = None
+    retries: int = 0
 
 
 class ShotDisplay:
-    def __init__(self, plan: Plan, stream=None):
+    def __init__(self, plan: Plan, stream=None, backend: str | None = None):
         self.plan = plan
+        self.backend = backend
         self.stream = stream or sys.stdout
         self.console = Console(file=self.stream)
         self.live_mode = self.console.is_terminal
-        self.state = {s.id: ("waiting", "", "") for s in plan.shots}
+        self.rows = {s.id: _Row() for s in plan.shots}
+        self.assembly: AssemblyEvent | None = None
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.live: Live | None = None
         self.width = max(len(s.id) for s in plan.shots)
 
+    # kept for callers that read (label, detail, request) per shot
+    @property
+    def state(self) -> dict[str, tuple[str, str, str]]:
+        return {shot: (r.label, r.detail, r.request) for shot, r in self.rows.items()}
+
     def __enter__(self):
         if self.live_mode:
-            self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=False)
+            self.live = Live(self, console=self.console, refresh_per_second=4, transient=False)
             self.live.__enter__()
         return self
 
     def __exit__(self, *exc):
         if self.live:
-            self.live.update(self._table())
+            self.live.refresh()
             self.live.__exit__(*exc)
         return False
 
-    def __call__(self, event: ShotEvent) -> None:
-        if event.shot not in self.state:
+    def __call__(self, event) -> None:
+        if isinstance(event, AssemblyEvent):
+            self._assembly(event)
+            return
+        if not isinstance(event, ShotEvent) or event.shot not in self.rows:
             return
         label = LABELS.get(event.kind, event.kind)
         detail = event.detail
         if event.kind == "queued" and event.queue_position is not None:
             detail = f"position {event.queue_position}"
+        now = time.monotonic()
         with self.lock:
-            old_label, _, old_request = self.state[event.shot]
-            request = event.request_id or old_request
-            if old_label == "done":
+            row = self.rows[event.shot]
+            if row.label == "done":
                 return
-            self.state[event.shot] = (label, detail, request)
+            old_label = row.label
+            row.label, row.detail = label, detail
+            row.request = event.request_id or row.request
+            if row.started is None and event.kind not in ("cached",):
+                row.started = now
+            if event.kind == "queued":
+                row.queue = event.queue_position
+            elif event.kind in ("running", "log", "downloading", "done"):
+                row.queue = None
+            if event.kind == "retrying":
+                row.retries += 1
+            if event.kind == "done":
+                row.finished = now
             if self.live:
-                self.live.update(self._table())
+                self.live.refresh()
             elif label != old_label or event.kind in ("queued", "retrying"):
-                elapsed = time.monotonic() - self.started
                 shot = self.plan.shot(event.shot)
-                line = f"[{elapsed:6.1f}s] {event.shot:<{self.width}}  {shot.model:<16}  {label}"
+                line = f"[{now - self.started:6.1f}s] {event.shot:<{self.width}}  {shot.model:<16}  {label}"
                 if detail:
                     line += f" ({detail})"
-                if request and event.kind in ("submitted", "reattached"):
-                    line += f"  request {request}"
+                if row.request and event.kind in ("submitted", "reattached"):
+                    line += f"  request {row.request}"
                 print(line, file=self.stream, flush=True)
+
+    def _assembly(self, event: AssemblyEvent) -> None:
+        with self.lock:
+            old, self.assembly = self.assembly, event
+            if self.live:
+                self.live.refresh()
+            elif old is None or (old.step, old.done) != (event.step, event.done):
+                print(f"[{time.monotonic() - self.started:6.1f}s] assembly: {_bar(event)}", file=self.stream, flush=True)
 
     def on_fal(self) -> list[tuple[str, str, str]]:
         """(shot, fal request id, what it was last seen doing) for every shot with a request that
         is not done: paid, and not yet in the clip store."""
         with self.lock:
-            return [(shot, request, label) for shot, (label, _, request) in self.state.items() if request and label != "done"]
+            return [(shot, r.request, r.label) for shot, r in self.rows.items() if r.request and r.label != "done"]
 
-    def _table(self) -> Table:
-        done = sum(1 for label, _, _ in self.state.values() if label in ("done",))
-        table = Table(title=f"{self.plan.title}: {done}/{len(self.plan.shots)} shots ready", title_justify="left", box=None)
-        for column in ("shot", "model", "seconds", "status", "detail", "fal request"):
-            table.add_column(column)
-        for s in self.plan.shots:
-            label, detail, request = self.state[s.id]
-            table.add_row(s.id, s.model, str(s.seconds), label, detail[-60:], request or "")
-        return table
+    def _cost(self, cost) -> str:
+        if cost is None:
+            return "unknown"
+        return f"~${cost:.2f}" if self.backend == "preview" else f"${cost:.2f}"
+
+    def __rich__(self):
+        now = time.monotonic()
+        with self.lock:
+            done = sum(1 for r in self.rows.values() if r.label == "done")
+            title = f"{self.plan.title}: {done}/{len(self.plan.shots)} shots ready"
+            table = Table(title=title, title_justify="left", box=None)
+            cost_header = "would cost" if self.backend == "preview" else "cost"
+            for column in ("shot", "model", "state", "queue", "elapsed", "retries", cost_header, "detail"):
+                table.add_column(column, justify="right" if column in ("queue", "elapsed", "retries", cost_header) else "left")
+            for s in self.plan.shots:
+                r = self.rows[s.id]
+                elapsed = "" if r.started is None else f"{(r.finished or now) - r.started:.0f} s"
+                table.add_row(
+                    s.id, s.model, r.label, "" if r.queue is None else str(r.queue), elapsed,
+                    str(r.retries) if r.retries else "", self._cost(s.cost), r.detail[-40:],
+                )  # fmt: skip
+            if self.assembly is None:
+                return table
+            return Group(table, Text(f"assembly: {_bar(self.assembly)}"))
+
+
+def _bar(event: AssemblyEvent) -> str:
+    total = max(event.total, 1)
+    filled = round(BAR_WIDTH * min(event.done, total) / total)
+    return f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {event.step} ({event.done}/{event.total})"

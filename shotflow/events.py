@@ -1,21 +1,35 @@
 """Shot events fan out to whoever watches a run in this process (the CLI's live display).
 
 Backends report through an `OnEvent` callback; the Prefect tasks turn each event into a run
-log line and publish it here too. Subscribers must be quick and must not raise.
+log line and publish it here too. The flow publishes an `AssemblyEvent` at each step of the
+assembly (clips normalised, join, contact sheet, manifest), for the display's bar. Subscribers
+must be quick and must not raise.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 from shotflow.backend import ShotEvent
 
+
+
+@dataclass(frozen=True)
+class AssemblyEvent:
+    """How far the assembly is: `done` of `total` units of `step` (e.g. 4 of 10 clips normalised)."""
+
+    step: str
+    done: int
+    total: int
+
+
 _lock = threading.Lock()
-_subscribers: list[Callable[[ShotEvent], None]] = []
+_subscribers: list[Callable[[ShotEvent | AssemblyEvent], None]] = []
 
 
-def subscribe(fn: Callable[[ShotEvent], None]) -> Callable[[], None]:
+def subscribe(fn: Callable[[ShotEvent | AssemblyEvent], None]) -> Callable[[], None]:
     with _lock:
         _subscribers.append(fn)
 
@@ -27,7 +41,7 @@ def subscribe(fn: Callable[[ShotEvent], None]) -> Callable[[], None]:
     return unsubscribe
 
 
-def publish(event: ShotEvent) -> None:
+def publish(event: ShotEvent | AssemblyEvent) -> None:
     with _lock:
         subscribers = list(_subscribers)
     for fn in subscribers:
