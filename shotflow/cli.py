@@ -756,7 +756,7 @@ def cmd_ledger(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from shotflow.ledger import _same_file  # one notion of "the same storyboard" (ledger.py)
+    from shotflow.ledger import same_storyboard  # one notion of "the same storyboard" (ledger.py)
 
     targets = list(args.targets)
     storyboard = args.storyboard
@@ -777,8 +777,8 @@ def cmd_cancel(args) -> int:
     with open_backend("fal", settings, key=key) as backend:
         live = [r for r in backend.journal.records() if r.state == "submitted" and r.request_id]
         if storyboard is not None:
-            wanted = _same_file(storyboard)
-            live = [r for r in live if r.storyboard and _same_file(r.storyboard) == wanted]
+            wanted = same_storyboard(storyboard)
+            live = [r for r in live if r.storyboard and same_storyboard(r.storyboard) == wanted]
         chosen = live
         if targets:
             chosen = []

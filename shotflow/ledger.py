@@ -59,7 +59,7 @@ def ledger_rows(records: Iterable[Any], *, since: date | None = None, storyboard
 
     `since` keeps requests sent on or after that UTC day; `storyboard` keeps those sent by runs
     of that file (compared as resolved paths)."""
-    wanted = None if storyboard is None else _same_file(storyboard)
+    wanted = None if storyboard is None else same_storyboard(storyboard)
     rows = []
     for record in records:
         data = record.to_json() if hasattr(record, "to_json") else record
@@ -67,7 +67,7 @@ def ledger_rows(records: Iterable[Any], *, since: date | None = None, storyboard
             sent = sent_on(row)
             if since is not None and (sent is None or sent < since):
                 continue
-            if wanted is not None and (row["storyboard"] is None or _same_file(row["storyboard"]) != wanted):
+            if wanted is not None and (row["storyboard"] is None or same_storyboard(row["storyboard"]) != wanted):
                 continue
             rows.append(row)
     rows.sort(key=lambda r: r.get("submitted_at") or r.get("intended_at") or "")
@@ -181,7 +181,8 @@ def _bucket() -> dict[str, Any]:
     return {"requests": 0, "estimated_cost_usd": Decimal(0), "unpriced": 0}
 
 
-def _same_file(path: str | Path) -> str:
+def same_storyboard(path: str | Path) -> str:
+    """A storyboard as the ledger compares it: its resolved path (an inline one by its name)."""
     text = str(path)
     if text.startswith("inline:"):
         return text
