@@ -1,0 +1,200 @@
+"""Whole-run benchmark: `shotflow run` of the ten-model storyboard (720p, cuts) against the fake fal.
+
+    .venv/bin/python bench/bench_run.py [--latency 21] [--skip-limit-check]
+
+Every job on the fake server (tests/fakefal.py, real HTTPS on 127.0.0.1) takes `--latency` seconds
+from its first status poll (0.5 s queued, the rest running), so the slowest shot's fal latency is
+`--latency`. Each measurement is a real `shotflow run ... --backend fal --concurrency 10 --json`
+process with a fresh clip store (all ten shots allowed at once; SHOTFLOW_FAL_POLL_INTERVAL=0.25),
+timed from its start to its exit. Measured in one run, on one machine, so only ratios are claimed:
+
+1. private: no Prefect server running: `run` starts its own (today's default).
+2. reused: `shotflow server start` left a Prefect server running (recorded in PREFECT_HOME):
+   the run connects to it, and the global `fal-requests` limit (created on it, 10) bounds its
+   submits.
+3. up to date: the same storyboard again, unchanged (decided from the manifest, no Prefect),
+   against the same re-run with --force on every shot (all clips from the store: what an
+   unchanged re-run cost before).
+4. one changed shot: one prompt edited, re-run on the reused server.
+5. (unless --skip-limit-check) the global limit set to 3 on the reused server: the fake server's
+   most requests in flight at once must be 3.
+
+The four figures of issue 10: wall / slowest latency (target ≤ 1.15), up-to-date wall (≤ 1.5 s),
+last clip -> final file (from the manifest: that clip's normalisation + ≤ 1 s), and the one-shot
+re-render's time beyond its shot's fal latency (one normalisation + copy join + ≤ 2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+import fakefal  # noqa: E402  (before anything imports fal_client)
+
+SERVER = fakefal.ensure_server()
+
+SHOTS = """\
+  - {id: kling, prompt: a, model: kling-2.0-master, duration: 5}
+  - {id: seedance, prompt: b, model: seedance-1.0-pro, resolution: 480p, duration: 5}
+  - {id: pixverse-fast, prompt: c, model: pixverse-v4-fast, resolution: 360p}
+  - {id: pixverse-45, prompt: d, model: pixverse-v4.5, resolution: 360p, duration: 5}
+  - {id: wan, prompt: e, model: wan-pro}
+  - {id: luma, prompt: f, model: luma-ray-2-flash, resolution: 540p, duration: 5}
+  - {id: pika, prompt: g, model: pika-2.2, resolution: 720p, duration: 5}
+  - {id: hailuo, prompt: h, model: hailuo-02, duration: 6}
+  - {id: veo3, prompt: i, model: veo3, resolution: 720p}
+  - {id: veo2, prompt: j, model: veo2, duration: 5}
+"""
+
+
+def storyboard(folder: Path, tag: str) -> Path:
+    path = folder / "ten.yaml"
+    shots = SHOTS.replace("prompt: ", f"prompt: {tag} ")
+    path.write_text(f"version: 1\ntitle: Ten models\noutput:\n  resolution: 720p\n  fps: 24\n  transition: {{type: cut}}\nshots:\n{shots}")
+    return path
+
+
+def run(work: Path, cache: Path, *extra: str, api_url: str | None = None) -> dict:
+    env = fakefal.product_env(cache)
+    env.update(SHOTFLOW_FAL_POLL_INTERVAL="0.25", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.pop("PREFECT_API_URL", None)
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    argv = [str(Path(sys.executable).with_name("shotflow")), "run", "ten.yaml", "--backend", "fal", "--concurrency", "10", "--out", "out/ten.mp4", "--json", *extra]
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"shotflow run failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    report = json.loads(done.stdout)
+    report["wall"] = wall
+    if report.get("manifest") and not report.get("up_to_date"):
+        report["manifest_data"] = json.loads(Path(report["manifest"]).read_text())
+    return report
+
+
+def set_limit(api_url: str, limit: int) -> None:
+    code = (
+        "import sys\n"
+        "from prefect.client.orchestration import get_client\n"
+        "from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate\n"
+        "from deployments.storyboards import ensure_concurrency_limit\n"
+        f"ensure_concurrency_limit('fal-requests', {limit})\n"
+        "with get_client(sync_client=True) as c:\n"
+        f"    c.update_global_concurrency_limit('fal-requests', GlobalConcurrencyLimitUpdate(limit={limit}))\n"
+    )
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency", type=float, default=21.0, help="seconds each fake fal job takes (the slowest shot's latency)")
+    parser.add_argument("--skip-limit-check", action="store_true")
+    args = parser.parse_args()
+    latency = args.latency
+    SERVER.reset(queue_seconds=0.5, run_seconds=max(0.1, latency - 0.5))
+    for seconds in (5, 6, 8, 10):
+        SERVER.clip(seconds)  # the fake's media, made before anything is timed
+
+    base = Path(tempfile.mkdtemp(prefix="shotflow-bench-run-"))
+    os.environ["PREFECT_HOME"] = str(base / "prefect-home")  # never the user's
+    try:
+        # 1. a private server per run (the first start of a fresh PREFECT_HOME migrates: done once, untimed)
+        warm = base / "warm"
+        warm.mkdir()
+        storyboard(warm, "warmup")
+        SERVER.reset(queue_seconds=0.1, run_seconds=0.2)
+        run(warm, base / "cache-warm")
+        SERVER.reset(queue_seconds=0.5, run_seconds=max(0.1, latency - 0.5))
+        private_dir = base / "private"
+        private_dir.mkdir()
+        storyboard(private_dir, "private")
+        private = run(private_dir, base / "cache-private")
+        print(f"private server: wall {private['wall']:.1f} s, last clip -> final {private['last_clip_to_final_s']} s", flush=True)
+
+        # 2. a server already running, reused
+        shotflow = str(Path(sys.executable).with_name("shotflow"))
+        subprocess.run([shotflow, "server", "start"], env={**os.environ, "SHOTFLOW_CONCURRENCY": "10"}, check=True, timeout=600, capture_output=True)
+        try:
+            from shotflow import localserver
+
+            api_url = localserver.find()
+            assert api_url, "shotflow server start left no server"
+            set_limit(api_url, 10)
+            reused_dir = base / "reused"
+            reused_dir.mkdir()
+            storyboard(reused_dir, "reused")
+            reused = run(reused_dir, base / "cache-reused")
+            print(f"reused server:  wall {reused['wall']:.1f} s, last clip -> final {reused['last_clip_to_final_s']} s", flush=True)
+
+            # 3. unchanged: up to date, against a forced re-run from the store
+            # before this issue an unchanged re-run rendered again from the store: that is the
+            # baseline, measured by removing the fingerprint from the manifest
+            manifest = Path(reused["manifest"])
+            data = json.loads(manifest.read_text())
+            fingerprint = data.pop("fingerprint")
+            manifest.write_text(json.dumps(data, indent=2))
+            before = run(reused_dir, base / "cache-reused")
+            assert json.loads(manifest.read_text())["fingerprint"] == fingerprint, "the re-render wrote the same fingerprint"
+            unchanged = min((run(reused_dir, base / "cache-reused") for _ in range(3)), key=lambda r: r["wall"])
+            assert unchanged["up_to_date"], unchanged
+            print(f"unchanged: re-render from the store {before['wall']:.1f} s, up to date {unchanged['wall']:.2f} s", flush=True)
+
+            # 4. one changed shot
+            sb = reused_dir / "ten.yaml"
+            sb.write_text(sb.read_text().replace("prompt: reused a,", "prompt: reused a again,"))
+            one = run(reused_dir, base / "cache-reused")
+            print(f"one changed shot: wall {one['wall']:.1f} s, last clip -> final {one['last_clip_to_final_s']} s", flush=True)
+
+            # 5. the global limit bounds submits
+            in_flight = None
+            if not args.skip_limit_check:
+                set_limit(api_url, 3)
+                SERVER.reset(queue_seconds=0.3, run_seconds=1.5)
+                limited_dir = base / "limited"
+                limited_dir.mkdir()
+                storyboard(limited_dir, "limited")
+                run(limited_dir, base / "cache-limited")
+                in_flight = SERVER.max_in_flight
+                print(f"global limit 3, --concurrency 10: at most {in_flight} requests in flight", flush=True)
+        finally:
+            subprocess.run([shotflow, "server", "stop"], check=False, timeout=120)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    rows = [
+        ("ten shots, private server: wall / slowest latency", private["wall"], latency, "(before: 2.6x)"),
+        ("ten shots, reused server: wall / slowest latency", reused["wall"], latency, "≤ 1.15x"),
+        ("ten shots: private wall / reused wall", private["wall"], reused["wall"], ""),
+        ("unchanged re-run: re-render from the store / up to date", before["wall"], unchanged["wall"], "up to date ≤ 1.5 s"),
+        ("one changed shot: (wall - its latency) / full run's (wall - latency)", one["wall"] - latency, reused["wall"] - latency, "≤ 2 s fixed"),
+    ]
+    print()
+    print(f"| {'comparison: A / B':<70} | {'A':>8} | {'B':>8} | {'A/B':>6} | target |")
+    print(f"|{'-' * 72}|{'-' * 10}|{'-' * 10}|{'-' * 8}|--------|")
+    for label, a, b, target in rows:
+        print(f"| {label:<70} | {a:8.2f} | {b:8.2f} | {a / b:5.2f}x | {target} |")
+    print()
+    print(f"up to date: {unchanged['wall']:.2f} s (target ≤ 1.5 s)")
+    print(
+        f"last clip -> final file: private {private['last_clip_to_final_s']} s, reused {reused['last_clip_to_final_s']} s, "
+        f"one changed shot {one['last_clip_to_final_s']} s (before this issue: 7.1 s)"
+    )
+    print(f"one changed shot: {one['wall'] - latency:.1f} s beyond its shot's {latency:g} s on fal")
+    if in_flight is not None:
+        print(f"global 'fal-requests' limit 3 with --concurrency 10: most requests in flight {in_flight}")
+
+
+if __name__ == "__main__":
+    main()
