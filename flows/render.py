@@ -144,6 +144,7 @@ def render_storyboard(
         clips.append(clip)
         records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
     artifacts.shot_table(plan, records, backend=name)
+    artifacts.failures(plan, records)  # a Failed run names its failed and uncertain shots at a glance
     if failures:
         kept = len(clips)
         rerun = "a re-run" + (" without --force" if forced else "")

@@ -1,4 +1,4 @@
-"""What a run shows in the Prefect UI: a shot table, a progress bar and a summary."""
+"""What a run shows in the Prefect UI: a shot table, a progress bar, a summary, and which shots failed."""
 
 from __future__ import annotations
 
@@ -48,6 +48,23 @@ def shot_table(plan: Plan, records: list[ShotRecord], *, backend: str) -> None:
         for r in records
     ]
     create_table_artifact(rows, key=artifact_key(plan.title, "shots"), description=f"Shots of '{plan.title}'")
+
+
+def failures(plan: Plan, records: list[ShotRecord]) -> None:
+    """A failed run's first artifact: which shots failed or are uncertain (fal may have billed them), and why."""
+    failed = [r for r in records if r.status != "done"]
+    if not failed:
+        return
+    uncertain = {r.id for r in failed if "uncertain:" in (r.error or "")}
+    lines = [
+        f"# {len(failed)} of {len(records)} shots of '{plan.title}' did not finish",
+        "",
+        *(f"- **{r.id}** ({r.model}): {'UNCERTAIN' if r.id in uncertain else 'failed'}: {r.error or r.status}" for r in failed),
+        "",
+        "Finished clips are kept in the clip store: a re-run only redoes these shots."
+        + (" Uncertain shots are never sent again without `--force`: check fal's dashboard (`shotflow ledger`) first." if uncertain else ""),
+    ]
+    create_markdown_artifact("\n".join(lines), key=artifact_key(plan.title, "failures"), description=f"Shots that failed: {', '.join(r.id for r in failed)}")
 
 
 def summary(plan: Plan, *, backend: str, video: str, manifest: str, contact_sheet: str, duration: float, records: list[ShotRecord]) -> None:
