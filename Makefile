@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench schema clean
+.PHONY: demo test test-slow bench schema screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 # the chaos tests (random SIGKILLs of the real CLI); `make test` leaves them out
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
+
+# the browser test (Debian's Chromium) writes the README's pictures of the Prefect UI to docs/
+screenshots: $(STAMP)
+	SHOTFLOW_SCREENSHOTS=docs $(BIN)/pytest -q tests/test_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_generation.py
