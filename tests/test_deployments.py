@@ -252,3 +252,67 @@ def test_the_ui_of_a_private_server_calls_its_own_api(server):
     settings = httpx.get(f"{server.ui_url}/ui-settings", timeout=10).json()
     assert settings["api_url"] == server.api_url == f"http://127.0.0.1:{server.port}/api"
     assert httpx.get(f"{settings['api_url']}/health", timeout=10).status_code == 200
+
+
+def test_a_failed_render_is_failed_names_its_shots_and_the_readme_automation_notifies(server, api_env, tmp_path, fake_fal):
+    """A run with a shot fal refused ends Failed with a `failures` artifact naming the shot, and the
+    automation of docs/automation-render-failed.yaml (shown in README) posts to a webhook."""
+    import http.server
+    import threading
+
+    import yaml
+    from fakefal import KEY
+
+    posted: list[str] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            posted.append(self.rfile.read(int(self.headers["content-length"])).decode())
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    automation_id = None
+    try:
+        save = (
+            "from prefect.blocks.notifications import CustomWebhookNotificationBlock as B\n"
+            f"print(B(name='render-alerts', url='http://127.0.0.1:{hook.server_port}/hook', json_data={{'text': '{{{{body}}}}'}})"
+            ".save('render-alerts', overwrite=True))"
+        )
+        r = subprocess.run([sys.executable, "-c", save], env=api_env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        readme_yaml = (ROOT / "docs" / "automation-render-failed.yaml").read_text()
+        assert "docs/automation-render-failed.yaml" in (ROOT / "README.md").read_text()
+        automation = tmp_path / "automation.yaml"
+        automation.write_text(readme_yaml.replace("YOUR-BLOCK-ID", r.stdout.strip()))
+        r = subprocess.run([prefect_exe(), "automation", "create", "-f", str(automation)], env=api_env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        automation_id = re.search(r"[0-9a-f]{8}-[0-9a-f-]{27}", r.stdout.replace("\n", "")).group(0)
+        assert yaml.safe_load(readme_yaml)["name"] == "render-storyboard failed"
+
+        fake_fal.fault("job", outcome="refused", match="ropes", times=20)
+        sb = tmp_path / "doomed.yaml"
+        sb.write_text(
+            "version: 1\ntitle: Doomed harbour\noutput: {resolution: 360p}\nshots:\n"
+            "  - {id: wide, prompt: a harbour at dawn, model: kling}\n"
+            "  - {id: detail, prompt: ropes and gulls, model: kling}\n"
+        )
+        env = {**api_env, "FAL_KEY": KEY, "SHOTFLOW_MEDIA_HOSTS": "127.0.0.1", "SHOTFLOW_FAL_POLL_INTERVAL": "0.1", "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
+        r = subprocess.run([SHOTFLOW, "run", str(sb), "--out", str(tmp_path / "doomed.mp4")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+        assert r.returncode != 0 and "detail" in r.stdout + r.stderr, r.stdout + r.stderr
+        (run,) = api(server, "POST", "/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["FAILED"]}}}, "artifacts": {"key": {"any_": ["doomed-harbour-failures"]}}})
+        assert run["state"]["type"] == "FAILED" and "detail" in run["state"]["message"]
+        (failures,) = api(server, "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["doomed-harbour-failures"]}}})
+        assert "**detail**" in failures["data"] and "**wide**" not in failures["data"] and "refused" in failures["data"]
+
+        note = wait_for("the automation's notification", lambda: posted, 90, interval=1, diagnostics=lambda: tail(server.log))
+        assert f"Run {run['name']} of render-storyboard ended Failed" in note[0]
+        assert f"{server.ui_url}/runs/flow-run/{run['id']}" in note[0]  # a link to the UI of the right port
+    finally:
+        hook.shutdown()
+        if automation_id:
+            httpx.delete(f"{server.api_url}/automations/{automation_id}", timeout=10)
