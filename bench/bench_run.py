@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/bench_run.py [--latency 21] [--skip-limit-check]
 
-Every job on the fake server (tests/fakefal.py, real HTTPS on 127.0.0.1) takes `--latency` seconds
-from its first status poll (0.5 s queued, the rest running), so the slowest shot's fal latency is
-`--latency`. Each measurement is a real `shotflow run ... --backend fal --concurrency 10 --json`
+Every job on the fake server (tests/fakefal.py, real HTTPS on 127.0.0.1) takes its model's latency
+from its first status poll (0.5 s queued, the rest running): with `--spread 0.5` (the default) the
+ten models' latencies go from half of `--latency` up to `--latency` (the slowest shot's fal latency),
+so clips land over time as they do on fal; `--spread 0` lands all ten at once (the worst case for
+the assembly: ten normalisations on two cores after the last clip). Each measurement is a real `shotflow run ... --backend fal --concurrency 10 --json`
 process with a fresh clip store (all ten shots allowed at once; SHOTFLOW_FAL_POLL_INTERVAL=0.25),
 timed from its start to its exit. Measured in one run, on one machine, so only ratios are claimed:
 
@@ -57,6 +59,37 @@ SHOTS = """\
 """
 
 
+# the ten endpoints, fastest first: with --spread S their latencies go from (1-S)·L up to L, as
+# real models differ (the slowest, veo3 here, takes --latency)
+ORDER = ["pixverse-v4-fast", "luma-ray-2-flash", "pixverse-v4.5", "seedance-1.0-pro", "wan-pro", "pika-2.2", "hailuo-02", "kling-2.0-master", "veo2", "veo3"]
+
+
+def stagger(latency: float, spread: float) -> None:
+    """Give each endpoint its own latency on the fake server (it has one for all jobs)."""
+    from shotflow.catalog import find_model
+
+    share = {find_model(alias).endpoint: 1 - spread + spread * i / (len(ORDER) - 1) for i, alias in enumerate(ORDER)}
+    fake = type(SERVER)
+    original = fake.__dict__.get("_true_phase") or fake.phase
+    fake._true_phase = original
+
+    def phase(self, job):
+        if job.cancelled or job.polls_left is not None or job.t0 is None:
+            return original(self, job)
+        total = latency * share.get(job.endpoint, 1.0)
+        queued = min(self.queue_seconds, total / 2)
+        elapsed = time.monotonic() - job.t0
+        if elapsed < queued:
+            return "IN_QUEUE", elapsed / queued
+        if job.held or job.outcome == "stuck":
+            return "IN_PROGRESS", 0.5
+        if elapsed < total:
+            return "IN_PROGRESS", (elapsed - queued) / (total - queued)
+        return "COMPLETED", 1.0
+
+    fake.phase = phase
+
+
 def storyboard(folder: Path, tag: str) -> Path:
     path = folder / "ten.yaml"
     shots = SHOTS.replace("prompt: ", f"prompt: {tag} ")
@@ -72,15 +105,29 @@ def run(work: Path, cache: Path, *extra: str, api_url: str | None = None) -> dic
         env["PREFECT_API_URL"] = api_url
     argv = [str(Path(sys.executable).with_name("shotflow")), "run", "ten.yaml", "--backend", "fal", "--concurrency", "10", "--out", "out/ten.mp4", "--json", *extra]
     start = time.perf_counter()
+    t0 = time.monotonic()
     done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=900)
     wall = time.perf_counter() - start
+    end = time.monotonic()
     if done.returncode:
         raise SystemExit(f"shotflow run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     report = json.loads(done.stdout)
     report["wall"] = wall
+    jobs = [j for j in list(SERVER.jobs.values()) if j.submitted_at >= t0]
+    if jobs:  # where the wall went: before the first submit, on fal, after the last clip was handed out
+        report["before_first_submit"] = min(j.submitted_at for j in jobs) - t0
+        report["after_last_result"] = end - max(j.delivered_at or end for j in jobs)
     if report.get("manifest") and not report.get("up_to_date"):
         report["manifest_data"] = json.loads(Path(report["manifest"]).read_text())
     return report
+
+
+def phases(report: dict) -> str:
+    return (
+        f"wall {report['wall']:.1f} s: {report.get('before_first_submit', 0):.1f} s before the first submit, "
+        f"{report.get('after_last_result', 0):.1f} s after fal handed out the last result "
+        f"(last clip verified -> final file {report['last_clip_to_final_s']} s)"
+    )
 
 
 def set_limit(api_url: str, limit: int) -> None:
@@ -100,10 +147,12 @@ def set_limit(api_url: str, limit: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", type=float, default=21.0, help="seconds each fake fal job takes (the slowest shot's latency)")
+    parser.add_argument("--spread", type=float, default=0.5, help="latencies from (1-S)·latency to latency across the ten models (0: all equal)")
     parser.add_argument("--skip-limit-check", action="store_true")
     args = parser.parse_args()
     latency = args.latency
     SERVER.reset(queue_seconds=0.5, run_seconds=max(0.1, latency - 0.5))
+    stagger(latency, args.spread)
     for seconds in (5, 6, 8, 10):
         SERVER.clip(seconds)  # the fake's media, made before anything is timed
 
@@ -114,14 +163,15 @@ def main() -> None:
         warm = base / "warm"
         warm.mkdir()
         storyboard(warm, "warmup")
-        SERVER.reset(queue_seconds=0.1, run_seconds=0.2)
+        stagger(0.3, 0)
         run(warm, base / "cache-warm")
+        stagger(latency, args.spread)
         SERVER.reset(queue_seconds=0.5, run_seconds=max(0.1, latency - 0.5))
         private_dir = base / "private"
         private_dir.mkdir()
         storyboard(private_dir, "private")
         private = run(private_dir, base / "cache-private")
-        print(f"private server: wall {private['wall']:.1f} s, last clip -> final {private['last_clip_to_final_s']} s", flush=True)
+        print(f"private server: {phases(private)}", flush=True)
 
         # 2. a server already running, reused
         shotflow = str(Path(sys.executable).with_name("shotflow"))
@@ -136,7 +186,7 @@ def main() -> None:
             reused_dir.mkdir()
             storyboard(reused_dir, "reused")
             reused = run(reused_dir, base / "cache-reused")
-            print(f"reused server:  wall {reused['wall']:.1f} s, last clip -> final {reused['last_clip_to_final_s']} s", flush=True)
+            print(f"reused server:  {phases(reused)}", flush=True)
 
             # 3. unchanged: up to date, against a forced re-run from the store
             # before this issue an unchanged re-run rendered again from the store: that is the
@@ -155,13 +205,13 @@ def main() -> None:
             sb = reused_dir / "ten.yaml"
             sb.write_text(sb.read_text().replace("prompt: reused a,", "prompt: reused a again,"))
             one = run(reused_dir, base / "cache-reused")
-            print(f"one changed shot: wall {one['wall']:.1f} s, last clip -> final {one['last_clip_to_final_s']} s", flush=True)
+            print(f"one changed shot: {phases(one)}", flush=True)
 
             # 5. the global limit bounds submits
             in_flight = None
             if not args.skip_limit_check:
                 set_limit(api_url, 3)
-                SERVER.reset(queue_seconds=0.3, run_seconds=1.5)
+                stagger(1.8, 0)
                 limited_dir = base / "limited"
                 limited_dir.mkdir()
                 storyboard(limited_dir, "limited")

@@ -201,3 +201,49 @@ def test_requests_in_flight_are_bounded_per_run_and_per_model(tmp_path, fal_env)
     spans = sorted((j.submitted_at, j.delivered_at) for j in veo2)
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), "veo2 shots overlapped"
     assert fal_env.max_in_flight >= 3  # the kling shots ran alongside
+
+
+def test_the_progress_artifact_and_the_assembly_bar_follow_each_shot_as_it_lands(tmp_path, fake_fal):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from shotflow import events
+    from tasks.artifacts import artifact_key
+
+    sb = write(
+        tmp_path,
+        """\
+        version: 1
+        title: Landing
+        output: {resolution: 360p, fps: 24, transition: {type: cut}}
+        shots:
+          - {id: a, prompt: one, model: kling, duration: 5}
+          - {id: b, prompt: two, model: veo2, duration: 5}
+          - {id: c, prompt: three, model: hailuo-02, duration: 6}
+        """,
+    )
+    seen: list[tuple[str, int, int, float | None]] = []
+
+    def progress_now() -> float | None:
+        key = artifact_key("Landing", "progress")
+        with get_client(sync_client=True) as client:
+            found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=1)
+        return float(found[0].data) if found else None
+
+    def watch(event) -> None:
+        if isinstance(event, events.AssemblyEvent):
+            # what the Prefect UI shows at that moment (the artifact is updated before the event)
+            seen.append((event.step, event.done, event.total, progress_now() if event.step == "clips normalised" else None))
+
+    unsubscribe = events.subscribe(watch)
+    try:
+        result = render_storyboard(storyboard=str(sb), backend="preview", out=str(tmp_path / "l.mp4"))
+    finally:
+        unsubscribe()
+    landed = [(done, value) for step, done, _, value in seen if step == "clips normalised"]
+    assert [done for done, _ in landed] == [1, 2, 3]
+    assert [round(value) for _, value in landed] == [33, 67, 100]  # the UI's bar moved with each shot
+    assert [step for step, *_ in seen][3:] == ["joining", "contact sheet and manifest", "done"]
+    assert all(total == 5 for _, _, total, _ in seen)
+    manifest = json.loads((tmp_path / "l.manifest.json").read_text())
+    assert manifest["timings"]["last_clip_to_final_s"] == result["last_clip_to_final_s"] >= 0
