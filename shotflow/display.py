@@ -71,6 +71,9 @@ class ShotDisplay:
 
     def __enter__(self):
         if self.live_mode:
+            # Live redraws 4 times a second by itself (elapsed times tick): events only change the
+            # rows, so a burst of fal log lines costs no rendering; __rich__ takes self.lock
+            # inside Live's lock, so nothing here refreshes while holding self.lock
             self.live = Live(self, console=self.console, refresh_per_second=4, transient=False)
             self.live.__enter__()
         return self
@@ -109,9 +112,7 @@ class ShotDisplay:
                 row.retries += 1
             if event.kind == "done":
                 row.finished = now
-            if self.live:
-                self.live.refresh()
-            elif label != old_label or event.kind in ("queued", "retrying"):
+            if not self.live and (label != old_label or event.kind in ("queued", "retrying")):
                 shot = self.plan.shot(event.shot)
                 line = f"[{now - self.started:6.1f}s] {event.shot:<{self.width}}  {shot.model:<16}  {label}"
                 if detail:
@@ -123,9 +124,7 @@ class ShotDisplay:
     def _assembly(self, event: AssemblyEvent) -> None:
         with self.lock:
             old, self.assembly = self.assembly, event
-            if self.live:
-                self.live.refresh()
-            elif old is None or (old.step, old.done) != (event.step, event.done):
+            if not self.live and (old is None or (old.step, old.done) != (event.step, event.done)):
                 print(f"[{time.monotonic() - self.started:6.1f}s] assembly: {_bar(event)}", file=self.stream, flush=True)
 
     def on_fal(self) -> list[tuple[str, str, str]]:
