@@ -867,15 +867,24 @@ def cmd_serve(args) -> int:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
     stopping = _stop_on_signals()
     server = None
-    if not os.environ.get("PREFECT_API_URL"):
+    from shotflow import localserver
+
+    reusable = None if os.environ.get("PREFECT_API_URL") else localserver.find()
+    if reusable:  # `shotflow server start` left one running: serve there, its UI shows everything
+        os.environ["PREFECT_API_URL"] = reusable
+        print(f"shotflow: Prefect UI at {reusable.removesuffix('/api')} (the local server: shotflow server status)", flush=True)
+    elif not os.environ.get("PREFECT_API_URL"):
         from deployments.server import PrefectServer
 
         # the embedded API runs no scheduler: a private server makes the schedules fire
-        print("shotflow: starting a private Prefect server on 127.0.0.1 (schedules need one)...", flush=True)
-        server = PrefectServer().start()
-        os.environ["PREFECT_API_URL"] = server.api_url
-        print(f"shotflow: Prefect UI at {server.ui_url}", flush=True)
+        print("shotflow: starting a private Prefect server on 127.0.0.1 (schedules need one; a first start prepares a database)...", flush=True)
+        server = PrefectServer(start_timeout=300).launch()
     try:
+        if server:  # waited for inside the try: a Ctrl-C meanwhile still stops it
+            server.wait_ready(lambda s: print(f"shotflow: still starting Prefect ({s:.0f} s)...", flush=True))
+            os.environ["PREFECT_API_URL"] = server.api_url
+            localserver.record(server.api_url, server.process.pid, started_by="shotflow serve")  # runs meanwhile report here
+            print(f"shotflow: Prefect UI at {server.ui_url}", flush=True)
         if stopping.is_set():
             return 0
         from prefect import serve
@@ -890,6 +899,7 @@ def cmd_serve(args) -> int:
         pass
     finally:
         if server:
+            localserver.forget(server.process.pid)
             server.stop()
         print("shotflow: stopped", flush=True)
     return 0

@@ -6,6 +6,7 @@ with bounded waits that say what they were waiting for, and stopped on success a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -192,6 +193,9 @@ def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
             return names if {"daily-harbour", "weekly-recap"} <= names else None
 
         wait_for("the scheduled storyboards to be registered", registered, 90, diagnostics=lambda: tail(log_path))
+        # recorded, so that a `shotflow run` meanwhile reports to it (and shows in this UI)
+        record = json.loads((tmp_path / "home" / "shotflow-server.json").read_text())
+        assert record["api_url"] == api_url and record["started_by"] == "shotflow serve"
         # a fresh server gets the account-wide limit on fal requests in flight
         assert httpx.get(f"{api_url}/v2/concurrency_limits/fal-requests", timeout=10).json()["limit"] == 4
         os.kill(proc.pid, signal.SIGINT)
@@ -201,6 +205,7 @@ def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
     assert code == 0, tail(log_path)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{api_url}/health", timeout=2)
+    assert not (tmp_path / "home" / "shotflow-server.json").exists()
 
 
 def test_prefect_deploy_all_from_the_committed_prefect_yaml(server, api_env):
@@ -316,3 +321,27 @@ def test_a_failed_render_is_failed_names_its_shots_and_the_readme_automation_not
         hook.shutdown()
         if automation_id:
             httpx.delete(f"{server.api_url}/automations/{automation_id}", timeout=10)
+
+
+def test_serve_reuses_the_recorded_local_server_and_prints_its_ui(server, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "shotflow-server.json").write_text(json.dumps({"api_url": server.api_url, "pid": server.process.pid, "log": None, "started_by": "shotflow server start"}))
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    text = (ROOT / "pipelines" / "daily-harbour.yaml").read_text().replace('cron: "0 9 * * 1-5"', "interval: 3600")
+    (pipelines / "reuse-check.yaml").write_text(text)
+    env = {**os.environ, "PREFECT_HOME": str(home), "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("PREFECT_API_URL", None)
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([SHOTFLOW, "serve", "--pipelines", str(pipelines)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for("serve to register on the local server", lambda: deployments_by_name(server).get("reuse-check"), 90, diagnostics=lambda: tail(log_path))
+        assert f"Prefect UI at {server.ui_url} " in log_path.read_text()
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, tail(log_path)
+    finally:
+        stop_group(proc)
+    assert httpx.get(f"{server.api_url}/health", timeout=5).status_code == 200  # not serve's to stop
+    assert (home / "shotflow-server.json").exists()
