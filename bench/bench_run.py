@@ -211,6 +211,7 @@ def main() -> None:
             in_flight = None
             if not args.skip_limit_check:
                 set_limit(api_url, 3)
+                SERVER.reset(queue_seconds=0.5, run_seconds=1.3)  # forgets the jobs so far (max_in_flight)
                 stagger(1.8, 0)
                 limited_dir = base / "limited"
                 limited_dir.mkdir()
