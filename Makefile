@@ -30,6 +30,7 @@ screenshots: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_generation.py
 	$(BIN)/python bench/bench_assembly.py
+	$(BIN)/python bench/bench_run.py
 
 schema: $(STAMP)
 	$(BIN)/shotflow schema -o storyboard.schema.json
