@@ -895,8 +895,11 @@ def cmd_serve(args) -> int:
         if ensure_concurrency_limit(settings.concurrency_limit_name, settings.concurrency):
             print(f"shotflow: created the global concurrency limit '{settings.concurrency_limit_name}' ({settings.concurrency} fal requests in flight)")
         serve(*runner_deployments(args.pipelines), print_starting_message=True)
-    except (KeyboardInterrupt, SystemExit):  # Prefect's runner exits on SIGTERM by itself
-        pass
+    except BaseException:
+        # SIGINT/SIGTERM raise KeyboardInterrupt wherever the runner is: inside its async code it
+        # can come out wrapped (an exception group, a cancel-scope RuntimeError). A stop is a stop.
+        if not stopping.is_set():
+            raise
     finally:
         if server:
             localserver.forget(server.process.pid)
