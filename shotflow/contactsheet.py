@@ -8,12 +8,17 @@ as tall as a 16:9 one is wide (equally easy to read, not a strip in a landscape 
 row holds as many frames as fit: more vertical frames per row than wide ones. Frames stay in
 storyboard order, rows wrap like text. Every frame is labelled with its shot id, model,
 duration and cost (for a preview: what it would cost on fal).
+
+Decoding the frames is most of a sheet's cost: `Frames` grabs them in the background as clips
+land (while others still generate), so the sheet drawn after the final file is only drawing.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +55,55 @@ def middle_frame(path: str | os.PathLike) -> Image.Image | None:
             return picked.to_image() if picked is not None else None
     except (av.error.FFmpegError, OSError, IndexError):
         return None
+
+
+class Frames:
+    """Middle frames grabbed in the background (`grab(path)` as each clip lands), for
+    `contact_sheet(..., frames=...)`: a clip grabbed earlier is not decoded again, one not
+    grabbed (or changed since) is decoded when the sheet is drawn. Frames are kept at most
+    `max_side` pixels on their longer side (a sheet's boxes are far smaller). One worker: a
+    frame is cheap, and the cores are for the clips' normalisation."""
+
+    def __init__(self, max_side: int = 640):
+        self.max_side = max_side
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="contact-frames")
+        self._grabbed: dict[str, tuple[tuple[int, int], Future]] = {}
+        self._lock = threading.Lock()
+
+    def grab(self, path: str | os.PathLike) -> None:
+        key = _identity(path)
+        if key is None:
+            return
+        with self._lock:
+            if self._grabbed.get(key[0], (None,))[0] == key[1]:
+                return
+            self._grabbed[key[0]] = (key[1], self._pool.submit(self._frame, path))
+
+    def frame(self, path: str | os.PathLike) -> Image.Image | None:
+        """The clip's middle frame: the one grabbed for this very file (same size and mtime), else decoded now."""
+        key = _identity(path)
+        with self._lock:
+            grabbed = self._grabbed.get(key[0]) if key else None
+        if grabbed is not None and grabbed[0] == key[1]:
+            return grabbed[1].result()
+        return self._frame(path)
+
+    def _frame(self, path) -> Image.Image | None:
+        frame = middle_frame(path)
+        if frame is not None:
+            frame.thumbnail((self.max_side, self.max_side))
+        return frame
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _identity(path) -> tuple[str, tuple[int, int]] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return str(Path(path).resolve()), (st.st_size, st.st_mtime_ns)
 
 
 # --- what each frame is labelled with ----------------------------------------------------------
@@ -145,17 +199,20 @@ def contact_sheet(
     backend: str = "fal",
     columns: int = 4,
     thumb_width: int = 320,
+    frames: Frames | None = None,
 ) -> Path:
     """Write a PNG with one labelled frame per shot (clips[i] is shots[i]'s clip) to `dst`.
 
     A 16:9 frame is `thumb_width` wide and a row is as wide as `columns` of those (other
     aspect ratios: see `frame_box`); `backend` words the cost ("would cost ... on fal" for a
-    preview). A frame's shape is the clip's own; without a readable clip, the shot's."""
+    preview). A frame's shape is the clip's own; without a readable clip, the shot's. `frames`:
+    middle frames grabbed ahead (see `Frames`), else each clip is decoded now."""
     if len(shots) != len(clips):
         raise ValueError(f"{len(shots)} shots but {len(clips)} clips")
     dst = Path(dst)
-    frames = [middle_frame(c) if c is not None and Path(c).is_file() else None for c in clips]
-    aspects = [f.width / f.height if f is not None else s.width / s.height for s, f in zip(shots, frames)]
+    grab = frames.frame if frames is not None else middle_frame
+    pictures = [grab(c) if c is not None and Path(c).is_file() else None for c in clips]
+    aspects = [f.width / f.height if f is not None else s.width / s.height for s, f in zip(shots, pictures)]
     boxes = [frame_box(a, thumb_width) for a in aspects]
 
     pad = max(6, thumb_width // 24)
@@ -173,7 +230,7 @@ def contact_sheet(
     if title:
         draw.text((pad, pad), _fit_text(title, header_font, width - 2 * pad), font=header_font, fill=TEXT)
 
-    for i, (shot, clip, frame, tile) in enumerate(zip(shots, clips, frames, tiles)):
+    for i, (shot, clip, frame, tile) in enumerate(zip(shots, clips, pictures, tiles)):
         draw.rectangle((tile.x, tile.y, tile.x + tile.width - 1, tile.y + tile.height - 1), fill=CELL)
         if frame is not None:
             frame = ImageOps.contain(frame, (tile.width, tile.height))

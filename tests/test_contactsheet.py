@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shotflow.contactsheet import BACKGROUND, CELL, contact_sheet, frame_box, label_lines, layout, middle_frame
+from shotflow.contactsheet import BACKGROUND, CELL, Frames, contact_sheet, frame_box, label_lines, layout, middle_frame
 from shotflow.ffmpeg import ffmpeg_exe
 from shotflow.plan import ShotPlan
 
@@ -136,3 +136,38 @@ def test_labels_are_drawn(tmp_path):
 def test_mismatched_lists_are_refused(tmp_path):
     with pytest.raises(ValueError):
         contact_sheet([SHOT], [], tmp_path / "x.png")
+
+
+# --- frames grabbed as clips land ----------------------------------------------------------------
+
+
+def test_a_frame_grabbed_as_the_clip_landed_is_the_one_drawn(tmp_path, monkeypatch):
+    clip = solid_thirds(tmp_path / "c.mp4")
+    frames = Frames()
+    frames.grab(clip)
+    assert np.asarray(frames.frame(clip))[..., 1].mean() > 200  # the middle frame: lime
+    # the sheet draws the grabbed frame: nothing is decoded once the clips have landed
+    monkeypatch.setattr("shotflow.contactsheet.middle_frame", lambda path: pytest.fail(f"{path} decoded again"))
+    sheet = np.asarray(Image.open(contact_sheet([SHOT], [clip], tmp_path / "sheet.png", frames=frames)).convert("RGB"))
+    assert lime(sheet).sum() > 100
+    frames.close()
+
+
+def test_a_clip_replaced_after_its_frame_was_grabbed_is_decoded_again(tmp_path):
+    clip = solid_thirds(tmp_path / "c.mp4")
+    frames = Frames()
+    frames.grab(clip)
+    frames.frame(clip)
+    solid_thirds(tmp_path / "c.mp4", colours=("red", "blue", "red"), size="96x36")  # generated again: another file
+    again = np.asarray(frames.frame(clip))
+    assert again.shape[1] == 96 and again[..., 2].mean() > 200
+    frames.close()
+
+
+def test_grabbed_frames_are_kept_small_and_in_their_shape(tmp_path):
+    clip = solid_thirds(tmp_path / "wide.mp4", size="1280x720")
+    frames = Frames(max_side=320)
+    frames.grab(clip)
+    assert frames.frame(clip).size == (320, 180)
+    assert frames.frame(tmp_path / "missing.mp4") is None  # a missing clip: no frame, no error
+    frames.close()
