@@ -21,7 +21,7 @@ from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from shotflow import events, interrupt
+from shotflow import contactsheet, events, interrupt
 from shotflow.backends import choose_backend
 from shotflow.catalog import find_model
 from shotflow.errors import ShotflowError
@@ -95,13 +95,18 @@ def render_storyboard(
     # previews are drawn by ffmpeg on this machine: more at once than cores only slows each down
     open_limits(run_key, total if name == "fal" else min(total, os.cpu_count() or 2), per_model)
     progress = artifacts.start_progress(plan)
+    sheet_frames = contactsheet.Frames()  # the contact sheet's frames, grabbed as clips land
     try:
         source = f"inline:{plan.title}" if inline is not None else str(Path(plan.source).resolve())  # for the ledger
         generated = {s.id: generate_shot.submit(s, name, run_key, force=s.id in forced, storyboard=source) for s in plan.shots}
-        landed_at: list[float] = []  # when each clip was downloaded and verified (for the run's timings)
-        for future in generated.values():
-            future.wrapped_future.add_done_callback(lambda _: landed_at.append(time.monotonic()))
+        # for the run's timings: when each clip was downloaded and verified, and when normalised
+        landed_at: dict[str, float] = {}
+        ready_at: dict[str, float] = {}
+        for shot_id, future in generated.items():
+            future.wrapped_future.add_done_callback(lambda _, s=shot_id: landed_at.setdefault(s, time.monotonic()))
         prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
+        for shot_id, future in prepared.items():
+            future.wrapped_future.add_done_callback(lambda _, s=shot_id: ready_at.setdefault(s, time.monotonic()))
         done, landed = 0, {}
         shot_of = {id(f): shot_id for shot_id, f in prepared.items()}
         durations = [s.seconds for s in plan.shots]
@@ -111,6 +116,7 @@ def render_storyboard(
             except Exception:  # looked at, with every other failure, once all shots are done
                 continue
             done += 1
+            _grab_frame(sheet_frames, generated[shot_of[id(future)]])  # decoded now, not after the join
             artifacts.advance_progress(progress, done, len(plan.shots))
             events.publish(events.AssemblyEvent("clips normalised", done, len(plan.shots) + 2))
             if plan.overlapping and done < len(plan.shots):
@@ -123,6 +129,7 @@ def render_storyboard(
     finally:
         close_limits(run_key)
     if interrupt.stop_requested():
+        sheet_frames.close()
         # Ctrl-C/SIGTERM: shots not yet sent never will be; those fal accepted stay journaled
         return Cancelled(
             message=f"stopped after {done} of {len(plan.shots)} shots were ready: no shot was sent to fal after the stop; "
@@ -143,9 +150,10 @@ def render_storyboard(
             continue
         clips.append(clip)
         records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
-    artifacts.shot_table(plan, records, backend=name)
-    artifacts.failures(plan, records)  # a Failed run names its failed and uncertain shots at a glance
     if failures:
+        sheet_frames.close()
+        artifacts.shot_table(plan, records, backend=name)
+        artifacts.failures(plan, records)  # a Failed run names its failed and uncertain shots at a glance
         kept = len(clips)
         rerun = "a re-run" + (" without --force" if forced else "")
         raise ShotflowError(
@@ -156,7 +164,7 @@ def render_storyboard(
     events.publish(events.AssemblyEvent("joining", len(plan.shots), len(plan.shots) + 2))
     joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
     video, duration = joined.path, joined.seconds
-    last_clip_to_final = round(time.monotonic() - max(landed_at, default=time.monotonic()), 2)
+    timings = _tail_timings(landed_at, ready_at, time.monotonic())
     earlier = {
         "kept": f"the earlier video at {video} was kept as {joined.kept} (output.existing: keep)",
         "replaced": f"the earlier video at {video} was replaced (output.existing: replace)",
@@ -164,14 +172,21 @@ def render_storyboard(
     if earlier:
         logger.info(earlier)
     events.publish(events.AssemblyEvent("contact sheet and manifest", len(plan.shots) + 1, len(plan.shots) + 2))
-    sheet = contact_sheet(plan, clips, sidecar(video, "contact.png"), backend=name)
-    manifest = write_manifest(
-        plan, clips, backend=name, video=Path(video), duration=duration,
-        extra={
-            "join": {"video_copied": joined.video_copied, "overlaps_rendered_after_last_clip": joined.transitions_rendered},
-            "timings": {"last_clip_to_final_s": last_clip_to_final},
-        },
-    )
+    # after the final file, and side by side: the sheet (from the frames grabbed as clips landed)
+    # is drawn by the task runner while the manifest is written and the artifacts are sent
+    drawn = contact_sheet.submit(plan, clips, sidecar(video, "contact.png"), backend=name, frames=sheet_frames)
+    try:
+        manifest = write_manifest(
+            plan, clips, backend=name, video=Path(video), duration=duration,
+            extra={
+                "join": {"video_copied": joined.video_copied, "overlaps_rendered_after_last_clip": joined.transitions_rendered},
+                "timings": timings,
+            },
+        )
+        artifacts.shot_table(plan, records, backend=name)
+        sheet = drawn.result()
+    finally:
+        sheet_frames.close()
     events.publish(events.AssemblyEvent("done", len(plan.shots) + 2, len(plan.shots) + 2))
     artifacts.summary(plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records)
     logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
@@ -183,9 +198,31 @@ def render_storyboard(
         "backend": name,
         **cost_summary(manifest),  # a preview's "would cost on fal", never as if spent; "cost": the sentence
         "shots": [r.__dict__ for r in records],
-        "last_clip_to_final_s": last_clip_to_final,
+        **timings,  # last_clip_to_final_s, and that clip's normalisation (last_clip_normalise_s)
         "earlier_video": earlier,  # None, or what became of an earlier, different video at the output path
     }
+
+
+def _tail_timings(landed_at: dict[str, float], ready_at: dict[str, float], final_at: float) -> dict[str, Any]:
+    """From the last clip downloaded and verified to the final file, and how much of it was that
+    clip's normalisation (from its landing to its normalised file: the rest is the join's)."""
+    if not landed_at:
+        return {"last_clip_to_final_s": 0.0}
+    last = max(landed_at, key=landed_at.__getitem__)
+    landed = landed_at[last]
+    normalised = max(ready_at.get(last, landed), landed)
+    return {
+        "last_clip": last,
+        "last_clip_normalise_s": round(normalised - landed, 2),
+        "last_clip_to_final_s": round(final_at - landed, 2),
+    }
+
+
+def _grab_frame(frames: contactsheet.Frames, generated) -> None:
+    try:
+        frames.grab(generated.result().path)
+    except Exception:  # only an optimisation: the contact sheet decodes whatever was not grabbed
+        pass
 
 
 def _as_landed(futures):

@@ -84,7 +84,7 @@ class Frames:
         key = _identity(path)
         with self._lock:
             grabbed = self._grabbed.get(key[0]) if key else None
-        if grabbed is not None and grabbed[0] == key[1]:
+        if grabbed is not None and grabbed[0] == key[1] and not grabbed[1].cancelled():
             return grabbed[1].result()
         return self._frame(path)
 

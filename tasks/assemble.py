@@ -1,4 +1,4 @@
-"""Assembly as Prefect tasks: normalise each clip as it lands, join, draw the contact sheet."""
+"""Assembly as Prefect tasks: normalise each clip as it lands, join, draw the contact sheet (from frames grabbed as clips landed)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def join_clips(normalised: list[Path], durations: list[int], output: OutputSpec)
 
 
 @task(name="contact-sheet", cache_policy=NO_CACHE)
-def contact_sheet(plan: Plan, clips: list[GeneratedClip], dst: Path, backend: str = "fal") -> Path:
-    """One labelled frame per shot; `backend` words the cost (a preview's "would cost $X on fal")."""
+def contact_sheet(plan: Plan, clips: list[GeneratedClip], dst: Path, backend: str = "fal", frames: contactsheet.Frames | None = None) -> Path:
+    """One labelled frame per shot; `backend` words the cost (a preview's "would cost $X on fal");
+    `frames`: the middle frames grabbed as the clips landed (see contactsheet.Frames)."""
     by_id = {c.shot: c.path for c in clips}
-    return contactsheet.contact_sheet(plan.shots, [by_id.get(s.id) for s in plan.shots], dst, title=plan.title, backend=backend)
+    return contactsheet.contact_sheet(plan.shots, [by_id.get(s.id) for s in plan.shots], dst, title=plan.title, backend=backend, frames=frames)
