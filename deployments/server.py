@@ -173,6 +173,33 @@ class PrefectServer:
             except subprocess.TimeoutExpired:
                 continue
 
+    def stop_soon(self, wait: float = 0.0, grace: float = 15) -> None:
+        """`stop` without waiting for the exit: SIGTERM the server's group, wait at most `wait` s,
+        and leave a server still stopping to a detached reaper (a shell in its own session) that
+        SIGKILLs the group if it still runs `grace` s later. For the end of a run whose final
+        state is written: nothing is left to wait for, and no server is left behind."""
+        if not self.process or self.process.poll() is not None:
+            return
+        pgid = self.process.pid  # the server leads its own session, so its group
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        ticks = max(1, round(grace * 10))
+        reaper = (
+            f"i=0; while kill -s 0 -- -{pgid} 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done; "
+            f"kill -s KILL -- -{pgid} 2>/dev/null; exit 0"
+        )
+        subprocess.Popen(
+            ["/bin/sh", "-c", reaper],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+
     def __enter__(self) -> "PrefectServer":
         return self.start()
 

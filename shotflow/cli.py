@@ -516,7 +516,10 @@ def _render(args, report: dict) -> int:
         finally:
             _drain_prefect_workers()
             if server:
-                server.stop()
+                if interrupt.stop_requested():
+                    server.stop()  # a stopped run: its server is gone by the time shotflow exits
+                else:  # the final state is written: SIGTERM and go (a detached reaper makes sure)
+                    server.stop_soon()
                 server.remove_log()
 
 
