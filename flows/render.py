@@ -53,6 +53,7 @@ def render_storyboard(
     model_concurrency: dict[str, int] | None = None,
     vars: dict[str, str] | None = None,
     inline: dict[str, Any] | None = None,
+    run_token: str | None = None,
 ) -> dict[str, Any]:
     """Render a storyboard to a video.
 
@@ -66,6 +67,8 @@ def render_storyboard(
         model_concurrency: Per-model caps on requests in flight, e.g. {"veo3": 1}.
         vars: Values for the storyboard's {{ name }} placeholders, overriding its vars.
         inline: A whole storyboard as structured data, used instead of the file.
+        run_token: The run's token (default: the flow run's id): its force token and limits key; the CLI
+            passes the one its early start (before Prefect was up) generated with.
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -91,7 +94,7 @@ def render_storyboard(
 
     per_model = {find_model(model).alias: n for model, n in (model_concurrency or {}).items()}
     total = concurrency or settings.concurrency
-    run_key = str(flow_run.id or id(plan))
+    run_key = run_token or str(flow_run.id or id(plan))
     # previews are drawn by ffmpeg on this machine: more at once than cores only slows each down
     open_limits(run_key, total if name == "fal" else min(total, os.cpu_count() or 2), per_model)
     progress = artifacts.start_progress(plan)
@@ -99,14 +102,15 @@ def render_storyboard(
     try:
         source = f"inline:{plan.title}" if inline is not None else str(Path(plan.source).resolve())  # for the ledger
         generated = {s.id: generate_shot.submit(s, name, run_key, force=s.id in forced, storyboard=source) for s in plan.shots}
-        # for the run's timings: when each clip was downloaded and verified, and when normalised
+        # for the run's timings (wall clock, as the clip store's mtimes): when the flow had each
+        # clip, downloaded and verified, and when its normalisation was done
         landed_at: dict[str, float] = {}
         ready_at: dict[str, float] = {}
         for shot_id, future in generated.items():
-            future.wrapped_future.add_done_callback(lambda _, s=shot_id: landed_at.setdefault(s, time.monotonic()))
+            future.wrapped_future.add_done_callback(lambda _, s=shot_id: landed_at.setdefault(s, time.time()))
         prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
         for shot_id, future in prepared.items():
-            future.wrapped_future.add_done_callback(lambda _, s=shot_id: ready_at.setdefault(s, time.monotonic()))
+            future.wrapped_future.add_done_callback(lambda _, s=shot_id: ready_at.setdefault(s, time.time()))
         done, landed = 0, {}
         shot_of = {id(f): shot_id for shot_id, f in prepared.items()}
         durations = [s.seconds for s in plan.shots]
@@ -138,6 +142,7 @@ def render_storyboard(
 
     records: list[ShotRecord] = []
     clips, normalised, failures = [], [], []
+    stored_at: dict[str, float] = {}  # clips downloaded by this run: when the store took them, verified
     for s in plan.shots:
         cost = None if s.cost is None else str(s.cost)
         try:
@@ -149,6 +154,8 @@ def render_storyboard(
             records.append(ShotRecord(s.id, s.model, s.seconds, cost, "failed", error=error))
             continue
         clips.append(clip)
+        if clip.cache_hit is False:
+            stored_at[s.id] = _mtime(clip.path)
         records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
     if failures:
         sheet_frames.close()
@@ -164,7 +171,7 @@ def render_storyboard(
     events.publish(events.AssemblyEvent("joining", len(plan.shots), len(plan.shots) + 2))
     joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
     video, duration = joined.path, joined.seconds
-    timings = _tail_timings(landed_at, ready_at, time.monotonic())
+    timings = _tail_timings(landed_at, ready_at, time.time(), stored_at)
     earlier = {
         "kept": f"the earlier video at {video} was kept as {joined.kept} (output.existing: keep)",
         "replaced": f"the earlier video at {video} was replaced (output.existing: replace)",
@@ -203,19 +210,30 @@ def render_storyboard(
     }
 
 
-def _tail_timings(landed_at: dict[str, float], ready_at: dict[str, float], final_at: float) -> dict[str, Any]:
+def _tail_timings(landed_at: dict[str, float], ready_at: dict[str, float], final_at: float, stored_at: dict[str, float] | None = None) -> dict[str, Any]:
     """From the last clip downloaded and verified to the final file, and how much of it was that
-    clip's normalisation (from its landing to its normalised file: the rest is the join's)."""
+    clip's normalisation (from the flow having the clip to its normalised file).
+
+    A clip downloaded before the flow had it (`stored_at`: when the clip store took it, e.g. by
+    an early start while Prefect started) counts from then: the figure is the user's wait."""
+    stored_at = stored_at or {}
     if not landed_at:
         return {"last_clip_to_final_s": 0.0}
-    last = max(landed_at, key=landed_at.__getitem__)
-    landed = landed_at[last]
-    normalised = max(ready_at.get(last, landed), landed)
+    verified = {s: min(t, stored_at.get(s, t)) for s, t in landed_at.items()}
+    last = max(verified, key=verified.__getitem__)
+    normalised = max(ready_at.get(last, landed_at[last]), landed_at[last])
     return {
         "last_clip": last,
-        "last_clip_normalise_s": round(normalised - landed, 2),
-        "last_clip_to_final_s": round(final_at - landed, 2),
+        "last_clip_normalise_s": round(normalised - landed_at[last], 2),
+        "last_clip_to_final_s": round(final_at - verified[last], 2),
     }
+
+
+def _mtime(path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return float("inf")  # not known: the flow's own time counts
 
 
 def _grab_frame(frames: contactsheet.Frames, generated) -> None:

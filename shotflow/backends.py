@@ -24,9 +24,11 @@ def choose_backend(requested: str | None, has_key: bool) -> str:
     return requested
 
 
-def open_backend(name: str, settings: Settings, *, key: str | None = None, storyboard: str | None = None) -> Backend:
+def open_backend(
+    name: str, settings: Settings, *, key: str | None = None, storyboard: str | None = None, run_token: str | None = None
+) -> Backend:
     """The backend `name`; `storyboard` (the run's file, or inline name) is recorded with each
-    paid request, for the ledger."""
+    paid request, for the ledger; `run_token` too (see FalBackend)."""
     store = ClipStore(settings.cache_dir)
     if name == "preview":
         from shotflow.preview import PreviewBackend
@@ -42,6 +44,7 @@ def open_backend(name: str, settings: Settings, *, key: str | None = None, story
             key=key,
             settings=settings,
             storyboard=storyboard,
+            run_token=run_token,
             poll_interval=settings.fal_poll_interval,
             retry_backoff=settings.fal_retry_backoff,
         )

@@ -31,7 +31,8 @@ _subscribers: list[Callable[[ShotEvent | AssemblyEvent], None]] = []
 
 def subscribe(fn: Callable[[ShotEvent | AssemblyEvent], None]) -> Callable[[], None]:
     with _lock:
-        _subscribers.append(fn)
+        if fn not in _subscribers:  # subscribing twice is once (the CLI's early start and the flow share a display)
+            _subscribers.append(fn)
 
     def unsubscribe() -> None:
         with _lock:

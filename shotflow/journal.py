@@ -104,6 +104,7 @@ class JobRecord:
     storyboard: str | None = None  # the run that sent it; None for records older than schema 2
     estimated_cost_usd: str | None = None  # a decimal string, None when unknown
     force_token: str | None = None  # the run token that forced this submit
+    run_token: str | None = None  # the run that sent it (a clip it downloaded is "generated" in that run, not reused)
     clip_sha256: str | None = None
     clip_bytes: int | None = None
     quarantine_path: str | None = None

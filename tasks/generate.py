@@ -12,6 +12,7 @@ from shotflow import events, interrupt
 from shotflow.backend import GeneratedClip, ShotEvent
 from shotflow.backends import open_backend
 from shotflow.errors import GenerationError, MediaError
+from shotflow.generation import early
 from shotflow.plan import ShotPlan
 from shotflow.settings import get_settings
 from tasks.limits import account_slot, limits_for
@@ -73,9 +74,12 @@ def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = Fals
 
     if interrupt.stop_requested():  # stopped before this shot's turn: send nothing
         raise interrupt.Interrupted(shot.id)
+    # the CLI may have started this shot before Prefect was up: let that attempt end first
+    early.wait_turn(run_key, shot.id)
     settings = get_settings()
     key = fal_key(settings) if backend == "fal" else None
-    with closing(open_backend(backend, settings, key=key, storyboard=storyboard)) as source:
+    # the run key is recorded on intents: a clip this run already paid for is reported as generated
+    with closing(open_backend(backend, settings, key=key, storyboard=storyboard, run_token=run_key)) as source:
         with limits_for(run_key).slot(shot.model, shot.id):
             with account_slot(settings.concurrency_limit_name) if backend == "fal" else nullcontext():
                 if interrupt.stop_requested():  # stopped while waiting for a turn: send nothing

@@ -58,6 +58,7 @@ class FalBackend:
         settings: Settings | None = None,
         journal: Journal | None = None,
         storyboard: str | None = None,
+        run_token: str | None = None,
         poll_interval: float = 1.0,
         wait_timeout: float | None = 600.0,
         start_timeout: float | None = 3600.0,
@@ -70,6 +71,8 @@ class FalBackend:
         """`key` wins over `settings.fal_key`; resolve a Prefect Secret block before calling.
 
         storyboard: the file (or inline name) of the run, recorded with each request it sends.
+        run_token: the run's token, recorded on each intent: a clip this run already generated (its
+        early start, an earlier attempt of a task) is reported as generated, not as a store hit.
         poll_interval: seconds between status polls. wait_timeout: how long one `generate` call
         waits for a request before raising a transient error (the request keeps running and is
         re-attached). start_timeout: sent to fal as X-Fal-Request-Timeout, so a job that cannot
@@ -90,6 +93,7 @@ class FalBackend:
         self.store = store
         self.journal = journal or Journal(store.root / "jobs")
         self.storyboard = storyboard
+        self.run_token = run_token
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
         self.start_timeout = start_timeout
@@ -120,8 +124,10 @@ class FalBackend:
         if not forced and not retry_of_forced:
             cached = self.store.find(key)
             if cached is not None:
-                emit(ShotEvent(shot.id, "cached", "from the clip store"))
                 rid = record.request_id if record else None
+                if self._generated_in_this_run(record):  # paid for by this run (its early start): not reused
+                    return GeneratedClip(shot.id, cached, key, self.name, cache_hit=False, request_id=rid)
+                emit(ShotEvent(shot.id, "cached", "from the clip store"))
                 return GeneratedClip(shot.id, cached, key, self.name, cache_hit=True, request_id=rid)
         if _decide(record, forced) == "attach":
             emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
@@ -204,7 +210,8 @@ class FalBackend:
         with self._budget():
             self._check_budget(shot)
             job = Job.intend(
-                self.journal, shot, key, prior=prior, storyboard=self.storyboard, force_token=token, lock_timeout=self.lock_timeout
+                self.journal, shot, key, prior=prior, storyboard=self.storyboard, force_token=token, run_token=self.run_token,
+                lock_timeout=self.lock_timeout,
             )
 
         def before_send() -> None:
@@ -302,6 +309,9 @@ class FalBackend:
         return [r.key for r in self.journal.records() if r.state == "submitted" and r.request_id]
 
     # --- helpers -------------------------------------------------------------------------------
+
+    def _generated_in_this_run(self, record: JobRecord | None) -> bool:
+        return bool(self.run_token) and record is not None and record.state == "downloaded" and record.run_token == self.run_token
 
     def backoff(self, failures: int) -> float:
         return min(self.retry_backoff * 2 ** (failures - 1), 30.0)

@@ -119,6 +119,7 @@ class Job:
         prior: JobRecord | None,
         storyboard: str | None,
         force_token: str | None,
+        run_token: str | None = None,
         lock_timeout: float = 300.0,
     ) -> Job:
         """Write the intent BEFORE the submit is sent (the caller holds the clip's lock)."""
@@ -137,6 +138,7 @@ class Job:
             storyboard=storyboard,
             estimated_cost_usd=None if shot.cost is None else str(shot.cost),
             force_token=force_token,
+            run_token=run_token,
         )
         return cls(journal, journal.write(record), lock_timeout=lock_timeout)
 
