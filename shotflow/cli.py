@@ -21,6 +21,7 @@ from shotflow import events, interrupt
 from shotflow.backends import choose_backend
 from shotflow.catalog import MODELS, find_model
 from shotflow.display import ShotDisplay
+from shotflow.earlystart import EarlyStart
 from shotflow.errors import MissingKeyError, ShotflowError, StoryboardError
 from shotflow.plan import Plan, check_budget, load_plan
 from shotflow.preflight import preflight
@@ -493,7 +494,10 @@ def _render(args, report: dict) -> int:
     # -v shows them (INFO), for whoever wants to see what Prefect does
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if getattr(args, "verbose", False) else "CRITICAL")
     server = None
-    with _Signals() as signals:
+    # fal runs on a private server start generating now; the flow re-attaches (shotflow/earlystart.py)
+    total = args.concurrency if args.concurrency is not None else settings.concurrency
+    early = EarlyStart(plan, backend, settings, concurrency=total, model_limits=model_limits, force=args.force, on_stop=_report_stop)
+    with _Signals() as signals, early:
         try:
             server, api_url = open_prefect_api()
             signals.server = server
@@ -509,9 +513,11 @@ def _render(args, report: dict) -> int:
                     force=args.force,
                     model_concurrency=model_limits or None,
                     vars=overrides or None,
+                    run_token=early.token,
                 ),
                 signals,
                 report,
+                early,
             )
         finally:
             _drain_prefect_workers()
@@ -620,6 +626,7 @@ class _Signals:
 
     def __call__(self, signum, frame) -> None:
         if not self.flow_running:
+            interrupt.request_stop()  # the early start's generations stop too (shotflow/earlystart.py)
             raise KeyboardInterrupt
         self.count += 1
         interrupt.request_stop()
@@ -630,13 +637,13 @@ class _Signals:
             os._exit(130)
 
 
-def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals, report: dict | None = None) -> int:
+def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals, report: dict | None = None, early=None) -> int:
     from flows.render import render_storyboard  # noqa: F401  (here, not in the thread: import errors surface as usual)
 
     interrupt.reset()
     runner = _FlowThread(api_url, parameters)
     stopped_at = None
-    with ShotDisplay(plan, backend=parameters.get("backend")) as display:
+    with early.shown() if early else ShotDisplay(plan, backend=parameters.get("backend")) as display:
         unsubscribe = events.subscribe(display)
         try:
             signals.flow_running = True

@@ -149,6 +149,14 @@ def flow_runs(server) -> list[dict]:
     return r.json()
 
 
+def flow_running(api_url: str) -> bool:
+    try:
+        r = httpx.post(f"{api_url}/flow_runs/filter", json={}, timeout=5)
+        return any(run["state"]["type"] == "RUNNING" for run in r.json())
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return False
+
+
 def test_ctrl_c_stops_paying_ends_cancelled_and_a_rerun_pays_nothing_new(fake_fal, tmp_path, server):
     cache = tmp_path / "cache"
     env = run_env(tmp_path, PREFECT_API_URL=server.api_url, PREFECT_HOME=str(tmp_path / "client-home"))
@@ -218,8 +226,9 @@ def test_sigterm_stops_a_run_on_its_private_prefect_server_and_stops_that_server
     run = Run(tmp_path, env, "--concurrency", "2")
     try:
         wait_for("two journaled submits", lambda: len(journaled_requests(cache)) == 2, timeout=240, diagnostics=run.output)
-        ready = re.search(r"Prefect ready at (http://127\.0\.0\.1:(\d+)/api)", run.output())
-        assert ready, run.output()
+        # the early start submits before Prefect is ready: the SIGTERM is meant for the running flow
+        ready = wait_for("Prefect ready", lambda: re.search(r"Prefect ready at (http://127\.0\.0\.1:(\d+)/api)", run.output()), timeout=240, diagnostics=run.output)
+        wait_for("the running flow run", lambda: flow_running(ready.group(1)), timeout=120, interval=0.25, diagnostics=run.output)
         environ = server_environ(ready.group(2))
         assert b"PREFECT_HOME=" in environ and b"FAL_KEY" not in environ and fakefal.KEY.split(":")[1].encode() not in environ
         run.signal(signal.SIGTERM)

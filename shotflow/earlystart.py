@@ -1,0 +1,185 @@
+"""`shotflow run`'s early start: generation begins at once, Prefect attaches when it is up.
+
+`EarlyStart` wraps the CLI's Prefect start and flow run (`with EarlyStart(...) as early:`). It
+makes the run token the flow receives (`run_token`: its force token and limits key). For a run
+with the fal backend that will report to a PRIVATE Prefect server (no PREFECT_API_URL, no Prefect
+server named by a profile, prefect.toml, pyproject or .env, no reusable `shotflow server`), it
+opens the live table and starts every shot's generation (shotflow.generation.early) before Prefect
+is imported or started; runs on a shared server keep waiting for Prefect, whose global
+`fal-requests` limit must bound every submit. `SHOTFLOW_EARLY_START=0` turns it off (the bench
+compares both).
+
+Leaving the block: no early generation begins any more; after a Ctrl-C during the Prefect start
+the stop flag is raised, those under way stop (bounded wait) and the paid requests still on fal
+are named. A flow that ended without taking over every shot (it failed before generating) leaves
+nothing running either: what is under way is stopped, journaled, and a re-run collects it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from shotflow import events, interrupt
+from shotflow.catalog import find_model
+from shotflow.display import ShotDisplay
+from shotflow.plan import Plan
+from shotflow.settings import Settings
+
+STOP_GRACE_SECONDS = 5.0
+
+
+def names_a_server() -> str | None:
+    """Where Prefect's configuration names an API server, read as Prefect reads it but without
+    importing Prefect (env, the active profile, ./prefect.toml, ./pyproject.toml, ./.env), or the
+    reusable `shotflow server`; None when the run will start a private server. A file that cannot
+    be read as TOML counts as naming one (the safe side: no early start)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return "PREFECT_API_URL"
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    profiles = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    data = _toml(profiles)
+    if data is None:
+        return str(profiles)
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active")
+    if _dig(data, "profiles", active, "PREFECT_API_URL"):
+        return f"{profiles} (profile {active})"
+    for path, keys in ((Path("prefect.toml"), ("api", "url")), (Path("pyproject.toml"), ("tool", "prefect", "api", "url"))):
+        data = _toml(path)
+        if data is None or _dig(data, *keys):
+            return str(path)
+    try:
+        dotenv = Path(".env").read_text(errors="replace")
+    except OSError:
+        dotenv = ""
+    if any(line.strip().removeprefix("export ").lstrip().startswith("PREFECT_API_URL") for line in dotenv.splitlines()):
+        return ".env"
+    from shotflow import localserver
+
+    return localserver.find()  # `shotflow server start` left one running: its UI shows the run
+
+
+def _toml(path: Path) -> dict | None:
+    """The file's TOML ({} when there is no file); None when it cannot be read as TOML."""
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text(errors="replace"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None
+
+
+def _dig(data, *keys):
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+class EarlyStart:
+    def __init__(
+        self,
+        plan: Plan,
+        backend: str,
+        settings: Settings,
+        *,
+        concurrency: int,
+        model_limits: dict[str, int] | None,
+        force: list[str] | None,
+        on_stop: Callable[[ShotDisplay], None],
+    ):
+        self.plan = plan
+        self.backend = backend
+        self.settings = settings
+        self.concurrency = concurrency
+        self.model_limits = model_limits or {}
+        self.force = set(force or [])
+        self.on_stop = on_stop
+        self.token = uuid.uuid4().hex
+        self.generation = None
+        self.display: ShotDisplay | None = None
+        self._shown = ExitStack()
+
+    def _key(self) -> str | None:
+        """The fal key when it can be had without Prefect (FAL_KEY; a Secret block needs Prefect)."""
+        raw = self.settings.fal_key.get_secret_value() if self.settings.fal_key is not None else ""
+        if not raw.strip():
+            return None
+        from shotflow.falkey import clean_key
+
+        return clean_key(raw)
+
+    def __enter__(self) -> EarlyStart:
+        if self.backend != "fal" or os.environ.get("SHOTFLOW_EARLY_START", "1") == "0" or names_a_server():
+            return self
+        key = self._key()
+        if key is None:
+            return self
+        from shotflow.backends import open_backend
+        from shotflow.generation.early import EarlyGeneration
+        from shotflow.limits import open_limits
+
+        interrupt.reset()
+        per_model = {find_model(model).alias: n for model, n in self.model_limits.items()}
+        limits = open_limits(self.token, self.concurrency, per_model)  # the flow's tasks take the same slots
+        source = str(Path(self.plan.source).resolve())  # as the flow records it, for the ledger
+        settings, token = self.settings, self.token
+        self.display = self._shown.enter_context(ShotDisplay(self.plan, backend=self.backend))
+        self._shown.callback(events.subscribe(self.display))
+        print("shotflow: generating the shots while Prefect starts", flush=True)
+        self.generation = EarlyGeneration(
+            self.plan.shots,
+            lambda: open_backend("fal", settings, key=key, storyboard=source, run_token=token),
+            token=token,
+            limits=limits,
+            forced=self.force,
+        ).start()
+        return self
+
+    @contextmanager
+    def shown(self) -> Iterator[ShotDisplay]:
+        """The live table the flow's events go to: the one open since the early start (closed on
+        leaving), else a new one."""
+        if self.display is None:
+            with ShotDisplay(self.plan, backend=self.backend) as display:
+                yield display
+            return
+        try:
+            yield self.display
+        finally:
+            self._shown.close()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        generation = self.generation
+        if generation is None:
+            return False
+        try:
+            if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+                interrupt.request_stop()  # the signal handler raised it too; say it once more, for sure
+                generation.finish(STOP_GRACE_SECONDS)
+                self._shown.close()
+                self.on_stop(self.display)
+            elif not generation.finish(0):
+                # the flow ended without taking every shot over (Prefect did not start, or the flow
+                # failed before generating): stop waiting on fal (the requests stay journaled) rather
+                # than leave threads behind, and name what is still paid and running
+                stopped = interrupt.stop_requested()
+                interrupt.request_stop()
+                generation.finish(STOP_GRACE_SECONDS)
+                if not stopped:
+                    interrupt.reset()
+                self._shown.close()
+                self.on_stop(self.display)
+        finally:
+            self._shown.close()
+            generation.close()
+            from shotflow.limits import close_limits
+
+            close_limits(self.token)
+        return False

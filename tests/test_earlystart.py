@@ -1,0 +1,177 @@
+"""The early start of `shotflow run` (shotflow/earlystart.py, shotflow/generation/early.py): with the fal
+backend and a private Prefect server, shots are submitted before that server is ready, the flow
+re-attaches, nothing is paid twice, and a Ctrl-C during the Prefect start stops the early threads.
+Real CLI processes against the fake fal server (billed counts from it)."""
+
+from __future__ import annotations
+
+import fakefal  # noqa: F401  (first: points fal_client and httpx at the fake server)
+
+import json  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+
+from test_interrupt import N, Run, journaled_requests, run_env, wait_for  # noqa: E402
+
+@pytest.fixture(scope="module")
+def prefect_home(tmp_path_factory) -> Path:
+    """One PREFECT_HOME for the module's runs: the first private server start migrates its database."""
+    return tmp_path_factory.mktemp("early-prefect-home")
+
+
+def records(cache: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((cache / "jobs").glob("*.json"))]
+
+
+def finished(run: Run, timeout: float = 300) -> tuple[int, str, dict]:
+    """Exit status, everything printed (with --json: on stderr, in order), the JSON report."""
+    try:
+        code = run.wait(timeout=timeout)
+    finally:
+        run.kill()
+    out = run.out.read_text()
+    return code, run.output(), json.loads(out) if out.strip() else {}
+
+
+def test_shots_are_submitted_before_prefect_is_ready_and_paid_once_and_force_pays_once_more(fake_fal, tmp_path, prefect_home):
+    cache = tmp_path / "cache"
+    env = run_env(tmp_path, PREFECT_HOME=str(prefect_home))
+    code, text, report = finished(Run(tmp_path, env, "--concurrency", "4", "--json"))
+    assert code == 0, text
+    assert "Traceback" not in text
+    ready = text.index("Prefect ready at")
+    first_submit = re.search(r"^\[ *[\d.]+s\] s\d +\S+ +submitted", text, re.M)
+    assert first_submit, text
+    assert first_submit.start() < ready, f"no shot was submitted before Prefect was ready\n{text}"
+    assert fake_fal.count("submit") == N
+    assert len(fake_fal.billed) == N and set(fake_fal.billed.values()) == {1}, fake_fal.billed
+    # the flow re-attached to (or found in the store) what the early start generated: this run's
+    # clips, reported as generated, not as reused
+    assert "reused:        0 of 4 clips from the clip store" in text, text
+    assert [s["from_clip_store"] for s in report["shots"]] == [False] * N, report
+    manifest = json.loads(Path(report["manifest"]).read_text())
+    assert [s["cache_hit"] for s in manifest["shots"]] == [False] * N, manifest["shots"]
+    assert {s["request_id"] for s in manifest["shots"]} == {j.id for j in fake_fal.jobs.values()}
+    tokens = {r["run_token"] for r in records(cache)}
+    assert len(tokens) == 1 and None not in tokens, tokens
+
+    # --force s1: exactly one more paid request, for s1 only, across the early thread and the flow's task
+    billed_before = dict(fake_fal.billed)
+    code, text, report = finished(Run(tmp_path, env, "--concurrency", "4", "--force", "s1", "--json"))
+    assert code == 0, text
+    assert fake_fal.count("submit") == N + 1
+    changed = {h: n for h, n in fake_fal.billed.items() if n != billed_before.get(h)}
+    assert list(changed.values()) == [2], fake_fal.billed
+    s1 = next(r for r in records(cache) if r["shot"] == "s1")
+    assert s1["state"] == "downloaded" and s1["force_token"] == s1["run_token"] and s1["run_token"] not in tokens
+    assert "reused:        3 of 4 clips from the clip store" in text, text
+    assert [s["from_clip_store"] for s in report["shots"]] == [True, False, True, True], report
+
+
+def test_ctrl_c_while_prefect_starts_stops_the_early_submits(fake_fal, tmp_path):
+    cache = tmp_path / "cache"
+    env = run_env(tmp_path, PREFECT_HOME=str(tmp_path / "fresh-prefect-home"))  # a fresh home: a long start
+    fake_fal.hold()  # the early jobs stay in progress
+    run = Run(tmp_path, env, "--concurrency", "2")
+    try:
+        wait_for("two journaled early submits", lambda: len(journaled_requests(cache)) == 2, diagnostics=run.output)
+        starting = wait_for("the private server's address", lambda: re.search(r"a private server at (http://127\.0\.0\.1:\d+)", run.output()))
+        assert "Prefect ready" not in run.output(), "Prefect was ready before the Ctrl-C: nothing early to stop"
+        assert fake_fal.count("submit") == 2  # --concurrency bounds the early start too
+        accepted = journaled_requests(cache)
+        run.signal(signal.SIGINT)
+        signalled = time.monotonic()
+        code = run.wait(timeout=60)
+        time.sleep(1.0)  # an early thread that outlived the signal would submit now
+    finally:
+        run.kill()
+        fake_fal.release()
+    text = run.output()
+    assert code == 130, text
+    assert "Traceback" not in text and "Prefect ready" not in text
+    assert fake_fal.count("submit") == 2, "a shot was submitted after Ctrl-C"
+    assert all(j.submitted_at < signalled for j in fake_fal.jobs.values())
+    assert journaled_requests(cache) == accepted  # paid, journaled, re-attachable
+    for shot, request in accepted.items():
+        assert f"'{shot}' (fal request {request}" in text, text
+    assert "a re-run collects them without paying again" in text
+    with pytest.raises(httpx.HTTPError):  # the private server is gone with the run
+        httpx.get(f"{starting.group(1)}/api/health", timeout=2)
+
+
+def test_only_a_run_that_starts_a_private_server_starts_early(tmp_path, monkeypatch):
+    """Where Prefect's configuration names a server (which may hold the global fal-requests limit),
+    the run waits for Prefect as before; the template profile's `local` entry names one only when active."""
+    from shotflow.earlystart import names_a_server
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_PROFILE", raising=False)
+    monkeypatch.delenv("PREFECT_PROFILES_PATH", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    assert names_a_server() is None
+    (tmp_path / "home").mkdir()
+    profiles = tmp_path / "home" / "profiles.toml"
+    profiles.write_text('active = "ephemeral"\n[profiles.ephemeral]\nX = "1"\n[profiles.local]\nPREFECT_API_URL = "http://127.0.0.1:4200/api"\n')
+    assert names_a_server() is None
+    monkeypatch.setenv("PREFECT_PROFILE", "local")
+    assert names_a_server() == f"{profiles} (profile local)"
+    monkeypatch.delenv("PREFECT_PROFILE")
+    profiles.write_text("not [ toml")
+    assert names_a_server() == str(profiles)  # unreadable: on the safe side
+    profiles.unlink()
+    (tmp_path / "pyproject.toml").write_text('[tool.prefect.api]\nurl = "http://127.0.0.1:4200/api"\n')
+    assert names_a_server() == "pyproject.toml"
+    (tmp_path / "pyproject.toml").write_text("[tool.other]\n")
+    (tmp_path / "prefect.toml").write_text('[api]\nurl = "http://127.0.0.1:4200/api"\n')
+    assert names_a_server() == "prefect.toml"
+    (tmp_path / "prefect.toml").unlink()
+    (tmp_path / ".env").write_text("export PREFECT_API_URL=http://127.0.0.1:4200/api\n")
+    assert names_a_server() == ".env"
+    (tmp_path / ".env").unlink()
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    assert names_a_server() == "PREFECT_API_URL"
+
+
+def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_way_is_waited_for(fake_fal, tmp_path):
+    """With one slot, the early start generates one shot; the flow's task takes the other over
+    (the early thread never sends it) and waits for the one under way; each body is billed once."""
+    from shotflow.backends import open_backend
+    from shotflow.generation import early
+    from shotflow.limits import RunLimits
+    from shotflow.plan import plan_from_data
+
+    plan = plan_from_data(
+        {"version": 1, "title": "Early", "shots": [{"id": f"e{i}", "prompt": f"early {i}", "model": "pika", "duration": 5} for i in range(2)]}
+    )
+    settings = fakefal.settings_for(tmp_path / "cache")
+    fake_fal.hold()
+    limits = RunLimits(1)
+    run = early.EarlyGeneration(plan.shots, lambda: open_backend("fal", settings, key=fakefal.KEY, run_token="t1"), token="t1", limits=limits)
+    run.start()
+    try:
+        wait_for("one early submit", lambda: fake_fal.count("submit") == 1)
+        (begun,) = run.running()
+        other = next(s.id for s in plan.shots if s.id != begun)
+        early.wait_turn("t1", other)  # not begun: the flow's task takes it, at once
+        assert run.state[other] == early.LEFT
+        fake_fal.release()
+        early.wait_turn("t1", begun)  # under way: returns once its clip is in the store
+        assert run.state[begun] == early.DONE and run.clips[begun].cache_hit is False
+        assert run.finish(10)
+        time.sleep(0.5)
+        assert fake_fal.count("submit") == 1 and set(fake_fal.billed.values()) == {1}  # the early thread left `other` alone
+        with open_backend("fal", settings, key=fakefal.KEY, run_token="t1") as backend:
+            again = backend.generate(plan.shot(begun))
+        assert again.cache_hit is False  # this run's clip: generated, not reused
+        with open_backend("fal", settings, key=fakefal.KEY, run_token="t2") as backend:
+            assert backend.generate(plan.shot(begun)).cache_hit is True  # another run reuses it
+    finally:
+        fake_fal.release()
+        run.close()
+    assert fake_fal.count("submit") == 1
