@@ -30,7 +30,7 @@ from shotflow.plan import check_budget, load_plan, plan_from_data
 from shotflow.preflight import preflight
 from shotflow.settings import get_settings
 from tasks import artifacts
-from tasks.assemble import contact_sheet, join_clips, normalise_clip, prepare_join
+from tasks.assemble import clip_audio, contact_sheet, encode_soundtrack, join_clips, normalise_clip, prepare_join
 from tasks.generate import generate_shot
 from tasks.limits import close_limits, open_limits
 from tasks.secrets import fal_key
@@ -109,6 +109,12 @@ def render_storyboard(
         for shot_id, future in generated.items():
             future.wrapped_future.add_done_callback(lambda _, s=shot_id: landed_at.setdefault(s, time.time()))
         prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
+        soundtrack = None
+        if not plan.overlapping:
+            # cuts: each clip's sound as it lands, and the soundtrack encoded as soon as the last
+            # one is there, while that clip's video is still normalised: the join copies it
+            sounds = [clip_audio.submit(generated[s.id], s, plan.output) for s in plan.shots]
+            soundtrack = encode_soundtrack.submit(sounds, [s.seconds for s in plan.shots], plan.output)
         for shot_id, future in prepared.items():
             future.wrapped_future.add_done_callback(lambda _, s=shot_id: ready_at.setdefault(s, time.time()))
         done, landed = 0, {}
@@ -169,7 +175,7 @@ def render_storyboard(
         )
 
     events.publish(events.AssemblyEvent("joining", len(plan.shots), len(plan.shots) + 2))
-    joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output)
+    joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output, audio=_ahead(soundtrack, logger))
     video, duration = joined.path, joined.seconds
     timings = _tail_timings(landed_at, ready_at, time.time(), stored_at)
     earlier = {
@@ -186,7 +192,11 @@ def render_storyboard(
         manifest = write_manifest(
             plan, clips, backend=name, video=Path(video), duration=duration,
             extra={
-                "join": {"video_copied": joined.video_copied, "overlaps_rendered_after_last_clip": joined.transitions_rendered},
+                "join": {
+                    "video_copied": joined.video_copied,
+                    "overlaps_rendered_after_last_clip": joined.transitions_rendered,
+                    "audio_encoded_ahead": joined.audio_copied,
+                },
                 "timings": timings,
             },
         )
@@ -234,6 +244,17 @@ def _mtime(path) -> float:
         return os.stat(path).st_mtime
     except OSError:
         return float("inf")  # not known: the flow's own time counts
+
+
+def _ahead(soundtrack, logger) -> Path | None:
+    """The soundtrack encoded ahead of the join, or None (no cuts only, or it failed: the join encodes it)."""
+    if soundtrack is None:
+        return None
+    try:
+        return soundtrack.result()
+    except Exception as exc:  # only an optimisation
+        logger.warning(f"encoding the soundtrack ahead of the join failed ({_describe(exc)}); the join encodes it")
+        return None
 
 
 def _grab_frame(frames: contactsheet.Frames, generated) -> None:

@@ -6,7 +6,11 @@ Clips made by one recipe can be joined by stream copy, so the join after the las
 costs a remux, not a re-encode:
 
 - cut: the concat demuxer copies the video; the audio is decoded and encoded once more (AAC
-  packets copied across files slip).
+  packets copied across files slip). That encode is most of a cut join's time (~1 s per 40 s),
+  so it can be done ahead: `clip_audio` decodes a clip's sound as `normalise` makes it to a
+  WAV as soon as the clip lands (cheap), `encode_soundtrack` encodes them all once the last
+  one is there, while the last clip's video is still being normalised, and `join(...,
+  audio=...)` copies it.
 - overlapping cuts (each cut has its own: a crossfade, a fade through black or white, a wipe or
   a slide, see `EFFECTS`; a plain cut between two clips has no overlap): only the overlaps
   (tail T of one clip, head T of the next) are rendered with xfade; the middles are read by
@@ -298,16 +302,7 @@ def normalise(
         .filter("trim", end_frame=n)
         .filter("setpts", "PTS-STARTPTS")
     )
-    if info.has_audio:
-        audio = source.audio.filter("aresample", AUDIO_RATE, **{"async": 1, "first_pts": 0})
-    else:
-        audio = ff.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{length:.6f}").audio
-    audio = (
-        audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
-        .filter("apad", whole_len=round(length * AUDIO_RATE))
-        .filter("atrim", end_sample=round(length * AUDIO_RATE))
-        .filter("asetpts", "PTS-STARTPTS")
-    )
+    audio = _normalised_audio(source, info.has_audio, length)
     extra = {}
     if forced:
         extra["force_key_frames"] = "expr:" + "+".join(f"eq(n,{k})" for k in forced)
@@ -318,6 +313,65 @@ def normalise(
         os.replace(tmp, dst)
     finally:
         _remove(tmp)
+    return dst
+
+
+def _normalised_audio(source, has_audio: bool, length: float):
+    """The recipe's sound: 48 kHz stereo, exactly `length` s (silence for a silent clip)."""
+    if has_audio:
+        audio = source.audio.filter("aresample", AUDIO_RATE, **{"async": 1, "first_pts": 0})
+    else:
+        audio = ff.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{length:.6f}").audio
+    return (
+        audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+        .filter("apad", whole_len=round(length * AUDIO_RATE))
+        .filter("atrim", end_sample=round(length * AUDIO_RATE))
+        .filter("asetpts", "PTS-STARTPTS")
+    )
+
+
+def clip_audio(src: str | os.PathLike, dst: str | os.PathLike, out: OutputSpec, *, seconds: float, timeout: float | None = None) -> Path:
+    """A clip's sound exactly as `normalise` makes it (same filters, before AAC), as a WAV: what
+    a cut join's soundtrack is made of. Reads only the audio: cheap next to a normalisation."""
+    src, dst = Path(src), Path(dst)
+    info = probe(src)
+    n = frames(seconds, out.fps)
+    if n < 1:
+        raise AssemblyError(f"{src}: cannot take {seconds} s of sound at {out.fps} fps (no frames)")
+    audio = _normalised_audio(ff.input(str(src)), info.has_audio, n / out.fps)
+    tmp = _temp_beside(dst)
+    try:
+        stream = ff.output(audio, str(tmp), f="wav", vn=None, **{"c:a": "pcm_f32le"})
+        runner.run(stream, what=f"taking the sound of {src}", timeout=timeout or 60 + 5 * seconds)
+        os.replace(tmp, dst)
+    finally:
+        _remove(tmp)
+    return dst
+
+
+def encode_soundtrack(wavs: Sequence[str | os.PathLike], durations: Sequence[float], out: OutputSpec, dst: str | os.PathLike, *, timeout: float | None = None) -> Path:
+    """The cut join's soundtrack, encoded once, ahead of the join: the clips' WAVs (`clip_audio`,
+    in order) concatenated, `out.soundtrack` mixed under, in the audio codec of `out.path`'s
+    format; `join(..., audio=dst)` copies it. AssemblyError when a cut overlaps (those joins
+    make their own audio, from pieces)."""
+    fmt = output_format(out.path)
+    wavs = [Path(p) for p in wavs]
+    if len(wavs) != len(durations):
+        raise AssemblyError(f"{len(wavs)} sounds but {len(durations)} durations")
+    if any(overlap_frames(out, len(wavs))):
+        raise AssemblyError("a soundtrack ahead of the join is for cuts only: these clips overlap")
+    for path in wavs:
+        if not path.is_file():
+            raise MediaError(f"{path}: missing: take the clip's sound before encoding the soundtrack")
+    dst = Path(dst)
+    total = final_seconds(durations, out)
+    scratch = Path(tempfile.mkdtemp(prefix=".soundtrack-", dir=dst.parent))
+    try:
+        tmp = scratch / f"audio{fmt.audio_suffix}"
+        _encode_audio(wavs, out, tmp, scratch, total, timeout or 60 + 2 * total, fmt)
+        os.replace(tmp, dst)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return dst
 
 
@@ -397,6 +451,7 @@ class JoinResult:
     # bytes: left as it was), "kept" (renamed to `kept`, with its sidecars) or "replaced"
     earlier: str = "none"
     kept: Path | None = None
+    audio_copied: bool = False  # True: the soundtrack was encoded ahead (`audio`) and copied
 
 
 def join(
@@ -408,8 +463,12 @@ def join(
     pieces_dir: str | os.PathLike | None = None,
     jobs: int | None = None,
     timeout: float | None = None,
+    audio: str | os.PathLike | None = None,
 ) -> JoinResult:
     """Join normalised clips (in order, each `durations[i]` long) into `dst`, per `out`.
+
+    `audio`: for cuts, the soundtrack `encode_soundtrack` made ahead from these clips, copied
+    instead of encoding the clips' sound now (ignored when a cut overlaps).
 
     Clips that do not match the recipe (probed) are normalised again first, so stream copy is
     only ever used on matching clips. Crossfade overlaps are rendered `jobs` at a time (default:
@@ -443,7 +502,10 @@ def join(
             made = _overlap_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1, scratch, total, fmt)
             video_parts, audio_parts, overlaps, rendered = made.video, made.encoded or made.audio, made.overlaps, made.rendered
         else:
-            video_parts, audio_parts, overlaps, rendered = clips, None, [], 0
+            ahead = Path(audio) if audio is not None else None
+            if ahead is not None and not ahead.is_file():
+                raise MediaError(f"{ahead}: the soundtrack encoded ahead is missing")
+            video_parts, audio_parts, overlaps, rendered = clips, ahead, [], 0
         # the overlaps were encoded now, the clips perhaps long ago: copy only if their SPS/PPS agree
         reference = stream_shape(clips[0])
         copy = all(stream_shape(p).extradata == reference.extradata for p in overlaps)
@@ -457,7 +519,7 @@ def join(
             _remove(tmp)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return JoinResult(dst, total, copy, renormalised, rendered, earlier, kept)
+    return JoinResult(dst, total, copy, renormalised, rendered, earlier, kept, audio_copied=not overlapping and audio is not None)
 
 
 def _land(tmp: Path, dst: Path, existing: str) -> tuple[str, Path | None]:

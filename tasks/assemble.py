@@ -1,7 +1,11 @@
-"""Assembly as Prefect tasks: normalise each clip as it lands, join, draw the contact sheet (from frames grabbed as clips landed)."""
+"""Assembly as Prefect tasks: normalise each clip as it lands (and take its sound: a cut join's
+soundtrack is encoded before the last clip's video is done), join, draw the contact sheet (from
+frames grabbed as clips landed)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from pathlib import Path
@@ -40,8 +44,37 @@ def prepare_join(normalised: list[Path | None], durations: list[int], output: Ou
 
 
 @task(name="join-clips", cache_policy=NO_CACHE)
-def join_clips(normalised: list[Path], durations: list[int], output: OutputSpec) -> assemble.JoinResult:
-    return assemble.join(normalised, durations, output, output.path, pieces_dir=pieces_dir())
+def join_clips(normalised: list[Path], durations: list[int], output: OutputSpec, audio: Path | None = None) -> assemble.JoinResult:
+    """The final file; `audio`: a cut join's soundtrack encoded ahead (copied, see encode_soundtrack)."""
+    return assemble.join(normalised, durations, output, output.path, pieces_dir=pieces_dir(), audio=audio)
+
+
+@task(name="clip-sound", task_run_name="sound-{shot.id}", cache_policy=NO_CACHE)
+def clip_audio(clip: GeneratedClip, shot: ShotPlan, output: OutputSpec) -> Path:
+    """The clip's sound as the recipe makes it, a WAV kept beside the raw clip: for a cut join's
+    soundtrack, encoded before the last clip's video is normalised. Takes no encoder slot (cheap)."""
+    dst = ClipStore(get_settings().cache_dir).derived(clip.key, assemble.recipe_id(output, shot.seconds) + "-sound", suffix=".wav")
+    raw = Path(clip.path)
+    if dst.is_file() and dst.stat().st_size > 0 and dst.stat().st_mtime_ns >= raw.stat().st_mtime_ns:
+        return dst
+    return assemble.clip_audio(raw, dst, output, seconds=shot.seconds)
+
+
+@task(name="encode-soundtrack", cache_policy=NO_CACHE)
+def encode_soundtrack(sounds: list[Path], durations: list[int], output: OutputSpec) -> Path:
+    """A cut join's soundtrack, encoded once every clip's sound is there (while the last clip's
+    video is still normalised), kept in the pieces folder under a name made from its inputs."""
+    ident = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in map(Path, sounds)]
+    track = Path(output.soundtrack) if output.soundtrack else None
+    if track is not None and track.is_file():
+        ident.append([str(track), track.stat().st_size, track.stat().st_mtime_ns, output.soundtrack_volume])
+    ident.append([list(durations), output.fps, assemble.RECIPE_VERSION, assemble.output_format(output.path).audio_suffix])
+    digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:24]
+    dst = pieces_dir() / f"soundtrack-{digest}{assemble.output_format(output.path).audio_suffix}"
+    if dst.is_file() and dst.stat().st_size > 0:
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return assemble.encode_soundtrack(sounds, durations, output, dst)
 
 
 @task(name="contact-sheet", cache_policy=NO_CACHE)

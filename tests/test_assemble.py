@@ -527,3 +527,50 @@ def test_replace_replaces_the_earlier_video_and_says_so(colours, tmp_path):
     assert (result.earlier, result.kept) == ("replaced", None)
     assert dst.read_bytes() != before
     assert sorted(p.name for p in dst.parent.iterdir()) == ["film.contact.png", "film.manifest.json", "film.mp4"]
+
+
+# --- a cut join's soundtrack, encoded ahead (while the last clip's video is normalised) ----------
+
+
+def sound(path: Path) -> np.ndarray:
+    """The decoded audio, one row per channel (48 kHz)."""
+    def planar(f) -> np.ndarray:
+        a = f.to_ndarray()
+        return a if f.format.is_planar else a.reshape(-1, len(f.layout.channels)).T
+
+    with av.open(str(path)) as c:
+        return np.concatenate([planar(f) for f in c.decode(c.streams.audio[0])], axis=1)
+
+
+def audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def test_a_clips_sound_is_taken_exactly_as_normalise_makes_it(mixed, tmp_path):
+    short = assemble.clip_audio(mixed[2], tmp_path / "short.wav", CUT, seconds=1)  # a 0.8 s clip: padded
+    silent = assemble.clip_audio(mixed[1], tmp_path / "silent.wav", CUT, seconds=1)
+    assert sound(short).shape == sound(silent).shape == (2, 48000)
+    assert np.abs(sound(silent)).max() == 0 and np.abs(sound(short)[:, :30000]).max() > 0.05
+    assert np.abs(sound(short)[:, 40000:]).max() < 1e-3  # the 0.8 s clip's sound, then silence
+
+
+def test_a_cut_joins_soundtrack_encoded_ahead_is_copied_and_in_place(colours, tmp_path):
+    normalised = normalise_all(colours, CUT, tmp_path / "n")
+    wavs = [assemble.clip_audio(p, tmp_path / f"{i}.wav", CUT, seconds=1) for i, p in enumerate(colours)]
+    track = assemble.encode_soundtrack(wavs, [1, 1, 1], CUT, tmp_path / "track.m4a")
+    result = assemble.join(normalised, [1, 1, 1], CUT, tmp_path / "final.mp4", audio=track)
+    assert result.audio_copied and result.video_copied
+    assert_plays_to_the_end(result.path, 3.0)
+    assert audio_packets(result.path) == audio_packets(track)  # copied, not encoded again
+    # red has a tone, green is silent, blue has a tone: each second's sound where its picture is
+    loud = [float(np.abs(sound(result.path)[:, s * 48000 + 4800:(s + 1) * 48000 - 4800]).max()) for s in range(3)]
+    assert loud[0] > 0.05 and loud[1] < 0.01 and loud[2] > 0.05
+    plain = assemble.join(normalised, [1, 1, 1], CUT, tmp_path / "plain.mp4")
+    assert not plain.audio_copied and sound(plain.path).shape[1] == pytest.approx(sound(result.path).shape[1], abs=1024)
+
+
+def test_a_soundtrack_ahead_is_for_cuts_only(colours, tmp_path):
+    wavs = [assemble.clip_audio(p, tmp_path / f"{i}.wav", FADE, seconds=1) for i, p in enumerate(colours)]
+    with pytest.raises(AssemblyError, match="cuts only"):
+        assemble.encode_soundtrack(wavs, [1, 1, 1], FADE, tmp_path / "track.m4a")

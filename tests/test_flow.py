@@ -286,6 +286,8 @@ def test_the_contact_sheet_draws_frames_grabbed_as_clips_landed(tmp_path, fake_f
     clips = {Path(s["clip"]).name for s in result["shots"]}
     assert sorted(name for name, _ in decoded) == sorted(clips)  # once each
     assert {thread for _, thread in decoded} == {"contact-frames_0"}  # none by the sheet itself
+    # cuts: the soundtrack was encoded before the join, which copied it
+    assert json.loads(Path(result["manifest"]).read_text())["join"]["audio_encoded_ahead"] is True
 
 
 def test_media_refused_for_a_while_is_waited_out_and_nothing_is_paid_twice(tmp_path, fal_env):
