@@ -5,7 +5,7 @@ makes the run token the flow receives (`run_token`: its force token and limits k
 with the fal backend that will report to a PRIVATE Prefect server (no PREFECT_API_URL, no Prefect
 server named by a profile, prefect.toml, pyproject or .env, no reusable `shotflow server`), it
 opens the live table and starts every shot's generation (shotflow.generation.early) before Prefect
-is imported or started; runs on a shared server keep waiting for Prefect, whose global
+is imported or started, each clip normalised to the output spec once stored; runs on a shared server keep waiting for Prefect, whose global
 `fal-requests` limit must bound every submit. `SHOTFLOW_EARLY_START=0` turns it off (the bench
 compares both).
 
@@ -18,6 +18,7 @@ nothing running either: what is under way is stopped, journaled, and a re-run co
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -139,8 +140,24 @@ class EarlyStart:
             token=token,
             limits=limits,
             forced=self.force,
+            after=self._normaliser(),
         ).start()
         return self
+
+    def _normaliser(self):
+        """Each clip brought to the output spec as soon as it is stored (cached next to it, where the
+        flow's normalise task finds it), no more encodes at once than cores."""
+        from shotflow import assemble
+        from shotflow.clipstore import ClipStore
+
+        store, output = ClipStore(self.settings.cache_dir), self.plan.output
+        encoders = threading.BoundedSemaphore(os.cpu_count() or 2)
+
+        def normalise(shot, clip) -> None:
+            with encoders:
+                assemble.normalise_stored(store, clip, shot, output)
+
+        return normalise
 
     @contextmanager
     def shown(self) -> Iterator[ShotDisplay]:

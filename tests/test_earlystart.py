@@ -152,7 +152,11 @@ def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_
     settings = fakefal.settings_for(tmp_path / "cache")
     fake_fal.hold()
     limits = RunLimits(1)
-    run = early.EarlyGeneration(plan.shots, lambda: open_backend("fal", settings, key=fakefal.KEY, run_token="t1"), token="t1", limits=limits)
+    after = []  # the work after each stored clip (the CLI normalises it): only for the shot generated early
+    run = early.EarlyGeneration(
+        plan.shots, lambda: open_backend("fal", settings, key=fakefal.KEY, run_token="t1"), token="t1", limits=limits,
+        after=lambda shot, clip: after.append((shot.id, clip.path.is_file())),
+    )  # fmt: skip
     run.start()
     try:
         wait_for("one early submit", lambda: fake_fal.count("submit") == 1)
@@ -163,6 +167,7 @@ def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_
         fake_fal.release()
         early.wait_turn("t1", begun)  # under way: returns once its clip is in the store
         assert run.state[begun] == early.DONE and run.clips[begun].cache_hit is False
+        assert after == [(begun, True)]
         assert run.finish(10)
         time.sleep(0.5)
         assert fake_fal.count("submit") == 1 and set(fake_fal.billed.values()) == {1}  # the early thread left `other` alone
