@@ -230,7 +230,9 @@ def _tail_timings(landed_at: dict[str, float], ready_at: dict[str, float], final
     if not landed_at:
         return {"last_clip_to_final_s": 0.0}
     verified = {s: min(t, stored_at.get(s, t)) for s, t in landed_at.items()}
-    last = max(verified, key=verified.__getitem__)
+    # the last clip downloaded by this run; a clip from the store was not (its landing is the flow's start)
+    downloaded = [s for s in verified if s in stored_at] or list(verified)
+    last = max(downloaded, key=verified.__getitem__)
     normalised = max(ready_at.get(last, landed_at[last]), landed_at[last])
     return {
         "last_clip": last,
