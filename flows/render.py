@@ -162,6 +162,8 @@ def render_storyboard(
         clips.append(clip)
         if clip.cache_hit is False:
             stored_at[s.id] = _mtime(clip.path)
+            # normalised by whoever got there first (an early start may have): its file's time
+            ready_at[s.id] = min(ready_at.get(s.id, float("inf")), _mtime(normalised[-1]))
         records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
     if failures:
         sheet_frames.close()
@@ -222,7 +224,7 @@ def render_storyboard(
 
 def _tail_timings(landed_at: dict[str, float], ready_at: dict[str, float], final_at: float, stored_at: dict[str, float] | None = None) -> dict[str, Any]:
     """From the last clip downloaded and verified to the final file, and how much of it was that
-    clip's normalisation (from the flow having the clip to its normalised file).
+    clip's normalisation (from then to its normalised file: the rest came after it).
 
     A clip downloaded before the flow had it (`stored_at`: when the clip store took it, e.g. by
     an early start while Prefect started) counts from then: the figure is the user's wait."""
@@ -233,10 +235,10 @@ def _tail_timings(landed_at: dict[str, float], ready_at: dict[str, float], final
     # the last clip downloaded by this run; a clip from the store was not (its landing is the flow's start)
     downloaded = [s for s in verified if s in stored_at] or list(verified)
     last = max(downloaded, key=verified.__getitem__)
-    normalised = max(ready_at.get(last, landed_at[last]), landed_at[last])
+    normalised = max(ready_at.get(last, verified[last]), verified[last])
     return {
         "last_clip": last,
-        "last_clip_normalise_s": round(normalised - landed_at[last], 2),
+        "last_clip_normalise_s": round(normalised - verified[last], 2),
         "last_clip_to_final_s": round(final_at - verified[last], 2),
     }
 

@@ -262,7 +262,7 @@ def test_the_tail_timings_name_the_clip_that_landed_last_and_its_normalisation()
     # clips in the store before the flow had them (an early start) count from then: b was
     # downloaded at 6.0, though the flow had it last; a, downloaded at 9.5, was the user's last wait
     early = _tail_timings({"a": 10.0, "b": 14.0}, {"a": 11.0, "b": 15.5}, 16.25, stored_at={"a": 9.5, "b": 6.0})
-    assert early == {"last_clip": "a", "last_clip_normalise_s": 1.0, "last_clip_to_final_s": 6.75}
+    assert early == {"last_clip": "a", "last_clip_normalise_s": 1.5, "last_clip_to_final_s": 6.75}
     # c came from the clip store (not downloaded): the flow had it last, but the figure is a's
     stored = _tail_timings({"a": 10.0, "c": 14.0}, {"a": 11.0, "c": 14.1}, 16.25, stored_at={"a": 9.5})
     assert stored["last_clip"] == "a" and stored["last_clip_to_final_s"] == 6.75
