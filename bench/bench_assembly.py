@@ -307,8 +307,8 @@ def tail(mode: str, sources, prepared, durations, out: OutputSpec, work: Path, d
     from decimal import Decimal
 
     from shotflow import contactsheet
-    from shotflow.manifest import file_sha256
     from shotflow.plan import ShotPlan
+    from shotflow.store.digest import file_sha256
 
     shots = [
         ShotPlan(f"shot{i}", i, None, "bench", "bench/model", {}, d, "16:9", "720p", out.width, out.height, out.fps, True, Decimal("0.5"))

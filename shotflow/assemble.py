@@ -52,6 +52,7 @@ from shotflow.clipstore import ClipStore
 from shotflow.errors import AssemblyError, MediaError
 from shotflow.plan import OutputSpec, ShotPlan
 from shotflow.probe import probe
+from shotflow.store.digest import file_sha256
 
 # bump when anything below changes what a normalised clip looks like: cached clips are redone
 RECIPE_VERSION = 1
@@ -568,15 +569,7 @@ def keep_earlier(video: Path) -> Path:
 def _same_bytes(a: Path, b: Path) -> bool:
     if a.stat().st_size != b.stat().st_size:
         return False
-    return _sha256(a) == _sha256(b)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(a) == file_sha256(b)
 
 
 def _check_result(tmp: Path, dst: Path, fmt: OutputFormat, out: OutputSpec, total: float) -> None:

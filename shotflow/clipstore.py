@@ -37,8 +37,7 @@ from pathlib import Path
 from shotflow.errors import MediaError
 from shotflow.plan import ShotPlan
 from shotflow.store.atomic import full_disk_names, move_atomic, write_bytes_atomic
-
-HASH_CHUNK = 1 << 20
+from shotflow.store.digest import file_sha256
 
 
 @dataclass(frozen=True)
@@ -314,14 +313,6 @@ def _unused(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
     return candidate
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _now() -> str:

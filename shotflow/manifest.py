@@ -18,7 +18,6 @@ run summary and the CLI show.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,19 +29,12 @@ from shotflow.backend import GeneratedClip
 from shotflow.errors import ShotflowError
 from shotflow.plan import Plan
 from shotflow.store.atomic import write_text_atomic
+from shotflow.store.digest import file_sha256
 from shotflow.uptodate import fingerprint
 
 # 2: a preview's costs are named as what fal would charge, and `spent` says whether money went out
 VERSION = 2
 PREVIEW = "preview"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sidecar(video: str | Path, suffix: str) -> Path:

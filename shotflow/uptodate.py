@@ -22,6 +22,7 @@ from typing import Any
 
 from shotflow.clipstore import ClipStore
 from shotflow.plan import Plan
+from shotflow.store.digest import file_sha256
 
 FINGERPRINT_VERSION = 1
 
@@ -35,14 +36,6 @@ def shotflow_version() -> str:
         return "unknown"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def input_files(plan: Plan) -> dict[str, str]:
     """Every file the storyboard reads, by role: {"soundtrack": path}."""
     return {"soundtrack": plan.output.soundtrack} if plan.output.soundtrack else {}
@@ -53,7 +46,7 @@ def fingerprint(plan: Plan, backend: str) -> dict[str, Any]:
     inputs = {}
     for role, path in input_files(plan).items():
         try:
-            inputs[role] = {"path": str(path), "sha256": _sha256(Path(path))}
+            inputs[role] = {"path": str(path), "sha256": file_sha256(Path(path))}
         except OSError:
             inputs[role] = {"path": str(path), "sha256": None}  # missing now: never equal to a stored hash
     return {
@@ -125,7 +118,7 @@ def check(plan: Plan, backend: str, cache_dir: Path) -> Verdict:
             return Verdict(False, f"shot '{shot.id}': its stored clip is not the one the video was made of", manifest, path)
     output = manifest.get("output") or {}
     try:
-        if not video.is_file() or _sha256(video) != output.get("sha256"):
+        if not video.is_file() or file_sha256(video) != output.get("sha256"):
             return Verdict(False, f"{video} is missing or was modified since it was rendered", manifest, path)
     except OSError as exc:
         return Verdict(False, f"{video}: cannot be read ({exc.strerror})", manifest, path)

@@ -15,9 +15,10 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from shotflow.clipstore import ClipStore, StoredClip, file_sha256
+from shotflow.clipstore import ClipStore, StoredClip
 from shotflow.errors import MediaError
 from shotflow.store import StoreFullError, move_atomic, write_bytes_atomic
+from shotflow.store.digest import file_sha256
 
 KEY = "c" * 64
 

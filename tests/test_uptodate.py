@@ -15,6 +15,7 @@ import pytest
 from shotflow import uptodate
 from shotflow.clipstore import ClipStore
 from shotflow.plan import load_plan
+from shotflow.store.digest import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +100,7 @@ def test_the_manifest_records_what_up_to_date_compares(rendered):
     manifest = json.loads((work / "out" / "h.manifest.json").read_text())
     fingerprint = manifest["fingerprint"]
     assert fingerprint["backend"] == "preview" and fingerprint["shotflow"] == uptodate.shotflow_version()
-    assert fingerprint["inputs"]["soundtrack"]["sha256"] == uptodate._sha256(work / "track.wav")
+    assert fingerprint["inputs"]["soundtrack"]["sha256"] == file_sha256(work / "track.wav")
     assert manifest["timings"]["last_clip_to_final_s"] >= 0
     assert verdict(work, env).up_to_date
 
