@@ -124,6 +124,7 @@ class EarlyStart:
             return self
         from shotflow.backends import open_backend
         from shotflow.generation.early import EarlyGeneration
+        from shotflow.generation.fal.backend import FalBackend  # noqa: F401  (imported here, not by ten threads at once)
         from shotflow.limits import open_limits
 
         interrupt.reset()

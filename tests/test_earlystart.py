@@ -180,3 +180,21 @@ def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_
         fake_fal.release()
         run.close()
     assert fake_fal.count("submit") == 1
+
+
+def test_an_early_submit_that_ends_uncertain_fails_its_shot_through_the_flow_and_is_not_sent_again(fake_fal, tmp_path, prefect_home):
+    """The early thread's error is not the CLI's: the flow's task reports the shot as it would have
+    (uncertain, with --force), the others finish, and nothing is submitted twice."""
+    cache = tmp_path / "cache"
+    fake_fal.fault("submit", 502, accept=True)  # the first submit is accepted (billed) but answered 502
+    code, text, report = finished(Run(tmp_path, run_env(tmp_path, PREFECT_HOME=str(prefect_home)), "--concurrency", "1", "--json"))
+    assert code == 1, text
+    # (Prefect prints the failed flow's traceback itself, early start or not; none comes from shotflow's CLI side)
+    assert "earlystart.py" not in text and "generation/early.py" not in text and "shotflow/cli.py" not in text, text
+    (uncertain,) = [r for r in records(cache) if r["state"] == "uncertain"]
+    assert re.search(rf"shot '{uncertain['shot']}': uncertain", text), text
+    assert f"--force {uncertain['shot']}" in text
+    assert "1 of 4 shots failed" in text
+    assert fake_fal.count("submit") == N  # the uncertain one was not sent again, by the flow or anyone
+    assert set(fake_fal.billed.values()) == {1}, fake_fal.billed
+    assert sorted(r["state"] for r in records(cache)) == ["downloaded"] * (N - 1) + ["uncertain"]
