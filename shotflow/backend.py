@@ -41,6 +41,8 @@ class GeneratedClip:
     backend: str
     cache_hit: bool
     request_id: str | None = None
+    # a paid clip that failed verification and that the user accepted (`shotflow accept`): why it failed
+    accepted_despite: str | None = None
 
 
 class Backend(Protocol):

@@ -79,6 +79,8 @@ def write_manifest(
                 "cache_hit": clip.cache_hit,
                 "clip": str(clip.path),
                 "clip_sha256": file_sha256(clip.path),
+                # a clip kept aside by verification, then accepted by the user: why it failed
+                **({"accepted_despite": clip.accepted_despite} if clip.accepted_despite else {}),
             }
         )
     manifest = {

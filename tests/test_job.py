@@ -344,7 +344,10 @@ def test_a_clip_that_fails_verification_is_quarantined_not_fetched_in_a_loop_and
     assert fake_fal.count("media") == media and fake_fal.submits == {shot.body_hash: 1}
     accepted = accept_clip(journal_of(cache), ClipStore(cache), key)
     assert accepted.state == "downloaded" and accepted.clip_sha256
-    assert make_backend(cache).generate(shot).cache_hit and fake_fal.submits == {shot.body_hash: 1}
+    clip = make_backend(cache).generate(shot)
+    assert clip.cache_hit and fake_fal.submits == {shot.body_hash: 1}
+    # the manifest of the run that uses it says why it had been kept aside
+    assert clip.accepted_despite and clip.accepted_despite == accepted.quarantine_reason
 
 
 # --- Ctrl-C and the daily budget ------------------------------------------------------------------

@@ -3,6 +3,7 @@ run's says what this run sent to fal; manifests of every version so far can be r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -162,3 +163,11 @@ def test_what_cannot_be_read_is_named(tmp_path, content, said):
     assert said in str(refused.value)
     with pytest.raises(ShotflowError, match="cannot read the manifest"):
         read_manifest(tmp_path / "missing.manifest.json")
+
+
+def test_a_clip_accepted_after_failing_verification_says_why_it_was_kept_aside(tmp_path, video):
+    made = clips(tmp_path, "fal", {"opening"})
+    made[0] = dataclasses.replace(made[0], accepted_despite="lasts 1.0 s, not the 5 s asked")
+    manifest = json.loads(write_manifest(PLAN, made, backend="fal", video=video, duration=15.0).read_text())
+    assert manifest["shots"][0]["accepted_despite"] == "lasts 1.0 s, not the 5 s asked"
+    assert "accepted_despite" not in manifest["shots"][1]  # nothing to say about a clip that passed

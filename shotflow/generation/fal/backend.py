@@ -128,7 +128,8 @@ class FalBackend:
                 if self._generated_in_this_run(record):  # paid for by this run (its early start): not reused
                     return GeneratedClip(shot.id, cached, key, self.name, cache_hit=False, request_id=rid)
                 emit(ShotEvent(shot.id, "cached", "from the clip store"))
-                return GeneratedClip(shot.id, cached, key, self.name, cache_hit=True, request_id=rid)
+                accepted = record.quarantine_reason if record and record.state == "downloaded" else None
+                return GeneratedClip(shot.id, cached, key, self.name, cache_hit=True, request_id=rid, accepted_despite=accepted)
         if _decide(record, forced) == "attach":
             emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
             job = Job(self.journal, record, lock_timeout=self.lock_timeout)
