@@ -150,7 +150,7 @@ def set_limit(api_url: str, limit: int) -> None:
         "import sys\n"
         "from prefect.client.orchestration import get_client\n"
         "from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate\n"
-        "from deployments.storyboards import ensure_concurrency_limit\n"
+        "from shotflow.deployments.storyboards import ensure_concurrency_limit\n"
         f"ensure_concurrency_limit('fal-requests', {limit})\n"
         "with get_client(sync_client=True) as c:\n"
         f"    c.update_global_concurrency_limit('fal-requests', GlobalConcurrencyLimitUpdate(limit={limit}))\n"

@@ -87,7 +87,7 @@ def scheduled_storyboards(folder: str | Path = ROOT / "pipelines") -> list[Sched
 def runner_deployments(folder: str | Path = ROOT / "pipelines") -> list:
     """Deployments for `serve()`: they run in the serving process, whatever its working directory,
     so they name their storyboards by absolute path."""
-    from flows.render import render_storyboard
+    from shotflow.flows.render import render_storyboard
 
     deployments = []
     for s in scheduled_storyboards(folder):
@@ -163,7 +163,7 @@ def prefect_yaml(pool: str = "shotflow", folder: str | Path = ROOT / "pipelines"
         "name": "shotflow",
         "build": [
             {
-                "deployments.storyboards.concurrency_limit_step": {
+                "shotflow.deployments.storyboards.concurrency_limit_step": {
                     "name": settings.concurrency_limit_name,
                     "limit": limit,
                 }

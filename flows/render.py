@@ -29,11 +29,11 @@ from shotflow.manifest import ShotRecord, cost_summary, sidecar, write_manifest
 from shotflow.plan import check_budget, load_plan, plan_from_data
 from shotflow.preflight import preflight
 from shotflow.settings import get_settings
-from tasks import artifacts
-from tasks.assemble import clip_audio, contact_sheet, encode_soundtrack, join_clips, normalise_clip, prepare_join
-from tasks.generate import generate_shot
-from tasks.limits import close_limits, open_limits
-from tasks.secrets import fal_key
+from shotflow.tasks import artifacts
+from shotflow.tasks.assemble import clip_audio, contact_sheet, encode_soundtrack, join_clips, normalise_clip, prepare_join
+from shotflow.tasks.generate import generate_shot
+from shotflow.tasks.limits import close_limits, open_limits
+from shotflow.tasks.secrets import fal_key
 
 BackendName = Literal["auto", "fal", "preview"]
 

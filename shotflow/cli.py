@@ -542,7 +542,7 @@ PREFECT_START_TIMEOUT = 300.0
 def open_prefect_api():
     """The Prefect API this run reports to: the configured one (checked first), else a private
     server in its own session, which a Ctrl-C in the terminal never reaches."""
-    from deployments.server import PrefectServer, check_api
+    from shotflow.deployments.server import PrefectServer, check_api
 
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
@@ -599,7 +599,7 @@ class _FlowThread(threading.Thread):
     def run(self) -> None:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from flows.render import render_storyboard
+        from shotflow.flows.render import render_storyboard
 
         try:
             with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
@@ -642,7 +642,7 @@ class _Signals:
 
 
 def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals, report: dict | None = None, early=None) -> int:
-    from flows.render import render_storyboard  # noqa: F401  (here, not in the thread: import errors surface as usual)
+    from shotflow.flows.render import render_storyboard  # noqa: F401  (here, not in the thread: import errors surface as usual)
 
     interrupt.reset()
     runner = _FlowThread(api_url, parameters)
@@ -783,7 +783,7 @@ def cmd_cancel(args) -> int:
         raise ShotflowError("cancel: name the shots (SHOT...), or --all [FILE]")
     settings = get_settings()
     from shotflow.backends import open_backend
-    from tasks.secrets import fal_key
+    from shotflow.tasks.secrets import fal_key
 
     key = fal_key(settings)
     if not key:
@@ -871,7 +871,7 @@ def cmd_server(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from deployments.storyboards import scheduled_storyboards
+    from shotflow.deployments.storyboards import scheduled_storyboards
 
     storyboards = scheduled_storyboards(args.pipelines)
     if not storyboards:
@@ -888,7 +888,7 @@ def cmd_serve(args) -> int:
         os.environ["PREFECT_API_URL"] = reusable
         print(f"shotflow: Prefect UI at {reusable.removesuffix('/api')} (the local server: shotflow server status)", flush=True)
     elif not os.environ.get("PREFECT_API_URL"):
-        from deployments.server import PrefectServer
+        from shotflow.deployments.server import PrefectServer
 
         # the embedded API runs no scheduler: a private server makes the schedules fire
         print("shotflow: starting a private Prefect server on 127.0.0.1 (schedules need one; a first start prepares a database)...", flush=True)
@@ -903,7 +903,7 @@ def cmd_serve(args) -> int:
             return 0
         from prefect import serve
 
-        from deployments.storyboards import ensure_concurrency_limit, runner_deployments
+        from shotflow.deployments.storyboards import ensure_concurrency_limit, runner_deployments
 
         settings = get_settings()
         if ensure_concurrency_limit(settings.concurrency_limit_name, settings.concurrency):
@@ -940,7 +940,7 @@ def _stop_on_signals():
 
 
 def cmd_deploy(args) -> int:
-    from deployments.storyboards import deploy, prefect_yaml
+    from shotflow.deployments.storyboards import deploy, prefect_yaml
 
     if args.prefect_yaml:
         text = prefect_yaml(args.pool, args.pipelines, args.limit)

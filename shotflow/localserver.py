@@ -88,7 +88,7 @@ def find(timeout: float = 1.0) -> str | None:
 
 def start(progress=None, limit: int = 4, limit_name: str = "fal-requests") -> tuple[str, bool]:
     """Start the persistent server (or find the running one); (API address, started now)."""
-    from deployments.server import PrefectServer
+    from shotflow.deployments.server import PrefectServer
 
     running = find()
     if running:
@@ -113,7 +113,7 @@ def _create_limit(env: dict, name: str, limit: int) -> None:
     import subprocess
     import sys
 
-    code = f"from deployments.storyboards import ensure_concurrency_limit; ensure_concurrency_limit({name!r}, {int(limit)})"
+    code = f"from shotflow.deployments.storyboards import ensure_concurrency_limit; ensure_concurrency_limit({name!r}, {int(limit)})"
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True, timeout=120, capture_output=True)
 

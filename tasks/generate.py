@@ -15,8 +15,8 @@ from shotflow.errors import GenerationError, MediaError
 from shotflow.generation import early
 from shotflow.plan import ShotPlan
 from shotflow.settings import get_settings
-from tasks.limits import account_slot, limits_for
-from tasks.secrets import fal_key
+from shotflow.tasks.limits import account_slot, limits_for
+from shotflow.tasks.secrets import fal_key
 
 
 def retry_transient(task, task_run, state) -> bool:

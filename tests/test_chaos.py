@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import fakefal
-from deployments.server import PrefectServer
+from shotflow.deployments.server import PrefectServer
 from shotflow.journal import Journal
 from shotflow.plan import load_plan
 

@@ -393,7 +393,7 @@ def test_cancel_cancels_a_running_request_and_checks_fals_answer(fake_fal, clip_
 
 
 def test_run_with_a_stale_prefect_api_url_says_what_to_do_in_two_lines(tmp_path):
-    from deployments.server import free_port
+    from shotflow.deployments.server import free_port
 
     sb = tmp_path / "small.yaml"
     sb.write_text(SMALL)

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deployments.server import PrefectServer, prefect_exe
+from shotflow.deployments.server import PrefectServer, prefect_exe
 from shotflow.probe import probe
 
 ROOT = Path(__file__).resolve().parents[1]

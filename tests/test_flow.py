@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fakefal import KEY
-from flows.render import render_storyboard
+from shotflow.flows.render import render_storyboard
 from shotflow.errors import BudgetError, MissingKeyError, ShotflowError
 from shotflow.plan import load_plan
 from shotflow.probe import probe
@@ -208,7 +208,7 @@ def test_the_progress_artifact_and_the_assembly_bar_follow_each_shot_as_it_lands
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from shotflow import events
-    from tasks.artifacts import artifact_key
+    from shotflow.tasks.artifacts import artifact_key
 
     sb = write(
         tmp_path,
@@ -253,7 +253,7 @@ def test_the_progress_artifact_and_the_assembly_bar_follow_each_shot_as_it_lands
 
 
 def test_the_tail_timings_name_the_clip_that_landed_last_and_its_normalisation():
-    from flows.render import _tail_timings
+    from shotflow.flows.render import _tail_timings
 
     timings = _tail_timings({"a": 10.0, "b": 14.0, "c": 12.0}, {"a": 11.0, "b": 15.5, "c": 16.0}, 16.25)
     # c was normalised last (it waited for an encoder), but b landed last: the figure starts there

@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 
-from deployments.server import PrefectServer  # noqa: E402
+from shotflow.deployments.server import PrefectServer  # noqa: E402
 from shotflow import interrupt  # noqa: E402
 from shotflow.errors import GenerationError, ShotflowError  # noqa: E402
 

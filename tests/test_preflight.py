@@ -373,7 +373,7 @@ def test_an_empty_var_on_the_command_line_is_named_before_anything_starts(work, 
 
 
 def test_the_flow_refuses_before_submitting_anything(work, fake_fal, monkeypatch):
-    from flows.render import render_storyboard
+    from shotflow.flows.render import render_storyboard
 
     boards, run_dir = work
     monkeypatch.setenv("FAL_KEY", KEY)

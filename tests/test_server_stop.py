@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from deployments.server import PrefectServer
+from shotflow.deployments.server import PrefectServer
 
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(120)"
 
