@@ -203,7 +203,7 @@ def main() -> None:
         shotflow = str(Path(sys.executable).with_name("shotflow"))
         subprocess.run([shotflow, "server", "start"], env={**os.environ, "SHOTFLOW_CONCURRENCY": "10"}, check=True, timeout=600, capture_output=True)
         try:
-            from shotflow import localserver
+            from shotflow.deployments import localserver
 
             api_url = localserver.find()
             assert api_url, "shotflow server start left no server"

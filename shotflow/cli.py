@@ -21,7 +21,7 @@ from shotflow import events, interrupt
 from shotflow.backends import choose_backend
 from shotflow.catalog import MODELS, find_model
 from shotflow.display import ShotDisplay
-from shotflow.earlystart import EarlyStart
+from shotflow.flows.earlystart import EarlyStart
 from shotflow.errors import MissingKeyError, ShotflowError, StoryboardError
 from shotflow.plan import Plan, check_budget, load_plan
 from shotflow.preflight import preflight
@@ -498,7 +498,7 @@ def _render(args, report: dict) -> int:
     # -v shows them (INFO), for whoever wants to see what Prefect does
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if getattr(args, "verbose", False) else "CRITICAL")
     server = None
-    # fal runs on a private server start generating now; the flow re-attaches (shotflow/earlystart.py)
+    # fal runs on a private server start generating now; the flow re-attaches (flows/earlystart.py)
     total = args.concurrency if args.concurrency is not None else settings.concurrency
     early = EarlyStart(plan, backend, settings, concurrency=total, model_limits=model_limits, force=args.force, on_stop=_report_stop)
     with _Signals() as signals, early:
@@ -548,7 +548,7 @@ def open_prefect_api():
     if configured:
         check_api(configured)
         return None, configured
-    from shotflow import localserver
+    from shotflow.deployments import localserver
 
     reusable = localserver.find()  # `shotflow server start` (or `serve`) left one running
     if reusable:
@@ -630,7 +630,7 @@ class _Signals:
 
     def __call__(self, signum, frame) -> None:
         if not self.flow_running:
-            interrupt.request_stop()  # the early start's generations stop too (shotflow/earlystart.py)
+            interrupt.request_stop()  # the early start's generations stop too (flows/earlystart.py)
             raise KeyboardInterrupt
         self.count += 1
         interrupt.request_stop()
@@ -846,8 +846,8 @@ def _describe_schedule(s) -> str:
 
 
 def cmd_server(args) -> int:
-    """A persistent local Prefect server that every `shotflow run` reuses (shotflow/localserver.py)."""
-    from shotflow import localserver
+    """A persistent local Prefect server that every `shotflow run` reuses (deployments/localserver.py)."""
+    from shotflow.deployments import localserver
 
     if args.action == "start":
         print(f"shotflow: starting a local Prefect server (state in {localserver.state_file()})...", flush=True)
@@ -881,7 +881,7 @@ def cmd_serve(args) -> int:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
     stopping = _stop_on_signals()
     server = None
-    from shotflow import localserver
+    from shotflow.deployments import localserver
 
     reusable = None if os.environ.get("PREFECT_API_URL") else localserver.find()
     if reusable:  # `shotflow server start` left one running: serve there, its UI shows everything

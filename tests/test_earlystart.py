@@ -1,4 +1,4 @@
-"""The early start of `shotflow run` (shotflow/earlystart.py, shotflow/generation/early.py): with the fal
+"""The early start of `shotflow run` (flows/earlystart.py, shotflow/generation/early.py): with the fal
 backend and a private Prefect server, shots are submitted before that server is ready, the flow
 re-attaches, nothing is paid twice, and a Ctrl-C during the Prefect start stops the early threads.
 Real CLI processes against the fake fal server (billed counts from it)."""
@@ -107,7 +107,7 @@ def test_ctrl_c_while_prefect_starts_stops_the_early_submits(fake_fal, tmp_path)
 def test_only_a_run_that_starts_a_private_server_starts_early(tmp_path, monkeypatch):
     """Where Prefect's configuration names a server (which may hold the global fal-requests limit),
     the run waits for Prefect as before; the template profile's `local` entry names one only when active."""
-    from shotflow.earlystart import names_a_server
+    from shotflow.flows.earlystart import names_a_server
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)

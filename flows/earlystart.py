@@ -58,7 +58,7 @@ def names_a_server() -> str | None:
         dotenv = ""
     if any(line.strip().removeprefix("export ").lstrip().startswith("PREFECT_API_URL") for line in dotenv.splitlines()):
         return ".env"
-    from shotflow import localserver
+    from shotflow.deployments import localserver
 
     return localserver.find()  # `shotflow server start` left one running: its UI shows the run
 
