@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 
 fake_fal = fakefal.fake_fal
 KILLS = int(os.environ.get("SHOTFLOW_CHAOS_KILLS", "24"))
-SHOTS = 6
+SHOTS = 6  # in each killed run
+NEW = 2  # shots a killed run has that no earlier run had
 
 
 def faults_for(rng: random.Random, fake: fakefal.FakeFal) -> list[str]:
@@ -70,10 +71,18 @@ def test_random_kills_never_pay_twice_nor_lose_a_clip(fake_fal, tmp_path, prefec
     fake_fal.reset(queue_seconds=0.3, run_seconds=0.8)
     cache = tmp_path / "cache"
     board = tmp_path / "chaos.yaml"
-    board.write_text(
-        "version: 1\ntitle: chaos\ndefaults: {resolution: 720p}\noutput: {path: out/chaos.mp4, resolution: 360p}\nshots:\n"
-        + "".join(f"  - {{id: s{i}, prompt: 'chaos shot number {i}', model: pika, duration: 5}}\n" for i in range(SHOTS))
-    )
+
+    def storyboard(ids) -> None:
+        board.write_text(
+            "version: 1\ntitle: chaos\ndefaults: {resolution: 720p}\noutput: {path: out/chaos.mp4, resolution: 360p}\nshots:\n"
+            + "".join(f"  - {{id: s{i}, prompt: 'chaos shot number {i}', model: pika, duration: 5}}\n" for i in ids)
+        )
+
+    # each run's storyboard slides over a pool of shots: NEW new shots a run (paid for the first
+    # time), the others from earlier runs (stored, in flight or uncertain), so that every kill can
+    # land on a run that is sending something
+    every = range(NEW * KILLS + SHOTS)
+    storyboard(every)
     plan = load_plan(str(board))
     env = {**fakefal.product_env(cache), "PREFECT_API_URL": prefect_api, "SHOTFLOW_FAL_POLL_INTERVAL": "0.1",
            "SHOTFLOW_FAL_RETRY_BACKOFF": "0.1"}
@@ -91,6 +100,7 @@ def test_random_kills_never_pay_twice_nor_lose_a_clip(fake_fal, tmp_path, prefec
     for kill in range(KILLS):
         faults = faults_for(rng, fake_fal)
         sent_before = fake_fal.count("submit")
+        storyboard(range(NEW * kill, NEW * kill + SHOTS))
         run = start()
         moment = rng.uniform(1.0, 12.0)
         try:
@@ -111,7 +121,8 @@ def test_random_kills_never_pay_twice_nor_lose_a_clip(fake_fal, tmp_path, prefec
     # the kills must hit runs that were talking to fal, not only runs still starting
     assert mid_generation >= KILLS // 4, f"only {mid_generation} kills landed after a submit:\n" + "\n".join(history)
 
-    # converge: run to the end; a shot announced as uncertain is forced on purpose, once per announcement
+    # converge: the whole pool, to the end; a shot announced as uncertain is forced on purpose, once per announcement
+    storyboard(every)
     forced: Counter[str] = Counter()
     for attempt in range(8):
         extra = [arg for shot_id in forced_next(cache) for arg in ("--force", shot_id)]
@@ -142,7 +153,7 @@ def test_random_kills_never_pay_twice_nor_lose_a_clip(fake_fal, tmp_path, prefec
     assert {s.id for s in plan.shots} <= set(records)
     assert all(records[s.id].state == "downloaded" for s in plan.shots), {s: r.state for s, r in records.items()}
     manifest = json.loads((tmp_path / "out" / "chaos.manifest.json").read_text())
-    assert len(manifest["shots"]) == SHOTS
+    assert len(manifest["shots"]) == len(plan.shots)
     print("\n".join(history))
 
 
