@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from waiting import wait_for
 
 from fakefal import product_env
 
@@ -65,16 +66,6 @@ shots:
     model: kling
     duration: 5
 """
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 0.5, diagnostics=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnostics()}")
 
 
 def tail(path: Path, n: int = 40) -> str:

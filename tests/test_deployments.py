@@ -13,11 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from waiting import wait_for
 
 from shotflow.deployments.server import PrefectServer, prefect_exe
 from shotflow.probe import probe
@@ -25,16 +25,6 @@ from shotflow.probe import probe
 ROOT = Path(__file__).resolve().parents[1]
 SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
 POOL = "shotflow"  # the pool prefect.yaml names too
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 0.5, diagnostics=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnostics()}")
 
 
 def stop_group(proc: subprocess.Popen, sig=signal.SIGTERM, grace: float = 20) -> int | None:

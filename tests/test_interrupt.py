@@ -7,6 +7,7 @@ import fakefal  # first: points fal_client and httpx at the fake server
 
 import json  # noqa: E402
 import os  # noqa: E402
+import functools  # noqa: E402
 import pickle  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
@@ -17,6 +18,7 @@ from pathlib import Path  # noqa: E402
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
+import waiting  # noqa: E402
 
 from shotflow.deployments.server import PrefectServer  # noqa: E402
 from shotflow import interrupt  # noqa: E402
@@ -54,14 +56,8 @@ BOARD = "version: 1\ntitle: Stop\nshots:\n" + "".join(
 )
 
 
-def wait_for(what: str, check, timeout: float = 120, interval: float = 0.1, diagnostics=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnostics()}")
+# these runs hold fal's jobs and signal them: poll more often than the shared default
+wait_for = functools.partial(waiting.wait_for, interval=0.1)
 
 
 def journaled_requests(cache: Path) -> dict[str, str]:
