@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from waiting import wait_for
+from waiting import api, wait_for
 
 from fakefal import product_env
 
@@ -119,11 +119,11 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
         base = printed.group(1)
         # the UI learns its API from /ui-settings: the port serve printed, not Prefect's default 4200
         assert httpx.get(f"{base}/ui-settings", timeout=10).json()["api_url"] == f"{base}/api"
-        api = f"{base}/api"
+        base_api = f"{base}/api"
 
         def deployment():
             try:
-                found = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+                found = httpx.post(f"{base_api}/deployments/filter", json={}, timeout=10).json()
             except (httpx.HTTPError, ValueError):
                 return None
             return next((d for d in found if d["name"] == "browser-check"), None)
@@ -131,12 +131,10 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
         dep = wait_for("serve to register the deployment", deployment, 120, diagnostics=lambda: tail(log_path))
 
         def run(parameters: dict) -> dict:
-            created = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={"parameters": parameters}, timeout=30)
-            created.raise_for_status()
-            run_id = created.json()["id"]
+            run_id = api("POST", f"{base_api}/deployments/{dep['id']}/create_flow_run", json={"parameters": parameters}).json()["id"]
 
             def finished():
-                r = httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
+                r = api("GET", f"{base_api}/flow_runs/{run_id}").json()
                 return r if r["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
             return wait_for(f"flow run {run_id} to finish", finished, 180, diagnostics=lambda: tail(log_path))
@@ -148,7 +146,7 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
         failed = run({"vars": {"topic": "the harbour at night"}})
         # a shot that fails fails the run: the UI shows it Failed (red), not Completed
         assert failed["state"]["type"] == "FAILED", f"{failed['state']}\n{tail(log_path)}"
-        keys = {a["key"]: a for a in httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [failed["id"]]}}}, timeout=10).json()}
+        keys = {a["key"]: a for a in api("POST", f"{base_api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [failed["id"]]}}}).json()}
         failures = keys["browser-check-the-harbour-at-night-failures"]
         assert "**detail**" in failures["data"] and "**wide**" not in failures["data"], failures["data"]
 

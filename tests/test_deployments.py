@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import waiting
 from waiting import wait_for
 
 from shotflow.deployments.server import PrefectServer, prefect_exe
@@ -70,9 +71,7 @@ def api_env(server, tmp_path):
 
 
 def api(server, method: str, path: str, **kw):
-    r = httpx.request(method, f"{server.api_url}{path}", timeout=30, **kw)
-    r.raise_for_status()
-    return r.json()
+    return waiting.api(method, f"{server.api_url}{path}", **kw).json()
 
 
 def deployments_by_name(server) -> dict[str, dict]:
@@ -187,7 +186,7 @@ def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
         record = json.loads((tmp_path / "home" / "shotflow-server.json").read_text())
         assert record["api_url"] == api_url and record["started_by"] == "shotflow serve"
         # a fresh server gets the account-wide limit on fal requests in flight
-        assert httpx.get(f"{api_url}/v2/concurrency_limits/fal-requests", timeout=10).json()["limit"] == 4
+        assert waiting.api("GET", f"{api_url}/v2/concurrency_limits/fal-requests").json()["limit"] == 4
         os.kill(proc.pid, signal.SIGINT)
         code = proc.wait(timeout=60)
     finally:

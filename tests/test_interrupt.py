@@ -140,9 +140,7 @@ def server_environ(port: str) -> bytes:
 
 
 def flow_runs(server) -> list[dict]:
-    r = httpx.post(f"{server.api_url}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_ASC"}, timeout=30)
-    r.raise_for_status()
-    return r.json()
+    return waiting.api("POST", f"{server.api_url}/flow_runs/filter", json={"sort": "EXPECTED_START_TIME_ASC"}).json()
 
 
 def flow_running(api_url: str) -> bool:

@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
 from fakefal import product_env
+from waiting import api
 
 SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
 
@@ -46,7 +45,7 @@ def test_runs_reuse_the_local_server_and_its_global_limit_bounds_submits(tmp_pat
         assert "reporting to the local Prefect server at " + state["api_url"].removesuffix("/api") in run.stdout
         assert "starting Prefect" not in run.stdout  # no private server
         assert fake_fal.max_in_flight == 1 and fake_fal.count("submit") == 3
-        runs = httpx.post(f"{state['api_url']}/flow_runs/filter", json={}, timeout=10).json()
+        runs = api("POST", f"{state['api_url']}/flow_runs/filter", json={}).json()
         assert [r["state_type"] for r in runs] == ["COMPLETED"]  # the run shows on that server
     finally:
         stopped = shotflow("server", "stop", env=env, cwd=tmp_path, timeout=120)
