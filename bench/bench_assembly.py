@@ -45,9 +45,9 @@ sys.path.insert(0, str(ROOT))
 
 import ffmpeg as ff  # noqa: E402
 
-from shotflow import assemble  # noqa: E402
-from shotflow import ffmpeg as runner  # noqa: E402
-from shotflow.plan import OutputSpec  # noqa: E402
+from shotflow.assembly import assemble  # noqa: E402
+from shotflow.media import ffmpeg as runner  # noqa: E402
+from shotflow.model import OutputSpec  # noqa: E402
 
 # (width, height, fps, seconds, audio): what ten different models deliver
 CLIPS = [
@@ -157,7 +157,7 @@ def one_pass(sources, durations, out: OutputSpec, dst: Path) -> None:
 
 
 def has_audio(path: Path) -> bool:
-    from shotflow.probe import probe
+    from shotflow.media.probe import probe
 
     return probe(path).has_audio
 
@@ -306,8 +306,8 @@ def tail(mode: str, sources, prepared, durations, out: OutputSpec, work: Path, d
     from concurrent.futures import ThreadPoolExecutor
     from decimal import Decimal
 
-    from shotflow import contactsheet
-    from shotflow.plan import ShotPlan
+    from shotflow.assembly import contactsheet
+    from shotflow.model import ShotPlan
     from shotflow.store.digest import file_sha256
 
     shots = [

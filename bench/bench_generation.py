@@ -26,9 +26,9 @@ SERVER = fakefal.ensure_server()
 
 import fal_client  # noqa: E402
 
-from shotflow.clipstore import ClipStore  # noqa: E402
 from shotflow.generation.fal.backend import FalBackend  # noqa: E402
 from shotflow.plan import plan_from_text  # noqa: E402
+from shotflow.store.clips import ClipStore  # noqa: E402
 
 POLL = 0.1  # the same polling interval for both, fal_client's default
 

@@ -19,8 +19,8 @@ from typing import Any
 from shotflow.errors import ShotflowError, StoryboardError
 from shotflow.plan import load_plan
 from shotflow.settings import get_settings
-from shotflow.storyboard import Storyboard, read_storyboard
-from shotflow.templating import PLACEHOLDER
+from shotflow.storyboard.schema import Storyboard, read_storyboard
+from shotflow.storyboard.templating import PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = "flows/render.py:render_storyboard"

@@ -24,10 +24,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from shotflow import events, interrupt
+from shotflow import interrupt
 from shotflow.catalog import find_model
-from shotflow.display import ShotDisplay
-from shotflow.plan import Plan
+from shotflow.generation import events
+from shotflow.model import Plan
+from shotflow.report.display import ShotDisplay
 from shotflow.settings import Settings
 
 STOP_GRACE_SECONDS = 5.0
@@ -112,7 +113,7 @@ class EarlyStart:
         raw = self.settings.fal_key.get_secret_value() if self.settings.fal_key is not None else ""
         if not raw.strip():
             return None
-        from shotflow.falkey import clean_key
+        from shotflow.generation.fal.key import clean_key
 
         return clean_key(raw)
 
@@ -122,10 +123,10 @@ class EarlyStart:
         key = self._key()
         if key is None:
             return self
-        from shotflow.backends import open_backend
+        from shotflow.generation.choose import open_backend
         from shotflow.generation.early import EarlyGeneration
         from shotflow.generation.fal.backend import FalBackend  # noqa: F401  (imported here, not by ten threads at once)
-        from shotflow.limits import open_limits
+        from shotflow.generation.limits import open_limits
 
         interrupt.reset()
         per_model = {find_model(model).alias: n for model, n in self.model_limits.items()}
@@ -148,8 +149,8 @@ class EarlyStart:
     def _normaliser(self):
         """Each clip brought to the output spec as soon as it is stored (cached next to it, where the
         flow's normalise task finds it), no more encodes at once than cores."""
-        from shotflow import assemble
-        from shotflow.clipstore import ClipStore
+        from shotflow.assembly import assemble
+        from shotflow.store.clips import ClipStore
 
         store, output = ClipStore(self.settings.cache_dir), self.plan.output
         encoders = threading.BoundedSemaphore(os.cpu_count() or 2)
@@ -197,7 +198,7 @@ class EarlyStart:
         finally:
             self._shown.close()
             generation.close()
-            from shotflow.limits import close_limits
+            from shotflow.generation.limits import close_limits
 
             close_limits(self.token)
         return False

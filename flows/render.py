@@ -20,20 +20,22 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
-
-from shotflow import contactsheet, events, interrupt
-from shotflow.backends import choose_backend
-from shotflow.catalog import find_model
-from shotflow.errors import ShotflowError
-from shotflow.manifest import ShotRecord, cost_summary, sidecar, write_manifest
-from shotflow.plan import check_budget, load_plan, plan_from_data
-from shotflow.preflight import preflight
-from shotflow.settings import get_settings
 from shotflow.tasks import artifacts
 from shotflow.tasks.assemble import clip_audio, contact_sheet, encode_soundtrack, join_clips, normalise_clip, prepare_join
 from shotflow.tasks.generate import generate_shot
 from shotflow.tasks.limits import close_limits, open_limits
 from shotflow.tasks.secrets import fal_key
+
+from shotflow import interrupt
+from shotflow.assembly import contactsheet
+from shotflow.catalog import find_model
+from shotflow.errors import ShotflowError
+from shotflow.generation import events
+from shotflow.generation.choose import choose_backend
+from shotflow.plan import check_budget, load_plan, plan_from_data
+from shotflow.preflight import preflight
+from shotflow.report.manifest import ShotRecord, cost_summary, sidecar, write_manifest
+from shotflow.settings import get_settings
 
 BackendName = Literal["auto", "fal", "preview"]
 

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shotflow.errors import ShotflowError
 
-
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 

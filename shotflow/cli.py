@@ -17,16 +17,19 @@ import time
 from decimal import Decimal
 from typing import Sequence
 
-from shotflow import events, interrupt
-from shotflow.backends import choose_backend
-from shotflow.catalog import MODELS, find_model
-from shotflow.display import ShotDisplay
 from shotflow.flows.earlystart import EarlyStart
+
+from shotflow import interrupt
+from shotflow.catalog import MODELS, find_model
 from shotflow.errors import MissingKeyError, ShotflowError, StoryboardError
-from shotflow.plan import Plan, check_budget, load_plan
+from shotflow.generation import events
+from shotflow.generation.choose import choose_backend
+from shotflow.model import Plan
+from shotflow.plan import check_budget, load_plan
 from shotflow.preflight import preflight
+from shotflow.report.display import ShotDisplay
 from shotflow.settings import get_settings
-from shotflow.storyboard import json_schema
+from shotflow.storyboard.schema import json_schema
 
 
 def money(amount: Decimal | None) -> str:
@@ -329,7 +332,7 @@ def describe_model(m) -> str:
 
 
 def cmd_new(args) -> int:
-    from shotflow.starter import write_starter
+    from shotflow.storyboard.starter import write_starter
 
     path = write_starter(args.name)
     print(f"shotflow: wrote {path}")
@@ -447,9 +450,9 @@ def _print_summary(result: dict, *, up_to_date: bool) -> None:
 
 
 def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
-    """Answer an unchanged storyboard from its manifest (shotflow/uptodate.py), without Prefect."""
-    from shotflow import uptodate
-    from shotflow.manifest import cost_line, sidecar
+    """Answer an unchanged storyboard from its manifest (shotflow/report/uptodate.py), without Prefect."""
+    from shotflow.report import uptodate
+    from shotflow.report.manifest import cost_line, sidecar
 
     verdict = uptodate.check(plan, backend, settings.cache_dir)
     if not verdict.up_to_date:
@@ -598,7 +601,6 @@ class _FlowThread(threading.Thread):
 
     def run(self) -> None:
         from prefect.settings import PREFECT_API_URL, temporary_settings
-
         from shotflow.flows.render import render_storyboard
 
         try:
@@ -677,7 +679,7 @@ def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals, rep
     if runner.state.is_cancelled():  # from the UI or the API
         raise ShotflowError(f"the flow run was cancelled: {runner.state.message or 'no reason given'}")
     result = runner.state.result()
-    from shotflow.manifest import read_manifest
+    from shotflow.report.manifest import read_manifest
 
     result = {**result, "manifest_data": read_manifest(result["manifest"])}
     _print_summary(result, up_to_date=False)
@@ -713,7 +715,7 @@ def _drain_prefect_workers() -> None:
 
 
 def _journal(settings):
-    from shotflow.journal import Journal
+    from shotflow.store.journal import Journal
 
     return Journal.in_cache(settings.cache_dir)
 
@@ -727,7 +729,7 @@ def _row_cost(value) -> str:
 
 
 def cmd_ledger(args) -> int:
-    from shotflow.ledger import FIELDS, ledger_rows, totals
+    from shotflow.store.ledger import FIELDS, ledger_rows, totals
 
     rows = ledger_rows(_journal(get_settings()).records(), since=args.since, storyboard=args.storyboard)
     if args.json:
@@ -770,7 +772,7 @@ def cmd_ledger(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    from shotflow.ledger import same_storyboard  # one notion of "the same storyboard" (ledger.py)
+    from shotflow.store.ledger import same_storyboard  # one notion of "the same storyboard" (ledger.py)
 
     targets = list(args.targets)
     storyboard = args.storyboard
@@ -782,8 +784,9 @@ def cmd_cancel(args) -> int:
     elif not targets:
         raise ShotflowError("cancel: name the shots (SHOT...), or --all [FILE]")
     settings = get_settings()
-    from shotflow.backends import open_backend
     from shotflow.tasks.secrets import fal_key
+
+    from shotflow.generation.choose import open_backend
 
     key = fal_key(settings)
     if not key:
@@ -822,8 +825,8 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_accept(args) -> int:
-    from shotflow.clipstore import ClipStore
     from shotflow.generation.fal.backend import accept_clip
+    from shotflow.store.clips import ClipStore
 
     plan = load_plan(args.file, vars=parse_vars(args.var))
     shot = plan.shot(args.shot)
@@ -902,7 +905,6 @@ def cmd_serve(args) -> int:
         if stopping.is_set():
             return 0
         from prefect import serve
-
         from shotflow.deployments.storyboards import ensure_concurrency_limit, runner_deployments
 
         settings = get_settings()

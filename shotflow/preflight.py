@@ -33,12 +33,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from shotflow.errors import KeyShapeError, Problem, ShotflowError, StoryboardError
-from shotflow.falkey import clean_key
-from shotflow.plan import PathVar, Plan, output_path
+from shotflow.generation.fal.key import clean_key
+from shotflow.model import SIDECARS, PathVar, Plan
+from shotflow.plan import output_path
 from shotflow.settings import Settings, get_settings
 
 # the assembly writes these next to the video (see manifest.sidecar): they must not clobber inputs
-SIDECARS = ("contact.png", "manifest.json")
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def output_problems(plan: Plan, settings: Settings, base: Path) -> tuple[Path, l
         problems.append(Check(str(path), None, message))
 
     # the assembly owns the list (and imports PyAV and ffmpeg): read only when there is an output
-    from shotflow.assemble import OUTPUT_FORMATS
+    from shotflow.assembly.assemble import OUTPUT_FORMATS
 
     suffix = output.suffix.lower()
     if suffix not in OUTPUT_FORMATS:
@@ -280,9 +280,9 @@ def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ())
     budget = settings.daily_budget
     if budget is None:
         return []
-    from shotflow.clipstore import ClipStore
-    from shotflow.journal import Journal
-    from shotflow.ledger import spent_on_day, today
+    from shotflow.store.clips import ClipStore
+    from shotflow.store.journal import Journal
+    from shotflow.store.ledger import spent_on_day, today
 
     cache = Path(settings.cache_dir).expanduser()
     store, journal = ClipStore(cache), Journal.in_cache(cache)

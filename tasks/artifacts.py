@@ -12,8 +12,8 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from shotflow.manifest import PREVIEW, ShotRecord, cost_line, read_manifest
-from shotflow.plan import Plan
+from shotflow.model import Plan
+from shotflow.report.manifest import PREVIEW, ShotRecord, cost_line, read_manifest
 
 
 def artifact_key(title: str, suffix: str) -> str:

@@ -13,11 +13,10 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from shotflow import assemble, contactsheet
-from shotflow.backend import GeneratedClip
-from shotflow.clipstore import ClipStore
-from shotflow.plan import OutputSpec, Plan, ShotPlan
+from shotflow.assembly import assemble, contactsheet
+from shotflow.model import GeneratedClip, OutputSpec, Plan, ShotPlan
 from shotflow.settings import get_settings
+from shotflow.store.clips import ClipStore
 
 # ffmpeg is CPU-bound: more encodes at once than cores only slows each one down
 _encoders = threading.BoundedSemaphore(os.cpu_count() or 2)

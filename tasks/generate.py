@@ -7,16 +7,15 @@ from contextlib import closing, nullcontext
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
-
-from shotflow import events, interrupt
-from shotflow.backend import GeneratedClip, ShotEvent
-from shotflow.backends import open_backend
-from shotflow.errors import GenerationError, MediaError
-from shotflow.generation import early
-from shotflow.plan import ShotPlan
-from shotflow.settings import get_settings
 from shotflow.tasks.limits import account_slot, limits_for
 from shotflow.tasks.secrets import fal_key
+
+from shotflow import interrupt
+from shotflow.errors import GenerationError, MediaError
+from shotflow.generation import early, events
+from shotflow.generation.choose import open_backend
+from shotflow.model import GeneratedClip, ShotEvent, ShotPlan
+from shotflow.settings import get_settings
 
 
 def retry_transient(task, task_run, state) -> bool:

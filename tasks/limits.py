@@ -1,6 +1,6 @@
 """How many generations a run has in flight: overall, per model, and (with a server) per account.
 
-Semaphores are kept per run, in this process (shotflow.limits), so every task of a run shares them. When a
+Semaphores are kept per run, in this process (shotflow.generation.limits), so every task of a run shares them. When a
 Prefect server is used, a global concurrency limit on top bounds all runs of all workers.
 """
 
@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 # the per-run semaphores live in the core, shared with the CLI's early start (no Prefect there)
-from shotflow.limits import RunLimits, close_limits, limits_for, open_limits  # noqa: F401
+from shotflow.generation.limits import RunLimits, close_limits, limits_for, open_limits  # noqa: F401
 
 
 def uses_server() -> bool:

@@ -6,7 +6,7 @@ of the wrong shape is refused (naming FAL_KEY or the block, never quoting the ke
 from __future__ import annotations
 
 from shotflow.errors import KeyShapeError, MissingKeyError
-from shotflow.falkey import clean_key
+from shotflow.generation.fal.key import clean_key
 from shotflow.settings import Settings
 
 

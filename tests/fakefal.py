@@ -399,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
         from pydantic import ValidationError
 
         from shotflow.catalog import MODELS
-        from shotflow.plan import body_hash
+        from shotflow.model import body_hash
 
         fake = self.fake
         if not self._authorized("submit"):

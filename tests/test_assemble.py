@@ -16,13 +16,12 @@ import av
 import numpy as np
 import pytest
 
-from shotflow import assemble
-from shotflow.backend import GeneratedClip
-from shotflow.clipstore import ClipStore
+from shotflow.assembly import assemble
 from shotflow.errors import AssemblyError
-from shotflow.ffmpeg import ffmpeg_exe
-from shotflow.plan import CutSpec, OutputSpec, ShotPlan
-from shotflow.probe import probe
+from shotflow.media.ffmpeg import ffmpeg_exe
+from shotflow.media.probe import probe
+from shotflow.model import CutSpec, GeneratedClip, OutputSpec, ShotPlan
+from shotflow.store.clips import ClipStore
 
 W, H, FPS = 96, 54, 25
 CUT = OutputSpec(path="out.mp4", width=W, height=H, fps=FPS, fit="pad", transition="cut", transition_seconds=0.0)
@@ -466,7 +465,7 @@ def test_every_storyboard_transition_has_an_effect():
     from typing import get_args
 
     from shotflow.plan import effect_name
-    from shotflow.storyboard import Transition, TransitionType
+    from shotflow.storyboard.schema import Transition, TransitionType
 
     for name in get_args(TransitionType):
         for colour in ("black", "white") if name == "fade" else (None,):

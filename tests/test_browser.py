@@ -26,9 +26,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from waiting import api, wait_for
-
 from fakefal import product_env
+from waiting import api, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))

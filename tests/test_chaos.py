@@ -20,12 +20,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 import fakefal
+import pytest
 from shotflow.deployments.server import PrefectServer
-from shotflow.journal import Journal
+
 from shotflow.plan import load_plan
+from shotflow.store.journal import Journal
 
 pytestmark = pytest.mark.slow
 

@@ -253,7 +253,7 @@ def test_run_renders_offline_without_a_key_and_says_what_it_does(tmp_path):
     assert "starting Prefect" in r.stdout
     assert any(" one " in line and "done" in line for line in lines)
     assert f"video:         {out} (10.50 s)" in r.stdout
-    from shotflow.probe import probe
+    from shotflow.media.probe import probe
 
     assert probe(out).duration == 10.5
     assert out.with_name("small.contact.png").is_file() and out.with_name("small.manifest.json").is_file()
@@ -362,6 +362,7 @@ def test_ledger_lists_every_request_with_totals_and_as_json(clip_store, tmp_path
 
 def test_cancel_cancels_a_running_request_and_checks_fals_answer(fake_fal, clip_store, tmp_path):
     from fakefal import product_env
+
     from shotflow.plan import plan_from_text
 
     board = tmp_path / "small.yaml"
@@ -410,8 +411,8 @@ def test_run_with_a_stale_prefect_api_url_says_what_to_do_in_two_lines(tmp_path)
 
 
 def test_accept_takes_the_clip_kept_aside_into_the_store(fake_fal, clip_store, tmp_path):
-    from shotflow.clipstore import ClipStore
     from shotflow.plan import load_plan
+    from shotflow.store.clips import ClipStore
 
     board = tmp_path / "small.yaml"
     board.write_text(SMALL)

@@ -15,9 +15,9 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from shotflow.clipstore import ClipStore, StoredClip
 from shotflow.errors import MediaError
 from shotflow.store import StoreFullError, move_atomic, write_bytes_atomic
+from shotflow.store.clips import ClipStore, StoredClip
 from shotflow.store.digest import file_sha256
 
 KEY = "c" * 64
@@ -198,7 +198,7 @@ def test_two_processes_sharing_a_store_never_crash_or_lose_a_clip(store, media):
         """
         import os, sys
         from pathlib import Path
-        from shotflow.clipstore import ClipStore
+        from shotflow.store.clips import ClipStore
         store, source, tag = ClipStore(Path(sys.argv[1])), Path(sys.argv[2]), sys.argv[3]
         for i in range(25):
             part = store.clips / f".{tag}.{i}.part"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shotflow.contactsheet import BACKGROUND, CELL, Frames, contact_sheet, frame_box, label_lines, layout, middle_frame
-from shotflow.ffmpeg import ffmpeg_exe
-from shotflow.plan import ShotPlan
+from shotflow.assembly.contactsheet import BACKGROUND, CELL, Frames, contact_sheet, frame_box, label_lines, layout, middle_frame
+from shotflow.media.ffmpeg import ffmpeg_exe
+from shotflow.model import ShotPlan
 
 SHOT = ShotPlan("opening", 0, 2, "kling-v2", "fal-ai/kling", {"prompt": "p"}, 5, "16:9", "720p", 64, 36, 25, False, Decimal("1.40"))
 PORTRAIT = replace(SHOT, id="portrait", aspect_ratio="9:16", width=36, height=64)
@@ -147,7 +147,7 @@ def test_a_frame_grabbed_as_the_clip_landed_is_the_one_drawn(tmp_path, monkeypat
     frames.grab(clip)
     assert np.asarray(frames.frame(clip))[..., 1].mean() > 200  # the middle frame: lime
     # the sheet draws the grabbed frame: nothing is decoded once the clips have landed
-    monkeypatch.setattr("shotflow.contactsheet.middle_frame", lambda path: pytest.fail(f"{path} decoded again"))
+    monkeypatch.setattr("shotflow.assembly.contactsheet.middle_frame", lambda path: pytest.fail(f"{path} decoded again"))
     sheet = np.asarray(Image.open(contact_sheet([SHOT], [clip], tmp_path / "sheet.png", frames=frames)).convert("RGB"))
     assert lime(sheet).sum() > 100
     frames.close()

@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 import waiting
+from shotflow.deployments.server import PrefectServer, prefect_exe
 from waiting import wait_for
 
-from shotflow.deployments.server import PrefectServer, prefect_exe
-from shotflow.probe import probe
+from shotflow.media.probe import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))

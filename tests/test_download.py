@@ -7,10 +7,10 @@ from __future__ import annotations
 import fakefal  # first: points fal_client and httpx at the fake server
 import pytest
 
-from shotflow import probe
-from shotflow.clipstore import ClipStore
-from shotflow.generation.fal.download import check_media_url, download_clip, host_allowed
 from shotflow.errors import DownloadError
+from shotflow.generation.fal.download import check_media_url, download_clip, host_allowed
+from shotflow.media import probe
+from shotflow.store.clips import ClipStore
 
 fakefal.ensure_server()
 fake_fal = fakefal.fake_fal  # the fixture, also when tests/conftest.py does not register the plugin

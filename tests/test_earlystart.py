@@ -5,18 +5,17 @@ Real CLI processes against the fake fal server (billed counts from it)."""
 
 from __future__ import annotations
 
-import fakefal  # noqa: F401  (first: points fal_client and httpx at the fake server)
-
 import json  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import fakefal  # noqa: F401  (first: points fal_client and httpx at the fake server)
 import httpx  # noqa: E402
 import pytest  # noqa: E402
-
 from test_interrupt import N, Run, journaled_requests, run_env, wait_for  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def prefect_home(tmp_path_factory) -> Path:
@@ -141,9 +140,9 @@ def test_only_a_run_that_starts_a_private_server_starts_early(tmp_path, monkeypa
 def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_way_is_waited_for(fake_fal, tmp_path):
     """With one slot, the early start generates one shot; the flow's task takes the other over
     (the early thread never sends it) and waits for the one under way; each body is billed once."""
-    from shotflow.backends import open_backend
     from shotflow.generation import early
-    from shotflow.limits import RunLimits
+    from shotflow.generation.choose import open_backend
+    from shotflow.generation.limits import RunLimits
     from shotflow.plan import plan_from_data
 
     plan = plan_from_data(

@@ -31,16 +31,16 @@ import httpx  # noqa: E402
 import pytest  # noqa: E402
 from fal_client import FalClientHTTPError  # noqa: E402
 
-from shotflow import probe  # noqa: E402
 from shotflow.catalog import MODELS  # noqa: E402
-from shotflow.clipstore import ClipStore  # noqa: E402
 from shotflow.errors import GenerationError, MissingKeyError  # noqa: E402
 from shotflow.generation.fal.backend import FalBackend  # noqa: E402
 from shotflow.generation.fal.errors import classify  # noqa: E402
 from shotflow.generation.fal.submit import http_client  # noqa: E402
-from shotflow.journal import Journal, JobRecord  # noqa: E402
+from shotflow.media import probe  # noqa: E402
 from shotflow.plan import plan_from_text  # noqa: E402
 from shotflow.settings import Settings  # noqa: E402
+from shotflow.store.clips import ClipStore  # noqa: E402
+from shotflow.store.journal import JobRecord, Journal  # noqa: E402
 
 fake_fal = fakefal.fake_fal  # the fixture, also when tests/conftest.py does not register the plugin
 KEY = fakefal.KEY
@@ -754,7 +754,7 @@ DRIVER = textwrap.dedent(
     """
     import json, sys, threading
     from concurrent.futures import ThreadPoolExecutor
-    from shotflow.clipstore import ClipStore
+    from shotflow.store.clips import ClipStore
     from shotflow.generation.fal.backend import FalBackend
     from shotflow.plan import load_plan
     from shotflow.settings import Settings

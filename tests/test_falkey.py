@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
+from shotflow.tasks.secrets import fal_key
 
 from shotflow.errors import KeyShapeError, MissingKeyError
-from shotflow.falkey import clean_key, secret_parts
+from shotflow.generation.fal.key import clean_key, secret_parts
 from shotflow.settings import Settings
-from shotflow.tasks.secrets import fal_key
 
 KEY = "4f1c2d3e-aaaa-bbbb:9b8a7c6d5e4f3a2b1c0d"
 KEY_ID, SECRET = KEY.split(":")

@@ -9,12 +9,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from fakefal import KEY
 from shotflow.flows.render import render_storyboard
+
 from shotflow.errors import BudgetError, MissingKeyError, ShotflowError
+from shotflow.media.probe import probe
 from shotflow.plan import load_plan
-from shotflow.probe import probe
 
 ALL_TEN = """\
 version: 1
@@ -206,9 +206,9 @@ def test_requests_in_flight_are_bounded_per_run_and_per_model(tmp_path, fal_env)
 def test_the_progress_artifact_and_the_assembly_bar_follow_each_shot_as_it_lands(tmp_path, fake_fal):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    from shotflow import events
     from shotflow.tasks.artifacts import artifact_key
+
+    from shotflow.generation import events
 
     sb = write(
         tmp_path,
@@ -272,7 +272,7 @@ def test_the_contact_sheet_draws_frames_grabbed_as_clips_landed(tmp_path, fake_f
     """Every clip is decoded once, in the background as it lands; the sheet after the final file only draws."""
     import threading
 
-    from shotflow import contactsheet
+    from shotflow.assembly import contactsheet
 
     decoded = []
     real = contactsheet.middle_frame

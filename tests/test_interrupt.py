@@ -3,11 +3,9 @@ Prefect server a run starts (its own session, a bounded start that says what it 
 
 from __future__ import annotations
 
-import fakefal  # first: points fal_client and httpx at the fake server
-
+import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import functools  # noqa: E402
 import pickle  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
@@ -16,11 +14,12 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import fakefal  # first: points fal_client and httpx at the fake server
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 import waiting  # noqa: E402
-
 from shotflow.deployments.server import PrefectServer  # noqa: E402
+
 from shotflow import interrupt  # noqa: E402
 from shotflow.errors import GenerationError, ShotflowError  # noqa: E402
 

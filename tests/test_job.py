@@ -22,16 +22,16 @@ import fal_client  # noqa: E402
 import pytest  # noqa: E402
 
 from shotflow import interrupt  # noqa: E402
-from shotflow.clipstore import ClipStore  # noqa: E402
 from shotflow.errors import BudgetError, GenerationError  # noqa: E402
 from shotflow.generation.fal import job as job_module  # noqa: E402
 from shotflow.generation.fal import submit  # noqa: E402
 from shotflow.generation.fal.backend import FalBackend, accept_clip  # noqa: E402
 from shotflow.generation.fal.job import Job  # noqa: E402
 from shotflow.interrupt import Interrupted  # noqa: E402
-from shotflow.journal import JobRecord, Journal  # noqa: E402
 from shotflow.plan import plan_from_text  # noqa: E402
 from shotflow.store.atomic import StoreFullError  # noqa: E402
+from shotflow.store.clips import ClipStore  # noqa: E402
+from shotflow.store.journal import JobRecord, Journal  # noqa: E402
 
 fake_fal = fakefal.fake_fal
 KEY = fakefal.KEY
@@ -171,7 +171,7 @@ def full_after(n: int):
 
 
 def test_a_request_id_that_cannot_be_journaled_is_cancelled_checked_and_the_shot_uncertain(fake_fal, cache, monkeypatch):
-    import shotflow.journal as journal_module
+    import shotflow.store.journal as journal_module
 
     fake_fal.hold()  # still queued/running when the cancel lands
     monkeypatch.setattr(journal_module, "write_bytes_atomic", full_after(1))  # the intent, then nothing
@@ -193,7 +193,7 @@ def test_a_request_id_that_cannot_be_journaled_is_cancelled_checked_and_the_shot
 
 
 def test_a_cancel_after_a_failed_journal_write_goes_only_to_the_queue_host(fake_fal, cache, monkeypatch):
-    import shotflow.journal as journal_module
+    import shotflow.store.journal as journal_module
 
     fake_fal.hold()
     fake_fal.private_urls = True  # the answer's URLs are the only ones that work, on the queue host
@@ -316,7 +316,7 @@ def test_a_state_from_a_newer_version_blocks_the_shot_like_uncertain(fake_fal, c
 
 
 def test_a_journal_file_that_is_not_an_object_stops_the_shot_naming_the_file(fake_fal, cache):
-    from shotflow.journal import JournalError
+    from shotflow.store.journal import JournalError
 
     shot = a_shot()
     path = journal_of(cache).path(ClipStore.key("fal", shot))
@@ -391,7 +391,7 @@ def test_the_daily_budget_stops_a_submit_before_its_intent(fake_fal, cache):
 
 
 def test_a_full_disk_when_writing_the_intent_sends_nothing(fake_fal, cache, monkeypatch):
-    import shotflow.journal as journal_module
+    import shotflow.store.journal as journal_module
 
     monkeypatch.setattr(journal_module, "write_bytes_atomic", full_after(0))
     with pytest.raises(StoreFullError) as info:
@@ -414,7 +414,7 @@ def test_a_stored_clip_corrupted_on_disk_is_fetched_again_from_its_url_without_p
 
 KILLED_AFTER_SENDING = """
 import os, signal, sys
-from shotflow.clipstore import ClipStore
+from shotflow.store.clips import ClipStore
 from shotflow.generation.fal import job
 from shotflow.generation.fal.backend import FalBackend
 from shotflow.plan import plan_from_text

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from shotflow.journal import JobRecord, Journal, JournalError, LockTimeout
+from shotflow.store.journal import JobRecord, Journal, JournalError, LockTimeout
 
 KEY = "c" * 64
 
@@ -117,7 +117,7 @@ def test_the_submit_lock_excludes_threads(tmp_path):
 HOLDER = textwrap.dedent(
     """
     import sys
-    from shotflow.journal import Journal
+    from shotflow.store.journal import Journal
     lock = Journal(sys.argv[1]).submit_lock(sys.argv[2])
     lock.__enter__()
     print("locked", flush=True)
@@ -279,7 +279,7 @@ def test_a_schema_1_record_is_read_as_schema_2(tmp_path, name):
 def test_a_full_disk_is_one_line_naming_the_journal_file(tmp_path, monkeypatch):
     import errno
 
-    from shotflow import journal as journal_module
+    from shotflow.store import journal as journal_module
     from shotflow.store.atomic import StoreFullError
 
     journal = Journal(tmp_path / "jobs")

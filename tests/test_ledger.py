@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from shotflow import ledger
 from shotflow.errors import BudgetError
+from shotflow.store import ledger
 
 TODAY = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -99,7 +99,7 @@ def test_spend_is_counted_by_utc_day():
 
 
 def test_budget_lock_serialises_across_threads(tmp_path):
-    from shotflow.journal import Journal
+    from shotflow.store.journal import Journal
 
     journal = Journal(tmp_path / "jobs")
     inside, most = [0], [0]

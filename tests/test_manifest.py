@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shotflow.backend import GeneratedClip
 from shotflow.errors import ShotflowError
-from shotflow.manifest import VERSION, cost_line, cost_summary, read_manifest, write_manifest
-from shotflow.plan import OutputSpec, Plan, ShotPlan
+from shotflow.model import GeneratedClip, OutputSpec, Plan, ShotPlan
+from shotflow.report.manifest import VERSION, cost_line, cost_summary, read_manifest, write_manifest
 
 OUT = OutputSpec(path="out/film.mp4", width=1280, height=720, fps=24, fit="pad", transition="cut", transition_seconds=0.0)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from shotflow.assembly.assemble import OUTPUT_FORMATS
 from shotflow.errors import StoryboardError
-from shotflow.ffmpeg import ffmpeg_exe
-from shotflow.assemble import OUTPUT_FORMATS
+from shotflow.media.ffmpeg import ffmpeg_exe
 from shotflow.plan import load_plan, plan_from_data
 from shotflow.preflight import PreflightError, preflight, var_problem
 from shotflow.settings import Settings
@@ -394,7 +394,7 @@ def test_the_flow_refuses_before_submitting_anything(work, fake_fal, monkeypatch
 
 
 def spent_today(cache: Path, usd: str) -> None:
-    from shotflow.journal import Journal, JobRecord, now
+    from shotflow.store.journal import JobRecord, Journal, now
 
     journal = Journal.in_cache(cache)
     stamp = now()
@@ -422,7 +422,7 @@ def test_a_run_that_would_pass_the_daily_budget_stops_before_paying(work, clip_s
 
 
 def test_clips_in_the_store_cost_nothing_but_a_forced_shot_does(work, clip_store, monkeypatch):
-    from shotflow.clipstore import ClipStore
+    from shotflow.store.clips import ClipStore
 
     boards, run_dir = work
     monkeypatch.setenv("FAL_KEY", KEY)

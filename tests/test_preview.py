@@ -8,11 +8,11 @@ import av
 import numpy as np
 import pytest
 
-from shotflow.backend import Backend
-from shotflow.clipstore import ClipStore
-from shotflow.plan import ShotPlan
-from shotflow.preview import PreviewBackend, draw_card
-from shotflow.probe import probe
+from shotflow.generation.backend import Backend
+from shotflow.generation.preview import PreviewBackend, draw_card
+from shotflow.media.probe import probe
+from shotflow.model import ShotPlan
+from shotflow.store.clips import ClipStore
 
 VEO = ShotPlan(
     id="harbour",

@@ -6,7 +6,7 @@ import pytest
 
 from shotflow.errors import StoryboardError
 from shotflow.plan import load_plan
-from shotflow.storyboard import read_storyboard
+from shotflow.storyboard.schema import read_storyboard
 
 GOOD = """\
 version: 1

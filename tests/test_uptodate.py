@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from shotflow import uptodate
-from shotflow.clipstore import ClipStore
 from shotflow.plan import load_plan
+from shotflow.report import uptodate
+from shotflow.store.clips import ClipStore
 from shotflow.store.digest import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,1 +1,2 @@
-"""Generating clips: one package per paid service (fal today); the offline preview lives apart."""
+"""Generating clips: the Backend protocol, choosing one by name, shot events, the offline preview,
+the early start, and one package per paid service (fal today)."""

@@ -3,8 +3,8 @@
 A run that reports to a private Prefect server waits 10-40 s for that server to start. Meanwhile
 `EarlyGeneration` generates the run's shots through the same core backend the flow's tasks use
 (`open_backend("fal", ...)`, then `backend.generate`), one thread per shot, bounded by the run's
-limits (shotflow.limits, the same semaphores the flow's tasks take), and publishes each shot's
-events to shotflow.events, so the live table moves while Prefect starts.
+limits (shotflow.generation.limits, the same semaphores the flow's tasks take), and publishes each shot's
+events to shotflow.generation.events, so the live table moves while Prefect starts.
 
 Each clip, once stored, may get more work (`after`: the CLI normalises it, so a clip that lands
 before Prefect is up is ready for the join too). The flow then runs as usual. Its generate-shot task first calls `wait_turn(run_token, shot_id)`:
@@ -28,10 +28,11 @@ import threading
 from contextlib import closing
 from typing import Callable, Sequence
 
-from shotflow import events, interrupt
-from shotflow.backend import Backend, GeneratedClip, OnEvent, ShotEvent
-from shotflow.limits import RunLimits
-from shotflow.plan import ShotPlan
+from shotflow import interrupt
+from shotflow.generation import events
+from shotflow.generation.backend import Backend
+from shotflow.generation.limits import RunLimits
+from shotflow.model import GeneratedClip, OnEvent, ShotEvent, ShotPlan
 
 _lock = threading.Lock()
 _runs: dict[str, "EarlyGeneration"] = {}

@@ -22,7 +22,7 @@ as not forced (re-attach, store hit, or the uncertain error), so `--force X` cov
 new submit even when a Prefect task retry follows.
 
 The fal key goes to `fal_client.SyncClient(key=...)` only, and is scrubbed (every part of it,
-`shotflow.falkey.secret_parts`) from every message taken from fal.
+`shotflow.generation.fal.key.secret_parts`) from every message taken from fal.
 """
 
 from __future__ import annotations
@@ -34,17 +34,16 @@ from typing import Any
 import fal_client
 
 from shotflow import interrupt
-from shotflow.backend import GeneratedClip, OnEvent, ShotEvent, ignore_events
-from shotflow.backends import NO_KEY
-from shotflow.clipstore import ClipStore
 from shotflow.errors import GenerationError, MissingKeyError, ShotflowError
+from shotflow.generation.choose import NO_KEY
 from shotflow.generation.fal.errors import Scrubber, http_error, price
 from shotflow.generation.fal.job import Job, check_cancel, uncertain_of
 from shotflow.generation.fal.submit import Accepted, Refused, close_client, request_handle, send_submit
 from shotflow.interrupt import Interrupted
-from shotflow.journal import LIVE, JobRecord, Journal, LockTimeout
-from shotflow.plan import ShotPlan
+from shotflow.model import GeneratedClip, OnEvent, ShotEvent, ShotPlan, ignore_events
 from shotflow.settings import Settings, get_settings
+from shotflow.store.clips import ClipStore
+from shotflow.store.journal import LIVE, JobRecord, Journal, LockTimeout
 
 
 class FalBackend:
@@ -279,7 +278,7 @@ class FalBackend:
         """The daily-budget lock (a check and the intent it allows are one step), if a budget is set."""
         if self.settings.daily_budget is None:
             return nullcontext()
-        from shotflow.ledger import budget_lock
+        from shotflow.store.ledger import budget_lock
 
         return budget_lock(self.journal, timeout=self.lock_timeout)
 
@@ -287,7 +286,7 @@ class FalBackend:
         budget = self.settings.daily_budget
         if budget is None:
             return
-        from shotflow.ledger import check_daily_budget
+        from shotflow.store.ledger import check_daily_budget
 
         check_daily_budget(self.journal, budget, shot.cost, shot=f"shot '{shot.id}'")
 

@@ -36,10 +36,10 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from shotflow import probe
-from shotflow.clipstore import ClipStore, StoredClip
 from shotflow.errors import DownloadError, MediaError
+from shotflow.media import probe
 from shotflow.store.atomic import full_disk_names
+from shotflow.store.clips import ClipStore, StoredClip
 
 CHUNK = 1 << 16
 MAX_REDIRECTS = 5

@@ -12,7 +12,7 @@ import httpx
 from fal_client import FalClientError, FalClientHTTPError
 
 from shotflow.errors import GenerationError
-from shotflow.falkey import secret_parts
+from shotflow.generation.fal.key import secret_parts
 
 # what can go wrong while talking to fal (status polls, result fetches, cancels), as
 # GenerationError carries it

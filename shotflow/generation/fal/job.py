@@ -1,6 +1,6 @@
 """One paid fal request as a state machine: its transitions are the only code that writes the journal.
 
-States (the ledger's names, see shotflow.journal.STATES):
+States (the ledger's names, see shotflow.store.journal.STATES):
 
     intended --accepted--> submitted --completed--> completed --downloaded--> downloaded
         |                      |                        |   \\--quarantined--> quarantined --accept--> downloaded
@@ -37,15 +37,14 @@ from urllib.parse import urlsplit
 from fal_client import Completed, InProgress, Queued
 
 from shotflow import interrupt
-from shotflow.backend import GeneratedClip, ShotEvent
-from shotflow.clipstore import StoredClip
 from shotflow.errors import DownloadError, GenerationError
 from shotflow.generation.fal.download import download_clip
 from shotflow.generation.fal.errors import FAL_ERRORS, RETRY_CODES, classify, price, status_code, uncertain_error
 from shotflow.generation.fal.submit import Accepted, request_handle
 from shotflow.interrupt import Interrupted
-from shotflow.journal import LIVE, JobRecord, Journal
-from shotflow.plan import ShotPlan
+from shotflow.model import GeneratedClip, ShotEvent, ShotPlan
+from shotflow.store.clips import StoredClip
+from shotflow.store.journal import LIVE, JobRecord, Journal
 
 if TYPE_CHECKING:
     from shotflow.generation.fal.backend import FalBackend

@@ -7,7 +7,7 @@ keeps `estimated_cost_usd` (every shot at the catalog's prices) and adds what th
 fal (`estimated_spent_usd`; `spent` is false when every clip came from the clip store). These
 are estimates: what fal billed is in the journal (`shotflow ledger`).
 
-`fingerprint` (see shotflow/uptodate.py) is what a re-run compares to answer "up to date"
+`fingerprint` (see shotflow/report/uptodate.py) is what a re-run compares to answer "up to date"
 without rendering; `timings.last_clip_to_final_s` (from the flow) is how long the video took
 from the last clip verified in the store to the final file.
 
@@ -25,12 +25,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from shotflow.backend import GeneratedClip
 from shotflow.errors import ShotflowError
-from shotflow.plan import Plan
+from shotflow.model import GeneratedClip, Plan
+from shotflow.report.uptodate import fingerprint
 from shotflow.store.atomic import write_text_atomic
 from shotflow.store.digest import file_sha256
-from shotflow.uptodate import fingerprint
 
 # 2: a preview's costs are named as what fal would charge, and `spent` says whether money went out
 VERSION = 2

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shotflow.errors import Problem, StoryboardError
-from shotflow.templating import BUILTINS
-from shotflow.yamlsource import Located, load_yaml, parse_yaml
+from shotflow.storyboard.templating import BUILTINS
+from shotflow.storyboard.yamlsource import Located, load_yaml, parse_yaml
 
 SHOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ASPECT_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from shotflow.errors import MediaError
-from shotflow.plan import ShotPlan
+from shotflow.model import ShotPlan
 from shotflow.store.atomic import full_disk_names, move_atomic, write_bytes_atomic
 from shotflow.store.digest import file_sha256
 
@@ -122,7 +122,7 @@ class ClipStore:
 
     def _adopt_legacy(self, key: str, size: int) -> StoredClip | None:
         """A clip without a meta file (stored before metas existed, or by a put cut short)."""
-        from shotflow import probe  # PyAV: imported only when an old clip needs a look
+        from shotflow.media import probe  # PyAV: imported only when an old clip needs a look
 
         path = self.path(key)
         if size == 0:
@@ -260,7 +260,7 @@ class ClipStore:
         the user's call, and so is a stream cut short (what plays is used); it must at least be a
         video. A clip already stored under the key goes to superseded/.
         """
-        from shotflow import probe
+        from shotflow.media import probe
 
         source = Path(file) if file is not None else self.quarantine_path(key)
         quarantined = source.resolve() == self.quarantine_path(key).resolve()

@@ -46,12 +46,11 @@ from typing import Callable, Sequence
 import av
 import ffmpeg as ff
 
-from shotflow import ffmpeg as runner
-from shotflow.backend import GeneratedClip
-from shotflow.clipstore import ClipStore
 from shotflow.errors import AssemblyError, MediaError
-from shotflow.plan import OutputSpec, ShotPlan
-from shotflow.probe import probe
+from shotflow.media import ffmpeg as runner
+from shotflow.media.probe import probe
+from shotflow.model import SIDECARS, GeneratedClip, OutputSpec, ShotPlan
+from shotflow.store.clips import ClipStore
 from shotflow.store.digest import file_sha256
 
 # bump when anything below changes what a normalised clip looks like: cached clips are redone
@@ -548,8 +547,6 @@ def _land(tmp: Path, dst: Path, existing: str) -> tuple[str, Path | None]:
 def keep_earlier(video: Path) -> Path:
     """Rename an earlier video and its sidecars (manifest, contact sheet) to NAME.<its mtime, UTC>
     (e.g. film.2026-12-01T10-00-00.mp4, film.2026-12-01T10-00-00.manifest.json); the video's new path."""
-    from shotflow.preflight import SIDECARS
-
     stamp = datetime.fromtimestamp(video.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H-%M-%S")
     for n in range(1, 1000):
         name = stamp if n == 1 else f"{stamp}-{n}"

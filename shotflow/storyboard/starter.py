@@ -14,7 +14,7 @@ from pathlib import Path
 from shotflow.errors import ShotflowError
 
 # the committed schema of a source checkout (`shotflow schema -o storyboard.schema.json` writes it)
-REPO_SCHEMA = Path(__file__).resolve().parents[1] / "storyboard.schema.json"
+REPO_SCHEMA = Path(__file__).resolve().parents[2] / "storyboard.schema.json"
 
 TEMPLATE = """\
 @SCHEMA_LINE@

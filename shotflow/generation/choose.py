@@ -1,11 +1,11 @@
-"""Choosing a backend by name. Both implement `shotflow.backend.Backend`."""
+"""Choosing a backend by name. Both implement `shotflow.generation.backend.Backend`."""
 
 from __future__ import annotations
 
-from shotflow.backend import Backend
-from shotflow.clipstore import ClipStore
 from shotflow.errors import MissingKeyError, ShotflowError
+from shotflow.generation.backend import Backend
 from shotflow.settings import Settings
+from shotflow.store.clips import ClipStore
 
 NO_KEY = (
     "no fal key: set FAL_KEY (or SHOTFLOW_FAL_KEY_BLOCK to the name of a Prefect Secret block "
@@ -31,7 +31,7 @@ def open_backend(
     paid request, for the ledger; `run_token` too (see FalBackend)."""
     store = ClipStore(settings.cache_dir)
     if name == "preview":
-        from shotflow.preview import PreviewBackend
+        from shotflow.generation.preview import PreviewBackend
 
         return PreviewBackend(store)
     if name == "fal":

@@ -21,9 +21,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from shotflow.backend import ShotEvent
-from shotflow.events import AssemblyEvent
-from shotflow.plan import Plan
+from shotflow.generation.events import AssemblyEvent
+from shotflow.model import Plan, ShotEvent
 
 LABELS = {
     "cached": "in the clip store",

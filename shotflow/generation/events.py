@@ -12,8 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from shotflow.backend import ShotEvent
-
+from shotflow.model import ShotEvent
 
 
 @dataclass(frozen=True)

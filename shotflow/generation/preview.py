@@ -22,12 +22,11 @@ from pathlib import Path
 import ffmpeg as ff
 from PIL import Image, ImageDraw, ImageFont
 
-from shotflow import ffmpeg as runner
-from shotflow.backend import GeneratedClip, OnEvent, ShotEvent, ignore_events
-from shotflow.clipstore import ClipStore
 from shotflow.errors import GenerationError, MediaError
-from shotflow.plan import ShotPlan
-from shotflow.probe import verify
+from shotflow.media import ffmpeg as runner
+from shotflow.media.probe import verify
+from shotflow.model import GeneratedClip, OnEvent, ShotEvent, ShotPlan, ignore_events
+from shotflow.store.clips import ClipStore
 
 NAME = "preview"
 TONE_HZ = 220

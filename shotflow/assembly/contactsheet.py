@@ -27,7 +27,7 @@ from typing import Sequence
 import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from shotflow.plan import ShotPlan
+from shotflow.model import ShotPlan
 
 BACKGROUND = (24, 24, 28)
 CELL = (40, 40, 46)

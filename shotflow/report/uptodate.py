@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from shotflow.clipstore import ClipStore
-from shotflow.plan import Plan
+from shotflow.model import Plan
+from shotflow.store.clips import ClipStore
 from shotflow.store.digest import file_sha256
 
 FINGERPRINT_VERSION = 1
@@ -79,7 +79,7 @@ class Verdict:
 def check(plan: Plan, backend: str, cache_dir: Path) -> Verdict:
     """Whether the video this plan would make is already there, unchanged (see the module doc)."""
     from shotflow.errors import ShotflowError
-    from shotflow.manifest import read_manifest, sidecar
+    from shotflow.report.manifest import read_manifest, sidecar
 
     video = Path(plan.output.path)
     path = sidecar(video, "manifest.json")

@@ -1,0 +1,1 @@
+"""The ffmpeg binary and probing clips: used by generation and assembly alike."""

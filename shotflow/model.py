@@ -1,0 +1,180 @@
+"""Plain data passed between the stages: a planned shot and the output it is cut into (from the
+planner), what happened to a shot (the backends' events), and the clip that came back.
+
+No behaviour beyond what the data itself answers (a shot's body hash, a plan's length and cost).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from shotflow.errors import ShotflowError
+
+# the files written beside a final video NAME.mp4: NAME.contact.png, NAME.manifest.json
+SIDECARS = ("contact.png", "manifest.json")
+
+
+@dataclass(frozen=True)
+class ShotPlan:
+    """One shot, resolved: what is sent to which endpoint, and what comes back."""
+
+    id: str
+    index: int
+    line: int | None
+    model: str  # the catalog alias
+    endpoint: str
+    body: dict[str, Any]
+    seconds: int
+    aspect_ratio: str
+    resolution: str
+    width: int
+    height: int
+    fps: int
+    audio: bool
+    cost: Decimal | None
+
+    @property
+    def body_hash(self) -> str:
+        return body_hash(self.endpoint, self.body)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cost"] = None if self.cost is None else str(self.cost)
+        return data
+
+
+@dataclass(frozen=True)
+class CutSpec:
+    """The cut into one shot: `effect` is "cut" (no overlap) or one of the assembly's overlaps
+    ("crossfade", "fadeblack", "fadewhite", "wipeleft", ...: see `assemble.EFFECTS`)."""
+
+    effect: str
+    seconds: float = 0.0
+
+    @property
+    def overlap(self) -> float:
+        """Seconds the two clips overlap (0 for a cut)."""
+        return 0.0 if self.effect == "cut" else self.seconds
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """The final video every clip is brought to."""
+
+    path: str
+    width: int
+    height: int
+    fps: int
+    fit: str
+    transition: str  # the default cut's effect (see CutSpec)
+    transition_seconds: float
+    soundtrack: str | None = None
+    soundtrack_volume: float = 1.0
+    # the cut into shot i+1 is cuts[i]; empty: every cut is the default (`transition`)
+    cuts: tuple[CutSpec, ...] = ()
+    existing: str = "keep"  # an earlier, different video at `path`: "keep" (renamed) or "replace"
+
+    @property
+    def crossfade(self) -> float:
+        """The default cut's overlap in seconds (0 for a cut)."""
+        return CutSpec(self.transition, self.transition_seconds).overlap
+
+    def cut_into(self, index: int) -> CutSpec:
+        """The cut into clip `index` (>= 1)."""
+        if self.cuts:
+            return self.cuts[index - 1] if 1 <= index <= len(self.cuts) else CutSpec("cut")
+        return CutSpec(self.transition, self.transition_seconds)
+
+
+@dataclass(frozen=True)
+class PathVar:
+    """A var whose value went into a path: the preflight keeps it from climbing out of its folder."""
+
+    name: str
+    value: str
+    where: str  # "output.path", "output.audio.path" or "--out"
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: str
+    title: str
+    storyboard_hash: str
+    shots: tuple[ShotPlan, ...]
+    output: OutputSpec
+    path_vars: tuple[PathVar, ...] = ()
+
+    @property
+    def generated_seconds(self) -> int:
+        return sum(s.seconds for s in self.shots)
+
+    @property
+    def final_seconds(self) -> float:
+        """The video's length: every clip, less each overlap (all whole frames, so exact)."""
+        fps = self.output.fps
+        overlap = sum(round(self.output.cut_into(i).overlap * fps) for i in range(1, len(self.shots)))
+        return (self.generated_seconds * fps - overlap) / fps
+
+    @property
+    def overlapping(self) -> bool:
+        """Whether any cut overlaps two clips (the join then renders those overlaps)."""
+        return any(self.output.cut_into(i).overlap for i in range(1, len(self.shots)))
+
+    @property
+    def known_cost(self) -> Decimal:
+        return sum((s.cost for s in self.shots if s.cost is not None), Decimal(0))
+
+    @property
+    def unpriced(self) -> tuple[ShotPlan, ...]:
+        return tuple(s for s in self.shots if s.cost is None)
+
+    def shot(self, shot_id: str) -> ShotPlan:
+        for s in self.shots:
+            if s.id == shot_id:
+                return s
+        raise ShotflowError(f"{self.source}: no shot '{shot_id}' (shots: {', '.join(s.id for s in self.shots)})")
+
+
+def body_hash(endpoint: str, body: dict[str, Any]) -> str:
+    """Content key of a generation: the endpoint and the exact body, canonically encoded."""
+    canonical = json.dumps({"endpoint": endpoint, "body": body}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+EventKind = Literal["cached", "submitted", "reattached", "queued", "running", "log", "downloading", "done", "retrying"]
+
+
+@dataclass(frozen=True)
+class ShotEvent:
+    """Something a user watching the run wants to see about one shot."""
+
+    shot: str
+    kind: EventKind
+    detail: str = ""
+    request_id: str | None = None
+    queue_position: int | None = None
+
+
+OnEvent = Callable[[ShotEvent], None]
+
+
+def ignore_events(event: ShotEvent) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class GeneratedClip:
+    shot: str
+    path: Path  # in the clip store; verified
+    key: str  # the clip store key
+    backend: str
+    cache_hit: bool
+    request_id: str | None = None
+    # a paid clip that failed verification and that the user accepted (`shotflow accept`): why it failed
+    accepted_despite: str | None = None
