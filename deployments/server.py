@@ -151,45 +151,45 @@ class PrefectServer:
         if self.log:
             self.log.unlink(missing_ok=True)
 
+    def _running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _signal_group(self, sig: int) -> bool:
+        """Send `sig` to the server's process group (it leads its own session); False if the group is gone."""
+        try:
+            os.killpg(self.process.pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def _exits_within(self, seconds: float) -> bool:
+        try:
+            self.process.wait(timeout=seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
     def kill_now(self) -> None:
         """For an immediate exit: signal the server's group without waiting for it."""
-        if self.process and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        if self._running():
+            self._signal_group(signal.SIGTERM)
 
     def stop(self, grace: float = 15) -> None:
-        if not self.process or self.process.poll() is not None:
+        """SIGTERM the server's group, and SIGKILL it if it still runs `grace` s later."""
+        if not self._running():
             return
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
+            if not self._signal_group(sig) or self._exits_within(wait):
                 return
-            try:
-                self.process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
 
     def stop_soon(self, wait: float = 0.0, grace: float = 15) -> None:
         """`stop` without waiting for the exit: SIGTERM the server's group, wait at most `wait` s,
         and leave a server still stopping to a detached reaper (a shell in its own session) that
         SIGKILLs the group if it still runs `grace` s later. For the end of a run whose final
         state is written: nothing is left to wait for, and no server is left behind."""
-        if not self.process or self.process.poll() is not None:
+        if not self._running() or not self._signal_group(signal.SIGTERM) or self._exits_within(wait):
             return
         pgid = self.process.pid  # the server leads its own session, so its group
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            pass
         ticks = max(1, round(grace * 10))
         reaper = (
             f"i=0; while kill -s 0 -- -{pgid} 2>/dev/null && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done; "

@@ -1,5 +1,6 @@
-"""PrefectServer.stop_soon: the end of a run does not wait for its private server to exit, and
-leaves none behind (a detached reaper SIGKILLs one that ignores SIGTERM)."""
+"""PrefectServer.stop and stop_soon: the end of a run does not wait for its private server to exit,
+and leaves none behind (a detached reaper SIGKILLs one that ignores SIGTERM); `stop` waits, and
+escalates to SIGKILL itself."""
 
 from __future__ import annotations
 
@@ -9,15 +10,32 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from shotflow.deployments.server import PrefectServer
 
+SLEEPS = "import time; print('ready', flush=True); time.sleep(120)"
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(120)"
 
 
-def child(code: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
-    assert proc.stdout.readline().strip() == b"ready"
-    return proc
+@pytest.fixture
+def server_running():
+    """`server_running(code)`: a PrefectServer whose process is `python -c code` in its own session
+    (ready once it printed 'ready'); whatever still runs at the end is SIGKILLed."""
+    servers: list[PrefectServer] = []
+
+    def start(code: str) -> PrefectServer:
+        server = PrefectServer()
+        server.process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True)
+        servers.append(server)
+        assert server.process.stdout.readline().strip() == b"ready"
+        return server
+
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.stdout.close()
 
 
 def gone(proc: subprocess.Popen, within: float) -> bool:
@@ -29,33 +47,34 @@ def gone(proc: subprocess.Popen, within: float) -> bool:
     return False
 
 
-def test_a_server_that_stops_on_sigterm_is_gone():
-    server = PrefectServer()
-    server.process = child("import time; print('ready', flush=True); time.sleep(120)")
-    try:
-        server.stop_soon(wait=5)
-        assert server.process.returncode == -signal.SIGTERM
-    finally:
-        if server.process.poll() is None:
-            os.killpg(server.process.pid, signal.SIGKILL)
+def test_a_server_that_stops_on_sigterm_is_gone(server_running):
+    server = server_running(SLEEPS)
+    server.stop_soon(wait=5)
+    assert server.process.returncode == -signal.SIGTERM
 
 
-def test_a_server_still_stopping_is_not_waited_for_and_is_killed_by_the_reaper():
-    server = PrefectServer()
-    server.process = child(IGNORES_TERM)
-    try:
-        server.stop_soon(wait=0, grace=0.5)
-        assert server.process.poll() is None  # returned at once, the server still running
-        assert gone(server.process, within=20), "the reaper left the server running"
-        assert server.process.returncode == -signal.SIGKILL
-    finally:
-        if server.process.poll() is None:
-            os.killpg(server.process.pid, signal.SIGKILL)
+def test_a_server_still_stopping_is_not_waited_for_and_is_killed_by_the_reaper(server_running):
+    server = server_running(IGNORES_TERM)
+    server.stop_soon(wait=0, grace=0.5)
+    assert server.process.poll() is None  # returned at once, the server still running
+    assert gone(server.process, within=20), "the reaper left the server running"
+    assert server.process.returncode == -signal.SIGKILL
+
+
+def test_stop_waits_and_escalates_to_sigkill(server_running):
+    server = server_running(IGNORES_TERM)
+    server.stop(grace=0.5)
+    assert server.process.returncode == -signal.SIGKILL  # returned only once the server was gone
 
 
 def test_stopping_a_server_that_already_exited_does_nothing():
     server = PrefectServer()
     server.stop_soon()  # never launched
+    server.stop()
+    server.kill_now()
     server.process = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
     server.process.wait(timeout=30)
     server.stop_soon()
+    server.stop()
+    server.kill_now()
+    assert server.process.returncode == 0
