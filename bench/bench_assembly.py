@@ -45,7 +45,9 @@ sys.path.insert(0, str(ROOT))
 
 import ffmpeg as ff  # noqa: E402
 
-from shotflow.assembly import assemble  # noqa: E402
+from shotflow.assembly.join import join, prepare_join  # noqa: E402
+from shotflow.assembly.normalise import clip_audio, normalise  # noqa: E402
+from shotflow.assembly.soundtrack import encode_soundtrack  # noqa: E402
 from shotflow.media import ffmpeg as runner  # noqa: E402
 from shotflow.model import OutputSpec  # noqa: E402
 
@@ -97,7 +99,7 @@ def make_sources(work: Path, clips) -> list[Path]:
 
 def normalise_all(sources, durations, out, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    return [assemble.normalise(p, folder / f"{i:02d}.mp4", out, seconds=d) for i, (p, d) in enumerate(zip(sources, durations))]
+    return [normalise(p, folder / f"{i:02d}.mp4", out, seconds=d) for i, (p, d) in enumerate(zip(sources, durations))]
 
 
 def many(clips: list[Path], count: int, folder: Path) -> list[Path]:
@@ -240,35 +242,35 @@ def measure(name: str, work: Path, quick: bool) -> dict:
     if name.startswith("prepared_"):  # not timed: what prepare_join did as the first nine clips landed
         shutil.rmtree(work / f"pieces-{name}", ignore_errors=True)
         for landed in range(1, len(prepared)):
-            assemble.prepare_join(prepared[:landed] + [None] * (len(prepared) - landed), durations, out, work / f"pieces-{name}")
+            prepare_join(prepared[:landed] + [None] * (len(prepared) - landed), durations, out, work / f"pieces-{name}")
     me0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     before = time.perf_counter()
     watcher = ChildMemory().__enter__()
     if name.startswith("full_"):
-        result = assemble.join(normalise_all(sources, durations, out, norm_dir), durations, out, dst)
+        result = join(normalise_all(sources, durations, out, norm_dir), durations, out, dst)
         extra["copied"] = result.video_copied
     elif name.startswith("join_"):
-        result = assemble.join(prepared, durations, out, dst)
+        result = join(prepared, durations, out, dst)
         extra["copied"] = result.video_copied
     elif name.startswith("last_"):  # the last clip lands: normalise it, then join
-        last = assemble.normalise(sources[-1], work / "landed.mp4", out, seconds=durations[-1])
-        assemble.join(prepared[:-1] + [last], durations, out, dst)
+        last = normalise(sources[-1], work / "landed.mp4", out, seconds=durations[-1])
+        join(prepared[:-1] + [last], durations, out, dst)
     elif name.startswith("warm_"):  # fill the pieces cache the way an earlier render would have
-        assemble.join(prepared, durations, out, dst, pieces_dir=work / f"pieces-{name}")
+        join(prepared, durations, out, dst, pieces_dir=work / f"pieces-{name}")
     elif name.startswith("prepared_"):  # the last clip (already normalised) lands: join only
-        result = assemble.join(prepared, durations, out, dst, pieces_dir=work / f"pieces-{name}")
+        result = join(prepared, durations, out, dst, pieces_dir=work / f"pieces-{name}")
         extra["transitions_rendered"] = result.transitions_rendered
     elif name.startswith("rerender_"):  # shot 4 changed: one normalisation, and the join reuses the rest
-        changed = assemble.normalise(sources[4], work / "changed.mp4", out, seconds=durations[4])
+        changed = normalise(sources[4], work / "changed.mp4", out, seconds=durations[4])
         clips_now = prepared[:4] + [changed] + prepared[5:]
-        result = assemble.join(clips_now, durations, out, dst, pieces_dir=work / f"pieces-warm_{name.split('_', 1)[1]}")
+        result = join(clips_now, durations, out, dst, pieces_dir=work / f"pieces-warm_{name.split('_', 1)[1]}")
         extra["transitions_rendered"] = result.transitions_rendered
     elif name.startswith("tail_"):  # tail_before_cut / tail_after_cut: the flow's work once the last clip landed
         extra.update(tail(name.split("_")[1], sources, prepared, durations, out, work, dst))
     elif name.startswith("many"):  # many50_cut: 50 shots
         count = int(name[4:].split("_")[0])
         paths = many(prepared, count, work / f"many-{count}-{'fade' if out.crossfade else 'cut'}")
-        assemble.join(paths, [durations[k % len(durations)] for k in range(count)], out, dst)
+        join(paths, [durations[k % len(durations)] for k in range(count)], out, dst)
     elif name.startswith("onepass"):  # onepass10_cut
         count = int(name[7:].split("_")[0])
         srcs = many(sources, count, work / f"src-{count}") if count > len(sources) else sources[:count]
@@ -323,25 +325,25 @@ def tail(mode: str, sources, prepared, durations, out: OutputSpec, work: Path, d
         frames.frame(sources[-2])  # (untimed: done while the other shots generated)
         for src in sources[:-1]:
             frames.frame(src)
-        sounds = [assemble.clip_audio(src, work / f"sound-{i}.wav", out, seconds=d) for i, (src, d) in enumerate(zip(sources[:-1], durations))]
+        sounds = [clip_audio(src, work / f"sound-{i}.wav", out, seconds=d) for i, (src, d) in enumerate(zip(sources[:-1], durations))]
         untimed = time.perf_counter() - t
     t0 = time.perf_counter()
     track = None
     if frames is not None:  # as the flow does: the soundtrack beside the last clip's normalisation
         def soundtrack() -> Path:
-            last_sound = assemble.clip_audio(sources[-1], work / "sound-last.wav", out, seconds=durations[-1])
-            return assemble.encode_soundtrack([*sounds, last_sound], durations, out, work / "soundtrack.m4a")
+            last_sound = clip_audio(sources[-1], work / "sound-last.wav", out, seconds=durations[-1])
+            return encode_soundtrack([*sounds, last_sound], durations, out, work / "soundtrack.m4a")
 
         with ThreadPoolExecutor(1) as pool:
             ahead = pool.submit(soundtrack)
-            last = assemble.normalise(sources[-1], work / "landed.mp4", out, seconds=durations[-1])
+            last = normalise(sources[-1], work / "landed.mp4", out, seconds=durations[-1])
             track = ahead.result()
     else:
-        last = assemble.normalise(sources[-1], work / "landed.mp4", out, seconds=durations[-1])
+        last = normalise(sources[-1], work / "landed.mp4", out, seconds=durations[-1])
     t1 = time.perf_counter()
     if frames is not None:
         frames.grab(sources[-1])
-    assemble.join(prepared[:-1] + [last], durations, out, dst, audio=track)
+    join(prepared[:-1] + [last], durations, out, dst, audio=track)
     t2 = time.perf_counter()
     sheet = dst.with_suffix(".contact.png")
 

@@ -149,7 +149,7 @@ class EarlyStart:
     def _normaliser(self):
         """Each clip brought to the output spec as soon as it is stored (cached next to it, where the
         flow's normalise task finds it), no more encodes at once than cores."""
-        from shotflow.assembly import assemble
+        from shotflow.assembly.normalise import normalise_stored
         from shotflow.store.clips import ClipStore
 
         store, output = ClipStore(self.settings.cache_dir), self.plan.output
@@ -157,7 +157,7 @@ class EarlyStart:
 
         def normalise(shot, clip) -> None:
             with encoders:
-                assemble.normalise_stored(store, clip, shot, output)
+                normalise_stored(store, clip, shot, output)
 
         return normalise
 

@@ -51,7 +51,7 @@ class ShotPlan:
 @dataclass(frozen=True)
 class CutSpec:
     """The cut into one shot: `effect` is "cut" (no overlap) or one of the assembly's overlaps
-    ("crossfade", "fadeblack", "fadewhite", "wipeleft", ...: see `assemble.EFFECTS`)."""
+    ("crossfade", "fadeblack", "fadewhite", "wipeleft", ...: see `assembly.transitions.EFFECTS`)."""
 
     effect: str
     seconds: float = 0.0

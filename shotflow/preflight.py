@@ -3,7 +3,7 @@
 Called by `shotflow run` before Prefect starts and by the flow before the first shot is
 generated, so a run that cannot finish stops while it has cost nothing. It checks:
 
-- the output: its extension is one shotflow writes (`assemble.OUTPUT_FORMATS`), it is not a folder,
+- the output: its extension is one shotflow writes (`assembly.formats.OUTPUT_FORMATS`), it is not a folder,
   not the storyboard, not an input file, not inside the clip store and journal
   (`Settings.cache_dir`), its folder exists or can be created, and a probe file can be written
   there;
@@ -166,7 +166,7 @@ def output_problems(plan: Plan, settings: Settings, base: Path) -> tuple[Path, l
         problems.append(Check(str(path), None, message))
 
     # the assembly owns the list (and imports PyAV and ffmpeg): read only when there is an output
-    from shotflow.assembly.assemble import OUTPUT_FORMATS
+    from shotflow.assembly.formats import OUTPUT_FORMATS
 
     suffix = output.suffix.lower()
     if suffix not in OUTPUT_FORMATS:

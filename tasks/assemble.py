@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from shotflow.assembly import assemble, contactsheet
+from shotflow.assembly import contactsheet, encoding, formats, join, normalise, soundtrack
 from shotflow.model import GeneratedClip, OutputSpec, Plan, ShotPlan
 from shotflow.settings import get_settings
 from shotflow.store.clips import ClipStore
@@ -26,7 +26,7 @@ _encoders = threading.BoundedSemaphore(os.cpu_count() or 2)
 def normalise_clip(clip: GeneratedClip, shot: ShotPlan, output: OutputSpec) -> Path:
     """The clip brought to the output spec by the one fixed recipe, cached next to the raw clip."""
     with _encoders:
-        return assemble.normalise_stored(ClipStore(get_settings().cache_dir), clip, shot, output)
+        return normalise.normalise_stored(ClipStore(get_settings().cache_dir), clip, shot, output)
 
 
 def pieces_dir() -> Path:
@@ -39,24 +39,24 @@ def prepare_join(normalised: list[Path | None], durations: list[int], output: Ou
     """Render the join's pieces that the clips landed so far allow (None: not landed yet), so the
     join after the last clip only renders what touches it."""
     with _encoders:
-        return assemble.prepare_join(normalised, durations, output, pieces_dir(), jobs=1)
+        return join.prepare_join(normalised, durations, output, pieces_dir(), jobs=1)
 
 
 @task(name="join-clips", cache_policy=NO_CACHE)
-def join_clips(normalised: list[Path], durations: list[int], output: OutputSpec, audio: Path | None = None) -> assemble.JoinResult:
+def join_clips(normalised: list[Path], durations: list[int], output: OutputSpec, audio: Path | None = None) -> join.JoinResult:
     """The final file; `audio`: a cut join's soundtrack encoded ahead (copied, see encode_soundtrack)."""
-    return assemble.join(normalised, durations, output, output.path, pieces_dir=pieces_dir(), audio=audio)
+    return join.join(normalised, durations, output, output.path, pieces_dir=pieces_dir(), audio=audio)
 
 
 @task(name="clip-sound", task_run_name="sound-{shot.id}", cache_policy=NO_CACHE)
 def clip_audio(clip: GeneratedClip, shot: ShotPlan, output: OutputSpec) -> Path:
     """The clip's sound as the recipe makes it, a WAV kept beside the raw clip: for a cut join's
     soundtrack, encoded before the last clip's video is normalised. Takes no encoder slot (cheap)."""
-    dst = ClipStore(get_settings().cache_dir).derived(clip.key, assemble.recipe_id(output, shot.seconds) + "-sound", suffix=".wav")
+    dst = ClipStore(get_settings().cache_dir).derived(clip.key, normalise.recipe_id(output, shot.seconds) + "-sound", suffix=".wav")
     raw = Path(clip.path)
     if dst.is_file() and dst.stat().st_size > 0 and dst.stat().st_mtime_ns >= raw.stat().st_mtime_ns:
         return dst
-    return assemble.clip_audio(raw, dst, output, seconds=shot.seconds)
+    return normalise.clip_audio(raw, dst, output, seconds=shot.seconds)
 
 
 @task(name="encode-soundtrack", cache_policy=NO_CACHE)
@@ -67,13 +67,13 @@ def encode_soundtrack(sounds: list[Path], durations: list[int], output: OutputSp
     track = Path(output.soundtrack) if output.soundtrack else None
     if track is not None and track.is_file():
         ident.append([str(track), track.stat().st_size, track.stat().st_mtime_ns, output.soundtrack_volume])
-    ident.append([list(durations), output.fps, assemble.RECIPE_VERSION, assemble.output_format(output.path).audio_suffix])
+    ident.append([list(durations), output.fps, encoding.RECIPE_VERSION, formats.output_format(output.path).audio_suffix])
     digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:24]
-    dst = pieces_dir() / f"soundtrack-{digest}{assemble.output_format(output.path).audio_suffix}"
+    dst = pieces_dir() / f"soundtrack-{digest}{formats.output_format(output.path).audio_suffix}"
     if dst.is_file() and dst.stat().st_size > 0:
         return dst
     dst.parent.mkdir(parents=True, exist_ok=True)
-    return assemble.encode_soundtrack(sounds, durations, output, dst)
+    return soundtrack.encode_soundtrack(sounds, durations, output, dst)
 
 
 @task(name="contact-sheet", cache_policy=NO_CACHE)

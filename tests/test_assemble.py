@@ -16,7 +16,13 @@ import av
 import numpy as np
 import pytest
 
-from shotflow.assembly import assemble
+from shotflow.assembly.conformance import video_keyframes
+from shotflow.assembly.formats import OUTPUT_FORMATS, output_format
+from shotflow.assembly.join import join, prepare_join
+from shotflow.assembly.normalise import clip_audio, normalise, normalise_stored, recipe_id
+from shotflow.assembly.recipe import clip_edges, cut_points, final_seconds, transition_seconds
+from shotflow.assembly.soundtrack import encode_soundtrack
+from shotflow.assembly.transitions import EFFECTS
 from shotflow.errors import AssemblyError
 from shotflow.media.ffmpeg import ffmpeg_exe
 from shotflow.media.probe import probe
@@ -69,7 +75,7 @@ def colours(media) -> list[Path]:
 
 def normalise_all(paths, out, folder: Path, seconds=1) -> list[Path]:
     folder.mkdir(exist_ok=True)
-    return [assemble.normalise(p, folder / f"{i}.mp4", out, seconds=seconds) for i, p in enumerate(paths)]
+    return [normalise(p, folder / f"{i}.mp4", out, seconds=seconds) for i, p in enumerate(paths)]
 
 
 def streams(path: Path) -> tuple[int, int]:
@@ -137,7 +143,7 @@ def assert_plays_to_the_end(path: Path, seconds: float, out: OutputSpec = CUT) -
 def test_normalise_brings_any_clip_to_the_output_spec(mixed, tmp_path, fit):
     out = replace(CUT, fit=fit)
     for i, src in enumerate(mixed):
-        dst = assemble.normalise(src, tmp_path / f"{i}.mp4", out, seconds=1)
+        dst = normalise(src, tmp_path / f"{i}.mp4", out, seconds=1)
         info = probe(dst)
         assert (info.width, info.height, info.fps, info.sar) == (W, H, FPS, "1:1")
         assert (info.audio_rate, info.audio_channels, info.pix_fmt) == (48000, 2, "yuv420p")
@@ -145,42 +151,42 @@ def test_normalise_brings_any_clip_to_the_output_spec(mixed, tmp_path, fit):
 
 
 def test_a_short_clip_holds_its_last_frame_and_a_silent_one_gets_silence(mixed, tmp_path):
-    short = assemble.normalise(mixed[2], tmp_path / "short.mp4", CUT, seconds=1)  # 0.8 s source
+    short = normalise(mixed[2], tmp_path / "short.mp4", CUT, seconds=1)  # 0.8 s source
     assert_plays_to_the_end(short, 1.0)
     frames = frames_rgb(short)
     assert np.array_equal(frames[-1], frames[-3])  # frozen, not black
     assert frames[-1].mean() > 20
-    silent = assemble.normalise(mixed[1], tmp_path / "silent.mp4", CUT, seconds=1)
+    silent = normalise(mixed[1], tmp_path / "silent.mp4", CUT, seconds=1)
     assert np.abs(decoded_audio(silent)).max() < 1e-4
 
 
 def test_pad_letterboxes_and_crop_fills_the_frame(media, tmp_path):
     portrait = make_clip(media / "portrait-red.mp4", size="36x64", fps=25, seconds=0.2, colour="red")
-    padded = frames_rgb(assemble.normalise(portrait, tmp_path / "pad.mp4", CUT, seconds=0.2))[0]
-    cropped = frames_rgb(assemble.normalise(portrait, tmp_path / "crop.mp4", replace(CUT, fit="crop"), seconds=0.2))[0]
+    padded = frames_rgb(normalise(portrait, tmp_path / "pad.mp4", CUT, seconds=0.2))[0]
+    cropped = frames_rgb(normalise(portrait, tmp_path / "crop.mp4", replace(CUT, fit="crop"), seconds=0.2))[0]
     assert padded[H // 2, W // 2, 0] > 200  # the picture in the middle
     assert padded[H // 2, 2].max() < 20 and padded[H // 2, W - 3].max() < 20  # black bars at the sides
     assert cropped[:, :, 0].min() > 200 and cropped[:, :, 1:].max() < 60  # red edge to edge
 
 
 def test_crossfade_recipe_forces_keyframes_where_the_join_cuts(mixed, tmp_path):
-    clip = assemble.normalise(mixed[0], tmp_path / "k.mp4", FADE, seconds=1)
-    keys, count = assemble.video_keyframes(clip)
+    clip = normalise(mixed[0], tmp_path / "k.mp4", FADE, seconds=1)
+    keys, count = video_keyframes(clip)
     assert count == 25 and {0, 5, 20} <= set(keys)
-    assert assemble.cut_points(1, FADE) == (0.2, 0.8)
+    assert cut_points(1, FADE) == (0.2, 0.8)
 
 
 def test_the_recipe_id_names_everything_that_changes_the_normalised_clip():
-    base = assemble.recipe_id(CUT, 5)
-    assert assemble.recipe_id(CUT, 5) == base
-    assert assemble.recipe_id(replace(CUT, path="elsewhere.mp4", soundtrack="x.mp3"), 5) == base
+    base = recipe_id(CUT, 5)
+    assert recipe_id(CUT, 5) == base
+    assert recipe_id(replace(CUT, path="elsewhere.mp4", soundtrack="x.mp3"), 5) == base
     changed = [
-        assemble.recipe_id(replace(CUT, width=128), 5),
-        assemble.recipe_id(replace(CUT, fps=30), 5),
-        assemble.recipe_id(replace(CUT, fit="crop"), 5),
-        assemble.recipe_id(FADE, 5),
-        assemble.recipe_id(replace(FADE, transition_seconds=0.4), 5),
-        assemble.recipe_id(CUT, 6),
+        recipe_id(replace(CUT, width=128), 5),
+        recipe_id(replace(CUT, fps=30), 5),
+        recipe_id(replace(CUT, fit="crop"), 5),
+        recipe_id(FADE, 5),
+        recipe_id(replace(FADE, transition_seconds=0.4), 5),
+        recipe_id(CUT, 6),
     ]
     assert len({base, *changed}) == 7
 
@@ -192,11 +198,11 @@ def test_a_stored_clip_is_normalised_once_next_to_the_raw_one(mixed, tmp_path):
     stored = store.put(key, Path(shutil.copy(mixed[0], store.temp_path(key))))
     raw = getattr(stored, "path", stored)  # put returns a StoredClip (or, before the store's rework, a path)
     clip = GeneratedClip("s1", raw, key, "fal", cache_hit=False)
-    first = assemble.normalise_stored(store, clip, shot, CUT)
-    assert first == store.derived(key, assemble.recipe_id(CUT, 1))
+    first = normalise_stored(store, clip, shot, CUT)
+    assert first == store.derived(key, recipe_id(CUT, 1))
     made = first.stat().st_mtime_ns
-    assert assemble.normalise_stored(store, clip, shot, CUT).stat().st_mtime_ns == made  # found, not redone
-    assert assemble.normalise_stored(store, clip, shot, FADE) != first  # another recipe, another file
+    assert normalise_stored(store, clip, shot, CUT).stat().st_mtime_ns == made  # found, not redone
+    assert normalise_stored(store, clip, shot, FADE) != first  # another recipe, another file
 
 
 # --- joining -------------------------------------------------------------------------------
@@ -204,7 +210,7 @@ def test_a_stored_clip_is_normalised_once_next_to_the_raw_one(mixed, tmp_path):
 
 def test_cut_join_of_mixed_clips_is_a_stream_copy_of_the_normalised_video(mixed, tmp_path):
     normalised = normalise_all(mixed, CUT, tmp_path / "n")
-    result = assemble.join(normalised, [1, 1, 1], CUT, tmp_path / "final.mp4")
+    result = join(normalised, [1, 1, 1], CUT, tmp_path / "final.mp4")
     assert result.path == tmp_path / "final.mp4" and result.seconds == 3.0
     assert result.video_copied and result.renormalised == ()
     assert_plays_to_the_end(result.path, 3.0)
@@ -215,7 +221,7 @@ def test_cut_join_of_mixed_clips_is_a_stream_copy_of_the_normalised_video(mixed,
 
 def test_a_clip_that_does_not_match_the_recipe_is_re_encoded_not_copied(mixed, tmp_path):
     normalised = normalise_all(mixed[:2], CUT, tmp_path / "n")
-    result = assemble.join([normalised[0], mixed[2], normalised[1]], [1, 1, 1], CUT, tmp_path / "final.mp4")
+    result = join([normalised[0], mixed[2], normalised[1]], [1, 1, 1], CUT, tmp_path / "final.mp4")
     assert result.renormalised == (1,)
     assert_plays_to_the_end(result.path, 3.0)
 
@@ -223,7 +229,7 @@ def test_a_clip_that_does_not_match_the_recipe_is_re_encoded_not_copied(mixed, t
 def test_crossfade_join_overlaps_clips_and_stays_in_sync(colours, tmp_path):
     normalised = normalise_all(colours, FADE, tmp_path / "n")
     pieces = tmp_path / "pieces"
-    result = assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "final.mp4", pieces_dir=pieces)
+    result = join(normalised, [1, 1, 1], FADE, tmp_path / "final.mp4", pieces_dir=pieces)
     assert result.seconds == pytest.approx(3 - 2 * 0.2)
     assert result.video_copied and result.transitions_rendered == 2
     assert_plays_to_the_end(result.path, 2.6)
@@ -243,7 +249,7 @@ def test_crossfade_join_overlaps_clips_and_stays_in_sync(colours, tmp_path):
     assert 1e-3 < rms(audio, 0.8 + 0.07, 0.04) < rms(audio, 0.2)  # the tone fading out under the crossfade
     assert rms(audio, 2.2) > 0.02  # blue's tone
 
-    again = assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "again.mp4", pieces_dir=pieces)
+    again = join(normalised, [1, 1, 1], FADE, tmp_path / "again.mp4", pieces_dir=pieces)
     assert again.transitions_rendered == 0  # the overlaps were kept
     assert video_packets(again.path) == video_packets(result.path)
 
@@ -251,9 +257,9 @@ def test_crossfade_join_overlaps_clips_and_stays_in_sync(colours, tmp_path):
 def test_one_changed_shot_renders_only_its_own_overlaps(colours, mixed, tmp_path):
     normalised = normalise_all(colours, FADE, tmp_path / "n")
     pieces = tmp_path / "pieces"
-    assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "a.mp4", pieces_dir=pieces)
-    changed = assemble.normalise(mixed[0], tmp_path / "changed.mp4", FADE, seconds=1)
-    result = assemble.join([normalised[0], normalised[1], changed], [1, 1, 1], FADE, tmp_path / "b.mp4", pieces_dir=pieces)
+    join(normalised, [1, 1, 1], FADE, tmp_path / "a.mp4", pieces_dir=pieces)
+    changed = normalise(mixed[0], tmp_path / "changed.mp4", FADE, seconds=1)
+    result = join([normalised[0], normalised[1], changed], [1, 1, 1], FADE, tmp_path / "b.mp4", pieces_dir=pieces)
     assert result.transitions_rendered == 1
     assert_plays_to_the_end(result.path, 2.6)
 
@@ -262,14 +268,14 @@ def test_prepare_join_renders_ahead_what_the_clips_already_landed_allow(colours,
     normalised = normalise_all(colours, FADE, tmp_path / "n")
     pieces = tmp_path / "pieces"
     first, second, third = normalised
-    assert assemble.prepare_join([None, second, None], [1, 1, 1], FADE, pieces) == 0  # no neighbour yet
-    assert assemble.prepare_join([first, second, None], [1, 1, 1], FADE, pieces) == 1  # first → second
-    assert assemble.prepare_join([first, second, None], [1, 1, 1], FADE, pieces) == 0  # already there
-    result = assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "final.mp4", pieces_dir=pieces)
+    assert prepare_join([None, second, None], [1, 1, 1], FADE, pieces) == 0  # no neighbour yet
+    assert prepare_join([first, second, None], [1, 1, 1], FADE, pieces) == 1  # first → second
+    assert prepare_join([first, second, None], [1, 1, 1], FADE, pieces) == 0  # already there
+    result = join(normalised, [1, 1, 1], FADE, tmp_path / "final.mp4", pieces_dir=pieces)
     assert result.transitions_rendered == 1  # only second → third, which touches the clip that was None
     assert result.video_copied and result.renormalised == ()
     assert_plays_to_the_end(result.path, 2.6)
-    cold = assemble.join(normalised, [1, 1, 1], FADE, tmp_path / "cold.mp4")
+    cold = join(normalised, [1, 1, 1], FADE, tmp_path / "cold.mp4")
     assert cold.transitions_rendered == 2
     assert video_packets(result.path) == video_packets(cold.path)
     assert np.allclose(decoded_audio(result.path), decoded_audio(cold.path), atol=1e-6)
@@ -278,8 +284,8 @@ def test_prepare_join_renders_ahead_what_the_clips_already_landed_allow(colours,
 def test_prepare_join_skips_a_clip_that_does_not_match_the_recipe(colours, mixed, tmp_path):
     normalised = normalise_all(colours[:2], FADE, tmp_path / "n")
     pieces = tmp_path / "pieces"
-    assert assemble.prepare_join([normalised[0], mixed[0], normalised[1]], [1, 1, 1], FADE, pieces) == 0
-    result = assemble.join([normalised[0], mixed[0], normalised[1]], [1, 1, 1], FADE, tmp_path / "final.mp4", pieces_dir=pieces)
+    assert prepare_join([normalised[0], mixed[0], normalised[1]], [1, 1, 1], FADE, pieces) == 0
+    result = join([normalised[0], mixed[0], normalised[1]], [1, 1, 1], FADE, tmp_path / "final.mp4", pieces_dir=pieces)
     assert result.renormalised == (1,) and result.transitions_rendered == 2
     assert_plays_to_the_end(result.path, 2.6)
 
@@ -289,12 +295,12 @@ def test_soundtrack_is_looped_under_the_clips_for_the_whole_video(colours, tmp_p
     ffmpeg("-f", "lavfi", "-i", "sine=f=1000:r=44100:d=0.4", str(track))
     out = replace(CUT, soundtrack=str(track), soundtrack_volume=0.5)
     normalised = normalise_all(colours[1:2] * 2, out, tmp_path / "n")  # two silent clips
-    result = assemble.join(normalised, [1, 1], out, tmp_path / "final.mp4")
+    result = join(normalised, [1, 1], out, tmp_path / "final.mp4")
     assert_plays_to_the_end(result.path, 2.0, out)
     audio = decoded_audio(result.path)
     assert rms(audio, 0.1) > 0.01 and rms(audio, 1.9) > 0.01  # heard at the start and, looped, at the end
     loud = replace(out, soundtrack_volume=1.0)
-    louder = decoded_audio(assemble.join(normalised, [1, 1], loud, tmp_path / "loud.mp4").path)
+    louder = decoded_audio(join(normalised, [1, 1], loud, tmp_path / "loud.mp4").path)
     assert rms(louder, 0.1) == pytest.approx(2 * rms(audio, 0.1), rel=0.1)
 
 
@@ -303,7 +309,7 @@ def test_soundtrack_goes_under_a_crossfade_join_too(colours, tmp_path):
     ffmpeg("-f", "lavfi", "-i", "sine=f=1000:r=44100:d=0.4", str(track))
     out = replace(FADE, soundtrack=str(track), soundtrack_volume=0.5)
     normalised = normalise_all(colours[1:2] * 3, out, tmp_path / "n")  # three silent clips
-    result = assemble.join(normalised, [1, 1, 1], out, tmp_path / "final.mp4")
+    result = join(normalised, [1, 1, 1], out, tmp_path / "final.mp4")
     assert result.transitions_rendered == 2
     assert_plays_to_the_end(result.path, 2.6, out)
     audio = decoded_audio(result.path)
@@ -317,12 +323,12 @@ def test_a_failed_join_leaves_no_file_at_the_output_path(colours, tmp_path):
     normalised = normalise_all(colours[:2], out, tmp_path / "n")
     dst = tmp_path / "out" / "final.mp4"
     with pytest.raises(AssemblyError, match="ffmpeg exited"):
-        assemble.join(normalised, [1, 1], out, dst)
+        join(normalised, [1, 1], out, dst)
     assert list(dst.parent.iterdir()) == []  # no final file, no temporary file, no scratch folder
 
     dst.write_bytes(b"the previous render")
     with pytest.raises(AssemblyError):
-        assemble.join(normalised, [1, 1], out, dst)
+        join(normalised, [1, 1], out, dst)
     assert dst.read_bytes() == b"the previous render"
     assert [p.name for p in dst.parent.iterdir()] == ["final.mp4"]
 
@@ -330,15 +336,15 @@ def test_a_failed_join_leaves_no_file_at_the_output_path(colours, tmp_path):
 def test_join_refuses_clips_too_short_for_the_crossfade(colours, tmp_path):
     normalised = normalise_all(colours[:3], replace(FADE, transition_seconds=0.6), tmp_path / "n")
     with pytest.raises(AssemblyError, match="too short"):
-        assemble.join(normalised, [1, 1, 1], replace(FADE, transition_seconds=0.6), tmp_path / "x.mp4")
+        join(normalised, [1, 1, 1], replace(FADE, transition_seconds=0.6), tmp_path / "x.mp4")
 
 
 def test_lengths_are_counted_in_whole_frames():
-    assert assemble.final_seconds([5, 5, 5], replace(FADE, fps=24, transition_seconds=0.5)) == pytest.approx(14.0)
+    assert final_seconds([5, 5, 5], replace(FADE, fps=24, transition_seconds=0.5)) == pytest.approx(14.0)
     # at 25 fps half a second is 12.5 frames: the crossfade is 12 frames, and the video that much longer
-    assert assemble.transition_seconds(replace(FADE, transition_seconds=0.5)) == pytest.approx(0.48)
-    assert assemble.final_seconds([5, 5, 5], replace(FADE, transition_seconds=0.5)) == pytest.approx(14.04)
-    assert assemble.final_seconds([1], FADE) == 1.0
+    assert transition_seconds(replace(FADE, transition_seconds=0.5)) == pytest.approx(0.48)
+    assert final_seconds([5, 5, 5], replace(FADE, transition_seconds=0.5)) == pytest.approx(14.04)
+    assert final_seconds([1], FADE) == 1.0
 
 
 # --- output formats ------------------------------------------------------------------------
@@ -368,8 +374,8 @@ def codecs(path: Path) -> tuple[list[str], list[str]]:
 @pytest.mark.parametrize("out", [CUT, FADE], ids=["cut", "crossfade"])
 def test_each_container_is_written_as_its_extension_says(colours, tmp_path, suffix, kind, video, audio, copied, out):
     normalised = normalise_all(colours, out, tmp_path / "n")
-    seconds = assemble.final_seconds([1, 1, 1], out)
-    result = assemble.join(normalised, [1, 1, 1], out, tmp_path / f"final{suffix}")
+    seconds = final_seconds([1, 1, 1], out)
+    result = join(normalised, [1, 1, 1], out, tmp_path / f"final{suffix}")
     assert container_kind(result.path) == kind
     assert codecs(result.path) == ([video], [audio])  # one video and one audio stream
     assert result.video_copied is copied  # H.264 clips are copied into mp4/mov, re-encoded for webm
@@ -391,15 +397,15 @@ def test_an_extension_the_assembly_does_not_write_is_refused_before_any_work(col
     normalised = normalise_all(colours[:2], CUT, tmp_path / "n")
     dst = tmp_path / "out" / name
     with pytest.raises(AssemblyError, match=r"must end in \.mp4 .*\.mov .*\.webm") as refused:
-        assemble.join(normalised, [1, 1], CUT, dst)
+        join(normalised, [1, 1], CUT, dst)
     assert str(dst) in str(refused.value)
     assert not dst.parent.exists()  # refused before its folder was even made
 
 
 def test_the_formats_are_named_once_and_matched_in_any_case():
-    assert set(assemble.OUTPUT_FORMATS) == {".mp4", ".mov", ".webm"}
-    assert assemble.output_format("out/Film.MP4") is assemble.OUTPUT_FORMATS[".mp4"]
-    assert assemble.output_format("film.webm").video_codec == "vp9"
+    assert set(OUTPUT_FORMATS) == {".mp4", ".mov", ".webm"}
+    assert output_format("out/Film.MP4") is OUTPUT_FORMATS[".mp4"]
+    assert output_format("film.webm").video_codec == "vp9"
 
 
 # --- per-cut transitions ---------------------------------------------------------------------
@@ -431,9 +437,9 @@ def test_each_cut_has_its_own_transition_and_only_the_overlaps_are_encoded(five,
     out = MIXED_CUTS
     folder = tmp_path / "n"
     folder.mkdir()
-    normalised = [assemble.normalise(p, folder / f"{i}.mp4", out, seconds=1, edges=assemble.clip_edges(out, i, 5)) for i, p in enumerate(five)]
+    normalised = [normalise(p, folder / f"{i}.mp4", out, seconds=1, edges=clip_edges(out, i, 5)) for i, p in enumerate(five)]
     pieces = tmp_path / "pieces"
-    result = assemble.join(normalised, [1] * 5, out, tmp_path / "final.mp4", pieces_dir=pieces)
+    result = join(normalised, [1] * 5, out, tmp_path / "final.mp4", pieces_dir=pieces)
     assert result.seconds == pytest.approx(4.2)  # 125 frames less 5 + 10 + 5 of overlap
     assert result.video_copied and result.renormalised == () and result.transitions_rendered == 3  # a cut has no overlap
     assert_plays_to_the_end(result.path, 4.2)  # length, every frame, audio in sync
@@ -457,27 +463,27 @@ def test_each_cut_has_its_own_transition_and_only_the_overlaps_are_encoded(five,
     assert rms(audio, 2.585, 0.03) < 0.3 * rms(audio, 2.1)  # the sound dips with the picture through black
     assert rms(audio, 3.0) > 0.02  # yellow's tone
 
-    again = assemble.join(normalised, [1] * 5, out, tmp_path / "again.mp4", pieces_dir=pieces)
+    again = join(normalised, [1] * 5, out, tmp_path / "again.mp4", pieces_dir=pieces)
     assert again.transitions_rendered == 0 and video_packets(again.path) == video_packets(result.path)
 
 
 def test_every_storyboard_transition_has_an_effect():
     from typing import get_args
 
-    from shotflow.plan import effect_name
+    from shotflow.storyboard.transitions import effect_name
     from shotflow.storyboard.schema import Transition, TransitionType
 
     for name in get_args(TransitionType):
         for colour in ("black", "white") if name == "fade" else (None,):
             effect = effect_name(Transition(type=name, color=colour))
-            assert effect == "cut" or effect in assemble.EFFECTS
+            assert effect == "cut" or effect in EFFECTS
 
 
 def test_a_clip_too_short_for_its_two_transitions_is_refused(colours, tmp_path):
     out = replace(CUT, cuts=(CutSpec("slideleft", 0.6), CutSpec("fadewhite", 0.4)))
     normalised = normalise_all(colours, CUT, tmp_path / "n")
     with pytest.raises(AssemblyError, match=r"too short for its transitions \(0.6 s in, 0.4 s out\)"):
-        assemble.join(normalised, [1, 1, 1], out, tmp_path / "x.mp4")
+        join(normalised, [1, 1, 1], out, tmp_path / "x.mp4")
 
 
 # --- an earlier video at the output path -----------------------------------------------------
@@ -488,7 +494,7 @@ EARLIER = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc).timestamp()
 def earlier_video(colours, tmp_path, out) -> tuple[list[Path], Path]:
     normalised = normalise_all(colours, out, tmp_path / "n")
     dst = tmp_path / "v" / "film.mp4"
-    assemble.join(normalised[:2], [1, 1], out, dst)
+    join(normalised[:2], [1, 1], out, dst)
     for side in ("manifest.json", "contact.png"):
         dst.with_name(f"film.{side}").write_text(f"earlier {side}")
     os.utime(dst, (EARLIER, EARLIER))
@@ -498,7 +504,7 @@ def earlier_video(colours, tmp_path, out) -> tuple[list[Path], Path]:
 def test_keep_renames_the_earlier_video_and_its_sidecars_with_its_time(colours, tmp_path):
     normalised, dst = earlier_video(colours, tmp_path, CUT)  # existing: keep is the default
     before = dst.read_bytes()
-    result = assemble.join(normalised[1:], [1, 1], CUT, dst)
+    result = join(normalised[1:], [1, 1], CUT, dst)
     assert (result.earlier, result.kept) == ("kept", dst.with_name("film.2026-12-01T10-00-00.mp4"))
     assert result.kept.read_bytes() == before and dst.read_bytes() != before
     assert dst.with_name("film.2026-12-01T10-00-00.manifest.json").read_text() == "earlier manifest.json"
@@ -507,13 +513,13 @@ def test_keep_renames_the_earlier_video_and_its_sidecars_with_its_time(colours, 
     assert names == ["film.2026-12-01T10-00-00.contact.png", "film.2026-12-01T10-00-00.manifest.json", "film.2026-12-01T10-00-00.mp4", "film.mp4"]
 
     # the same video again (an unchanged re-run that rendered): no copy of it is kept
-    same = assemble.join(normalised[1:], [1, 1], CUT, dst)
+    same = join(normalised[1:], [1, 1], CUT, dst)
     assert (same.earlier, same.kept) == ("identical", None)
     assert sorted(p.name for p in dst.parent.iterdir()) == names
 
     # another change: kept under its own time, the first one untouched
     os.utime(dst, (EARLIER + 3600, EARLIER + 3600))
-    third = assemble.join(normalised[::2], [1, 1], CUT, dst)
+    third = join(normalised[::2], [1, 1], CUT, dst)
     assert third.kept == dst.with_name("film.2026-12-01T11-00-00.mp4")
     assert result.kept.read_bytes() == before
 
@@ -522,7 +528,7 @@ def test_replace_replaces_the_earlier_video_and_says_so(colours, tmp_path):
     out = replace(CUT, existing="replace")
     normalised, dst = earlier_video(colours, tmp_path, out)
     before = dst.read_bytes()
-    result = assemble.join(normalised[1:], [1, 1], out, dst)
+    result = join(normalised[1:], [1, 1], out, dst)
     assert (result.earlier, result.kept) == ("replaced", None)
     assert dst.read_bytes() != before
     assert sorted(p.name for p in dst.parent.iterdir()) == ["film.contact.png", "film.manifest.json", "film.mp4"]
@@ -547,8 +553,8 @@ def audio_packets(path: Path) -> list[bytes]:
 
 
 def test_a_clips_sound_is_taken_exactly_as_normalise_makes_it(mixed, tmp_path):
-    short = assemble.clip_audio(mixed[2], tmp_path / "short.wav", CUT, seconds=1)  # a 0.8 s clip: padded
-    silent = assemble.clip_audio(mixed[1], tmp_path / "silent.wav", CUT, seconds=1)
+    short = clip_audio(mixed[2], tmp_path / "short.wav", CUT, seconds=1)  # a 0.8 s clip: padded
+    silent = clip_audio(mixed[1], tmp_path / "silent.wav", CUT, seconds=1)
     assert sound(short).shape == sound(silent).shape == (2, 48000)
     assert np.abs(sound(silent)).max() == 0 and np.abs(sound(short)[:, :30000]).max() > 0.05
     assert np.abs(sound(short)[:, 40000:]).max() < 1e-3  # the 0.8 s clip's sound, then silence
@@ -556,20 +562,20 @@ def test_a_clips_sound_is_taken_exactly_as_normalise_makes_it(mixed, tmp_path):
 
 def test_a_cut_joins_soundtrack_encoded_ahead_is_copied_and_in_place(colours, tmp_path):
     normalised = normalise_all(colours, CUT, tmp_path / "n")
-    wavs = [assemble.clip_audio(p, tmp_path / f"{i}.wav", CUT, seconds=1) for i, p in enumerate(colours)]
-    track = assemble.encode_soundtrack(wavs, [1, 1, 1], CUT, tmp_path / "track.m4a")
-    result = assemble.join(normalised, [1, 1, 1], CUT, tmp_path / "final.mp4", audio=track)
+    wavs = [clip_audio(p, tmp_path / f"{i}.wav", CUT, seconds=1) for i, p in enumerate(colours)]
+    track = encode_soundtrack(wavs, [1, 1, 1], CUT, tmp_path / "track.m4a")
+    result = join(normalised, [1, 1, 1], CUT, tmp_path / "final.mp4", audio=track)
     assert result.audio_copied and result.video_copied
     assert_plays_to_the_end(result.path, 3.0)
     assert audio_packets(result.path) == audio_packets(track)  # copied, not encoded again
     # red has a tone, green is silent, blue has a tone: each second's sound where its picture is
     loud = [float(np.abs(sound(result.path)[:, s * 48000 + 4800:(s + 1) * 48000 - 4800]).max()) for s in range(3)]
     assert loud[0] > 0.05 and loud[1] < 0.01 and loud[2] > 0.05
-    plain = assemble.join(normalised, [1, 1, 1], CUT, tmp_path / "plain.mp4")
+    plain = join(normalised, [1, 1, 1], CUT, tmp_path / "plain.mp4")
     assert not plain.audio_copied and sound(plain.path).shape[1] == pytest.approx(sound(result.path).shape[1], abs=1024)
 
 
 def test_a_soundtrack_ahead_is_for_cuts_only(colours, tmp_path):
-    wavs = [assemble.clip_audio(p, tmp_path / f"{i}.wav", FADE, seconds=1) for i, p in enumerate(colours)]
+    wavs = [clip_audio(p, tmp_path / f"{i}.wav", FADE, seconds=1) for i, p in enumerate(colours)]
     with pytest.raises(AssemblyError, match="cuts only"):
-        assemble.encode_soundtrack(wavs, [1, 1, 1], FADE, tmp_path / "track.m4a")
+        encode_soundtrack(wavs, [1, 1, 1], FADE, tmp_path / "track.m4a")

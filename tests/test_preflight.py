@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shotflow.assembly.assemble import OUTPUT_FORMATS
+from shotflow.assembly.formats import OUTPUT_FORMATS
 from shotflow.errors import StoryboardError
 from shotflow.media.ffmpeg import ffmpeg_exe
 from shotflow.plan import load_plan, plan_from_data
