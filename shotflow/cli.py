@@ -273,7 +273,7 @@ def describe_model(m) -> str:
     import textwrap
 
     from shotflow.catalog import ASSUMED_FPS
-    from shotflow.plan import MAPPED_FIELDS
+    from shotflow.storyboard.modelrules import MAPPED_FIELDS
 
     out: list[str] = []
     indent = max(16, *(len(name) + 2 for name in m.input.model_fields))

@@ -16,7 +16,7 @@ generated, so a run that cannot finish stops while it has cost nothing. It check
   today's budget (the check before each submit still holds the line; this one stops a run before
   it has paid for half of its shots).
 
-Paths follow one rule, written in `shotflow.plan` (`input_path`, `output_path`): inputs named in
+Paths follow one rule, written in `shotflow.storyboard.paths` (`input_path`, `output_path`): inputs named in
 a storyboard resolve against its folder (the plan does it), outputs (`output.path`, `--out`)
 against the folder the run starts in (done here; the flow then writes to the path returned).
 Every problem is collected and reported at once, each naming the resolved path it concerns.
@@ -35,7 +35,7 @@ from pathlib import Path
 from shotflow.errors import KeyShapeError, Problem, ShotflowError, StoryboardError
 from shotflow.generation.fal.key import clean_key
 from shotflow.model import SIDECARS, PathVar, Plan
-from shotflow.plan import output_path
+from shotflow.storyboard.paths import output_path
 from shotflow.settings import Settings, get_settings
 
 # the assembly writes these next to the video (see manifest.sidecar): they must not clobber inputs
