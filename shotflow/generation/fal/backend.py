@@ -36,8 +36,9 @@ import fal_client
 from shotflow import interrupt
 from shotflow.errors import GenerationError, MissingKeyError, ShotflowError
 from shotflow.generation.choose import NO_KEY
-from shotflow.generation.fal.errors import Scrubber, http_error, price
-from shotflow.generation.fal.job import Job, check_cancel, uncertain_of
+from shotflow.generation.fal.collect import Collector
+from shotflow.generation.fal.errors import Scrubber, blocked_error, http_error, price, uncertain_of
+from shotflow.generation.fal.job import Job, check_cancel
 from shotflow.generation.fal.submit import Accepted, Refused, close_client, request_handle, send_submit
 from shotflow.interrupt import Interrupted
 from shotflow.model import GeneratedClip, OnEvent, ShotEvent, ShotPlan, ignore_events
@@ -135,7 +136,7 @@ class FalBackend:
         else:
             job = self._submit(shot, key, force, emit)
         try:
-            return job.collect(self, shot, emit)
+            return Collector(job, self, shot, emit).run()
         except LockTimeout as exc:  # another run holds this clip's record (downloading it, say)
             raise GenerationError(
                 shot.id, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it", transient=True
@@ -157,7 +158,7 @@ class FalBackend:
                     # we hold the lock, so the process that wrote it is gone: fal may have its submit
                     record = self._gone_writer(record)
                 if record is not None and not forced and _blocks(record):
-                    raise self._blocked(shot, record)
+                    raise blocked_error(shot, record)
                 if forced and record is not None:
                     emit(ShotEvent(shot.id, "retrying", f"forced: submitting again, paying again ({price(shot.cost)})"))
                 # the token stays on every submit of the forced attempt and its retries (a retry after a
@@ -166,36 +167,6 @@ class FalBackend:
                 return self._submit_locked(shot, key, record, force if forced or carried else None, emit)
         except LockTimeout as exc:
             raise GenerationError(shot.id, str(exc), transient=True) from None
-
-    def _blocked(self, shot: ShotPlan, record: JobRecord) -> GenerationError:
-        """Why a shot whose journal record is not live is not submitted (without force)."""
-        rid = record.request_id or "-"
-        if record.state in ("intended", "uncertain") or not record.known:
-            return uncertain_of(record, shot)
-        if record.state in ("refused", "failed"):
-            return GenerationError(
-                shot.id,
-                f"{record.error} (remembered from fal request {rid}; the same request would be refused again"
-                + (" and paid for again" if record.state == "failed" else "")
-                + f": change the shot, or `--force {shot.id}` ({price(shot.cost)}))",
-                transient=False,
-            )
-        if record.state == "lost":
-            return GenerationError(
-                shot.id,
-                f"fal request {rid} was paid for but is lost ({record.error}); only `--force {shot.id}` buys it "
-                f"again ({price(shot.cost)})",
-                transient=False,
-            )
-        if record.state == "quarantined":
-            return GenerationError(
-                shot.id,
-                f"the clip of fal request {rid} (paid for) failed verification ({record.quarantine_reason}) and is "
-                f"kept aside at {record.quarantine_path}: `shotflow accept {shot.id}` uses it, `--force {shot.id}` "
-                f"buys a new one ({price(shot.cost)})",
-                transient=False,
-            )
-        return GenerationError(shot.id, f"fal request {rid} is {record.state}; `--force {shot.id}` buys a new one", transient=False)
 
     def _gone_writer(self, record: JobRecord) -> JobRecord:
         """An `intended` record read under the clip's lock: its writer died between sending and

@@ -1,18 +1,23 @@
 """What fal's answers mean for a shot: transient (try again) or permanent, in words that name the
 shot, the request and fal's reason, with every part of the key scrubbed out.
 
-Also the messages of the money states that several modules raise (an uncertain submit).
+Also the messages of the money states that several modules raise: an uncertain submit, and why a
+shot whose journal record is not live is not submitted again (without `--force`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
 from fal_client import FalClientError, FalClientHTTPError
 
 from shotflow.errors import GenerationError
 from shotflow.generation.fal.key import secret_parts
+
+if TYPE_CHECKING:
+    from shotflow.model import ShotPlan
+    from shotflow.store.journal import JobRecord
 
 # what can go wrong while talking to fal (status polls, result fetches, cancels), as
 # GenerationError carries it
@@ -100,3 +105,48 @@ def uncertain_error(shot: str, *, sent_at: str | None, reason: str | None, cost:
         f"again and pays again ({price(cost)})",
         transient=False,
     )
+
+
+def uncertain_of(record: JobRecord, shot: ShotPlan) -> GenerationError:
+    """The error of a shot blocked by an uncertain (or unknown-state) record."""
+    if not record.known:
+        return GenerationError(
+            shot.id,
+            f"uncertain: its journal record is in state '{record.state}', which this version of shotflow does not "
+            f"know (written by a newer one?), request {record.request_id or 'unknown'}; fal may have billed it. "
+            f"It is not submitted again automatically; `--force {shot.id}` submits it again and pays again "
+            f"({price(shot.cost)})",
+            transient=False,
+        )
+    return uncertain_error(shot.id, sent_at=record.intended_at or record.updated_at, reason=record.error, cost=shot.cost)
+
+
+def blocked_error(shot: ShotPlan, record: JobRecord) -> GenerationError:
+    """Why a shot whose journal record is not live is not submitted (without force)."""
+    rid = record.request_id or "-"
+    if record.state in ("intended", "uncertain") or not record.known:
+        return uncertain_of(record, shot)
+    if record.state in ("refused", "failed"):
+        return GenerationError(
+            shot.id,
+            f"{record.error} (remembered from fal request {rid}; the same request would be refused again"
+            + (" and paid for again" if record.state == "failed" else "")
+            + f": change the shot, or `--force {shot.id}` ({price(shot.cost)}))",
+            transient=False,
+        )
+    if record.state == "lost":
+        return GenerationError(
+            shot.id,
+            f"fal request {rid} was paid for but is lost ({record.error}); only `--force {shot.id}` buys it "
+            f"again ({price(shot.cost)})",
+            transient=False,
+        )
+    if record.state == "quarantined":
+        return GenerationError(
+            shot.id,
+            f"the clip of fal request {rid} (paid for) failed verification ({record.quarantine_reason}) and is "
+            f"kept aside at {record.quarantine_path}: `shotflow accept {shot.id}` uses it, `--force {shot.id}` "
+            f"buys a new one ({price(shot.cost)})",
+            transient=False,
+        )
+    return GenerationError(shot.id, f"fal request {rid} is {record.state}; `--force {shot.id}` buys a new one", transient=False)

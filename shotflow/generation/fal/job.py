@@ -13,13 +13,8 @@ A transition is written under the clip's journal lock and only if the record on 
 describes this request in a state the transition starts from; otherwise the Job adopts what
 another run wrote (it got there first) and says so by returning False.
 
-Collecting a request (`collect`): wait for it (status polls), fetch its result (the video URL,
-kept in the record), download and verify the clip under the clip's lock (re-checking the store
-after taking it, so two runs never download it twice). A download that fails keeps the request
-`completed` with its URL and the error, to be tried again by a retry or a later run without
-paying, until fal's media retention (Settings.media_retention_days after completion) has passed:
-then it is `lost`, and only `--force` buys it again. A complete copy that fails verification is
-kept aside (`quarantined`): `shotflow accept SHOT` uses it, `--force SHOT` buys a new one.
+Collecting a request (waiting, fetching its result, downloading its clip) is
+`shotflow.generation.fal.collect`; it moves the Job through these transitions.
 
 Ages: within a process measured with time.monotonic() from when the Job attached, added to the
 UTC age recorded then (clamped at >= 0); across runs, the recorded UTC times. Nothing is ever
@@ -28,34 +23,23 @@ cancelled because of its age; `wait_timeout` only stops waiting (the request is 
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from fal_client import Completed, InProgress, Queued
+from fal_client import Completed
 
-from shotflow import interrupt
-from shotflow.errors import DownloadError, GenerationError
-from shotflow.generation.fal.download import download_clip
-from shotflow.generation.fal.errors import FAL_ERRORS, RETRY_CODES, classify, price, status_code, uncertain_error
+from shotflow.generation.fal.errors import FAL_ERRORS
 from shotflow.generation.fal.submit import Accepted, request_handle
-from shotflow.interrupt import Interrupted
-from shotflow.model import GeneratedClip, ShotEvent, ShotPlan
+from shotflow.model import ShotPlan
 from shotflow.store.clips import StoredClip
 from shotflow.store.journal import LIVE, JobRecord, Journal
 
 if TYPE_CHECKING:
     from shotflow.generation.fal.backend import FalBackend
 
-# fal keeps a request (and its result) about an hour after it completes: one submitted less than
-# this long ago cannot have expired, so a 404 about it is a glitch to wait out, not a lost job
-RESULT_RETENTION = 3600.0
 # status polls after a cancel was accepted, waiting for fal to say how the request ended
 CANCEL_CHECKS = 5
-
-Emit = Callable[[ShotEvent], None]
 
 
 def utc_now() -> datetime:
@@ -220,199 +204,12 @@ class Job:
         self.record = current
         return current.state == changes.get("state", current.state) and current.request_id == changes.get("request_id", current.request_id)
 
-    # --- collecting: wait, result, download ----------------------------------------------------
+    # --- fal's handle of this request ----------------------------------------------------------
 
-    def collect(self, backend: FalBackend, shot: ShotPlan, emit: Emit) -> GeneratedClip:
-        """From the current state to a clip in the store; raises GenerationError on the way."""
-        if self.record.state == "submitted":
-            self._wait(backend, shot, emit)
-            self.completed()
-        if self.record.state == "completed" and not self.record.video_url:
-            self.got_result(self._fetch_result(backend, shot, emit))
-        if self.record.state in ("completed", "downloaded") and self.record.video_url:
-            return self._download(backend, shot, emit)
-        return self._dead_end(shot)
-
-    def _dead_end(self, shot: ShotPlan) -> GeneratedClip:
-        rid = self.record.request_id
-        raise GenerationError(
-            shot.id, f"fal request {rid} is {self.record.state} ({self.record.error or 'no clip'}); `--force {shot.id}` buys a new one",
-            transient=False,
-        )
-
-    def _handle(self, backend: FalBackend):
+    def handle(self, backend: FalBackend):
         r = self.record
         return request_handle(
             backend.fal, r.endpoint, r.request_id, status_url=r.status_url, response_url=r.response_url, cancel_url=r.cancel_url
-        )
-
-    def _wait(self, backend: FalBackend, shot: ShotPlan, emit: Emit) -> Completed:
-        rid = self.record.request_id
-        handle = self._handle(backend)
-        start = time.monotonic()
-        failures, position, running, logs_seen = 0, None, False, 0
-        while True:
-            if interrupt.stop_requested():
-                raise self._stopped(shot)
-            status, failure = None, None
-            try:
-                status = handle.status(with_logs=True)
-            except FAL_ERRORS as exc:
-                failure = exc
-            if failure is not None:
-                error = self._call_failed(backend, shot, failure, f"polling request {rid}", "polling it")
-                del failure
-                failures += 1
-                if not error.transient or failures > backend.retries:
-                    raise error
-                emit(ShotEvent(shot.id, "retrying", error.reason, rid))
-                if interrupt.wait(backend.backoff(failures)):
-                    raise self._stopped(shot)
-                continue
-            failures = 0
-            if isinstance(status, Queued):
-                if status.position != position:
-                    position = status.position
-                    emit(ShotEvent(shot.id, "queued", f"position {position}", rid, queue_position=position))
-            elif isinstance(status, (InProgress, Completed)):
-                if not running:
-                    running = True
-                    emit(ShotEvent(shot.id, "running", "", rid))
-                logs = status.logs if status.logs is not None else []
-                if not isinstance(logs, list):
-                    raise self._odd(shot, f"its status carried logs of another shape ({type(logs).__name__}, not a list)")
-                for entry in logs[logs_seen:]:
-                    message = entry.get("message", "") if isinstance(entry, dict) else str(entry)
-                    emit(ShotEvent(shot.id, "log", backend.scrub(str(message)), rid))
-                logs_seen = max(logs_seen, len(logs))
-                if isinstance(status, Completed):
-                    return status
-            else:
-                raise self._odd(shot, f"its status was of another shape ({type(status).__name__})")
-            if backend.wait_timeout is not None and time.monotonic() - start > backend.wait_timeout:
-                state = "queued" if isinstance(status, Queued) else "running"
-                raise GenerationError(
-                    shot.id,
-                    f"fal request {rid} is still {state} after {backend.wait_timeout:g} s; it keeps running "
-                    "and the next attempt re-attaches to it (nothing is paid twice)",
-                    transient=True,
-                )
-            if interrupt.wait(backend.poll_interval):
-                raise self._stopped(shot)
-
-    def _fetch_result(self, backend: FalBackend, shot: ShotPlan, emit: Emit) -> str:
-        """The video URL of a completed request, fetched by id; a failed fetch is retried, never resubmitted."""
-        rid = self.record.request_id
-        handle = self._handle(backend)
-        failures = 0
-        while True:
-            if interrupt.stop_requested():
-                raise self._stopped(shot)
-            result, failure = None, None
-            try:
-                result = handle.get(interval=backend.poll_interval)
-            except FAL_ERRORS as exc:
-                failure = exc
-            if failure is None:
-                break
-            code = status_code(failure)
-            error = self._call_failed(backend, shot, failure, f"fetching the result of request {rid}", "fetching its result")
-            del failure
-            if code == 422:  # fal refused this body after taking it: billed, remembered
-                self.failed(error.reason, permanent=True)
-                raise error
-            if code != 404 and _job_failed(handle):
-                # the job itself failed on fal's side (a 5xx, which fal does not bill) or was
-                # cancelled: there is no result to fetch, the next attempt submits anew
-                self.failed(error.reason, permanent=False)
-                raise GenerationError(shot.id, f"{error.reason}; fal request {rid} failed on fal's side (not billed)", transient=True)
-            if not error.transient:
-                raise error
-            failures += 1
-            if failures > backend.retries:
-                raise GenerationError(
-                    shot.id, f"{error.reason}; request {rid} is kept: the next attempt fetches its result again", transient=True
-                )
-            emit(ShotEvent(shot.id, "retrying", f"result fetch: {error.reason}", rid))
-            if interrupt.wait(backend.backoff(failures)):
-                raise self._stopped(shot)
-        if not isinstance(result, dict):
-            raise self._odd(shot, f"its result is a JSON {_json_kind(result)}, not an object")
-        video = result.get("video")
-        if not isinstance(video, dict):
-            keys = ", ".join(sorted(map(str, result))) or "none"
-            raise self._odd(shot, f"its result has no video (result keys: {keys})")
-        url = video.get("url")
-        if not isinstance(url, str) or urlsplit(url).scheme != "https" or not urlsplit(url).netloc:
-            what = f"a {_json_kind(url)}" if not isinstance(url, str) else f"not an https URL ({urlsplit(url).scheme or 'no'} scheme)"
-            raise self._odd(shot, f"its video URL is {what}")
-        return url
-
-    def _download(self, backend: FalBackend, shot: ShotPlan, emit: Emit) -> GeneratedClip:
-        """Download the clip under the clip's lock, re-checking the store first."""
-        key, store = self.record.key, backend.store
-        with self.journal.submit_lock(key, timeout=self.lock_timeout):
-            current = self.journal.read(key)
-            if current is not None and current.request_id == self.record.request_id:
-                self.record = current
-            rid, url = self.record.request_id, self.record.video_url
-            found = store.find(key)
-            if found is not None and self.record.state == "downloaded":  # another run got it meanwhile
-                return GeneratedClip(shot.id, found, key, backend.name, cache_hit=False, request_id=rid)
-            if self.record.state not in ("completed", "downloaded") or not url:
-                return self._dead_end(shot)
-            emit(ShotEvent(shot.id, "downloading", urlsplit(url).netloc, rid))
-            try:
-                stored = download_clip(
-                    url,
-                    store,
-                    key,
-                    allowed_hosts=backend.settings.allowed_media_hosts,
-                    max_bytes=backend.settings.max_download_bytes,
-                    expected_seconds=shot.seconds,
-                    tolerance=backend.duration_tolerance,
-                    attempts=backend.download_attempts,
-                    backoff=backend.retry_backoff,
-                    on_retry=lambda attempt, why: emit(ShotEvent(shot.id, "retrying", f"download {attempt}: {why}", rid)),
-                )
-            except DownloadError as exc:
-                return self._download_failed(backend, shot, exc)
-            self.downloaded(stored)
-        return GeneratedClip(shot.id, stored.path, key, backend.name, cache_hit=False, request_id=rid)
-
-    def _download_failed(self, backend: FalBackend, shot: ShotPlan, exc: DownloadError) -> GeneratedClip:
-        rid = self.record.request_id
-        reason = backend.scrub(str(getattr(exc, "reason", None) or exc))
-        quarantined = getattr(exc, "quarantined", None)
-        if quarantined is not None:
-            self.quarantined(quarantined, reason)
-            raise GenerationError(
-                shot.id,
-                f"the clip of fal request {rid} (paid for) failed verification: {reason}. It is kept aside at "
-                f"{quarantined}: `shotflow accept {shot.id}` uses it, `--force {shot.id}` buys a new one "
-                f"({price(shot.cost)})",
-                transient=False,
-            )
-        retention = backend.settings.media_retention_days * 86400.0
-        age = self.media_age()
-        if age is not None and age > retention:
-            why = (
-                f"its media still fails {age / 86400:.1f} days after completion, past fal's media retention "
-                f"({backend.settings.media_retention_days:g} days, SHOTFLOW_MEDIA_RETENTION_DAYS): {reason}"
-            )
-            self.lost(why)
-            raise GenerationError(
-                shot.id,
-                f"fal request {rid} was paid for but is lost: {why}. Only `--force {shot.id}` buys it again ({price(shot.cost)})",
-                transient=False,
-            )
-        self.noted(f"download failed: {reason}")
-        raise GenerationError(
-            shot.id,
-            f"fal request {rid} is done (and paid for) but its clip did not download: {reason}. Its URL is kept "
-            "in the job journal: the next attempt or run downloads it again, without paying",
-            # a URL refused by a setting (host not allowed, too big) waits for the setting, not a retry
-            transient=not getattr(exc, "refused", False),
         )
 
     # --- cancelling ----------------------------------------------------------------------------
@@ -426,65 +223,12 @@ class Job:
         (nothing to cancel: the record is not `submitted`)."""
         if self.record.state != "submitted" or not self.record.request_id:
             return "not live"
-        verdict, status = check_cancel(self._handle(backend), backend.poll_interval)
+        verdict, status = check_cancel(self.handle(backend), backend.poll_interval)
         if verdict == "cancelled":
             self.failed(f"cancelled on request; fal says: {status.error if status else 'cancelled'}", permanent=False)
         elif verdict == "finished":
             self.completed()
         return verdict
-
-    # --- errors --------------------------------------------------------------------------------
-
-    def _call_failed(self, backend: FalBackend, shot: ShotPlan, exc: BaseException, doing: str, short: str) -> GenerationError:
-        """A failed status poll or result fetch as a GenerationError; a 404 is judged by age; an
-        answer of an odd shape is an error naming the request (kept re-attachable)."""
-        code = status_code(exc)
-        if code == 404:
-            return self._not_found(shot, short)
-        if isinstance(exc, (KeyError, TypeError)) or (isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError)):
-            return self._odd(shot, f"fal's answer while {doing} was of another shape ({type(exc).__name__}: {backend.scrub(str(exc))})")
-        error = classify(exc, shot.id, shot.endpoint, doing, scrub=backend.scrub)
-        if code is not None and code not in RETRY_CODES and code < 500 and error.transient:
-            error = GenerationError(shot.id, error.reason, transient=False)
-        return error
-
-    def _not_found(self, shot: ShotPlan, doing: str) -> GenerationError:
-        """fal's 404 about a journaled request: a glitch while it may still exist, else lost."""
-        rid, age = self.record.request_id, self.age("submitted_at")
-        if age is not None and age < RESULT_RETENTION:
-            return GenerationError(
-                shot.id,
-                f"fal answered 404 while {doing} (request {rid}, submitted {age:.0f} s ago, well within the "
-                f"~{RESULT_RETENTION / 3600:g} h fal keeps requests); it is kept and the next attempt re-attaches to it",
-                transient=True,
-            )
-        submitted = f"submitted {age / 3600:.1f} h ago" if age is not None else "submitted at an unknown time"
-        why = f"fal no longer knows request {rid} ({submitted}; fal keeps results about {RESULT_RETENTION / 3600:g} h)"
-        self.lost(why)
-        return GenerationError(
-            shot.id,
-            f"{why}: it was paid for and is lost. It is not submitted again automatically; `--force {shot.id}` buys "
-            f"a new one ({price(shot.cost)})",
-            transient=False,
-        )
-
-    def _odd(self, shot: ShotPlan, what: str) -> GenerationError:
-        rid = self.record.request_id
-        why = f"fal request {rid}: {what}"
-        self.noted(why)
-        return GenerationError(
-            shot.id,
-            f"{why}. The request is kept: a re-run re-attaches to it without paying, `--force {shot.id}` "
-            f"buys a new one ({price(shot.cost)})",
-            transient=False,
-        )
-
-    def _stopped(self, shot: ShotPlan) -> Interrupted:
-        return Interrupted(
-            shot.id,
-            f"stopped: fal request {self.record.request_id} is paid and still running on fal; "
-            "a re-run collects it without paying again",
-        )
 
 
 def check_cancel(handle, poll_interval: float) -> tuple[str, Completed | None]:
@@ -511,39 +255,3 @@ def check_cancel(handle, poll_interval: float) -> tuple[str, Completed | None]:
     if isinstance(status, Completed):
         return ("cancelled" if status.error else "finished"), status
     return "running", None
-
-
-def _job_failed(handle) -> bool:
-    """Whether fal reports the request as completed with an error (the job failed, not the fetch)."""
-    try:
-        status = handle.status(with_logs=False)
-    except FAL_ERRORS:
-        return False
-    return isinstance(status, Completed) and bool(status.error)
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if value is None:
-        return "null"
-    return type(value).__name__
-
-
-def uncertain_of(record: JobRecord, shot: ShotPlan) -> GenerationError:
-    """The error of a shot blocked by an uncertain (or unknown-state) record."""
-    if not record.known:
-        return GenerationError(
-            shot.id,
-            f"uncertain: its journal record is in state '{record.state}', which this version of shotflow does not "
-            f"know (written by a newer one?), request {record.request_id or 'unknown'}; fal may have billed it. "
-            f"It is not submitted again automatically; `--force {shot.id}` submits it again and pays again "
-            f"({price(shot.cost)})",
-            transient=False,
-        )
-    return uncertain_error(shot.id, sent_at=record.intended_at or record.updated_at, reason=record.error, cost=shot.cost)
-

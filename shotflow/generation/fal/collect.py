@@ -1,0 +1,317 @@
+"""Collecting a paid fal request: from its journaled state to a clip in the store.
+
+`Collector.run` waits for the request (status polls), fetches its result (the video URL, kept in
+the record), and downloads and verifies the clip under the clip's lock (re-checking the store
+after taking it, so two runs never download it twice). Every step moves the `Job` through its
+transitions (shotflow.generation.fal.job); nothing here writes the journal itself.
+
+What each outcome means: a download that fails keeps the request `completed` with its URL and
+the error, to be tried again by a retry or a later run without paying, until fal's media
+retention (Settings.media_retention_days after completion) has passed: then it is `lost`, and
+only `--force` buys it again. A complete copy that fails verification is kept aside
+(`quarantined`): `shotflow accept SHOT` uses it, `--force SHOT` buys a new one. A 404 about a
+request younger than fal keeps requests is waited out; an older one is `lost`. An answer of an
+odd shape is noted on the record, which stays re-attachable.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import urlsplit
+
+from fal_client import Completed, InProgress, Queued
+
+from shotflow import interrupt
+from shotflow.errors import DownloadError, GenerationError
+from shotflow.generation.fal.download import download_clip
+from shotflow.generation.fal.errors import FAL_ERRORS, RETRY_CODES, classify, price, status_code
+from shotflow.generation.fal.job import Job
+from shotflow.interrupt import Interrupted
+from shotflow.model import GeneratedClip, ShotEvent, ShotPlan
+from shotflow.store.journal import JobRecord
+
+if TYPE_CHECKING:
+    from shotflow.generation.fal.backend import FalBackend
+
+# fal keeps a request (and its result) about an hour after it completes: one submitted less than
+# this long ago cannot have expired, so a 404 about it is a glitch to wait out, not a lost job
+RESULT_RETENTION = 3600.0
+
+Emit = Callable[[ShotEvent], None]
+
+
+class Collector:
+    """Collects one Job's request for one shot, reporting progress through `emit`."""
+
+    def __init__(self, job: Job, backend: FalBackend, shot: ShotPlan, emit: Emit):
+        self.job = job
+        self.backend = backend
+        self.shot = shot
+        self.emit = emit
+
+    @property
+    def record(self) -> JobRecord:
+        return self.job.record
+
+    def run(self) -> GeneratedClip:
+        """From the current state to a clip in the store; raises GenerationError on the way."""
+        if self.record.state == "submitted":
+            self._wait()
+            self.job.completed()
+        if self.record.state == "completed" and not self.record.video_url:
+            self.job.got_result(self._fetch_result())
+        if self.record.state in ("completed", "downloaded") and self.record.video_url:
+            return self._download()
+        return self._dead_end()
+
+    def _dead_end(self) -> GeneratedClip:
+        rid = self.record.request_id
+        raise GenerationError(
+            self.shot.id, f"fal request {rid} is {self.record.state} ({self.record.error or 'no clip'}); `--force {self.shot.id}` buys a new one",
+            transient=False,
+        )
+
+    def _wait(self) -> Completed:
+        rid = self.record.request_id
+        handle = self.job.handle(self.backend)
+        start = time.monotonic()
+        failures, position, running, logs_seen = 0, None, False, 0
+        while True:
+            if interrupt.stop_requested():
+                raise self._stopped()
+            status, failure = None, None
+            try:
+                status = handle.status(with_logs=True)
+            except FAL_ERRORS as exc:
+                failure = exc
+            if failure is not None:
+                error = self._call_failed(failure, f"polling request {rid}", "polling it")
+                del failure
+                failures += 1
+                if not error.transient or failures > self.backend.retries:
+                    raise error
+                self.emit(ShotEvent(self.shot.id, "retrying", error.reason, rid))
+                if interrupt.wait(self.backend.backoff(failures)):
+                    raise self._stopped()
+                continue
+            failures = 0
+            if isinstance(status, Queued):
+                if status.position != position:
+                    position = status.position
+                    self.emit(ShotEvent(self.shot.id, "queued", f"position {position}", rid, queue_position=position))
+            elif isinstance(status, (InProgress, Completed)):
+                if not running:
+                    running = True
+                    self.emit(ShotEvent(self.shot.id, "running", "", rid))
+                logs = status.logs if status.logs is not None else []
+                if not isinstance(logs, list):
+                    raise self._odd(f"its status carried logs of another shape ({type(logs).__name__}, not a list)")
+                for entry in logs[logs_seen:]:
+                    message = entry.get("message", "") if isinstance(entry, dict) else str(entry)
+                    self.emit(ShotEvent(self.shot.id, "log", self.backend.scrub(str(message)), rid))
+                logs_seen = max(logs_seen, len(logs))
+                if isinstance(status, Completed):
+                    return status
+            else:
+                raise self._odd(f"its status was of another shape ({type(status).__name__})")
+            if self.backend.wait_timeout is not None and time.monotonic() - start > self.backend.wait_timeout:
+                state = "queued" if isinstance(status, Queued) else "running"
+                raise GenerationError(
+                    self.shot.id,
+                    f"fal request {rid} is still {state} after {self.backend.wait_timeout:g} s; it keeps running "
+                    "and the next attempt re-attaches to it (nothing is paid twice)",
+                    transient=True,
+                )
+            if interrupt.wait(self.backend.poll_interval):
+                raise self._stopped()
+
+    def _fetch_result(self) -> str:
+        """The video URL of a completed request, fetched by id; a failed fetch is retried, never resubmitted."""
+        rid = self.record.request_id
+        handle = self.job.handle(self.backend)
+        failures = 0
+        while True:
+            if interrupt.stop_requested():
+                raise self._stopped()
+            result, failure = None, None
+            try:
+                result = handle.get(interval=self.backend.poll_interval)
+            except FAL_ERRORS as exc:
+                failure = exc
+            if failure is None:
+                break
+            code = status_code(failure)
+            error = self._call_failed(failure, f"fetching the result of request {rid}", "fetching its result")
+            del failure
+            if code == 422:  # fal refused this body after taking it: billed, remembered
+                self.job.failed(error.reason, permanent=True)
+                raise error
+            if code != 404 and _job_failed(handle):
+                # the job itself failed on fal's side (a 5xx, which fal does not bill) or was
+                # cancelled: there is no result to fetch, the next attempt submits anew
+                self.job.failed(error.reason, permanent=False)
+                raise GenerationError(self.shot.id, f"{error.reason}; fal request {rid} failed on fal's side (not billed)", transient=True)
+            if not error.transient:
+                raise error
+            failures += 1
+            if failures > self.backend.retries:
+                raise GenerationError(
+                    self.shot.id, f"{error.reason}; request {rid} is kept: the next attempt fetches its result again", transient=True
+                )
+            self.emit(ShotEvent(self.shot.id, "retrying", f"result fetch: {error.reason}", rid))
+            if interrupt.wait(self.backend.backoff(failures)):
+                raise self._stopped()
+        if not isinstance(result, dict):
+            raise self._odd(f"its result is a JSON {_json_kind(result)}, not an object")
+        video = result.get("video")
+        if not isinstance(video, dict):
+            keys = ", ".join(sorted(map(str, result))) or "none"
+            raise self._odd(f"its result has no video (result keys: {keys})")
+        url = video.get("url")
+        if not isinstance(url, str) or urlsplit(url).scheme != "https" or not urlsplit(url).netloc:
+            what = f"a {_json_kind(url)}" if not isinstance(url, str) else f"not an https URL ({urlsplit(url).scheme or 'no'} scheme)"
+            raise self._odd(f"its video URL is {what}")
+        return url
+
+    def _download(self) -> GeneratedClip:
+        """Download the clip under the clip's lock, re-checking the store first."""
+        key, store = self.record.key, self.backend.store
+        with self.job.journal.submit_lock(key, timeout=self.job.lock_timeout):
+            current = self.job.journal.read(key)
+            if current is not None and current.request_id == self.record.request_id:
+                self.job.record = current
+            rid, url = self.record.request_id, self.record.video_url
+            found = store.find(key)
+            if found is not None and self.record.state == "downloaded":  # another run got it meanwhile
+                return GeneratedClip(self.shot.id, found, key, self.backend.name, cache_hit=False, request_id=rid)
+            if self.record.state not in ("completed", "downloaded") or not url:
+                return self._dead_end()
+            self.emit(ShotEvent(self.shot.id, "downloading", urlsplit(url).netloc, rid))
+            try:
+                stored = download_clip(
+                    url,
+                    store,
+                    key,
+                    allowed_hosts=self.backend.settings.allowed_media_hosts,
+                    max_bytes=self.backend.settings.max_download_bytes,
+                    expected_seconds=self.shot.seconds,
+                    tolerance=self.backend.duration_tolerance,
+                    attempts=self.backend.download_attempts,
+                    backoff=self.backend.retry_backoff,
+                    on_retry=lambda attempt, why: self.emit(ShotEvent(self.shot.id, "retrying", f"download {attempt}: {why}", rid)),
+                )
+            except DownloadError as exc:
+                return self._download_failed(exc)
+            self.job.downloaded(stored)
+        return GeneratedClip(self.shot.id, stored.path, key, self.backend.name, cache_hit=False, request_id=rid)
+
+    def _download_failed(self, exc: DownloadError) -> GeneratedClip:
+        rid = self.record.request_id
+        reason = self.backend.scrub(str(getattr(exc, "reason", None) or exc))
+        quarantined = getattr(exc, "quarantined", None)
+        if quarantined is not None:
+            self.job.quarantined(quarantined, reason)
+            raise GenerationError(
+                self.shot.id,
+                f"the clip of fal request {rid} (paid for) failed verification: {reason}. It is kept aside at "
+                f"{quarantined}: `shotflow accept {self.shot.id}` uses it, `--force {self.shot.id}` buys a new one "
+                f"({price(self.shot.cost)})",
+                transient=False,
+            )
+        retention = self.backend.settings.media_retention_days * 86400.0
+        age = self.job.media_age()
+        if age is not None and age > retention:
+            why = (
+                f"its media still fails {age / 86400:.1f} days after completion, past fal's media retention "
+                f"({self.backend.settings.media_retention_days:g} days, SHOTFLOW_MEDIA_RETENTION_DAYS): {reason}"
+            )
+            self.job.lost(why)
+            raise GenerationError(
+                self.shot.id,
+                f"fal request {rid} was paid for but is lost: {why}. Only `--force {self.shot.id}` buys it again ({price(self.shot.cost)})",
+                transient=False,
+            )
+        self.job.noted(f"download failed: {reason}")
+        raise GenerationError(
+            self.shot.id,
+            f"fal request {rid} is done (and paid for) but its clip did not download: {reason}. Its URL is kept "
+            "in the job journal: the next attempt or run downloads it again, without paying",
+            # a URL refused by a setting (host not allowed, too big) waits for the setting, not a retry
+            transient=not getattr(exc, "refused", False),
+        )
+
+    # --- errors --------------------------------------------------------------------------------
+
+    def _call_failed(self, exc: BaseException, doing: str, short: str) -> GenerationError:
+        """A failed status poll or result fetch as a GenerationError; a 404 is judged by age; an
+        answer of an odd shape is an error naming the request (kept re-attachable)."""
+        code = status_code(exc)
+        if code == 404:
+            return self._not_found(short)
+        if isinstance(exc, (KeyError, TypeError)) or (isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError)):
+            return self._odd(f"fal's answer while {doing} was of another shape ({type(exc).__name__}: {self.backend.scrub(str(exc))})")
+        error = classify(exc, self.shot.id, self.shot.endpoint, doing, scrub=self.backend.scrub)
+        if code is not None and code not in RETRY_CODES and code < 500 and error.transient:
+            error = GenerationError(self.shot.id, error.reason, transient=False)
+        return error
+
+    def _not_found(self, doing: str) -> GenerationError:
+        """fal's 404 about a journaled request: a glitch while it may still exist, else lost."""
+        rid, age = self.record.request_id, self.job.age("submitted_at")
+        if age is not None and age < RESULT_RETENTION:
+            return GenerationError(
+                self.shot.id,
+                f"fal answered 404 while {doing} (request {rid}, submitted {age:.0f} s ago, well within the "
+                f"~{RESULT_RETENTION / 3600:g} h fal keeps requests); it is kept and the next attempt re-attaches to it",
+                transient=True,
+            )
+        submitted = f"submitted {age / 3600:.1f} h ago" if age is not None else "submitted at an unknown time"
+        why = f"fal no longer knows request {rid} ({submitted}; fal keeps results about {RESULT_RETENTION / 3600:g} h)"
+        self.job.lost(why)
+        return GenerationError(
+            self.shot.id,
+            f"{why}: it was paid for and is lost. It is not submitted again automatically; `--force {self.shot.id}` buys "
+            f"a new one ({price(self.shot.cost)})",
+            transient=False,
+        )
+
+    def _odd(self, what: str) -> GenerationError:
+        rid = self.record.request_id
+        why = f"fal request {rid}: {what}"
+        self.job.noted(why)
+        return GenerationError(
+            self.shot.id,
+            f"{why}. The request is kept: a re-run re-attaches to it without paying, `--force {self.shot.id}` "
+            f"buys a new one ({price(self.shot.cost)})",
+            transient=False,
+        )
+
+    def _stopped(self) -> Interrupted:
+        return Interrupted(
+            self.shot.id,
+            f"stopped: fal request {self.record.request_id} is paid and still running on fal; "
+            "a re-run collects it without paying again",
+        )
+
+
+def _job_failed(handle) -> bool:
+    """Whether fal reports the request as completed with an error (the job failed, not the fetch)."""
+    try:
+        status = handle.status(with_logs=False)
+    except FAL_ERRORS:
+        return False
+    return isinstance(status, Completed) and bool(status.error)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if value is None:
+        return "null"
+    return type(value).__name__
