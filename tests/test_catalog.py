@@ -226,3 +226,28 @@ def test_every_input_refuses_nan_infinity_and_huge_whole_numbers(spec):
         for bad in bad_values:
             with pytest.raises(ValidationError):
                 spec.input.model_validate({"prompt": "p", name: bad})
+
+
+def test_every_family_file_is_in_the_catalog():
+    """A model declared in a new family file but not listed in FAMILIES would never be found."""
+    import importlib
+    import pkgutil
+
+    import shotflow.catalog as catalog
+
+    for info in pkgutil.iter_modules(catalog.__path__):
+        module = importlib.import_module(f"shotflow.catalog.{info.name}")
+        if hasattr(module, "MODELS"):
+            assert module in catalog.FAMILIES, f"shotflow/catalog/{info.name}.py: add it to FAMILIES"
+
+
+def test_durations_are_read_from_the_duration_enum_or_declared():
+    from shotflow.catalog.inputs import choice, fal_input, prompt, value
+    from shotflow.catalog.spec import ModelSpec
+
+    enum = fal_input("EnumInput", prompt=prompt(), duration=choice(("4s", "12s"), "4s", "seconds"))
+    assert ModelSpec("x", "fal-ai/x", "X", enum).durations == {4: "4s", 12: "12s"}
+    plain = fal_input("PlainInput", prompt=prompt(), duration=value(5))
+    with pytest.raises(TypeError, match="x: its duration field has no enum: declare durations="):
+        ModelSpec("x", "fal-ai/x", "X", plain)
+    assert ModelSpec("x", "fal-ai/x", "X", plain, durations={5: 5}).seconds == (5,)

@@ -1,9 +1,12 @@
 """The ten fal text-to-video endpoints, declared as data, and `find_model`.
 
-Each endpoint has one typed input class that mirrors `shared/seeds/fal-text-to-video-models.txt`
-field for field (names, value types, enums, defaults), and one `ModelSpec` row saying what the
-model can render and what it costs: both live in the file of the model's family (kling.py, ...).
-Adding a model is adding one class and one row there (a new family: a new file, listed below).
+Each endpoint is one `ModelSpec` (spec.py: what it renders and costs) holding its typed input
+class, declared with `fal_input` (inputs.py) to mirror `shared/seeds/fal-text-to-video-models.txt`
+field for field. Both live in the file of the model's family (kling.py, veo.py, ...).
+
+An 11th model: one `ModelSpec(...)` in its family's `MODELS`; a new family is a new file whose
+module is added to `FAMILIES` below (in the seed's order). tests/test_catalog.py then checks the
+input class against the seed.
 """
 
 from __future__ import annotations

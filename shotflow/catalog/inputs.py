@@ -1,10 +1,20 @@
-"""The base of every endpoint's typed input class: what all of fal's inputs have in common."""
+"""What every endpoint's typed input class has in common, and the words to declare one.
+
+An input class mirrors one model's Input section of `shared/seeds/fal-text-to-video-models.txt`
+field for field, in the seed's order (tests/test_catalog.py compares them). A family file
+declares it as data: `fal_input("KlingV2MasterInput", prompt=prompt(), duration=choice(...), ...)`.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# one field of an input class: its type and its pydantic Field (default, description)
+FieldDecl = tuple[Any, Any]
 
 
 class FalInput(BaseModel):
@@ -21,3 +31,33 @@ class FalInput(BaseModel):
         if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
             raise ValueError(f"{value} is outside the 64-bit integer range ({INT64_MIN} to {INT64_MAX})")
         return value
+
+
+def fal_input(name: str, **fields: FieldDecl) -> type[FalInput]:
+    """The input class `name` with `fields`, in the order given (the seed's)."""
+    return create_model(name, __base__=FalInput, **fields)
+
+
+def prompt(description: str | None = None) -> FieldDecl:
+    """The required text prompt every endpoint takes."""
+    return str, Field(description=description)
+
+
+def choice(values: tuple[str, ...], default: str, description: str) -> FieldDecl:
+    """One of the seed's enum values (fal's enums are strings), in the seed's order."""
+    return Literal[values], Field(default, description=description)
+
+
+def value(default: str | float | bool | int, description: str | None = None) -> FieldDecl:
+    """A plain field of its default's type."""
+    return type(default), Field(default, description=description)
+
+
+def optional(kind: Any, description: str) -> FieldDecl:
+    """A field the seed leaves unset by default (null): sent only when a shot gives it."""
+    return kind | None, Field(None, description=description)
+
+
+def seed(description: str) -> FieldDecl:
+    """The random seed, a whole number: a shot's `seed:` is sent to models that have it."""
+    return optional(int, description)

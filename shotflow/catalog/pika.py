@@ -1,36 +1,31 @@
-"""Pika: Pika 2.2. Input classes mirror the seed field for field; the rows say what each renders and costs."""
+"""Pika: Pika 2.2, its input as the seed states it, what it renders and costs."""
 
 from __future__ import annotations
 
 from decimal import Decimal as D
-from typing import Literal
 
-from pydantic import Field
-
-from shotflow.catalog.inputs import FalInput
+from shotflow.catalog.inputs import choice, fal_input, prompt, seed, value
 from shotflow.catalog.spec import ASSUMED_FPS, ModelSpec, Price
 
-
-class Pika22Input(FalInput):
-    prompt: str
-    seed: int | None = Field(None, description="The seed for the random number generator")
-    negative_prompt: str = Field("", description="A negative prompt to guide the model")
-    aspect_ratio: Literal["16:9", "9:16", "1:1", "4:5", "5:4", "3:2", "2:3"] = Field(
-        "16:9", description="The aspect ratio of the generated video"
-    )
-    resolution: Literal["720p", "1080p"] = Field("720p", description="The resolution of the generated video")
-    duration: int = Field(5, description="The duration of the generated video in seconds")
-
-
-MODELS: tuple[ModelSpec, ...] = (
+MODELS = (
     ModelSpec(
         alias="pika-2.2",
         aliases=("pika",),
         endpoint="fal-ai/pika/v2.2/text-to-video",
         title="Pika 2.2",
-        input=Pika22Input,
+        input=fal_input(
+            "Pika22Input",
+            prompt=prompt(),
+            seed=seed("The seed for the random number generator"),
+            negative_prompt=value("", "A negative prompt to guide the model"),
+            aspect_ratio=choice(
+                ("16:9", "9:16", "1:1", "4:5", "5:4", "3:2", "2:3"), "16:9", "The aspect ratio of the generated video"
+            ),
+            resolution=choice(("720p", "1080p"), "720p", "The resolution of the generated video"),
+            duration=value(5, "The duration of the generated video in seconds"),
+        ),
+        # the seed types duration as a plain integer: no enum says which lengths Pika renders
         durations={5: 5, 10: 10},
-        fps=24,
         price=Price(
             {"720p": D("0.20"), "1080p": D("0.45")},
             "5s",

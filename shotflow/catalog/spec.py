@@ -100,6 +100,8 @@ def dollars(amount: Decimal, places: int | None = None) -> str:
         return f"${amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)}"
     exponent = amount.normalize().as_tuple().exponent
     return f"${amount:.{max(2, -exponent if isinstance(exponent, int) else 2)}f}"
+
+
 UNKNOWN = Price(None, source="no price found on fal's pages (late 2025)", as_of="2025-11")
 
 
@@ -114,8 +116,10 @@ class ModelSpec:
     endpoint: str
     title: str
     input: type[FalInput]
-    # seconds -> the value of the endpoint's `duration` field; empty when it has none
-    durations: Mapping[int, str | int]
+    # seconds -> the value of the endpoint's `duration` field; empty when it has none. Read from
+    # the field's enum ("5" or "5s" is 5 s) unless given: a duration typed as a plain integer
+    # has no enum to read
+    durations: Mapping[int, str | int] | None = None
     # what the model renders when it has no field for it
     native_duration: int | None = None
     native_aspect: str = "16:9"
@@ -127,6 +131,13 @@ class ModelSpec:
     forbidden: tuple[tuple[str, int, str], ...] = ()
     aliases: tuple[str, ...] = ()
     notes: str = ""
+
+    def __post_init__(self):
+        if self.durations is None:
+            if self.has_field("duration") and not _enum(self.input, "duration"):
+                raise TypeError(f"{self.alias}: its duration field has no enum: declare durations= (seconds -> value)")
+            encoded = {int(v.rstrip("s")): v for v in _enum(self.input, "duration")}
+            object.__setattr__(self, "durations", encoded)
 
     def has_field(self, name: str) -> bool:
         return name in self.input.model_fields

@@ -1,27 +1,22 @@
-"""Wan (Alibaba): Wan Pro (Wan 2.1). Input classes mirror the seed field for field; the rows say what each renders and costs."""
+"""Wan (Alibaba): Wan Pro (Wan 2.1), its input as the seed states it, and what it renders."""
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from shotflow.catalog.inputs import FalInput
+from shotflow.catalog.inputs import fal_input, prompt, seed, value
 from shotflow.catalog.spec import ModelSpec
 
-
-class WanProInput(FalInput):
-    prompt: str = Field(description="The prompt to generate the video")
-    seed: int | None = Field(None, description="Random seed for reproducibility. If None, a random seed is chosen.")
-    enable_safety_checker: bool = Field(True, description="Whether to enable the safety checker")
-
-
-MODELS: tuple[ModelSpec, ...] = (
+MODELS = (
     ModelSpec(
         alias="wan-pro",
         aliases=("wan",),
         endpoint="fal-ai/wan-pro/text-to-video",
         title="Wan Pro (Wan 2.1)",
-        input=WanProInput,
-        durations={},
+        input=fal_input(
+            "WanProInput",
+            prompt=prompt("The prompt to generate the video"),
+            seed=seed("Random seed for reproducibility. If None, a random seed is chosen."),
+            enable_safety_checker=value(True, "Whether to enable the safety checker"),
+        ),
         native_duration=6,
         native_resolution="1080p",
         fps=30,
