@@ -3,7 +3,7 @@ normalisation plus at most 1 s" must be checkable from what a run prints)."""
 
 from __future__ import annotations
 
-from shotflow.cli import _print_summary, _run_report
+from shotflow.cli.summary import _print_summary, _run_report
 
 RESULT = {
     "video": "out/film.mp4",

@@ -1,0 +1,143 @@
+"""Commands about paid fal requests: `ledger` (every request the journal knows, with spend),
+`cancel` (requests still running on fal, checking fal's answer) and `accept` (a clip kept
+aside becomes the shot's clip)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from shotflow.cli.options import parse_vars
+from shotflow.cli.printing import table
+from shotflow.errors import MissingKeyError, ShotflowError
+from shotflow.plan import load_plan
+from shotflow.settings import get_settings
+
+
+def _journal(settings):
+    from shotflow.store.journal import Journal
+
+    return Journal.in_cache(settings.cache_dir)
+
+
+def _short_time(stamp: str | None) -> str:
+    return "" if not stamp else stamp[:19].replace("T", " ")
+
+
+def _row_cost(value) -> str:
+    return "unknown" if value is None else f"${Decimal(str(value)):.2f}"
+
+
+def cmd_ledger(args) -> int:
+    from shotflow.store.ledger import FIELDS, ledger_rows, totals
+
+    rows = ledger_rows(_journal(get_settings()).records(), since=args.since, storyboard=args.storyboard)
+    if args.json:
+        print(json.dumps([{name: row.get(name) for name in (*FIELDS, "intended_at")} for row in rows], indent=2))
+        return 0
+    if not rows:
+        print("no fal request in the journal" + (" for that selection" if args.since or args.storyboard else ""))
+        return 0
+    print(
+        table(
+            [
+                [
+                    r["shot"] or "",
+                    r["storyboard"] or "(before the ledger)",
+                    r["endpoint"] or "",
+                    r["request_id"] or "(none: uncertain)" if r["state"] in ("uncertain", "intended") else r["request_id"] or "",
+                    r["state"] or "",
+                    _row_cost(r["estimated_cost_usd"]),
+                    _short_time(r["submitted_at"] or r.get("intended_at")),
+                    _short_time(r["finished_at"]),
+                ]
+                for r in rows
+            ],
+            ["shot", "storyboard", "endpoint", "request id", "state", "est. cost", "sent (UTC)", "finished (UTC)"],
+        )
+    )
+    sums = totals(rows)
+    for group, title in (("per_day", "day (UTC)"), ("per_model", "model")):
+        print()
+        print(
+            table(
+                [
+                    [name, b["requests"], f"${Decimal(b['estimated_cost_usd']):.2f}" + (f" + {b['unpriced']} unpriced" if b["unpriced"] else "")]
+                    for name, b in sums[group].items()
+                ],
+                [title, "requests fal may have billed", "estimated cost"],
+            )
+        )
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from shotflow.store.ledger import same_storyboard  # one notion of "the same storyboard" (ledger.py)
+
+    targets = list(args.targets)
+    storyboard = args.storyboard
+    if args.all:
+        if len(targets) > 1:
+            raise ShotflowError("cancel --all takes at most one storyboard FILE, not shot ids")
+        storyboard = storyboard or (targets[0] if targets else None)
+        targets = []
+    elif not targets:
+        raise ShotflowError("cancel: name the shots (SHOT...), or --all [FILE]")
+    settings = get_settings()
+    from shotflow.tasks.secrets import fal_key
+
+    from shotflow.generation.choose import open_backend
+
+    key = fal_key(settings)
+    if not key:
+        raise MissingKeyError("cancelling a request needs the fal key that paid for it: set FAL_KEY")
+    with open_backend("fal", settings, key=key) as backend:
+        live = [r for r in backend.journal.records() if r.state == "submitted" and r.request_id]
+        if storyboard is not None:
+            wanted = same_storyboard(storyboard)
+            live = [r for r in live if r.storyboard and same_storyboard(r.storyboard) == wanted]
+        chosen = live
+        if targets:
+            chosen = []
+            for shot in targets:
+                mine = [r for r in live if r.shot == shot]
+                if not mine:
+                    print(f"shotflow: shot '{shot}': no request of it is running on fal" + (f" for {storyboard}" if storyboard else ""))
+                elif len(mine) > 1 and storyboard is None:
+                    boards = ", ".join(sorted({r.storyboard or "(unknown storyboard)" for r in mine}))
+                    raise ShotflowError(f"shot '{shot}' has requests running for several storyboards ({boards}): add --storyboard FILE")
+                chosen.extend(mine)
+        if not chosen and not targets:
+            print("shotflow: no paid request is running on fal" + (f" for {storyboard}" if storyboard else ""))
+            return 0
+        still_running = 0
+        for record in chosen:
+            _, verdict = backend.cancel(record.key)
+            what = {
+                "cancelled": "cancelled (fal confirms it ended; a re-run submits it anew)",
+                "finished": "finished before the cancel landed: paid for, and a re-run collects it",
+                "running": "fal still reports it running after the cancel: it may be billed; try again or check fal's dashboard",
+                "not live": "no longer running (nothing to cancel)",
+            }.get(verdict, verdict)
+            print(f"shotflow: shot '{record.shot}' (fal request {record.request_id}): {what}")
+            still_running += verdict == "running"
+    return 1 if still_running else 0
+
+
+def cmd_accept(args) -> int:
+    from shotflow.generation.fal.backend import accept_clip
+    from shotflow.store.clips import ClipStore
+
+    plan = load_plan(args.file, vars=parse_vars(args.var))
+    shot = plan.shot(args.shot)
+    settings = get_settings()
+    store = ClipStore(settings.cache_dir)
+    key = ClipStore.key("fal", shot)
+    journal = _journal(settings)
+    before = journal.read(key)
+    record = accept_clip(journal, store, key, args.clip)
+    what = f"your file {args.clip}" if args.clip else "the clip kept aside"
+    reason = f" (it had been kept aside because: {before.quarantine_reason})" if before and before.quarantine_reason else ""
+    print(f"shotflow: shot '{shot.id}': {what} is now its clip{reason}; fal request {record.request_id} is {record.state}")
+    print(f"shotflow: the next `shotflow run {args.file}` uses it without paying")
+    return 0

@@ -1,0 +1,123 @@
+"""The `shotflow` command's argument parser (every subcommand, its options and help texts) and
+`main`, which dispatches to the command and turns shotflow's errors into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from shotflow.cli.models import cmd_models
+from shotflow.cli.options import add_var_option, bounded_int, usd, utc_day
+from shotflow.cli.paid import cmd_accept, cmd_cancel, cmd_ledger
+from shotflow.cli.run import cmd_run
+from shotflow.cli.servers import cmd_deploy, cmd_serve, cmd_server
+from shotflow.cli.storyboards import cmd_estimate, cmd_new, cmd_schema, cmd_validate
+from shotflow.errors import ShotflowError, StoryboardError
+
+
+def shotflow_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shotflow")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shotflow", description="Storyboard YAML to finished video.")
+    parser.add_argument("--version", action="version", version=f"shotflow {shotflow_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("new", help="write a commented starter storyboard NAME.yaml")
+    p.add_argument("name", metavar="NAME", help="the file to write (.yaml is added); an existing file is never replaced")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("validate", help="check storyboards before any money is spent")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    add_var_option(p)
+    p.add_argument("--json", action="store_true", help="one JSON object: per file ok and its problems (file, line, shot, message)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("models", help="the ten models: durations, shapes, audio, seed, prices; NAME: one in full")
+    p.add_argument("name", nargs="?", metavar="NAME", help="an alias or endpoint: every input field, the price and its date")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("estimate", help="per-shot and total seconds and cost")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    add_var_option(p)
+    p.add_argument("--json", action="store_true", help="one JSON object: per shot seconds, model and cost (null if unknown), totals")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("schema", help="JSON Schema of the storyboard format, for editors")
+    p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("run", help="render a storyboard to a video")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--backend", choices=["fal", "preview"], help="default: fal when FAL_KEY is set, else preview")
+    p.add_argument("--out", metavar="PATH", help="the final video (default: the storyboard's output.path)")
+    p.add_argument("--concurrency", type=bounded_int(1, 64), metavar="N", help="fal requests in flight at once (default 4)")
+    p.add_argument(
+        "--model-concurrency", action="append", default=[], metavar="MODEL=N", help="cap one model's requests in flight (repeatable)"
+    )
+    p.add_argument("--max-cost", type=usd, metavar="USD", help="refuse to start if the estimate is higher")
+    p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
+    add_var_option(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end (and nothing else on stdout)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines too")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ledger", help="every fal request the journal knows, with spend per day and per model")
+    p.add_argument("--json", action="store_true", help="a JSON list, one object per request")
+    p.add_argument("--since", type=utc_day, metavar="DATE", help="requests sent on or after this UTC day (YYYY-MM-DD)")
+    p.add_argument("--storyboard", metavar="FILE", help="requests sent by runs of this storyboard")
+    p.set_defaults(func=cmd_ledger)
+
+    p = sub.add_parser("cancel", help="cancel paid requests still running on fal (checks fal's answer)")
+    p.add_argument("targets", nargs="*", metavar="SHOT", help="shot ids; with --all, an optional storyboard FILE")
+    p.add_argument("--all", action="store_true", help="every request still running on fal (of FILE's runs, if given)")
+    p.add_argument("--storyboard", metavar="FILE", help="only requests sent by runs of this storyboard")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("accept", help="use a paid clip that was kept aside (quarantined) as the shot's clip")
+    p.add_argument("shot", metavar="SHOT")
+    p.add_argument("file", metavar="FILE", help="the storyboard the shot belongs to")
+    p.add_argument("--clip", metavar="PATH", help="use this video file instead of the copy kept aside")
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="the vars of the run that paid for it")
+    p.set_defaults(func=cmd_accept)
+
+    p = sub.add_parser("server", help="a persistent local Prefect server that every run reuses: start, stop, status")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("serve", help="serve every scheduled storyboard from this process")
+    p.add_argument("--pipelines", default="pipelines", metavar="DIR")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("deploy", help="register scheduled storyboards on a Prefect server for workers")
+    p.add_argument("--pool", default="shotflow", help="process work pool (created if missing)")
+    p.add_argument("--pipelines", default="pipelines", metavar="DIR")
+    p.add_argument("--source", default=".", help="where workers find this code: a folder, or a git URL")
+    p.add_argument("--limit", type=bounded_int(1, 1000), default=4, help="fal requests in flight across all runs (global concurrency limit)")
+    p.add_argument("--prefect-yaml", metavar="PATH", help="instead of deploying, write a prefect.yaml for `prefect deploy --all`")
+    p.set_defaults(func=cmd_deploy)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except StoryboardError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except ShotflowError as exc:
+        print(f"shotflow: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("shotflow: interrupted", file=sys.stderr)
+        return 130

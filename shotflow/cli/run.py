@@ -1,0 +1,134 @@
+"""`shotflow run`: read the storyboard, check budget and preflight, answer an unchanged
+storyboard from its manifest, else start the early generations and the render flow
+(shotflow/cli/flowrun.py). With --json, stdout gets one JSON object at the end.
+
+`run` imports the flow lazily and says what it is doing from its first second, since Prefect's
+embedded start alone takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from shotflow.flows.earlystart import EarlyStart
+
+from shotflow import interrupt
+from shotflow.cli.flowrun import _drain_prefect_workers, _report_stop, _run_flow, _Signals, open_prefect_api
+from shotflow.cli.options import parse_model_limits, parse_vars
+from shotflow.cli.printing import plan_cost
+from shotflow.cli.summary import _print_summary, _run_report
+from shotflow.errors import ShotflowError
+from shotflow.generation.choose import choose_backend
+from shotflow.model import Plan
+from shotflow.plan import check_budget, load_plan
+from shotflow.preflight import preflight
+from shotflow.settings import get_settings
+
+
+def cmd_run(args) -> int:
+    """With --json, every line goes to stderr and stdout gets one JSON object at the end."""
+    if not getattr(args, "json", False):
+        return _render(args, {})
+    import contextlib
+
+    report: dict = {}
+    real_stdout = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            code = _render(args, report)
+    except (ShotflowError, KeyboardInterrupt) as exc:
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+        report.setdefault("error", "\n".join(map(str, getattr(exc, "problems", None) or [exc])) or "interrupted")
+        print(json.dumps({"ok": False, **report}, default=str), file=real_stdout)
+        raise
+    print(json.dumps({"ok": code == 0, **report}, default=str), file=real_stdout)
+    return code
+
+
+def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
+    """Answer an unchanged storyboard from its manifest (shotflow/report/uptodate.py), without Prefect."""
+    from shotflow.report import uptodate
+    from shotflow.report.manifest import cost_line, sidecar
+
+    verdict = uptodate.check(plan, backend, settings.cache_dir)
+    if not verdict.up_to_date:
+        if verdict.manifest is not None:
+            print(f"shotflow: rendering: {verdict.reason}", flush=True)
+        return False
+    manifest = verdict.manifest or {}
+    result = {
+        "video": manifest["output"]["path"],
+        "duration": manifest["output"].get("duration") or 0.0,
+        "contact_sheet": str(sidecar(plan.output.path, "contact.png")),
+        "manifest": str(verdict.manifest_path),
+        "backend": backend,
+        "cost": cost_line(manifest),
+        "manifest_data": manifest,
+    }
+    print(f"shotflow: {plan.output.path} is up to date (storyboard, vars, inputs, clips and video unchanged; --force renders anyway)")
+    _print_summary(result, up_to_date=True)
+    report.update(_run_report(result, up_to_date=True))
+    return True
+
+
+def _render(args, report: dict) -> int:
+    print(f"shotflow: reading {args.file}", flush=True)
+    overrides = parse_vars(args.var)
+    plan = load_plan(args.file, out=args.out, vars=overrides)
+    settings = get_settings()
+    has_key = bool(settings.fal_key and settings.fal_key.get_secret_value()) or bool(settings.fal_key_block)
+    backend = choose_backend(args.backend, has_key)
+    for shot_id in args.force:
+        plan.shot(shot_id)
+    model_limits = parse_model_limits(args.model_concurrency)
+    check_budget(plan, args.max_cost, backend)
+    if not args.force and _up_to_date(plan, backend, settings, report):
+        return 0
+    preflight(plan, backend=backend, settings=settings, force=args.force)  # nothing is paid for a run that cannot finish
+    if args.backend is None and backend == "preview":
+        print("shotflow: no FAL_KEY, so this is an offline preview (an animatic, $0); set FAL_KEY to generate for real")
+    print(
+        f"shotflow: '{plan.title}': {len(plan.shots)} shots, {plan.final_seconds:g} s at "
+        f"{plan.output.width}x{plan.output.height}, {backend} backend, "
+        + (f"would cost {plan_cost(plan)} on fal" if backend == "preview" else f"estimated {plan_cost(plan)}")
+    )
+    # Prefect's own console lines (task tracebacks included) would tear through the live display
+    # and bury the one-line error a user needs; the run logs still reach the Prefect API in full.
+    # -v shows them (INFO), for whoever wants to see what Prefect does
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if getattr(args, "verbose", False) else "CRITICAL")
+    server = None
+    # fal runs on a private server start generating now; the flow re-attaches (flows/earlystart.py)
+    total = args.concurrency if args.concurrency is not None else settings.concurrency
+    early = EarlyStart(plan, backend, settings, concurrency=total, model_limits=model_limits, force=args.force, on_stop=_report_stop)
+    with _Signals() as signals, early:
+        try:
+            server, api_url = open_prefect_api()
+            signals.server = server
+            return _run_flow(
+                plan,
+                api_url,
+                dict(
+                    storyboard=args.file,
+                    backend=backend,
+                    out=args.out,
+                    concurrency=args.concurrency if args.concurrency is not None else settings.concurrency,
+                    max_cost=float(args.max_cost) if args.max_cost is not None else None,
+                    force=args.force,
+                    model_concurrency=model_limits or None,
+                    vars=overrides or None,
+                    run_token=early.token,
+                ),
+                signals,
+                report,
+                early,
+            )
+        finally:
+            _drain_prefect_workers()
+            if server:
+                if interrupt.stop_requested():
+                    server.stop()  # a stopped run: its server is gone by the time shotflow exits
+                else:  # the final state is written: SIGTERM and go (a detached reaper makes sure)
+                    server.stop_soon()
+                server.remove_log()

@@ -1,0 +1,128 @@
+"""Commands about Prefect servers and scheduled storyboards: `server start|stop|status` (a
+persistent local server every run reuses), `serve` (every scheduled storyboard from this
+process) and `deploy` (register them on a server for workers, or write a prefect.yaml)."""
+
+from __future__ import annotations
+
+import os
+
+from shotflow.errors import ShotflowError
+from shotflow.settings import get_settings
+
+
+def _describe_schedule(s) -> str:
+    sch = s.board.schedule
+    return f"{sch.cron or (f'every {sch.interval} s' if sch.interval else sch.rrule)} ({sch.timezone})"
+
+
+def cmd_server(args) -> int:
+    """A persistent local Prefect server that every `shotflow run` reuses (deployments/localserver.py)."""
+    from shotflow.deployments import localserver
+
+    if args.action == "start":
+        print(f"shotflow: starting a local Prefect server (state in {localserver.state_file()})...", flush=True)
+
+        def still(seconds: float) -> None:
+            print(f"shotflow: still starting Prefect ({seconds:.0f} s; its first start prepares a database)...", flush=True)
+
+        url, started = localserver.start(still, limit=get_settings().concurrency, limit_name=get_settings().concurrency_limit_name)
+        what = "started" if started else "already running"
+        print(f"shotflow: Prefect server {what} at {url.removesuffix('/api')}; every `shotflow run` reports to it; stop it with: shotflow server stop")
+        return 0
+    if args.action == "stop":
+        print("shotflow: local Prefect server stopped" if localserver.stop() else "shotflow: no local Prefect server was running")
+        return 0
+    url = localserver.find()
+    if url:
+        print(f"shotflow: local Prefect server running at {url.removesuffix('/api')} (runs report to it)")
+        return 0
+    print("shotflow: no local Prefect server running: each run starts a private one (start one with: shotflow server start)")
+    return 3
+
+
+def cmd_serve(args) -> int:
+    from shotflow.deployments.storyboards import scheduled_storyboards
+
+    storyboards = scheduled_storyboards(args.pipelines)
+    if not storyboards:
+        raise ShotflowError(f"no storyboard in {args.pipelines} declares a schedule: nothing to serve")
+    for s in storyboards:
+        print(f"shotflow: serving {s.name}: {s.path}, {_describe_schedule(s)}")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
+    stopping = _stop_on_signals()
+    server = None
+    from shotflow.deployments import localserver
+
+    reusable = None if os.environ.get("PREFECT_API_URL") else localserver.find()
+    if reusable:  # `shotflow server start` left one running: serve there, its UI shows everything
+        os.environ["PREFECT_API_URL"] = reusable
+        print(f"shotflow: Prefect UI at {reusable.removesuffix('/api')} (the local server: shotflow server status)", flush=True)
+    elif not os.environ.get("PREFECT_API_URL"):
+        from shotflow.deployments.server import PrefectServer
+
+        # the embedded API runs no scheduler: a private server makes the schedules fire
+        print("shotflow: starting a private Prefect server on 127.0.0.1 (schedules need one; a first start prepares a database)...", flush=True)
+        server = PrefectServer(start_timeout=300).launch()
+    try:
+        if server:  # waited for inside the try: a Ctrl-C meanwhile still stops it
+            server.wait_ready(lambda s: print(f"shotflow: still starting Prefect ({s:.0f} s)...", flush=True))
+            os.environ["PREFECT_API_URL"] = server.api_url
+            localserver.record(server.api_url, server.process.pid, started_by="shotflow serve")  # runs meanwhile report here
+            print(f"shotflow: Prefect UI at {server.ui_url}", flush=True)
+        if stopping.is_set():
+            return 0
+        from prefect import serve
+        from shotflow.deployments.storyboards import ensure_concurrency_limit, runner_deployments
+
+        settings = get_settings()
+        if ensure_concurrency_limit(settings.concurrency_limit_name, settings.concurrency):
+            print(f"shotflow: created the global concurrency limit '{settings.concurrency_limit_name}' ({settings.concurrency} fal requests in flight)")
+        serve(*runner_deployments(args.pipelines), print_starting_message=True)
+    except BaseException:
+        # SIGINT/SIGTERM raise KeyboardInterrupt wherever the runner is: inside its async code it
+        # can come out wrapped (an exception group, a cancel-scope RuntimeError). A stop is a stop.
+        if not stopping.is_set():
+            raise
+    finally:
+        if server:
+            localserver.forget(server.process.pid)
+            server.stop()
+        print("shotflow: stopped", flush=True)
+    return 0
+
+
+def _stop_on_signals():
+    """SIGTERM and SIGINT end `serve` cleanly, even when the shell started it with SIGINT ignored."""
+    import signal
+    import threading
+
+    stopping = threading.Event()
+
+    def stop(signum, frame):
+        if not stopping.is_set():
+            stopping.set()
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return stopping
+
+
+def cmd_deploy(args) -> int:
+    from shotflow.deployments.storyboards import deploy, prefect_yaml
+
+    if args.prefect_yaml:
+        text = prefect_yaml(args.pool, args.pipelines, args.limit)
+        try:
+            with open(args.prefect_yaml, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise ShotflowError(f"cannot write {args.prefect_yaml}: {exc.strerror}") from None
+        print(f"shotflow: wrote {args.prefect_yaml}; deploy with: prefect deploy --all")
+        return 0
+
+    names = deploy(args.pool, folder=args.pipelines, source=args.source, limit=args.limit)
+    for name in names:
+        print(f"shotflow: deployed {name} to work pool '{args.pool}'")
+    print(f"shotflow: start a worker with: prefect worker start --pool {args.pool}")
+    return 0

@@ -1,0 +1,178 @@
+"""Commands that read or write a storyboard without spending anything: `new`, `validate`,
+`estimate` (many files, the same --var, text or --json) and `schema`.
+
+They never import Prefect, so they answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from decimal import Decimal
+from typing import Sequence
+
+from shotflow.catalog import find_model
+from shotflow.cli.options import parse_vars
+from shotflow.cli.printing import money, plan_cost, table
+from shotflow.errors import ShotflowError, StoryboardError
+from shotflow.model import Plan
+from shotflow.plan import load_plan
+from shotflow.storyboard.schema import json_schema
+
+
+def _load_all(files: Sequence[str], var_items: list[str]) -> list[tuple[str, Plan | None, list]]:
+    """Each file's plan, or every problem found in it (one bad file never hides another)."""
+    overrides = parse_vars(var_items)
+    results = []
+    for file in files:
+        try:
+            results.append((file, load_plan(file, vars=overrides), []))
+        except StoryboardError as exc:
+            results.append((file, None, exc.problems))
+    return results
+
+
+def _usd_json(amount: Decimal | None) -> float | None:
+    """A JSON number (exact for cents and tenths of cents), or null when the price is unknown: never 0."""
+    return None if amount is None else float(amount)
+
+
+def _problem_json(problem) -> dict:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "column": getattr(problem, "column", None),
+        "shot": problem.shot,
+        "message": problem.message,
+    }
+
+
+def _totals_json(plan: Plan) -> dict:
+    return {
+        "shots": len(plan.shots),
+        "generated_seconds": plan.generated_seconds,
+        "final_seconds": plan.final_seconds,
+        "width": plan.output.width,
+        "height": plan.output.height,
+        "fps": plan.output.fps,
+        "cost_usd": None if plan.unpriced else _usd_json(plan.known_cost),
+        "known_cost_usd": _usd_json(plan.known_cost),
+        "unpriced_shots": [s.id for s in plan.unpriced],
+    }
+
+
+def _file_json(file: str, plan: Plan | None, problems: list, *, shots: bool) -> dict:
+    if plan is None:
+        return {"file": file, "ok": False, "problems": [_problem_json(p) for p in problems]}
+    entry = {"file": file, "ok": True, "problems": [], "title": plan.title, "totals": _totals_json(plan)}
+    if shots:
+        entry["shots"] = [
+            {
+                "id": s.id,
+                "model": s.model,
+                "endpoint": s.endpoint,
+                "seconds": s.seconds,
+                "resolution": s.resolution,
+                "width": s.width,
+                "height": s.height,
+                "audio": s.audio,
+                "cost_usd": _usd_json(s.cost),
+                "price": find_model(s.model).price.describe(),
+            }
+            for s in plan.shots
+        ]
+    return entry
+
+
+def _report_problems(results) -> int:
+    failed = [problems for _, plan, problems in results if plan is None]
+    for problems in failed:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+    if failed:
+        n = len(results)
+        print(f"{len(failed)} of {n} storyboard{'s' if n > 1 else ''} invalid", file=sys.stderr)
+    return len(failed)
+
+
+def _print_json(results, *, shots: bool) -> None:
+    files = [_file_json(file, plan, problems, shots=shots) for file, plan, problems in results]
+    plans = [plan for _, plan, _ in results if plan is not None]
+    known = sum((p.known_cost for p in plans), Decimal(0))
+    unpriced = [f"{p.source}:{s.id}" for p in plans for s in p.unpriced]
+    totals = {
+        "files": len(results),
+        "invalid": len(results) - len(plans),
+        "generated_seconds": sum(p.generated_seconds for p in plans),
+        "cost_usd": None if unpriced or len(plans) < len(results) else _usd_json(known),
+        "known_cost_usd": _usd_json(known),
+        "unpriced_shots": unpriced,
+    }
+    print(json.dumps({"ok": len(plans) == len(results), "files": files, "totals": totals}, indent=2))
+
+
+def cmd_validate(args) -> int:
+    results = _load_all(args.files, args.var)
+    if args.json:
+        _print_json(results, shots=False)
+        return 0 if all(plan for _, plan, _ in results) else 1
+    for file, plan, _ in results:
+        if plan is not None:
+            print(
+                f"{file}: ok: '{plan.title}', {len(plan.shots)} shots, {plan.final_seconds:g} s "
+                f"at {plan.output.width}x{plan.output.height}, estimated {plan_cost(plan)}"
+            )
+    return 1 if _report_problems(results) else 0
+
+
+def cmd_estimate(args) -> int:
+    results = _load_all(args.files, args.var)
+    if args.json:
+        _print_json(results, shots=True)
+        return 0 if all(plan for _, plan, _ in results) else 1
+    plans = [plan for _, plan, _ in results if plan is not None]
+    for i, plan in enumerate(plans):
+        rows = [
+            [s.id, s.model, f"{s.seconds} s", s.resolution, f"{s.width}x{s.height}", "yes" if s.audio else "no", money(s.cost)]
+            for s in plan.shots
+        ]
+        print(("\n" if i else "") + f"{plan.title} ({plan.source})")
+        print(table(rows, ["shot", "model", "seconds", "resolution", "size", "audio", "cost"]))
+        print(
+            f"\n{len(plan.shots)} shots, {plan.generated_seconds} s generated, final video {plan.final_seconds:g} s "
+            f"at {plan.output.width}x{plan.output.height} {plan.output.fps} fps"
+        )
+        print(f"estimated cost: {plan_cost(plan)}")
+        used = list(dict.fromkeys(s.model for s in plan.shots))
+        as_of = sorted({find_model(m).price.as_of for m in used})
+        print(f"prices on fal (as of {', '.join(as_of)}; `shotflow models NAME` for more):")
+        for model in used:
+            print(f"  {model}: {find_model(model).price.describe()}")
+    if len(results) > 1 and plans:
+        known = sum((p.known_cost for p in plans), Decimal(0))
+        unpriced = sum(len(p.unpriced) for p in plans)
+        more = f" + {unpriced} unpriced shot{'s' if unpriced > 1 else ''}" if unpriced else ""
+        print(f"\nall {len(plans)} storyboards: estimated {money(known)}{more}")
+    return 1 if _report_problems(results) else 0
+
+
+def cmd_new(args) -> int:
+    from shotflow.storyboard.starter import write_starter
+
+    path = write_starter(args.name)
+    print(f"shotflow: wrote {path}")
+    print(f"shotflow: next: shotflow validate {path}; shotflow estimate {path}; shotflow run {path} --backend preview")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise ShotflowError(f"cannot write {args.output}: {exc.strerror}") from None
+    else:
+        sys.stdout.write(text)
+    return 0

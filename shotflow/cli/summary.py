@@ -1,0 +1,55 @@
+"""What a finished run (or an up-to-date answer) tells the user: the summary lines at the end,
+and the JSON object `run --json` prints."""
+
+from __future__ import annotations
+
+
+def _run_report(result: dict, *, up_to_date: bool) -> dict:
+    """The JSON object `run --json` prints: outputs, duration, per-shot state, request id, cost."""
+    manifest = result.get("manifest_data") or {}
+    shots = []
+    for s in manifest.get("shots") or result.get("shots") or []:
+        shots.append(
+            {
+                "id": s.get("id"),
+                "state": "done" if "clip_sha256" in s else s.get("status"),
+                "request_id": s.get("request_id"),
+                "from_clip_store": s.get("cache_hit"),
+                "cost_usd": s.get("cost_usd", s.get("cost")),
+                "cost_usd_on_fal": s.get("cost_usd_on_fal"),
+            }
+        )
+    return {
+        "up_to_date": up_to_date,
+        "video": result.get("video"),
+        "manifest": result.get("manifest"),
+        "contact_sheet": result.get("contact_sheet"),
+        "duration": result.get("duration"),
+        "backend": result.get("backend"),
+        "cost": result.get("cost"),
+        "last_clip_to_final_s": result.get("last_clip_to_final_s"),
+        "last_clip_normalise_s": result.get("last_clip_normalise_s"),
+        "shots": shots,
+    }
+
+
+def _print_summary(result: dict, *, up_to_date: bool) -> None:
+    """The one summary at the end of a run (or of an up-to-date answer)."""
+    manifest = result.get("manifest_data") or {}
+    shots = manifest.get("shots") or []
+    reused = sum(1 for s in shots if s.get("cache_hit"))
+    print()
+    print(f"video:         {result['video']} ({result['duration']:.2f} s)" + ("  (up to date: nothing rendered)" if up_to_date else ""))
+    print(f"contact sheet: {result['contact_sheet']}")
+    print(f"manifest:      {result['manifest']}")
+    if result.get("cost"):
+        print(f"cost:          {result['cost']}")
+    if result.get("earlier_video"):
+        print(f"earlier video: {result['earlier_video']}")
+    if not up_to_date:
+        print(f"reused:        {reused} of {len(shots)} clips from the clip store")
+        if result.get("last_clip_to_final_s") is not None:
+            # "that clip's normalisation plus at most 1 s": both parts, so the claim can be checked
+            part = result.get("last_clip_normalise_s")
+            which = f" ('{result['last_clip']}'" + (f": {part:.1f} s its normalisation)" if part is not None else ")") if result.get("last_clip") else ""
+            print(f"last clip -> final file: {result['last_clip_to_final_s']:.1f} s{which}")
