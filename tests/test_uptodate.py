@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import chdir, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -16,8 +17,6 @@ from shotflow.plan import load_plan
 from shotflow.report import uptodate
 from shotflow.store.clips import ClipStore
 from shotflow.store.digest import file_sha256
-
-ROOT = Path(__file__).resolve().parents[1]
 
 STORYBOARD = """\
 version: 1
@@ -63,13 +62,23 @@ def rendered(tmp_path_factory):
 
 
 def verdict(work: Path, env: dict, **kw):
-    cwd = os.getcwd()
-    os.chdir(work)  # the output path is relative to where the run starts
-    try:
+    with chdir(work):  # the output path is relative to where the run starts
         plan = load_plan("sb.yaml", out="out/h.mp4", **kw)
         return uptodate.check(plan, "preview", Path(env["SHOTFLOW_CACHE_DIR"]))
+
+
+@contextmanager
+def altered(path: Path, content: bytes | None):
+    """Inside the block `path` holds `content` (None: it is gone); after it, its own bytes again."""
+    original = path.read_bytes()
+    try:
+        if content is None:
+            path.unlink()
+        else:
+            path.write_bytes(content)
+        yield
     finally:
-        os.chdir(cwd)
+        path.write_bytes(original)
 
 
 def test_an_unchanged_rerun_is_up_to_date_without_prefect(rendered):
@@ -116,33 +125,22 @@ def test_a_changed_var_or_date_renders(rendered):
 def test_a_changed_soundtrack_renders(rendered):
     work, env = rendered
     track = work / "track.wav"
-    original = track.read_bytes()
-    try:
-        track.write_bytes(original[:-2] + b"\x01\x01")
+    with altered(track, track.read_bytes()[:-2] + b"\x01\x01"):
         changed = verdict(work, env)
         assert not changed.up_to_date and "soundtrack" in changed.reason
-    finally:
-        track.write_bytes(original)
     assert verdict(work, env).up_to_date
 
 
 def test_a_deleted_or_corrupted_clip_renders(rendered):
     work, env = rendered
     store = ClipStore(Path(env["SHOTFLOW_CACHE_DIR"]))
-    os.chdir(work)
-    try:
-        plan = load_plan("sb.yaml", out="out/h.mp4")
-    finally:
-        os.chdir(ROOT)
-    clip = store.path(ClipStore.key("preview", plan.shot("two")))
-    kept = clip.read_bytes()
-    clip.unlink()
-    try:
-        gone = verdict(work, env)
-        assert not gone.up_to_date and "shot 'two'" in gone.reason
-    finally:
-        clip.write_bytes(kept)
-    assert verdict(work, env).up_to_date
+    with chdir(work):
+        clip = store.path(ClipStore.key("preview", load_plan("sb.yaml").shot("two")))
+    for content in (None, clip.read_bytes()[:-100]):  # deleted, then truncated
+        with altered(clip, content):
+            changed = verdict(work, env)
+            assert not changed.up_to_date and "shot 'two'" in changed.reason
+        assert verdict(work, env).up_to_date
 
 
 def test_a_modified_output_renders_through_the_cli(rendered):
