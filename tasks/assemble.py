@@ -4,8 +4,6 @@ frames grabbed as clips landed)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from shotflow.assembly import contactsheet, encoding, formats, join, normalise, soundtrack
+from shotflow.assembly import contactsheet, join, normalise, soundtrack
 from shotflow.model import GeneratedClip, OutputSpec, Plan, ShotPlan
 from shotflow.settings import get_settings
 from shotflow.store.clips import ClipStore
@@ -52,28 +50,14 @@ def join_clips(normalised: list[Path], durations: list[int], output: OutputSpec,
 def clip_audio(clip: GeneratedClip, shot: ShotPlan, output: OutputSpec) -> Path:
     """The clip's sound as the recipe makes it, a WAV kept beside the raw clip: for a cut join's
     soundtrack, encoded before the last clip's video is normalised. Takes no encoder slot (cheap)."""
-    dst = ClipStore(get_settings().cache_dir).derived(clip.key, normalise.recipe_id(output, shot.seconds) + "-sound", suffix=".wav")
-    raw = Path(clip.path)
-    if dst.is_file() and dst.stat().st_size > 0 and dst.stat().st_mtime_ns >= raw.stat().st_mtime_ns:
-        return dst
-    return normalise.clip_audio(raw, dst, output, seconds=shot.seconds)
+    return normalise.clip_audio_stored(ClipStore(get_settings().cache_dir), clip, shot, output)
 
 
 @task(name="encode-soundtrack", cache_policy=NO_CACHE)
 def encode_soundtrack(sounds: list[Path], durations: list[int], output: OutputSpec) -> Path:
     """A cut join's soundtrack, encoded once every clip's sound is there (while the last clip's
     video is still normalised), kept in the pieces folder under a name made from its inputs."""
-    ident = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in map(Path, sounds)]
-    track = Path(output.soundtrack) if output.soundtrack else None
-    if track is not None and track.is_file():
-        ident.append([str(track), track.stat().st_size, track.stat().st_mtime_ns, output.soundtrack_volume])
-    ident.append([list(durations), output.fps, encoding.RECIPE_VERSION, formats.output_format(output.path).audio_suffix])
-    digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:24]
-    dst = pieces_dir() / f"soundtrack-{digest}{formats.output_format(output.path).audio_suffix}"
-    if dst.is_file() and dst.stat().st_size > 0:
-        return dst
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    return soundtrack.encode_soundtrack(sounds, durations, output, dst)
+    return soundtrack.soundtrack_stored(sounds, durations, output, pieces_dir())
 
 
 @task(name="contact-sheet", cache_policy=NO_CACHE)

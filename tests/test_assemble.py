@@ -19,9 +19,9 @@ import pytest
 from shotflow.assembly.conformance import video_keyframes
 from shotflow.assembly.formats import OUTPUT_FORMATS, output_format
 from shotflow.assembly.join import join, prepare_join
-from shotflow.assembly.normalise import clip_audio, normalise, normalise_stored, recipe_id
+from shotflow.assembly.normalise import clip_audio, clip_audio_stored, normalise, normalise_stored, recipe_id
 from shotflow.assembly.recipe import clip_edges, cut_points, final_seconds, transition_seconds
-from shotflow.assembly.soundtrack import encode_soundtrack
+from shotflow.assembly.soundtrack import encode_soundtrack, soundtrack_stored
 from shotflow.assembly.transitions import EFFECTS
 from shotflow.errors import AssemblyError
 from shotflow.media.ffmpeg import ffmpeg_exe
@@ -203,6 +203,20 @@ def test_a_stored_clip_is_normalised_once_next_to_the_raw_one(mixed, tmp_path):
     made = first.stat().st_mtime_ns
     assert normalise_stored(store, clip, shot, CUT).stat().st_mtime_ns == made  # found, not redone
     assert normalise_stored(store, clip, shot, FADE) != first  # another recipe, another file
+
+
+def test_a_stored_clips_sound_is_taken_once_and_again_when_the_clip_is_generated_again(mixed, tmp_path):
+    store = ClipStore(tmp_path / "store")
+    shot = ShotPlan("s1", 0, None, "kling-v2", "fal-ai/x", {"prompt": "p"}, 1, "16:9", "720p", 160, 90, 24, True, None)
+    key = ClipStore.key("fal", shot)
+    stored = store.put(key, Path(shutil.copy(mixed[0], store.temp_path(key))))
+    clip = GeneratedClip("s1", getattr(stored, "path", stored), key, "fal", cache_hit=False)
+    first = clip_audio_stored(store, clip, shot, CUT)
+    made = first.stat().st_mtime_ns
+    assert first.parent == store.derived(key, recipe_id(CUT, 1)).parent and first.suffix == ".wav"
+    assert clip_audio_stored(store, clip, shot, CUT).stat().st_mtime_ns == made  # found, not taken again
+    os.utime(clip.path, ns=(made + 10**9, made + 10**9))  # the shot was generated again since
+    assert clip_audio_stored(store, clip, shot, CUT).stat().st_mtime_ns > made
 
 
 # --- joining -------------------------------------------------------------------------------
@@ -573,6 +587,20 @@ def test_a_cut_joins_soundtrack_encoded_ahead_is_copied_and_in_place(colours, tm
     assert loud[0] > 0.05 and loud[1] < 0.01 and loud[2] > 0.05
     plain = join(normalised, [1, 1, 1], CUT, tmp_path / "plain.mp4")
     assert not plain.audio_copied and sound(plain.path).shape[1] == pytest.approx(sound(result.path).shape[1], abs=1024)
+
+
+def test_a_soundtrack_kept_between_runs_is_named_by_what_it_is_made_of(colours, tmp_path):
+    wavs = [clip_audio(p, tmp_path / f"{i}.wav", CUT, seconds=1) for i, p in enumerate(colours)]
+    pieces = tmp_path / "pieces"
+    track = soundtrack_stored(wavs, [1, 1, 1], CUT, pieces)
+    made = track.stat().st_mtime_ns
+    again = soundtrack_stored(wavs, [1, 1, 1], CUT, pieces)
+    assert again == track and again.stat().st_mtime_ns == made  # found, not encoded again
+    under = make_clip(tmp_path / "under.mp4", size="16x16", fps=25, seconds=1, tone=220)
+    louder = soundtrack_stored(wavs, [1, 1, 1], replace(CUT, soundtrack=str(under), soundtrack_volume=0.5), pieces)
+    quieter = soundtrack_stored(wavs, [1, 1, 1], replace(CUT, soundtrack=str(under), soundtrack_volume=0.2), pieces)
+    webm = soundtrack_stored(wavs, [1, 1, 1], replace(CUT, path="out.webm"), pieces)
+    assert len({track, louder, quieter, webm}) == 4 and webm.suffix == ".webm"
 
 
 def test_a_soundtrack_ahead_is_for_cuts_only(colours, tmp_path):

@@ -22,13 +22,20 @@ the join after the last clip lands costs a remux, not a re-encode (`join`):
   one only renders the pieces that touch it.
 
 No ffmpeg process opens more than two clips, and a join runs a bounded number at once, so
-memory does not grow with the number of shots. The output is written to a temporary file in
-its folder, checked (streams, codecs, frames, length), then renamed over the destination
-(`existing`: never silently over an earlier, different video).
+memory does not grow with the number of shots. Every file is written beside its destination and
+renamed over it once complete; the final video is checked (streams, codecs, frames, length)
+first, and never lands silently over an earlier, different one (`destination`).
 
-The modules: recipe (what goes where, in whole frames), encoding (the encoder settings),
-formats (.mp4/.mov/.webm), normalise (one clip to the output spec), transitions (the effects and
-their filters), pieces (an overlapping join's parts), concat (the concat demuxer's lists),
-soundtrack, conformance (can these clips be stream-copied together), join, existing,
-contactsheet.
+The modules, each owning one thing:
+- recipe: what goes where, in whole frames (each cut's overlap, each clip's edges and keyframes,
+  the final length);
+- encoding: the encoder settings, and the one way ffmpeg is run into a file (`encode`);
+- formats: what is written for .mp4, .mov and .webm (`OUTPUT_FORMATS`, read by the preflight);
+- normalise: one clip to the output spec, and its sound, cached next to the raw clip;
+- transitions: the effects of an overlapping cut and their filters (add a transition here);
+- pieces: an overlapping join's parts, named by their inputs; concat: the concat demuxer's lists;
+- soundtrack: the clips' sound with the storyboard's soundtrack under it, encoded once;
+- conformance: whether clips can be stream-copied together (else they are normalised again);
+- join: `join` and `prepare_join`; destination: temporary files, renames, `keep_earlier`;
+- contactsheet: one labelled frame per shot.
 """

@@ -36,6 +36,7 @@ class StreamShape:
 
 
 def stream_shape(path: str | os.PathLike) -> StreamShape:
+    """A clip's StreamShape, read from its headers (no demuxing); MediaError when it is no video."""
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -60,6 +61,7 @@ def stream_shape(path: str | os.PathLike) -> StreamShape:
 
 
 def expected_shape(out: OutputSpec) -> dict:
+    """What the recipe's clips have for `out` (StreamShape's fields by name)."""
     return {
         "codec": "h264",
         "width": out.width,
@@ -73,6 +75,7 @@ def expected_shape(out: OutputSpec) -> dict:
 
 
 def matches(shape: StreamShape, out: OutputSpec, reference: StreamShape | None) -> bool:
+    """`shape` is the recipe's for `out`, with the same SPS/PPS and profile as `reference` (if any)."""
     if any(getattr(shape, k) != v for k, v in expected_shape(out).items()):
         return False
     return reference is None or (shape.extradata == reference.extradata and shape.profile == reference.profile)
@@ -113,34 +116,48 @@ def fits_checked(path: Path, seconds: float, out: OutputSpec, edges: tuple[int, 
     return True
 
 
+class RecipeCheck:
+    """Checks clips, in order, against the recipe and against the first clip that matched it
+    (their SPS/PPS and profile must agree too for a stream copy). With `checked` (the pieces
+    folder), each clip's length and keyframe check is remembered there."""
+
+    def __init__(self, out: OutputSpec, checked: Path | None = None):
+        self.out, self.checked = out, checked
+        self.reference: StreamShape | None = None
+
+    def conforms(self, path: Path, seconds: float, edges: tuple[int, int]) -> bool:
+        shape = stream_shape(path)
+        if self.reference is None and matches(shape, self.out, None):
+            self.reference = shape
+        return matches(shape, self.out, self.reference) and fits_checked(path, seconds, self.out, edges, self.checked)
+
+    def adopt(self, path: Path) -> None:
+        """Take `path` (just normalised again) as the reference when no clip matched before it."""
+        if self.reference is None:
+            self.reference = stream_shape(path)
+
+
 def matching(clips, durations, out, scratch: Path, timeout: float, *, edges: list[tuple[int, int]], checked: Path | None = None) -> tuple[list[Path], tuple[int, ...]]:
     """The clips, with any that do not match the recipe (or each other) normalised again.
 
     With `checked` (the pieces folder), a clip's length and keyframe check is remembered there."""
     fixed: list[Path] = []
     redone: list[int] = []
-    reference = None
+    check = RecipeCheck(out, checked)
     for i, (path, seconds) in enumerate(zip(clips, durations)):
-        shape = stream_shape(path)
-        if reference is None and matches(shape, out, None):
-            reference = shape
-        if not matches(shape, out, reference) or not fits_checked(path, seconds, out, edges[i], checked):
-            path = normalise(path, scratch / f"renormalised-{i}.mp4", out, seconds=seconds, edges=edges[i], timeout=timeout)
+        if not check.conforms(path, seconds, edges[i]):
+            path = _renormalised(path, i, seconds, out, scratch, timeout, edges)
             redone.append(i)
-            if reference is None:
-                reference = stream_shape(path)
+            check.adopt(path)
         fixed.append(path)
     if redone and len(redone) < len(clips):
         # the kept clips and the redone ones must share SPS/PPS too; when not, redo them all
         ref = stream_shape(fixed[redone[0]])
         if any(stream_shape(p).extradata != ref.extradata for p in fixed):
-            return _renormalise_all(clips, durations, out, scratch, timeout, edges)
+            fixed = [_renormalised(p, i, s, out, scratch, timeout, edges) for i, (p, s) in enumerate(zip(clips, durations))]
+            return fixed, tuple(range(len(clips)))
     return fixed, tuple(redone)
 
 
-def _renormalise_all(clips, durations, out, scratch, timeout, edges):
-    fixed = [
-        normalise(p, scratch / f"renormalised-{i}.mp4", out, seconds=s, edges=edges[i], timeout=timeout)
-        for i, (p, s) in enumerate(zip(clips, durations))
-    ]
-    return fixed, tuple(range(len(clips)))
+def _renormalised(path: Path, i: int, seconds: float, out: OutputSpec, scratch: Path, timeout: float, edges: list[tuple[int, int]]) -> Path:
+    return normalise(path, scratch / f"renormalised-{i}.mp4", out, seconds=seconds, edges=edges[i], timeout=timeout)

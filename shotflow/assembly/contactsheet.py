@@ -27,6 +27,7 @@ from typing import Sequence
 import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from shotflow.assembly.destination import replacing
 from shotflow.model import ShotPlan
 
 BACKGROUND = (24, 24, 28)
@@ -248,10 +249,6 @@ def contact_sheet(
             ty += line(meta_font)
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
-    try:
+    with replacing(dst) as tmp:
         sheet.save(tmp, format="PNG", optimize=False)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dst

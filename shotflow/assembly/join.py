@@ -13,22 +13,23 @@ from typing import Sequence
 import av
 import ffmpeg as ff
 
-from shotflow.assembly.concat import concat_list
-from shotflow.assembly.conformance import fits_checked, matches, matching, stream_shape, video_keyframes
-from shotflow.assembly.encoding import AUDIO_RATE, remove, temp_beside, timescale
-from shotflow.assembly.existing import land
+from shotflow.assembly.concat import concat_input
+from shotflow.assembly.conformance import RecipeCheck, matching, stream_shape, video_keyframes
+from shotflow.assembly.destination import land, temporary_beside
+from shotflow.assembly.encoding import AUDIO_RATE, encode_into, timescale
 from shotflow.assembly.formats import OutputFormat, output_format
-from shotflow.assembly.pieces import overlap_pieces, plan_pieces, run_all
+from shotflow.assembly.pieces import Pieces, plan_pieces, run_all
 from shotflow.assembly.recipe import check_lengths, clip_edges, final_seconds
-from shotflow.assembly.soundtrack import with_soundtrack
+from shotflow.assembly.soundtrack import encode_audio, with_soundtrack
 from shotflow.errors import AssemblyError, MediaError
-from shotflow.media import ffmpeg as runner
 from shotflow.media.probe import probe
 from shotflow.model import OutputSpec
 
 
 @dataclass(frozen=True)
 class JoinResult:
+    """What a join made, and what became of an earlier video at its path."""
+
     path: Path
     seconds: float  # the length the video was made to have: Σ durations − (n−1)·T
     video_copied: bool  # True when no clip's video was re-encoded in the join
@@ -64,20 +65,15 @@ def join(
     atomically or not at all.
     """
     fmt = output_format(dst)  # before any work: an extension we do not write is refused
-    clips = [Path(p) for p in normalised]
-    if not clips:
+    if not normalised:
         raise AssemblyError("no clips to join")
-    if len(clips) != len(durations):
-        raise AssemblyError(f"{len(clips)} clips but {len(durations)} durations")
-    for path in clips:
-        if not path.is_file():
-            raise MediaError(f"{path}: missing: normalise the clip before joining")
+    clips = _landed(normalised, durations)
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     overlapping = check_lengths(clips, durations, out)
     edges = [clip_edges(out, i, len(clips)) for i in range(len(clips))]
     total = final_seconds(durations, out)
-    budget = timeout or 120 + 20 * total
+    budget = _budget(timeout, total)
 
     scratch = Path(tempfile.mkdtemp(prefix=".join-", dir=dst.parent))
     try:
@@ -86,7 +82,7 @@ def join(
         checked = pieces if pieces_dir else None
         clips, renormalised = matching(clips, durations, out, scratch, budget, edges=edges, checked=checked)
         if overlapping:
-            made = overlap_pieces(clips, durations, out, pieces, budget, jobs or os.cpu_count() or 1, scratch, total, fmt)
+            made = _overlap_pieces(clips, durations, out, pieces, budget, _workers(jobs), scratch, total, fmt)
             video_parts, audio_parts, overlaps, rendered = made.video, made.encoded or made.audio, made.overlaps, made.rendered
         else:
             ahead = Path(audio) if audio is not None else None
@@ -96,17 +92,117 @@ def join(
         # the overlaps were encoded now, the clips perhaps long ago: copy only if their SPS/PPS agree
         reference = stream_shape(clips[0])
         copy = all(stream_shape(p).extradata == reference.extradata for p in overlaps)
-        tmp = temp_beside(dst)
-        try:
+        with temporary_beside(dst) as tmp:
             copy = copy and fmt.copies_video
             _final_pass(video_parts, audio_parts, out, tmp, scratch, total, fmt, copy=copy, timeout=budget)
             _check_result(tmp, dst, fmt, out, total)
             earlier, kept = land(tmp, dst, out.existing)
-        finally:
-            remove(tmp)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return JoinResult(dst, total, copy, renormalised, rendered, earlier, kept, audio_copied=not overlapping and audio is not None)
+
+
+def prepare_join(
+    normalised: Sequence[str | os.PathLike | None],
+    durations: Sequence[float],
+    out: OutputSpec,
+    pieces_dir: str | os.PathLike,
+    *,
+    jobs: int | None = None,
+    timeout: float | None = None,
+) -> int:
+    """Render into `pieces_dir` every piece a later `join(..., pieces_dir=pieces_dir)` of these
+    clips will need that can be made already; returns the number of overlaps rendered.
+
+    `normalised[i]` is None for a clip that has not landed yet; `durations` has every clip's
+    length (the final order and count must be known: the first and last clips have one overlap).
+    Call it each time a clip lands: it renders that clip's audio middle and its overlaps with
+    neighbours already present, and records that the clip matches the recipe, so the final join
+    only renders what touches the last clip. Clips that do not match the recipe are skipped
+    (the join normalises them again). Pieces already in `pieces_dir` are not made again.
+    """
+    clips = _landed(normalised, durations)
+    overlapping = check_lengths(clips, durations, out)
+    pieces = Path(pieces_dir)
+    pieces.mkdir(parents=True, exist_ok=True)
+    budget = _budget(timeout, final_seconds(durations, out))
+    check = RecipeCheck(out, pieces)
+    usable = [
+        path if path is not None and check.conforms(path, seconds, clip_edges(out, i, len(clips))) else None
+        for i, (path, seconds) in enumerate(zip(clips, durations))
+    ]
+    if not overlapping:
+        return 0
+    made, audio_work, video_work = plan_pieces(usable, durations, out, pieces, budget)
+    run_all(video_work + audio_work, _workers(jobs))
+    return made.rendered
+
+
+def _landed(normalised: Sequence[str | os.PathLike | None], durations: Sequence[float]) -> list[Path | None]:
+    """The clips as paths (None: not landed yet); AssemblyError/MediaError when they do not fit `durations` or are gone."""
+    clips = [None if p is None else Path(p) for p in normalised]
+    if len(clips) != len(durations):
+        raise AssemblyError(f"{len(clips)} clips but {len(durations)} durations")
+    for path in clips:
+        if path is not None and not path.is_file():
+            raise MediaError(f"{path}: missing: normalise the clip before joining")
+    return clips
+
+
+def _budget(timeout: float | None, total: float) -> float:
+    """How long one ffmpeg of a join may take: `timeout`, else by the length of the video."""
+    return timeout or 120 + 20 * total
+
+
+def _workers(jobs: int | None) -> int:
+    return jobs or os.cpu_count() or 1
+
+
+def _overlap_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int, scratch: Path, total: float, fmt: OutputFormat) -> Pieces:
+    """What the final pass concatenates, with every overlap made and the audio encoded.
+
+    The video middles are not written anywhere: the concat demuxer reads them from the
+    normalised clips between the keyframes the recipe forced (no B-frames: a cut there is
+    exact). AAC cannot be cut that way (1024-sample packets), so each middle's audio, and each
+    overlap's crossfaded audio, is decoded to a WAV, exact to the sample (cheap: these go
+    first); then the whole soundtrack is encoded once, while the overlaps' video renders. Each
+    ffmpeg here opens at most two clips (the encode: one WAV at a time, through the concat
+    demuxer), and they run `jobs` at a time: memory does not grow with the number of shots."""
+    made, audio_work, video_work = plan_pieces(clips, durations, out, pieces, timeout)
+    run_all(audio_work, jobs)
+    if not video_work:  # every overlap was there: the final pass encodes the audio itself
+        return made
+    encoded = scratch / f"audio{fmt.audio_suffix}"
+    run_all([(encode_audio, made.audio, out, encoded, scratch, total, timeout, fmt)] + video_work, jobs)
+    return Pieces(made.video, made.audio, made.overlaps, made.rendered, encoded)
+
+
+def _final_pass(video_parts, audio_parts: Path | Sequence[Path] | None, out: OutputSpec, tmp: Path, scratch: Path, total: float, fmt: OutputFormat, *, copy: bool, timeout: float) -> None:
+    """Video: the parts concatenated (stream copy, or encoded by `fmt` when not `copy`). Audio:
+    an already encoded soundtrack (a Path: copied); else the WAV parts (for a cut, None: the
+    clips' own audio) concatenated, the soundtrack mixed under, encoded once.
+
+    Memory stays flat either way: the concat demuxer opens one part at a time."""
+    fps = out.fps
+    video_in = concat_input(video_parts, scratch / "video.ffconcat")
+    if isinstance(audio_parts, Path):
+        audio, aargs = ff.input(str(audio_parts)).audio, {"c:a": "copy"}
+    else:
+        if audio_parts is None:  # a cut: one input has it all
+            audio = video_in.audio
+        else:
+            audio = concat_input(audio_parts, scratch / "audio.ffconcat").audio
+        audio, aargs = with_soundtrack(audio, out, round(total * AUDIO_RATE)), fmt.audio_args
+    video = video_in.video
+    if copy:
+        vargs = {"c:v": "copy", "video_track_timescale": timescale(fps)}
+    else:  # webm (VP9), or clips whose parameter sets differ
+        vargs = fmt.video_args(out)
+        video = video.filter("fps", fps).filter("format", "yuv420p")
+    # -copyts: the first clip's audio starts at -1024 samples (AAC priming); without it ffmpeg
+    # shifts the whole input by that and the video would start 21 ms late
+    what = f"joining {len(video_parts)} pieces into {tmp.parent}"
+    encode_into(tmp, video, audio, what=what, timeout=timeout, global_args=("-copyts",), f=fmt.muxer, **fmt.muxer_args(), **vargs, **aargs)
 
 
 def _check_result(tmp: Path, dst: Path, fmt: OutputFormat, out: OutputSpec, total: float) -> None:
@@ -131,78 +227,3 @@ def _check_result(tmp: Path, dst: Path, fmt: OutputFormat, out: OutputSpec, tota
             f"joining into {dst}: the result has {count} frames and lasts {result.duration:.3f} s, "
             f"expected {expected} frames, {total:.3f} s; {dst} was left as it was"
         )
-
-
-def prepare_join(
-    normalised: Sequence[str | os.PathLike | None],
-    durations: Sequence[float],
-    out: OutputSpec,
-    pieces_dir: str | os.PathLike,
-    *,
-    jobs: int | None = None,
-    timeout: float | None = None,
-) -> int:
-    """Render into `pieces_dir` every piece a later `join(..., pieces_dir=pieces_dir)` of these
-    clips will need that can be made already; returns the number of overlaps rendered.
-
-    `normalised[i]` is None for a clip that has not landed yet; `durations` has every clip's
-    length (the final order and count must be known: the first and last clips have one overlap).
-    Call it each time a clip lands: it renders that clip's audio middle and its overlaps with
-    neighbours already present, and records that the clip matches the recipe, so the final join
-    only renders what touches the last clip. Clips that do not match the recipe are skipped
-    (the join normalises them again). Pieces already in `pieces_dir` are not made again.
-    """
-    clips = [None if p is None else Path(p) for p in normalised]
-    if len(clips) != len(durations):
-        raise AssemblyError(f"{len(clips)} clips but {len(durations)} durations")
-    for path in clips:
-        if path is not None and not path.is_file():
-            raise MediaError(f"{path}: missing: normalise the clip before joining")
-    overlapping = check_lengths(clips, durations, out)
-    pieces = Path(pieces_dir)
-    pieces.mkdir(parents=True, exist_ok=True)
-    budget = timeout or 120 + 20 * final_seconds(durations, out)
-    reference = None
-    usable: list[Path | None] = []
-    for i, (path, seconds) in enumerate(zip(clips, durations)):
-        if path is not None:
-            shape = stream_shape(path)
-            if reference is None and matches(shape, out, None):
-                reference = shape
-            if not (matches(shape, out, reference) and fits_checked(path, seconds, out, clip_edges(out, i, len(clips)), pieces)):
-                path = None
-        usable.append(path)
-    if not overlapping:
-        return 0
-    made, audio_work, video_work = plan_pieces(usable, durations, out, pieces, budget)
-    run_all(video_work + audio_work, jobs or os.cpu_count() or 1)
-    return made.rendered
-
-
-def _final_pass(video_parts, audio_parts: Path | Sequence[Path] | None, out: OutputSpec, tmp: Path, scratch: Path, total: float, fmt: OutputFormat, *, copy: bool, timeout: float) -> None:
-    """Video: the parts concatenated (stream copy, or encoded by `fmt` when not `copy`). Audio:
-    an already encoded soundtrack (a Path: copied); else the WAV parts (for a cut, None: the
-    clips' own audio) concatenated, the soundtrack mixed under, encoded once.
-
-    Memory stays flat either way: the concat demuxer opens one part at a time."""
-    fps = out.fps
-    video_in = ff.input(str(concat_list(video_parts, scratch / "video.ffconcat")), f="concat", safe=0)
-    if isinstance(audio_parts, Path):
-        audio, aargs = ff.input(str(audio_parts)).audio, {"c:a": "copy"}
-    else:
-        if audio_parts is None:  # a cut: one input has it all
-            audio = video_in.audio
-        else:
-            audio = ff.input(str(concat_list(audio_parts, scratch / "audio.ffconcat")), f="concat", safe=0).audio
-        audio, aargs = with_soundtrack(audio, out, round(total * AUDIO_RATE)), fmt.audio_args
-    video = video_in.video
-    if copy:
-        vargs = {"c:v": "copy", "video_track_timescale": timescale(fps)}
-    else:  # webm (VP9), or clips whose parameter sets differ
-        vargs = fmt.video_args(out)
-        video = video.filter("fps", fps).filter("format", "yuv420p")
-    stream = ff.output(video, audio, str(tmp), f=fmt.muxer, **fmt.muxer_args(), **vargs, **aargs)
-    # -copyts: the first clip's audio starts at -1024 samples (AAC priming); without it ffmpeg
-    # shifts the whole input by that and the video would start 21 ms late
-    stream = stream.global_args("-copyts")
-    runner.run(stream, what=f"joining {len(video_parts)} pieces into {tmp.parent}", timeout=timeout)

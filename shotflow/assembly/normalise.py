@@ -11,10 +11,9 @@ from typing import Sequence
 
 import ffmpeg as ff
 
-from shotflow.assembly.encoding import AUDIO_ARGS, AUDIO_RATE, RECIPE_VERSION, remove, temp_beside, video_args
+from shotflow.assembly.encoding import AUDIO_ARGS, AUDIO_RATE, RECIPE_VERSION, WAV_ARGS, encode, recipe_sound, video_args
 from shotflow.assembly.recipe import clip_edges, cut_points, frames
 from shotflow.errors import AssemblyError
-from shotflow.media import ffmpeg as runner
 from shotflow.media.probe import probe
 from shotflow.model import GeneratedClip, OutputSpec, ShotPlan
 from shotflow.store.clips import ClipStore
@@ -37,6 +36,7 @@ def recipe_id(out: OutputSpec, seconds: float, edges: tuple[int, int] | None = N
 
 
 def normalised_path(store: ClipStore, key: str, seconds: float, out: OutputSpec, edges: tuple[int, int] | None = None) -> Path:
+    """Where the store keeps clip `key` normalised by this recipe (next to the raw clip)."""
     return store.derived(key, recipe_id(out, seconds, edges))
 
 
@@ -48,12 +48,27 @@ def normalise_stored(store: ClipStore, clip: GeneratedClip, shot: ShotPlan, out:
     edges = clip_edges(out, shot.index)
     dst = normalised_path(store, clip.key, shot.seconds, out, edges)
     raw = Path(clip.path)
-    if dst.is_file() and dst.stat().st_size > 0 and dst.stat().st_mtime_ns >= raw.stat().st_mtime_ns:
+    if _made_from(dst, raw):
         return dst
     try:
         return normalise(raw, dst, out, seconds=shot.seconds, edges=edges)
     except AssemblyError as exc:
         raise AssemblyError(f"shot '{shot.id}': {exc}") from None
+
+
+def clip_audio_stored(store: ClipStore, clip: GeneratedClip, shot: ShotPlan, out: OutputSpec) -> Path:
+    """A stored clip's sound as the recipe makes it (`clip_audio`), a WAV kept next to the raw
+    clip: made once, again when the raw clip is newer."""
+    dst = store.derived(clip.key, recipe_id(out, shot.seconds) + "-sound", suffix=".wav")
+    raw = Path(clip.path)
+    if _made_from(dst, raw):
+        return dst
+    return clip_audio(raw, dst, out, seconds=shot.seconds)
+
+
+def _made_from(derived: Path, raw: Path) -> bool:
+    """Whether `derived` is there, not empty, and made since `raw` was (last) stored."""
+    return derived.is_file() and derived.stat().st_size > 0 and derived.stat().st_mtime_ns >= raw.stat().st_mtime_ns
 
 
 def normalise(
@@ -73,9 +88,7 @@ def normalise(
     """
     src, dst = Path(src), Path(dst)
     info = probe(src)
-    n = frames(seconds, out.fps)
-    if n < 1:
-        raise AssemblyError(f"{src}: cannot normalise to {seconds} s at {out.fps} fps (no frames)")
+    n = _frame_count(src, seconds, out, f"normalise to {seconds} s")
     length = n / out.fps
     keyframes = cut_points(seconds, out, edges) if keyframes_at is None else tuple(keyframes_at)
     forced = sorted({frames(t, out.fps) for t in keyframes} - {0})
@@ -104,14 +117,16 @@ def normalise(
     extra = {}
     if forced:
         extra["force_key_frames"] = "expr:" + "+".join(f"eq(n,{k})" for k in forced)
-    tmp = temp_beside(dst)
-    stream = ff.output(video, audio, str(tmp), f="mp4", movflags="+faststart", **video_args(out), **AUDIO_ARGS, **extra)
-    try:
-        runner.run(stream, what=f"normalising {src}", timeout=timeout or 120 + 30 * length)
-        os.replace(tmp, dst)
-    finally:
-        remove(tmp)
-    return dst
+    args = {"f": "mp4", "movflags": "+faststart", **video_args(out), **AUDIO_ARGS, **extra}
+    return encode(dst, video, audio, what=f"normalising {src}", timeout=timeout or 120 + 30 * length, **args)
+
+
+def _frame_count(src: Path, seconds: float, out: OutputSpec, doing: str) -> int:
+    """`seconds` in whole frames at `out.fps`; AssemblyError naming the clip when that is none."""
+    n = frames(seconds, out.fps)
+    if n < 1:
+        raise AssemblyError(f"{src}: cannot {doing} at {out.fps} fps (no frames)")
+    return n
 
 
 def _normalised_audio(source, has_audio: bool, length: float):
@@ -121,7 +136,7 @@ def _normalised_audio(source, has_audio: bool, length: float):
     else:
         audio = ff.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi", t=f"{length:.6f}").audio
     return (
-        audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+        recipe_sound(audio)
         .filter("apad", whole_len=round(length * AUDIO_RATE))
         .filter("atrim", end_sample=round(length * AUDIO_RATE))
         .filter("asetpts", "PTS-STARTPTS")
@@ -133,15 +148,6 @@ def clip_audio(src: str | os.PathLike, dst: str | os.PathLike, out: OutputSpec, 
     a cut join's soundtrack is made of. Reads only the audio: cheap next to a normalisation."""
     src, dst = Path(src), Path(dst)
     info = probe(src)
-    n = frames(seconds, out.fps)
-    if n < 1:
-        raise AssemblyError(f"{src}: cannot take {seconds} s of sound at {out.fps} fps (no frames)")
+    n = _frame_count(src, seconds, out, f"take {seconds} s of sound")
     audio = _normalised_audio(ff.input(str(src)), info.has_audio, n / out.fps)
-    tmp = temp_beside(dst)
-    try:
-        stream = ff.output(audio, str(tmp), f="wav", vn=None, **{"c:a": "pcm_f32le"})
-        runner.run(stream, what=f"taking the sound of {src}", timeout=timeout or 60 + 5 * seconds)
-        os.replace(tmp, dst)
-    finally:
-        remove(tmp)
-    return dst
+    return encode(dst, audio, what=f"taking the sound of {src}", timeout=timeout or 60 + 5 * seconds, **WAV_ARGS)

@@ -1,12 +1,11 @@
 """The pieces an overlapping join concatenates: each clip's middle (read in place, between forced
 keyframes), each overlap rendered by its transition, and every span's audio as a WAV exact to the
-sample; named by their inputs, so pieces kept between runs are not made again."""
+sample; named by their inputs (`piece_name`), so pieces kept between runs are not made again."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +13,9 @@ from pathlib import Path
 import ffmpeg as ff
 
 from shotflow.assembly.concat import Entry
-from shotflow.assembly.encoding import AUDIO_RATE, RECIPE_VERSION, remove, temp_beside
-from shotflow.assembly.formats import OutputFormat
+from shotflow.assembly.encoding import AUDIO_RATE, RECIPE_VERSION, WAV_ARGS, encode
 from shotflow.assembly.recipe import frames, overlap_frames, us_down, us_up
-from shotflow.assembly.soundtrack import encode_audio
 from shotflow.assembly.transitions import overlap_audio, render_overlap
-from shotflow.media import ffmpeg as runner
 
 
 def piece_name(kind: str, *parts, suffix: str = ".mp4") -> str:
@@ -37,30 +33,13 @@ def piece_name(kind: str, *parts, suffix: str = ".mp4") -> str:
 
 @dataclass(frozen=True)
 class Pieces:
+    """What the final pass of an overlapping join reads, in order."""
+
     video: list[Entry]  # clip₀ up to its tail, overlap₀₁, clip₁ between head and tail, …
     audio: list[Path]  # the same spans as WAV files, exact to the sample
     overlaps: list[Path]  # the rendered overlaps' video (to check their SPS/PPS)
     rendered: int
-    encoded: Path | None = None  # the whole soundtrack, encoded while overlaps rendered (see encode_audio)
-
-
-def overlap_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int, scratch: Path, total: float, fmt: OutputFormat) -> Pieces:
-    """What the final pass concatenates, with every overlap made and the audio encoded.
-
-    The video middles are not written anywhere: the concat demuxer reads them from the
-    normalised clips between the keyframes the recipe forced (no B-frames: a cut there is
-    exact). AAC cannot be cut that way (1024-sample packets), so each middle's audio, and each
-    overlap's crossfaded audio, is decoded to a WAV, exact to the sample (cheap: these go
-    first); then the whole soundtrack is encoded once, while the overlaps' video renders. Each
-    ffmpeg here opens at most two clips (the encode: one WAV at a time, through the concat
-    demuxer), and they run `jobs` at a time: memory does not grow with the number of shots."""
-    made, audio_work, video_work = plan_pieces(clips, durations, out, pieces, timeout)
-    run_all(audio_work, jobs)
-    if not video_work:  # every overlap was there: the final pass encodes the audio itself
-        return made
-    encoded = scratch / f"audio{fmt.audio_suffix}"
-    run_all([(encode_audio, made.audio, out, encoded, scratch, total, timeout, fmt)] + video_work, jobs)
-    return Pieces(made.video, made.audio, made.overlaps, made.rendered, encoded)
+    encoded: Path | None = None  # the whole soundtrack, encoded while overlaps rendered (see join)
 
 
 def plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[Pieces, list, list]:
@@ -108,6 +87,7 @@ def plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[Pi
 
 
 def run_all(work: list, jobs: int) -> None:
+    """Run the jobs (a function and its arguments each), `jobs` at a time; the first failure raises."""
     if len(work) == 1:
         work[0][0](*work[0][1:])
     elif work:
@@ -123,10 +103,4 @@ def _sample(frame: int, fps: int, per_frame: int | None) -> int:
 def _cut_audio(clip: Path, dst: Path, start: int, end: int, timeout: float) -> None:
     """Samples [start, end) of a clip's audio, decoded to a WAV (the video is not touched)."""
     audio = ff.input(str(clip)).audio.filter("atrim", start_sample=start, end_sample=end).filter("asetpts", "PTS-STARTPTS")
-    tmp = temp_beside(dst)
-    try:
-        stream = ff.output(audio, str(tmp), f="wav", **{"c:a": "pcm_f32le"})
-        runner.run(stream, what=f"taking samples {start}-{end} of {clip.name}", timeout=timeout)
-        os.replace(tmp, dst)
-    finally:
-        remove(tmp)
+    encode(dst, audio, what=f"taking samples {start}-{end} of {clip.name}", timeout=timeout, **WAV_ARGS)

@@ -9,6 +9,7 @@ from shotflow.model import OutputSpec
 
 
 def frames(seconds: float, fps: int) -> int:
+    """`seconds` in whole frames at `fps` (every length the assembly uses is one)."""
     return round(seconds * fps)
 
 
@@ -72,8 +73,10 @@ def check_lengths(clips, durations, out: OutputSpec) -> bool:
 
 
 def us_up(frame: int, fps: int) -> int:
+    """The time of `frame` in whole microseconds, rounded up (the concat demuxer's inpoints, seeks)."""
     return -(-frame * 1_000_000 // fps)
 
 
 def us_down(frame: int, fps: int) -> int:
+    """The time of `frame` in whole microseconds, rounded down (the concat demuxer's outpoints)."""
     return frame * 1_000_000 // fps

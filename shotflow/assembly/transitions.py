@@ -1,17 +1,23 @@
 """The effects an overlapping cut may have (`EFFECTS`), and the ffmpeg filters that draw one: the
-overlap's video (xfade) and its sound (a crossfade, or a dip through silence)."""
+overlap's video (`render_overlap`: xfade) and its sound (`overlap_audio`: a crossfade, or a dip
+through silence).
+
+A new transition is a line in `EFFECTS` when ffmpeg's xfade draws it (its sound crossfades, or
+dips with `dips=True`); one xfade cannot draw gets a field in `Effect` and a branch in
+`render_overlap`. The storyboard names the transitions it accepts (storyboard.schema's
+TransitionType, mapped to these names by storyboard.transitions.effect_name): add the new name
+there too; test_assemble checks that every one of them has an effect here.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg as ff
 
-from shotflow.assembly.encoding import AUDIO_RATE, remove, temp_beside, video_args
+from shotflow.assembly.encoding import AUDIO_RATE, WAV_ARGS, encode, video_args
 from shotflow.assembly.recipe import us_up
-from shotflow.media import ffmpeg as runner
 from shotflow.model import OutputSpec
 
 
@@ -44,15 +50,9 @@ def render_overlap(a: Path, b: Path, dst: Path, n: int, t: int, out: OutputSpec,
     head = head_in.video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
     video = ff.filter([tail, head], "xfade", transition=EFFECTS[effect].xfade, duration=f"{t / fps:.6f}", offset=0)
     video = video.filter("trim", end_frame=t).filter("setpts", "PTS-STARTPTS")
-    tmp = temp_beside(dst)
-    try:
-        # one thread: overlaps are rendered `jobs` at a time, and for half a second of video
-        # x264's thread pools cost more (in allocation) than they save
-        stream = ff.output(video, str(tmp), f="mp4", threads=1, **video_args(out))
-        runner.run(stream, what=f"{effect} from {a.name} into {b.name}", timeout=timeout)
-        os.replace(tmp, dst)
-    finally:
-        remove(tmp)
+    # one thread: overlaps are rendered `jobs` at a time, and for half a second of video
+    # x264's thread pools cost more (in allocation) than they save
+    encode(dst, video, what=f"{effect} from {a.name} into {b.name}", timeout=timeout, f="mp4", threads=1, **video_args(out))
 
 
 def overlap_audio(a: Path, b: Path, dst: Path, n: int, t: int, fps: int, effect: str, timeout: float) -> None:
@@ -73,10 +73,4 @@ def overlap_audio(a: Path, b: Path, dst: Path, n: int, t: int, fps: int, effect:
         faded = faded.filter("atrim", end_sample=samples)
     else:
         faded = ff.filter([tail, head], "acrossfade", ns=samples, c1="tri", c2="tri")
-    tmp = temp_beside(dst)
-    try:
-        stream = ff.output(faded, str(tmp), f="wav", vn=None, **{"c:a": "pcm_f32le"})
-        runner.run(stream, what=f"the audio of the {effect} from {a.name} into {b.name}", timeout=timeout)
-        os.replace(tmp, dst)
-    finally:
-        remove(tmp)
+    encode(dst, faded, what=f"the audio of the {effect} from {a.name} into {b.name}", timeout=timeout, **WAV_ARGS)
