@@ -48,18 +48,8 @@ import fakefal  # noqa: E402  (before anything imports fal_client)
 
 SERVER = fakefal.ensure_server()
 
-SHOTS = """\
-  - {id: kling, prompt: a, model: kling-2.0-master, duration: 5}
-  - {id: seedance, prompt: b, model: seedance-1.0-pro, resolution: 480p, duration: 5}
-  - {id: pixverse-fast, prompt: c, model: pixverse-v4-fast, resolution: 360p}
-  - {id: pixverse-45, prompt: d, model: pixverse-v4.5, resolution: 360p, duration: 5}
-  - {id: wan, prompt: e, model: wan-pro}
-  - {id: luma, prompt: f, model: luma-ray-2-flash, resolution: 540p, duration: 5}
-  - {id: pika, prompt: g, model: pika-2.2, resolution: 720p, duration: 5}
-  - {id: hailuo, prompt: h, model: hailuo-02, duration: 6}
-  - {id: veo3, prompt: i, model: veo3, resolution: 720p}
-  - {id: veo2, prompt: j, model: veo2, duration: 5}
-"""
+# the ten models (the storyboard tests/test_flow.py renders): its shots, under this bench's output
+TEN_MODELS = ROOT / "tests" / "fixtures" / "ten-models.yaml"
 
 
 # the ten endpoints, fastest first: with --spread S their latencies go from (1-S)·L up to L, as
@@ -95,7 +85,7 @@ def stagger(latency: float, spread: float) -> None:
 
 def storyboard(folder: Path, tag: str) -> Path:
     path = folder / "ten.yaml"
-    shots = SHOTS.replace("prompt: ", f"prompt: {tag} ")
+    shots = TEN_MODELS.read_text().split("shots:\n", 1)[1].replace("prompt: ", f"prompt: {tag} ")
     path.write_text(f"version: 1\ntitle: Ten models\noutput:\n  resolution: 720p\n  fps: 24\n  transition: {{type: cut}}\nshots:\n{shots}")
     return path
 

@@ -16,25 +16,7 @@ from shotflow.errors import BudgetError, MissingKeyError, ShotflowError
 from shotflow.media.probe import probe
 from shotflow.plan import load_plan
 
-ALL_TEN = """\
-version: 1
-title: All ten
-output:
-  resolution: 360p
-  fps: 24
-  transition: {type: crossfade, seconds: 0.5}
-shots:
-  - {id: kling, prompt: a, model: kling-2.0-master, duration: 5}
-  - {id: seedance, prompt: b, model: seedance-1.0-pro, resolution: 480p, duration: 5}
-  - {id: pixverse-fast, prompt: c, model: pixverse-v4-fast, resolution: 360p}
-  - {id: pixverse-45, prompt: d, model: pixverse-v4.5, resolution: 360p, duration: 5}
-  - {id: wan, prompt: e, model: wan-pro}
-  - {id: luma, prompt: f, model: luma-ray-2-flash, resolution: 540p, duration: 5}
-  - {id: pika, prompt: g, model: pika-2.2, resolution: 720p, duration: 5}
-  - {id: hailuo, prompt: h, model: hailuo-02, duration: 6}
-  - {id: veo3, prompt: i, model: veo3, resolution: 720p}
-  - {id: veo2, prompt: j, model: veo2, duration: 5}
-"""
+ALL_TEN = (Path(__file__).parent / "fixtures" / "ten-models.yaml").read_text()  # the ten models, shared with bench/bench_run.py
 
 
 @pytest.fixture
