@@ -32,6 +32,7 @@ from shotflow.catalog import find_model
 from shotflow.errors import ShotflowError
 from shotflow.generation import events
 from shotflow.generation.choose import choose_backend
+from shotflow.money import run_cost
 from shotflow.plan import check_budget, load_plan, plan_from_data
 from shotflow.preflight import preflight
 from shotflow.report.manifest import ShotRecord, cost_summary, sidecar, write_manifest
@@ -87,10 +88,7 @@ def render_storyboard(
     video_path = preflight(plan, backend=name, key=key, settings=settings, force=forced)  # before anything is generated
     # the output, resolved once by the preflight against the folder the run started in
     plan = dataclasses.replace(plan, output=dataclasses.replace(plan.output, path=str(video_path)))
-    logger.info(
-        f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, "
-        f"estimated ${plan.known_cost:.2f}" + (f" + {len(plan.unpriced)} unpriced" if plan.unpriced else "")
-    )
+    logger.info(f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, {run_cost(plan, name)}")
     for shot_id in sorted(forced):
         logger.info(f"shot '{shot_id}': forced: generated again even though its clip is stored")
 

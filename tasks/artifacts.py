@@ -13,7 +13,8 @@ from prefect.artifacts import (
 )
 
 from shotflow.model import Plan
-from shotflow.report.manifest import PREVIEW, ShotRecord, cost_line, read_manifest
+from shotflow.money import PREVIEW, usd
+from shotflow.report.manifest import ShotRecord, cost_line, read_manifest
 
 
 def artifact_key(title: str, suffix: str) -> str:
@@ -34,13 +35,13 @@ def advance_progress(artifact_id: UUID, done: int, total: int) -> None:
 
 def shot_table(plan: Plan, records: list[ShotRecord], *, backend: str) -> None:
     # a preview paid nothing: its column says what fal would charge (the manifest's wording)
-    cost = "would cost on fal (USD)" if backend == PREVIEW else "cost on fal (USD)"
+    cost = "would cost on fal" if backend == PREVIEW else "cost on fal"
     rows = [
         {
             "shot": r.id,
             "model": r.model,
             "seconds": r.seconds,
-            cost: r.cost if r.cost is not None else "unknown",
+            cost: usd(r.cost),
             "fal request id": r.request_id or "",
             "cache hit": {True: "yes", False: "no", None: ""}[r.cache_hit],
             "status": r.status if not r.error else f"{r.status}: {r.error}",

@@ -57,7 +57,7 @@ def test_a_preview_manifest_says_what_fal_would_charge_never_what_was_spent(tmp_
     assert [s["cost_usd_on_fal"] for s in manifest["shots"]] == ["1.40", "0.45", None]
     text = json.dumps(manifest)
     assert '"estimated_cost_usd"' not in text and '"cost_usd"' not in text and "spent_usd" not in text
-    assert cost_line(manifest) == "would cost $1.85 + 1 shot of unknown price (close) on fal; nothing was paid (an offline preview)"
+    assert cost_line(manifest) == "would cost $1.85 + 1 unpriced shot (close) on fal; nothing was paid (an offline preview)"
 
 
 def test_a_fal_manifest_says_what_this_run_sent_to_fal(tmp_path, video):
@@ -68,7 +68,7 @@ def test_a_fal_manifest_says_what_this_run_sent_to_fal(tmp_path, video):
     assert [s["cost_usd"] for s in manifest["shots"]] == ["1.40", "0.45", None]
     assert "on_fal" not in json.dumps(manifest)
     assert cost_line(manifest) == (
-        "$1.85 + 1 shot of unknown price (close) on fal (estimated): $0.45 of it for the 2 shots generated in this run, "
+        "$1.85 + 1 unpriced shot (close) on fal (estimated): $0.45 of it for the 2 shots generated in this run, "
         "the other 1 from the clip store"
     )
 
@@ -89,7 +89,7 @@ def test_the_run_result_gets_the_manifest_money_and_its_sentence(tmp_path, video
         "spent": False,
         "estimated_cost_usd_on_fal": "1.85",
         "unpriced_shots": ["close"],
-        "cost": "would cost $1.85 + 1 shot of unknown price (close) on fal; nothing was paid (an offline preview)",
+        "cost": "would cost $1.85 + 1 unpriced shot (close) on fal; nothing was paid (an offline preview)",
     }
 
 

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from shotflow.generation.events import AssemblyEvent
 from shotflow.model import Plan, ShotEvent
+from shotflow.money import PREVIEW, usd
 
 LABELS = {
     "cached": "in the clip store",
@@ -132,18 +133,13 @@ class ShotDisplay:
         with self.lock:
             return [(shot, r.request, r.label) for shot, r in self.rows.items() if r.request and r.label != "done"]
 
-    def _cost(self, cost) -> str:
-        if cost is None:
-            return "unknown"
-        return f"~${cost:.2f}" if self.backend == "preview" else f"${cost:.2f}"
-
     def __rich__(self):
         now = time.monotonic()
         with self.lock:
             done = sum(1 for r in self.rows.values() if r.label == "done")
             title = f"{self.plan.title}: {done}/{len(self.plan.shots)} shots ready"
             table = Table(title=title, title_justify="left", box=None)
-            cost_header = "would cost" if self.backend == "preview" else "cost"
+            cost_header = "would cost" if self.backend == PREVIEW else "cost"  # a preview pays nothing
             for column in ("shot", "model", "state", "queue", "elapsed", "retries", cost_header, "detail"):
                 table.add_column(column, justify="right" if column in ("queue", "elapsed", "retries", cost_header) else "left")
             for s in self.plan.shots:
@@ -151,7 +147,7 @@ class ShotDisplay:
                 elapsed = "" if r.started is None else f"{(r.finished or now) - r.started:.0f} s"
                 table.add_row(
                     s.id, s.model, r.label, "" if r.queue is None else str(r.queue), elapsed,
-                    str(r.retries) if r.retries else "", self._cost(s.cost), r.detail[-40:],
+                    str(r.retries) if r.retries else "", usd(s.cost), r.detail[-40:],
                 )  # fmt: skip
             if self.assembly is None:
                 return table

@@ -13,7 +13,7 @@ from the last clip verified in the store to the final file.
 
 `read_manifest` reads every version written so far, and gives the current shape: a version 1
 manifest (before the wording above) is upgraded in memory. `cost_line` is the one sentence the
-run summary and the CLI show.
+run summary and the CLI show (its amounts worded by shotflow/money.py, as everywhere).
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from shotflow.errors import ShotflowError
 from shotflow.model import GeneratedClip, Plan
+from shotflow.money import PREVIEW, on_fal, unpriced_shots, usd
 from shotflow.report.uptodate import fingerprint
 from shotflow.store.atomic import write_text_atomic
 from shotflow.store.digest import file_sha256
 
 # 2: a preview's costs are named as what fal would charge, and `spent` says whether money went out
 VERSION = 2
-PREVIEW = "preview"
 
 
 def sidecar(video: str | Path, suffix: str) -> Path:
@@ -131,28 +131,21 @@ def cost_fields(backend: str, shots: Iterable, generated: set[str]) -> dict[str,
     }
 
 
-def _usd(text: str | None) -> str:
-    try:
-        return f"${Decimal(text):.2f}"
-    except (InvalidOperation, TypeError, ValueError):
-        return "an unknown amount"
-
-
 def cost_line(manifest: Mapping[str, Any]) -> str:
     """What the run cost, in one sentence for the run summary and the CLI (from `read_manifest`)."""
     unpriced = manifest.get("unpriced_shots") or []
-    plus = f" + {len(unpriced)} shot{'s' if len(unpriced) != 1 else ''} of unknown price ({', '.join(unpriced)})" if unpriced else ""
+    plus = unpriced_shots(len(unpriced), unpriced)
     if manifest.get("backend") == PREVIEW:
-        return f"would cost {_usd(manifest.get('estimated_cost_usd_on_fal'))}{plus} on fal; nothing was paid (an offline preview)"
+        return f"{on_fal(usd(manifest.get('estimated_cost_usd_on_fal')) + plus, PREVIEW)}; nothing was paid (an offline preview)"
     shots = manifest.get("shots") or []
     made = sum(1 for s in shots if s.get("cache_hit") is False)
-    total = f"{_usd(manifest.get('estimated_cost_usd'))}{plus} on fal (estimated)"
+    total = f"{on_fal(usd(manifest.get('estimated_cost_usd')) + plus, manifest.get('backend'))} (estimated)"
     if not manifest.get("spent"):
         return f"{total}, all paid in earlier runs: every clip came from the clip store"
     if made == len(shots):
         return f"{total}, all of it for shots generated in this run"
     return (
-        f"{total}: {_usd(manifest.get('estimated_spent_usd'))} of it for the {made} shot{'s' if made != 1 else ''} "
+        f"{total}: {usd(manifest.get('estimated_spent_usd'))} of it for the {made} shot{'s' if made != 1 else ''} "
         f"generated in this run, the other {len(shots) - made} from the clip store"
     )
 
