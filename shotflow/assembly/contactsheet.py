@@ -20,7 +20,6 @@ import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Sequence
 
@@ -29,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from shotflow.assembly.destination import replacing
 from shotflow.model import ShotPlan
+from shotflow.money import on_fal, usd
 
 BACKGROUND = (24, 24, 28)
 CELL = (40, 40, 46)
@@ -110,17 +110,11 @@ def _identity(path) -> tuple[str, tuple[int, int]] | None:
 # --- what each frame is labelled with ----------------------------------------------------------
 
 
-def _usd(amount: Decimal) -> str:
-    return f"${amount:.2f}" if amount >= Decimal("0.01") or amount == 0 else f"${amount:.3f}"
-
-
 def cost_label(shot: ShotPlan, backend: str) -> str:
     """A shot's cost as the sheet shows it: a preview spent nothing, so it says what fal would charge."""
     if shot.cost is None:
         return "price unknown"
-    if backend == "preview":
-        return f"would cost {_usd(shot.cost)} on fal"
-    return f"{_usd(shot.cost)} on fal"
+    return on_fal(usd(shot.cost), backend)
 
 
 def label_lines(index: int, shot: ShotPlan, backend: str) -> tuple[str, str, str]:
