@@ -14,6 +14,7 @@ from fal_client import FalClientError, FalClientHTTPError
 
 from shotflow.errors import GenerationError
 from shotflow.generation.fal.key import secret_parts
+from shotflow.money import usd
 
 if TYPE_CHECKING:
     from shotflow.model import ShotPlan
@@ -90,7 +91,7 @@ def fal_reason(detail: Any) -> str:
 
 def price(cost: Any) -> str:
     """'about $1.40' or 'at an unknown price' for a shot's estimated cost."""
-    return "at an unknown price" if cost is None else f"about ${cost}"
+    return "at an unknown price" if cost is None else f"about {usd(cost)}"
 
 
 def uncertain_error(shot: str, *, sent_at: str | None, reason: str | None, cost: Any, request_id: str | None = None) -> GenerationError:
