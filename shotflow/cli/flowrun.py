@@ -11,7 +11,7 @@ import threading
 import time
 
 from shotflow import interrupt
-from shotflow.cli.summary import _print_summary, _run_report
+from shotflow.cli.summary import print_summary, run_report
 from shotflow.errors import ShotflowError
 from shotflow.generation import events
 from shotflow.model import Plan
@@ -71,7 +71,7 @@ def open_prefect_api():
         raise
 
 
-class _FlowThread(threading.Thread):
+class FlowThread(threading.Thread):
     """Runs the flow off the main thread, so signals reach shotflow's handler, not the flow."""
 
     def __init__(self, api_url: str, parameters: dict):
@@ -92,7 +92,7 @@ class _FlowThread(threading.Thread):
             self.error = exc
 
 
-class _Signals:
+class Signals:
     """Ctrl-C/SIGTERM. Before the flow starts: stop now (KeyboardInterrupt: nothing was sent).
     While it runs: the first stops paying and waiting, a second exits at once."""
 
@@ -125,11 +125,11 @@ class _Signals:
             os._exit(130)
 
 
-def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals, report: dict | None = None, early=None) -> int:
+def run_flow(plan: Plan, api_url: str, parameters: dict, signals: Signals, report: dict | None = None, early=None) -> int:
     from shotflow.flows.render import render_storyboard  # noqa: F401  (here, not in the thread: import errors surface as usual)
 
     interrupt.reset()
-    runner = _FlowThread(api_url, parameters)
+    runner = FlowThread(api_url, parameters)
     stopped_at = None
     with early.shown() if early else ShotDisplay(plan, backend=parameters.get("backend")) as display:
         unsubscribe = events.subscribe(display)
@@ -146,9 +146,9 @@ def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals, rep
         finally:
             unsubscribe()
     if stopped_at is not None or interrupt.stop_requested():
-        _report_stop(display)
+        report_stop(display)
         if runner.is_alive():  # a shot still in a wait that does not see the stop: not waited for
-            _drain_prefect_workers()
+            drain_prefect_workers()
             if signals.server:
                 signals.server.stop()
                 signals.server.remove_log()
@@ -164,13 +164,13 @@ def _run_flow(plan: Plan, api_url: str, parameters: dict, signals: _Signals, rep
     from shotflow.report.manifest import read_manifest
 
     result = {**result, "manifest_data": read_manifest(result["manifest"])}
-    _print_summary(result, up_to_date=False)
+    print_summary(result, up_to_date=False)
     if report is not None:
-        report.update(_run_report(result, up_to_date=False))
+        report.update(run_report(result, up_to_date=False))
     return 0
 
 
-def _report_stop(display: ShotDisplay) -> None:
+def report_stop(display: ShotDisplay) -> None:
     running = display.on_fal()
     if running:
         shots = ", ".join(f"'{shot}' (fal request {request}, {label})" for shot, request, label in running)
@@ -182,7 +182,7 @@ def _report_stop(display: ShotDisplay) -> None:
         print("shotflow: stopped. No paid request is left running on fal.", file=sys.stderr)
 
 
-def _drain_prefect_workers() -> None:
+def drain_prefect_workers() -> None:
     """Send Prefect's buffered logs and events while its server is still up."""
     if "prefect" not in sys.modules:
         return

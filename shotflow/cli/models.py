@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from shotflow.catalog import MODELS, find_model
-from shotflow.cli.printing import table
+from shotflow.cli.output import table
 
 
 def _spaced(values) -> str:

@@ -5,10 +5,9 @@ aside becomes the shot's clip)."""
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 from shotflow.cli.options import parse_vars
-from shotflow.cli.printing import table
+from shotflow.cli.output import money, table
 from shotflow.errors import MissingKeyError, ShotflowError
 from shotflow.plan import load_plan
 from shotflow.settings import get_settings
@@ -22,10 +21,6 @@ def _journal(settings):
 
 def _short_time(stamp: str | None) -> str:
     return "" if not stamp else stamp[:19].replace("T", " ")
-
-
-def _row_cost(value) -> str:
-    return "unknown" if value is None else f"${Decimal(str(value)):.2f}"
 
 
 def cmd_ledger(args) -> int:
@@ -47,7 +42,7 @@ def cmd_ledger(args) -> int:
                     r["endpoint"] or "",
                     r["request_id"] or "(none: uncertain)" if r["state"] in ("uncertain", "intended") else r["request_id"] or "",
                     r["state"] or "",
-                    _row_cost(r["estimated_cost_usd"]),
+                    money(r["estimated_cost_usd"]),
                     _short_time(r["submitted_at"] or r.get("intended_at")),
                     _short_time(r["finished_at"]),
                 ]
@@ -62,7 +57,7 @@ def cmd_ledger(args) -> int:
         print(
             table(
                 [
-                    [name, b["requests"], f"${Decimal(b['estimated_cost_usd']):.2f}" + (f" + {b['unpriced']} unpriced" if b["unpriced"] else "")]
+                    [name, b["requests"], money(b["estimated_cost_usd"]) + (f" + {b['unpriced']} unpriced" if b["unpriced"] else "")]
                     for name, b in sums[group].items()
                 ],
                 [title, "requests fal may have billed", "estimated cost"],

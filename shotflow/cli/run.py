@@ -15,10 +15,10 @@ import sys
 from shotflow.flows.earlystart import EarlyStart
 
 from shotflow import interrupt
-from shotflow.cli.flowrun import _drain_prefect_workers, _report_stop, _run_flow, _Signals, open_prefect_api
+from shotflow.cli.flowrun import drain_prefect_workers, report_stop, run_flow, Signals, open_prefect_api
 from shotflow.cli.options import parse_model_limits, parse_vars
-from shotflow.cli.printing import plan_cost
-from shotflow.cli.summary import _print_summary, _run_report
+from shotflow.cli.output import plan_cost
+from shotflow.cli.summary import print_summary, run_report
 from shotflow.errors import ShotflowError
 from shotflow.generation.choose import choose_backend
 from shotflow.model import Plan
@@ -68,8 +68,8 @@ def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
         "manifest_data": manifest,
     }
     print(f"shotflow: {plan.output.path} is up to date (storyboard, vars, inputs, clips and video unchanged; --force renders anyway)")
-    _print_summary(result, up_to_date=True)
-    report.update(_run_report(result, up_to_date=True))
+    print_summary(result, up_to_date=True)
+    report.update(run_report(result, up_to_date=True))
     return True
 
 
@@ -101,12 +101,12 @@ def _render(args, report: dict) -> int:
     server = None
     # fal runs on a private server start generating now; the flow re-attaches (flows/earlystart.py)
     total = args.concurrency if args.concurrency is not None else settings.concurrency
-    early = EarlyStart(plan, backend, settings, concurrency=total, model_limits=model_limits, force=args.force, on_stop=_report_stop)
-    with _Signals() as signals, early:
+    early = EarlyStart(plan, backend, settings, concurrency=total, model_limits=model_limits, force=args.force, on_stop=report_stop)
+    with Signals() as signals, early:
         try:
             server, api_url = open_prefect_api()
             signals.server = server
-            return _run_flow(
+            return run_flow(
                 plan,
                 api_url,
                 dict(
@@ -125,7 +125,7 @@ def _render(args, report: dict) -> int:
                 early,
             )
         finally:
-            _drain_prefect_workers()
+            drain_prefect_workers()
             if server:
                 if interrupt.stop_requested():
                     server.stop()  # a stopped run: its server is gone by the time shotflow exits

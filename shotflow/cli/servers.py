@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 
+from shotflow.cli.output import write_file
 from shotflow.errors import ShotflowError
 from shotflow.settings import get_settings
 
 
 def _describe_schedule(s) -> str:
-    sch = s.board.schedule
-    return f"{sch.cron or (f'every {sch.interval} s' if sch.interval else sch.rrule)} ({sch.timezone})"
+    return s.board.schedule.describe()
 
 
 def cmd_server(args) -> int:
@@ -112,12 +112,7 @@ def cmd_deploy(args) -> int:
     from shotflow.deployments.storyboards import deploy, prefect_yaml
 
     if args.prefect_yaml:
-        text = prefect_yaml(args.pool, args.pipelines, args.limit)
-        try:
-            with open(args.prefect_yaml, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise ShotflowError(f"cannot write {args.prefect_yaml}: {exc.strerror}") from None
+        write_file(args.prefect_yaml, prefect_yaml(args.pool, args.pipelines, args.limit))
         print(f"shotflow: wrote {args.prefect_yaml}; deploy with: prefect deploy --all")
         return 0
 

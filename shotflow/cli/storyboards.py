@@ -13,8 +13,8 @@ from typing import Sequence
 
 from shotflow.catalog import find_model
 from shotflow.cli.options import parse_vars
-from shotflow.cli.printing import money, plan_cost, table
-from shotflow.errors import ShotflowError, StoryboardError
+from shotflow.cli.output import money, plan_cost, table, unpriced_shots, write_file
+from shotflow.errors import StoryboardError
 from shotflow.model import Plan
 from shotflow.plan import load_plan
 from shotflow.storyboard.schema import json_schema
@@ -95,7 +95,8 @@ def _report_problems(results) -> int:
     return len(failed)
 
 
-def _print_json(results, *, shots: bool) -> None:
+def _print_json(results, *, shots: bool) -> int:
+    """The one JSON object of --json; the exit code: 1 if any file is invalid."""
     files = [_file_json(file, plan, problems, shots=shots) for file, plan, problems in results]
     plans = [plan for _, plan, _ in results if plan is not None]
     known = sum((p.known_cost for p in plans), Decimal(0))
@@ -109,13 +110,13 @@ def _print_json(results, *, shots: bool) -> None:
         "unpriced_shots": unpriced,
     }
     print(json.dumps({"ok": len(plans) == len(results), "files": files, "totals": totals}, indent=2))
+    return 0 if len(plans) == len(results) else 1
 
 
 def cmd_validate(args) -> int:
     results = _load_all(args.files, args.var)
     if args.json:
-        _print_json(results, shots=False)
-        return 0 if all(plan for _, plan, _ in results) else 1
+        return _print_json(results, shots=False)
     for file, plan, _ in results:
         if plan is not None:
             print(
@@ -128,8 +129,7 @@ def cmd_validate(args) -> int:
 def cmd_estimate(args) -> int:
     results = _load_all(args.files, args.var)
     if args.json:
-        _print_json(results, shots=True)
-        return 0 if all(plan for _, plan, _ in results) else 1
+        return _print_json(results, shots=True)
     plans = [plan for _, plan, _ in results if plan is not None]
     for i, plan in enumerate(plans):
         rows = [
@@ -150,9 +150,7 @@ def cmd_estimate(args) -> int:
             print(f"  {model}: {find_model(model).price.describe()}")
     if len(results) > 1 and plans:
         known = sum((p.known_cost for p in plans), Decimal(0))
-        unpriced = sum(len(p.unpriced) for p in plans)
-        more = f" + {unpriced} unpriced shot{'s' if unpriced > 1 else ''}" if unpriced else ""
-        print(f"\nall {len(plans)} storyboards: estimated {money(known)}{more}")
+        print(f"\nall {len(plans)} storyboards: estimated {money(known)}{unpriced_shots(sum(len(p.unpriced) for p in plans))}")
     return 1 if _report_problems(results) else 0
 
 
@@ -168,11 +166,7 @@ def cmd_new(args) -> int:
 def cmd_schema(args) -> int:
     text = json.dumps(json_schema(), indent=2) + "\n"
     if args.output:
-        try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise ShotflowError(f"cannot write {args.output}: {exc.strerror}") from None
+        write_file(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

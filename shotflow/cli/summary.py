@@ -4,7 +4,7 @@ and the JSON object `run --json` prints."""
 from __future__ import annotations
 
 
-def _run_report(result: dict, *, up_to_date: bool) -> dict:
+def run_report(result: dict, *, up_to_date: bool) -> dict:
     """The JSON object `run --json` prints: outputs, duration, per-shot state, request id, cost."""
     manifest = result.get("manifest_data") or {}
     shots = []
@@ -33,7 +33,7 @@ def _run_report(result: dict, *, up_to_date: bool) -> dict:
     }
 
 
-def _print_summary(result: dict, *, up_to_date: bool) -> None:
+def print_summary(result: dict, *, up_to_date: bool) -> None:
     """The one summary at the end of a run (or of an up-to-date answer)."""
     manifest = result.get("manifest_data") or {}
     shots = manifest.get("shots") or []
