@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from shotflow.errors import ShotflowError, StoryboardError
-from shotflow.plan import load_plan
 from shotflow.settings import get_settings
-from shotflow.storyboard.schema import Storyboard, read_storyboard
+from shotflow.storyboard.schema import Storyboard
 from shotflow.storyboard.templating import PLACEHOLDER
+from shotflow.storyboard.validate import validate_file
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = "flows/render.py:render_storyboard"
@@ -37,15 +37,13 @@ class ScheduledStoryboard:
 
     @property
     def tags(self) -> list[str]:
-        return ["shotflow", "storyboard", f"schedule-{'cron' if self.board.schedule.cron else 'interval' if self.board.schedule.interval else 'rrule'}"]
+        return ["shotflow", "storyboard", f"schedule-{self.board.schedule.kind}"]
 
     @property
     def description(self) -> str:
-        s = self.board.schedule
-        when = s.cron or (f"every {s.interval} s" if s.interval else s.rrule)
         # placeholders shown as <name>: prefect.yaml would read {{ name }} as its own templating
         title = PLACEHOLDER.sub(lambda m: f"<{m.group(1)}>", self.board.title or self.name)
-        text = f"Renders {self.path} ({title}) on schedule {when} ({s.timezone})."
+        text = f"Renders {self.path} ({title}) on schedule {self.board.schedule.describe()}."
         if self.board.description:
             text += "\n\n" + self.board.description
         return text
@@ -58,11 +56,8 @@ class ScheduledStoryboard:
         from prefect.schedules import Cron, Interval, RRule
 
         s = self.board.schedule
-        if s.cron:
-            return Cron(s.cron, timezone=s.timezone, active=s.active)
-        if s.interval:
-            return Interval(s.interval, timezone=s.timezone, active=s.active)
-        return RRule(s.rrule, timezone=s.timezone, active=s.active)
+        prefect_kind = {"cron": Cron, "interval": Interval, "rrule": RRule}[s.kind]
+        return prefect_kind(s.value, timezone=s.timezone, active=s.active)
 
 
 def scheduled_storyboards(folder: str | Path = ROOT / "pipelines") -> list[ScheduledStoryboard]:
@@ -72,8 +67,7 @@ def scheduled_storyboards(folder: str | Path = ROOT / "pipelines") -> list[Sched
         rel = file.resolve()
         shown = str(rel.relative_to(ROOT)) if rel.is_relative_to(ROOT) else str(rel)
         try:
-            board, _ = read_storyboard(file)
-            load_plan(file)  # the same checks a run makes, so a broken storyboard is never deployed
+            board = validate_file(file).written  # every check a run makes, so a broken storyboard is never deployed
         except StoryboardError as exc:
             problems.extend(exc.problems)
             continue
@@ -140,14 +134,6 @@ def prefect_yaml(pool: str = "shotflow", folder: str | Path = ROOT / "pipelines"
     settings = get_settings()
     deployments = []
     for s in scheduled_storyboards(folder):
-        sch = s.board.schedule
-        schedule: dict[str, Any] = {"timezone": sch.timezone, "active": sch.active}
-        if sch.cron:
-            schedule["cron"] = sch.cron
-        elif sch.interval:
-            schedule["interval"] = sch.interval
-        else:
-            schedule["rrule"] = sch.rrule
         deployments.append(
             {
                 "name": s.name,
@@ -155,7 +141,7 @@ def prefect_yaml(pool: str = "shotflow", folder: str | Path = ROOT / "pipelines"
                 "description": s.description,
                 "tags": s.tags,
                 "parameters": s.parameters,
-                "schedules": [schedule],
+                "schedules": [s.board.schedule.settings()],
                 "work_pool": {"name": pool},
             }
         )

@@ -17,7 +17,7 @@ generated, so a run that cannot finish stops while it has cost nothing. It check
   it has paid for half of its shots).
 
 Paths follow one rule, written in `shotflow.storyboard.paths` (`input_path`, `output_path`): inputs named in
-a storyboard resolve against its folder (the plan does it), outputs (`output.path`, `--out`)
+a storyboard resolve against its folder (its validation does it), outputs (`output.path`, `--out`)
 against the folder the run starts in (done here; the flow then writes to the path returned).
 Every problem is collected and reported at once, each naming the resolved path it concerns.
 This module imports no Prefect.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from shotflow.errors import StoryboardError
 from shotflow.plan import load_plan
-from shotflow.storyboard.schema import read_storyboard
+from shotflow.storyboard.validate import validate_file
+from shotflow.storyboard.yamlsource import load_yaml
 
 GOOD = """\
 version: 1
@@ -29,8 +32,9 @@ def errors(tmp_path, text: str | bytes, name="sb.yaml") -> list[str]:
 def test_good_file_reads(tmp_path):
     path = tmp_path / "good.yaml"
     path.write_text(GOOD)
-    board, located = read_storyboard(path)
-    assert board.shots[0].id == "a" and located.line(("shots", 0, "prompt")) == 5
+    assert load_yaml(path).line(("shots", 0, "prompt")) == 5
+    valid = validate_file(path)
+    assert valid.board.shots[0].id == "a" and valid.shots[0].line == 4 and valid.shots[0].body["prompt"] == "a cat"
 
 
 def test_missing_file(tmp_path):
@@ -280,3 +284,45 @@ def test_every_number_problem_of_the_file_is_reported(tmp_path):
 def test_nan_written_as_a_string_is_refused_too(tmp_path):
     (msg,) = numbers(tmp_path, VOLUME="'nan'")
     assert "output.audio.volume: Input should be a finite number" in msg
+
+
+# --- schedules: the kinds have one home, Schedule in the schema ------------------------------
+
+
+@pytest.mark.parametrize(
+    "given, kind, said, setting",
+    [
+        ({"cron": "0 9 * * 1-5"}, "cron", "0 9 * * 1-5 (Europe/Paris)", ("cron", "0 9 * * 1-5")),
+        ({"interval": 3600}, "interval", "every 3600 s (Europe/Paris)", ("interval", 3600)),
+        ({"rrule": "FREQ=WEEKLY;BYDAY=MO"}, "rrule", "FREQ=WEEKLY;BYDAY=MO (Europe/Paris)", ("rrule", "FREQ=WEEKLY;BYDAY=MO")),
+    ],
+)
+def test_a_schedule_says_its_kind_when_and_prefect_settings(given, kind, said, setting):
+    from shotflow.storyboard.schema import SCHEDULE_KINDS, Schedule
+
+    schedule = Schedule(**given, timezone="Europe/Paris", active=False)
+    assert schedule.kind == kind and kind in SCHEDULE_KINDS
+    assert schedule.describe() == said
+    assert schedule.settings() == {"timezone": "Europe/Paris", "active": False, setting[0]: setting[1]}
+
+
+@pytest.mark.parametrize("kind, bad", [("cron", "61 * * * *"), ("rrule", "FREQ=SOMETIMES")])
+def test_a_schedule_that_cannot_be_read_is_refused_naming_its_kind(kind, bad):
+    from pydantic import ValidationError
+
+    from shotflow.storyboard.schema import Schedule
+
+    with pytest.raises(ValidationError, match=re.escape(f"invalid {kind} '{bad}'")):
+        Schedule(**{kind: bad})
+
+
+def test_a_valid_storyboard_keeps_the_file_as_written_and_fills_the_run(tmp_path):
+    """The deployment reads the schedule, vars and title as written; a run's plan gets them filled."""
+    path = tmp_path / "sb.yaml"
+    path.write_text(
+        "version: 1\ntitle: 'News: {{ topic }}'\nschedule: {interval: 3600}\nvars: {topic: harbour}\n"
+        "shots:\n  - {id: a, prompt: 'the {{ topic }}', model: kling}\n"
+    )
+    valid = validate_file(path, vars={"topic": "dusk"})
+    assert valid.written.title == "News: {{ topic }}" and valid.written.schedule.kind == "interval"
+    assert valid.board.title == "News: dusk" and valid.shots[0].body["prompt"] == "the dusk"

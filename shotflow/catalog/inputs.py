@@ -28,9 +28,17 @@ class FalInput(BaseModel):
     @field_validator("*")
     @classmethod
     def _int64(cls, value):
-        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
-            raise ValueError(f"{value} is outside the 64-bit integer range ({INT64_MIN} to {INT64_MAX})")
+        if problem := int64_problem(value):
+            raise ValueError(problem)
         return value
+
+
+def int64_problem(value: Any) -> str | None:
+    """What is wrong with a whole number that fal's JSON side cannot take (beyond a signed 64-bit
+    integer); None for any other value. The storyboard holds every number of a file to it too."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        return f"{value} is outside the 64-bit integer range ({INT64_MIN} to {INT64_MAX})"
+    return None
 
 
 def fal_input(name: str, **fields: FieldDecl) -> type[FalInput]:

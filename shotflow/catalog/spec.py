@@ -154,6 +154,14 @@ class ModelSpec:
     def seconds(self) -> tuple[int, ...]:
         return tuple(self.durations) if self.durations else (self.native_duration or 0,)
 
+    @property
+    def default_seconds(self) -> int:
+        """What a shot that sets no duration gets: the duration field's default, else the fixed length."""
+        if not self.durations:
+            return self.native_duration
+        default = self.field_default("duration")
+        return next((seconds for seconds, encoded in self.durations.items() if encoded == default), next(iter(self.durations)))
+
     def field_default(self, name: str):
         return self.input.model_fields[name].default
 

@@ -1,37 +1,65 @@
-"""One shot against its model: the exact request body, its shape and its cost.
+"""One shot against its model: every rule of what a model accepts, each checked here and only here.
 
 This is where money is lost, so nothing is snapped or dropped: a shot that asks its model for
 something the model cannot do is a problem that names the file, line, shot and what the model
 accepts. Values that a shot inherits (from `defaults:` or `output:`) are only requested from
-models that have a field for them; values a shot sets itself must be honoured exactly.
+models that have a field for them; values a shot sets itself must be honoured exactly. What
+passes is a `ValidShot`: the exact request body and the clip's shape (the plan prices it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from shotflow.catalog import ModelSpec, frame_size
-from shotflow.errors import Problem
-from shotflow.model import ShotPlan
-from shotflow.storyboard.schema import Shot, Storyboard
+from shotflow.catalog import ModelSpec, find_model
+from shotflow.errors import Problem, ShotflowError
+from shotflow.storyboard.schema import Storyboard, or_list
 from shotflow.storyboard.yamlsource import Located
 
 # shot fields that map onto model fields of the same name; never accepted inside params
 MAPPED_FIELDS = ("prompt", "duration", "aspect_ratio", "resolution", "negative_prompt", "seed")
 
-def _choices(values) -> str:
-    values = [str(v) for v in values]
-    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+@dataclass(frozen=True)
+class ValidShot:
+    """A shot its model can render: what is sent to fal and the shape of the clip it returns."""
+
+    id: str
+    index: int
+    line: int | None
+    spec: ModelSpec
+    body: dict[str, Any]  # the request as sent: JSON values, unset fields left out
+    seconds: int
+    aspect_ratio: str
+    resolution: str
 
 
-class ShotPlanner:
-    """Builds one shot's body, collecting every problem instead of stopping at the first."""
+def check_shot(board: Storyboard, located: Located, file: str, index: int) -> tuple[ValidShot | None, list[Problem]]:
+    """Shot `index` of `board` (placeholders filled) against its model: the request, or every problem."""
+    shot = board.shots[index]
+    model_name = shot.model or board.defaults.model
+    if model_name is None:
+        return None, [Problem(file, located.line(("shots", index)), "no model: set model: on the shot or in defaults", shot.id)]
+    try:
+        spec = find_model(model_name)
+    except ShotflowError as exc:
+        path = ("shots", index, "model") if shot.model else ("defaults", "model")
+        return None, [Problem(file, located.line(path), str(exc), shot.id)]
+    rules = _ShotRules(board, located, file, index, spec)
+    return rules.check(), rules.problems
 
-    def __init__(self, board: Storyboard, located: Located, file: str, index: int, shot: Shot, spec: ModelSpec):
+
+class _ShotRules:
+    """The rules of one shot's model, in the order a reader meets them; every problem is kept."""
+
+    def __init__(self, board: Storyboard, located: Located, file: str, index: int, spec: ModelSpec):
         self.board, self.located, self.file = board, located, file
-        self.index, self.shot, self.spec = index, shot, spec
+        self.index, self.shot, self.spec = index, board.shots[index], spec
+        self.name = spec.alias
+        self.body: dict[str, Any] = {"prompt": self.shot.prompt}
         self.problems: list[Problem] = []
 
     def line(self, *path: str | int) -> int | None:
@@ -50,132 +78,121 @@ class ShotPlanner:
             return value, f"defaults.{name}", self.located.line(("defaults", name))
         return None, None, None
 
-    def whence(self, source: str | None, line: int | None) -> str:
+    @staticmethod
+    def whence(source: str | None, line: int | None) -> str:
         return f" (from {source} at line {line})" if source else ""
 
-    def build(self) -> ShotPlan | None:
-        spec, shot = self.spec, self.shot
-        body: dict[str, Any] = {"prompt": shot.prompt}
-        name = spec.alias
+    def check(self) -> ValidShot | None:
+        seconds = self.duration()
+        aspect = self.aspect_ratio()
+        resolution = self.resolution(seconds)
+        self.negative_prompt()
+        self.seed()
+        self.params()
+        body = None if self.problems else self.validated()
+        if body is None:
+            return None
+        return ValidShot(self.shot.id, self.index, self.line(), self.spec, body, seconds, aspect, resolution)
 
-        # duration
+    def duration(self) -> int:
+        spec, name = self.spec, self.name
         seconds, src, src_line = self.inherited("duration")
         if seconds is None:
-            seconds = _default_seconds(spec)
+            seconds = spec.default_seconds
         if seconds != int(seconds):
-            self.problem(f"{name} renders whole seconds ({_choices(spec.seconds)} s), not {seconds}{self.whence(src, src_line)}", "duration")
+            self.problem(f"{name} renders whole seconds ({or_list(spec.seconds)} s), not {seconds}{self.whence(src, src_line)}", "duration")
         seconds = int(seconds)
         if spec.durations:
             if seconds in spec.durations:
-                body["duration"] = spec.durations[seconds]
+                self.body["duration"] = spec.durations[seconds]
             else:
-                self.problem(f"{name} renders {_choices(spec.seconds)} s clips, not {seconds} s{self.whence(src, src_line)}", "duration")
+                self.problem(f"{name} renders {or_list(spec.seconds)} s clips, not {seconds} s{self.whence(src, src_line)}", "duration")
         elif seconds != spec.native_duration:
             self.problem(
                 f"{name} has no duration field and always renders {spec.native_duration} s, not {seconds} s"
                 f"{self.whence(src, src_line)}: set duration: {spec.native_duration} or pick another model",
                 "duration",
             )
+        return seconds
 
-        # aspect ratio: the shot's own value must be honoured; an inherited one is asked of models that take one
+    def aspect_ratio(self) -> str:
+        """The shot's own value must be honoured; an inherited one is asked of models that take one."""
+        spec, name = self.spec, self.name
         aspect, src, src_line = self.inherited("aspect_ratio")
         if aspect is None and self.board.output.aspect_ratio and spec.has_field("aspect_ratio"):
             aspect, src, src_line = self.board.output.aspect_ratio, "output.aspect_ratio", self.located.line(("output", "aspect_ratio"))
-        if spec.has_field("aspect_ratio"):
-            aspect = aspect or spec.field_default("aspect_ratio")
-            if aspect in spec.aspect_ratios:
-                body["aspect_ratio"] = aspect
-            else:
-                self.problem(f"{name} takes aspect ratio {_choices(spec.aspect_ratios)}, not {aspect}{self.whence(src, src_line)}", "aspect_ratio")
-        else:
+        if not spec.has_field("aspect_ratio"):
             if aspect is not None and src is None and aspect != spec.native_aspect:
                 self.problem(f"{name} has no aspect_ratio field and always renders {spec.native_aspect}, not {aspect}", "aspect_ratio")
-            aspect = spec.native_aspect
+            return spec.native_aspect
+        aspect = aspect or spec.field_default("aspect_ratio")
+        if aspect in spec.aspect_ratios:
+            self.body["aspect_ratio"] = aspect
+        else:
+            self.problem(f"{name} takes aspect ratio {or_list(spec.aspect_ratios)}, not {aspect}{self.whence(src, src_line)}", "aspect_ratio")
+        return aspect
 
-        # resolution: inherited from defaults, then from output; never a silent upgrade
+    def resolution(self, seconds: int) -> str:
+        """Inherited from defaults, then from output; never a silent upgrade."""
+        spec, name = self.spec, self.name
         resolution, src, src_line = self.inherited("resolution")
         if resolution is None:
             resolution, src, src_line = self.board.output.resolution, "output.resolution", self.located.line(("output", "resolution"))
-        if spec.has_field("resolution"):
-            if resolution in spec.resolutions:
-                body["resolution"] = resolution
-            else:
-                options = _choices(spec.resolutions)
-                self.problem(
-                    f"{name} renders {options}, not {resolution}{self.whence(src, src_line)}: "
-                    f"set resolution: to one of {options} on this shot or in defaults",
-                    "resolution",
-                )
-        else:
+        if not spec.has_field("resolution"):
             if src is None and resolution != spec.native_resolution:
                 self.problem(f"{name} has no resolution field and always renders {spec.native_resolution}, not {resolution}", "resolution")
             resolution = spec.native_resolution
+        elif resolution in spec.resolutions:
+            self.body["resolution"] = resolution
+        else:
+            options = or_list(spec.resolutions)
+            self.problem(
+                f"{name} renders {options}, not {resolution}{self.whence(src, src_line)}: "
+                f"set resolution: to one of {options} on this shot or in defaults",
+                "resolution",
+            )
         for bad_res, bad_seconds, why in spec.forbidden:
             if resolution == bad_res and seconds == bad_seconds:
                 self.problem(f"{name} cannot render {bad_res} for {bad_seconds} s: {why}", "resolution")
+        return resolution
 
-        # negative prompt and seed
+    def negative_prompt(self) -> None:
+        """Sent where the model takes one; refused only when the shot sets it itself."""
         negative, src, _ = self.inherited("negative_prompt")
-        if negative is not None:
-            if spec.has_field("negative_prompt"):
-                body["negative_prompt"] = negative
-            elif src is None:
-                self.problem(f"{name} takes no negative_prompt", "negative_prompt")
-        if shot.seed is not None:
-            if spec.has_field("seed"):
-                body["seed"] = shot.seed
-            else:
-                self.problem(f"{name} takes no seed", "seed")
+        if negative is None:
+            return
+        if self.spec.has_field("negative_prompt"):
+            self.body["negative_prompt"] = negative
+        elif src is None:
+            self.problem(f"{self.name} takes no negative_prompt", "negative_prompt")
 
-        # params: model-specific fields, checked against the model's own input class
-        for key, value in shot.params.items():
+    def seed(self) -> None:
+        if self.shot.seed is None:
+            return
+        if self.spec.has_field("seed"):
+            self.body["seed"] = self.shot.seed
+        else:
+            self.problem(f"{self.name} takes no seed", "seed")
+
+    def params(self) -> None:
+        """Model-specific fields, checked against the model's own input class."""
+        for key, value in self.shot.params.items():
             if key in MAPPED_FIELDS:
                 self.problem(f"params.{key}: set {key}: on the shot, not in params", "params", key)
-            elif not spec.has_field(key):
-                extra = sorted(set(spec.input.model_fields) - set(MAPPED_FIELDS))
-                self.problem(
-                    f"params.{key}: {name} has no such field (its own fields: {', '.join(extra) or 'none'})",
-                    "params",
-                    key,
-                )
+            elif not self.spec.has_field(key):
+                extra = sorted(set(self.spec.input.model_fields) - set(MAPPED_FIELDS))
+                self.problem(f"params.{key}: {self.name} has no such field (its own fields: {', '.join(extra) or 'none'})", "params", key)
             else:
-                body[key] = value
-        if self.problems:
-            return None
+                self.body[key] = value
+
+    def validated(self) -> dict[str, Any] | None:
+        """The body as the model's input class reads it (types, enums, bounds), as JSON."""
         try:
-            validated = spec.input.model_validate(body)
+            validated = self.spec.input.model_validate(self.body)
         except ValidationError as exc:
             for err in exc.errors():
                 key = str(err["loc"][0]) if err["loc"] else "?"
-                where = ("params", key) if key in shot.params else ()
+                where = ("params", key) if key in self.shot.params else ()
                 self.problem(f"{'params.' if where else ''}{key}: {err['msg']} (got {err['input']!r})", *where)
             return None
-        body = validated.model_dump(mode="json", exclude_none=True)
-        audio = spec.audio == "param" and bool(body.get("generate_audio"))
-        width, height = frame_size(aspect, resolution)
-        cost = spec.price.cost(seconds=seconds, resolution=resolution, width=width, height=height, fps=spec.fps, audio=audio)
-        return ShotPlan(
-            id=shot.id,
-            index=self.index,
-            line=self.line(),
-            model=spec.alias,
-            endpoint=spec.endpoint,
-            body=body,
-            seconds=seconds,
-            aspect_ratio=aspect,
-            resolution=resolution,
-            width=width,
-            height=height,
-            fps=spec.fps,
-            audio=audio,
-            cost=cost,
-        )
-
-def _default_seconds(spec: ModelSpec) -> int:
-    if not spec.durations:
-        return spec.native_duration
-    default = spec.field_default("duration")
-    for seconds, encoded in spec.durations.items():
-        if encoded == default:
-            return seconds
-    return next(iter(spec.durations))
+        return validated.model_dump(mode="json", exclude_none=True)

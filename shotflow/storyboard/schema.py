@@ -1,7 +1,8 @@
-"""The storyboard format (version 1): the user's contract, as a pydantic schema.
+"""The storyboard format (version 1): the user's contract, as a pydantic schema, and its shape problems.
 
-This module only says what a storyboard looks like. Whether each shot is something its model
-can render is `shotflow.plan`'s job, since that depends on the model catalog.
+This module only says what a storyboard looks like (and the kinds of schedule it may declare:
+`SCHEDULE_KINDS`). Whether each shot is something its model can render is
+`shotflow.storyboard.modelrules`'s job, since that depends on the model catalog.
 """
 
 from __future__ import annotations
@@ -9,26 +10,30 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from shotflow.catalog.inputs import INT64_MAX, INT64_MIN, int64_problem
 from shotflow.errors import Problem, StoryboardError
 from shotflow.storyboard.templating import BUILTINS
-from shotflow.storyboard.yamlsource import Located, load_yaml, parse_yaml
+from shotflow.storyboard.yamlsource import Located
 
 SHOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ASPECT_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
 RESOLUTION_PATTERN = r"^[1-9][0-9]{2,3}p$"
 MAX_SHOTS = 500
-# every whole number a storyboard holds fits a signed 64-bit integer (what fal's JSON side takes)
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_INTERVAL = 10 * 365 * 24 * 3600  # seconds; a schedule further apart is an rrule's job
 
 AspectRatio = Field(pattern=ASPECT_PATTERN, description='Width:height, e.g. "16:9", "9:16", "1:1"')
 Resolution = Field(pattern=RESOLUTION_PATTERN, description='Lines of the short side, e.g. "720p"')
+
+
+def or_list(values) -> str:
+    """Choices as a message says them: "a", "a or b", "a, b or c"."""
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
 
 
 class Strict(BaseModel):
@@ -116,6 +121,11 @@ class Shot(Strict):
         return value
 
 
+# the kinds of schedule, each a field of `Schedule`: the one list of them (deployments, the CLI
+# and prefect.yaml read a schedule through `kind`, `describe` and `settings`)
+SCHEDULE_KINDS = ("cron", "interval", "rrule")
+
+
 class Schedule(Strict):
     """When the storyboard renders itself (as a deployment): one of cron, interval or rrule."""
 
@@ -127,33 +137,23 @@ class Schedule(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self):
-        given = [k for k in ("cron", "interval", "rrule") if getattr(self, k) is not None]
+        given = [k for k in SCHEDULE_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of cron, interval or rrule (got {', '.join(given) or 'none'})")
+            raise ValueError(f"give exactly one of {or_list(SCHEDULE_KINDS)} (got {', '.join(given) or 'none'})")
         return self
 
-    @field_validator("cron")
+    @field_validator("cron", "rrule")
     @classmethod
-    def _cron(cls, value: str | None) -> str | None:
+    def _parses(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A cron line cronsim reads, an rrule dateutil reads (what Prefect reads them with)."""
         if value is not None:
             from cronsim import CronSim, CronSimError
-
-            try:
-                CronSim(value, datetime(2025, 1, 1))
-            except CronSimError as exc:
-                raise ValueError(f"invalid cron {value!r}: {exc}") from None
-        return value
-
-    @field_validator("rrule")
-    @classmethod
-    def _rrule(cls, value: str | None) -> str | None:
-        if value is not None:
             from dateutil.rrule import rrulestr
 
             try:
-                rrulestr(value)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"invalid rrule {value!r}: {exc}") from None
+                CronSim(value, datetime(2025, 1, 1)) if info.field_name == "cron" else rrulestr(value)
+            except (CronSimError, ValueError, TypeError) as exc:
+                raise ValueError(f"invalid {info.field_name} {value!r}: {exc}") from None
         return value
 
     @field_validator("timezone")
@@ -164,6 +164,24 @@ class Schedule(Strict):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r}: use an IANA name such as Europe/Paris or UTC") from None
         return value
+
+    @property
+    def kind(self) -> str:
+        """cron, interval or rrule: the one this schedule gives."""
+        return next(k for k in SCHEDULE_KINDS if getattr(self, k) is not None)
+
+    @property
+    def value(self) -> str | int:
+        return getattr(self, self.kind)
+
+    def describe(self) -> str:
+        """When it renders, in words: "0 9 * * 1-5 (Europe/Paris)", "every 3600 s (UTC)"."""
+        when = f"every {self.value} s" if self.kind == "interval" else self.value
+        return f"{when} ({self.timezone})"
+
+    def settings(self) -> dict[str, Any]:
+        """The schedule as a Prefect deployment states it (an item of prefect.yaml's `schedules:`)."""
+        return {"timezone": self.timezone, "active": self.active, self.kind: self.value}
 
 
 VarValue = str | int | float
@@ -212,35 +230,20 @@ def _where(located: Located, loc: tuple) -> tuple[str | None, str]:
     return shot, field
 
 
-def number_problems(located: Located, file: str) -> list[Problem]:
-    """Numbers no field may hold, wherever they are (params and vars included): NaN, infinity,
-    and whole numbers outside the signed 64-bit range."""
-    problems: list[Problem] = []
-
-    def visit(value: Any, loc: tuple) -> None:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                visit(item, loc + (key,))
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                visit(item, loc + (i,))
-        elif isinstance(value, float) and not math.isfinite(value):
-            shot, field = _where(located, loc)
-            what = "NaN (not a number)" if math.isnan(value) else f"{'-' if value < 0 else ''}infinity"
-            problems.append(Problem(file, located.line(loc), f"{field}: {what} is not allowed: give a finite number", shot))
-        elif isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
-            shot, field = _where(located, loc)
-            problems.append(
-                Problem(
-                    file,
-                    located.line(loc),
-                    f"{field}: {value} is outside the 64-bit integer range ({INT64_MIN} to {INT64_MAX})",
-                    shot,
-                )
-            )
-
-    visit(located.data, ())
-    return problems
+def _bad_numbers(value: Any, loc: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    """(path, what is wrong) for every number no field may hold, wherever it is (params and vars
+    included): NaN, infinity, and whole numbers outside the signed 64-bit range."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _bad_numbers(item, loc + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _bad_numbers(item, loc + (i,))
+    elif isinstance(value, float) and not math.isfinite(value):
+        what = "NaN (not a number)" if math.isnan(value) else f"{'-' if value < 0 else ''}infinity"
+        yield loc, f"{what} is not allowed: give a finite number"
+    elif problem := int64_problem(value):
+        yield loc, problem
 
 
 def validation_problems(exc: ValidationError, located: Located, file: str, skip: frozenset = frozenset()) -> list[Problem]:
@@ -287,40 +290,20 @@ def duplicate_ids(located: Located, file: str) -> list[Problem]:
 def parse_storyboard(located: Located, file: str) -> Storyboard:
     """Check the shape of a storyboard; every problem found, not just the first.
 
-    Duplicate shot ids are reported here only alongside shape errors: otherwise planning
+    Duplicate shot ids are reported here only alongside shape errors: otherwise validation
     reports them together with what it finds (see `duplicate_ids`)."""
-    numbers = number_problems(located, file)
+    bad = dict(_bad_numbers(located.data))
+    numbers = []
+    for loc, what in bad.items():
+        shot, field = _where(located, loc)
+        numbers.append(Problem(file, located.line(loc), f"{field}: {what}", shot))
     try:
         board = Storyboard.model_validate(located.data)
     except ValidationError as exc:
-        # a NaN or a huge number is said once, by number_problems, with its bound
-        reported = frozenset(_bad_number_paths(located.data))
-        problems = numbers + validation_problems(exc, located, file, reported) + duplicate_ids(located, file)
+        # a NaN or a huge number is said once, above, with its bound
+        problems = numbers + validation_problems(exc, located, file, frozenset(bad)) + duplicate_ids(located, file)
         problems.sort(key=lambda p: p.line or 0)
         raise StoryboardError(problems) from None
     if numbers:
         raise StoryboardError(sorted(numbers, key=lambda p: p.line or 0))
     return board
-
-
-def _bad_number_paths(value: Any, loc: tuple = ()):
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _bad_number_paths(item, loc + (key,))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _bad_number_paths(item, loc + (i,))
-    elif (isinstance(value, float) and not math.isfinite(value)) or (
-        isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX
-    ):
-        yield loc
-
-
-def read_storyboard(path: str | Path) -> tuple[Storyboard, Located]:
-    located = load_yaml(path)
-    return parse_storyboard(located, str(path)), located
-
-
-def storyboard_from_text(text: str, file: str = "<storyboard>") -> tuple[Storyboard, Located]:
-    located = parse_yaml(text, file)
-    return parse_storyboard(located, file), located

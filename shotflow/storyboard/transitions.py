@@ -14,15 +14,16 @@ def effect_name(transition: Transition) -> str:
     """A storyboard transition as the assembly's effect name: a fade is named by its colour."""
     return f"fade{transition.color or 'black'}" if transition.type == "fade" else transition.type
 
+
 def _label(transition: Transition) -> str:
     return f"fade through {transition.color or 'black'}" if transition.type == "fade" else transition.type
 
 
-def plan_cuts(board: Storyboard, located: Located, file: str, seconds: Mapping[int, int]) -> tuple[tuple[CutSpec, ...], list[Problem]]:
+def check_cuts(board: Storyboard, located: Located, file: str, seconds: Mapping[int, int]) -> tuple[tuple[CutSpec, ...], list[Problem]]:
     """The cut into every shot after the first (its own `transition:`, else `output.transition`),
     and what is wrong with them: a transition on the first shot (refused: nothing cuts into it), an
     overlap that is not whole frames, one not shorter than a clip it joins, or a clip that cannot
-    hold the overlaps at both of its ends. `seconds` has the length of every shot that planned."""
+    hold the overlaps at both of its ends. `seconds` has the length of every shot that passed its model."""
     fps = board.output.fps
     problems: list[Problem] = []
     first = board.shots[0]
