@@ -1,30 +1,11 @@
-"""What the command line hands the user besides its sentences: dollar amounts, a plan's cost,
-columns of text, and the files the user names (`schema -o`, `deploy --prefect-yaml`)."""
+"""What the command line hands the user besides its sentences: columns of text, and the files
+the user names (`schema -o`, `deploy --prefect-yaml`). Money is worded by shotflow/money.py."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Sequence
 
 from shotflow.errors import ShotflowError
-from shotflow.model import Plan
-
-
-def money(amount: Decimal | str | float | None) -> str:
-    """Dollars to the cent; "unknown" for a price nobody knows (never $0). Strings and floats are
-    the journal's and the ledger's figures."""
-    return "unknown" if amount is None else f"${Decimal(str(amount)):.2f}"
-
-
-def unpriced_shots(count: int, ids: Sequence[str] = ()) -> str:
-    """" + 2 unpriced shots (a, b)", added to a known cost; "" when every shot has a price."""
-    if not count:
-        return ""
-    return f" + {count} unpriced shot{'s' if count > 1 else ''}" + (f" ({', '.join(ids)})" if ids else "")
-
-
-def plan_cost(plan: Plan) -> str:
-    return money(plan.known_cost) + unpriced_shots(len(plan.unpriced), [s.id for s in plan.unpriced])
 
 
 def table(rows: list[Sequence[str]], header: Sequence[str], wrap: dict[int, int] | None = None) -> str:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 from shotflow.cli.options import parse_vars
-from shotflow.cli.output import money, table
+from shotflow.cli.output import table
 from shotflow.errors import MissingKeyError, ShotflowError
+from shotflow.money import usd
 from shotflow.plan import load_plan
 from shotflow.settings import get_settings
 
@@ -42,7 +43,7 @@ def cmd_ledger(args) -> int:
                     r["endpoint"] or "",
                     r["request_id"] or "(none: uncertain)" if r["state"] in ("uncertain", "intended") else r["request_id"] or "",
                     r["state"] or "",
-                    money(r["estimated_cost_usd"]),
+                    usd(r["estimated_cost_usd"]),
                     _short_time(r["submitted_at"] or r.get("intended_at")),
                     _short_time(r["finished_at"]),
                 ]
@@ -57,7 +58,7 @@ def cmd_ledger(args) -> int:
         print(
             table(
                 [
-                    [name, b["requests"], money(b["estimated_cost_usd"]) + (f" + {b['unpriced']} unpriced" if b["unpriced"] else "")]
+                    [name, b["requests"], usd(b["estimated_cost_usd"]) + (f" + {b['unpriced']} unpriced" if b["unpriced"] else "")]
                     for name, b in sums[group].items()
                 ],
                 [title, "requests fal may have billed", "estimated cost"],

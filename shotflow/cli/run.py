@@ -17,11 +17,11 @@ from shotflow.flows.earlystart import EarlyStart
 from shotflow import interrupt
 from shotflow.cli.flowrun import drain_prefect_workers, report_stop, run_flow, Signals, open_prefect_api
 from shotflow.cli.options import parse_model_limits, parse_vars
-from shotflow.cli.output import plan_cost
 from shotflow.cli.summary import print_summary, run_report
 from shotflow.errors import ShotflowError
 from shotflow.generation.choose import choose_backend
 from shotflow.model import Plan
+from shotflow.money import run_cost
 from shotflow.plan import check_budget, load_plan
 from shotflow.preflight import preflight
 from shotflow.settings import get_settings
@@ -92,7 +92,7 @@ def _render(args, report: dict) -> int:
     print(
         f"shotflow: '{plan.title}': {len(plan.shots)} shots, {plan.final_seconds:g} s at "
         f"{plan.output.width}x{plan.output.height}, {backend} backend, "
-        + (f"would cost {plan_cost(plan)} on fal" if backend == "preview" else f"estimated {plan_cost(plan)}")
+        + run_cost(plan, backend)
     )
     # Prefect's own console lines (task tracebacks included) would tear through the live display
     # and bury the one-line error a user needs; the run logs still reach the Prefect API in full.

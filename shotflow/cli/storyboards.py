@@ -13,9 +13,10 @@ from typing import Sequence
 
 from shotflow.catalog import find_model
 from shotflow.cli.options import parse_vars
-from shotflow.cli.output import money, plan_cost, table, unpriced_shots, write_file
+from shotflow.cli.output import table, write_file
 from shotflow.errors import StoryboardError
 from shotflow.model import Plan
+from shotflow.money import plan_cost, unpriced_shots, usd
 from shotflow.plan import load_plan
 from shotflow.storyboard.schema import json_schema
 
@@ -133,7 +134,7 @@ def cmd_estimate(args) -> int:
     plans = [plan for _, plan, _ in results if plan is not None]
     for i, plan in enumerate(plans):
         rows = [
-            [s.id, s.model, f"{s.seconds} s", s.resolution, f"{s.width}x{s.height}", "yes" if s.audio else "no", money(s.cost)]
+            [s.id, s.model, f"{s.seconds} s", s.resolution, f"{s.width}x{s.height}", "yes" if s.audio else "no", usd(s.cost)]
             for s in plan.shots
         ]
         print(("\n" if i else "") + f"{plan.title} ({plan.source})")
@@ -150,7 +151,7 @@ def cmd_estimate(args) -> int:
             print(f"  {model}: {find_model(model).price.describe()}")
     if len(results) > 1 and plans:
         known = sum((p.known_cost for p in plans), Decimal(0))
-        print(f"\nall {len(plans)} storyboards: estimated {money(known)}{unpriced_shots(sum(len(p.unpriced) for p in plans))}")
+        print(f"\nall {len(plans)} storyboards: estimated {usd(known)}{unpriced_shots(sum(len(p.unpriced) for p in plans))}")
     return 1 if _report_problems(results) else 0
 
 
