@@ -11,10 +11,6 @@ from shotflow.errors import ShotflowError
 from shotflow.settings import get_settings
 
 
-def _describe_schedule(s) -> str:
-    return s.board.schedule.describe()
-
-
 def cmd_server(args) -> int:
     """A persistent local Prefect server that every `shotflow run` reuses (deployments/localserver.py)."""
     from shotflow.deployments import localserver
@@ -47,7 +43,7 @@ def cmd_serve(args) -> int:
     if not storyboards:
         raise ShotflowError(f"no storyboard in {args.pipelines} declares a schedule: nothing to serve")
     for s in storyboards:
-        print(f"shotflow: serving {s.name}: {s.path}, {_describe_schedule(s)}")
+        print(f"shotflow: serving {s.name}: {s.path}, {s.board.schedule.describe()}")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
     stopping = _stop_on_signals()
     server = None
