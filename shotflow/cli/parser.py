@@ -26,7 +26,7 @@ def shotflow_version() -> str:
         return "unknown (not installed: pip install -e .)"
 
 
-def add_files_command(sub, name: str, func, *, help: str, json_help: str) -> None:
+def add_files_command(sub, name: str, func, help: str, json_help: str) -> None:
     """validate and estimate: many storyboard FILEs, the same --var, text or --json."""
     p = sub.add_parser(name, help=help)
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -44,19 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the file to write (.yaml is added); an existing file is never replaced")
     p.set_defaults(func=cmd_new)
 
-    add_files_command(
-        sub, "validate", cmd_validate, help="check storyboards before any money is spent",
-        json_help="one JSON object: per file ok and its problems (file, line, shot, message)",
-    )
+    add_files_command(sub, "validate", cmd_validate, "check storyboards before any money is spent",
+                      "one JSON object: per file ok and its problems (file, line, shot, message)")
 
     p = sub.add_parser("models", help="the ten models: durations, shapes, audio, seed, prices; NAME: one in full")
     p.add_argument("name", nargs="?", metavar="NAME", help="an alias or endpoint: every input field, the price and its date")
     p.set_defaults(func=cmd_models)
 
-    add_files_command(
-        sub, "estimate", cmd_estimate, help="per-shot and total seconds and cost",
-        json_help="one JSON object: per shot seconds, model and cost (null if unknown), totals",
-    )
+    add_files_command(sub, "estimate", cmd_estimate, "per-shot and total seconds and cost",
+                      "one JSON object: per shot seconds, model and cost (null if unknown), totals")
 
     p = sub.add_parser("schema", help="JSON Schema of the storyboard format, for editors")
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
