@@ -50,7 +50,7 @@ def sequential_subscribe(n: int, tag: str) -> float:
 
 def concurrent_generate(n: int, workers: int, tag: str) -> float:
     cache = Path(tempfile.mkdtemp(prefix="bench-generation-"))
-    backend = FalBackend(ClipStore(cache), settings=fakefal.settings_for(cache), poll_interval=POLL)
+    backend = FalBackend(ClipStore(cache), settings=fakefal.settings_for(cache, SHOTFLOW_FAL_POLL_INTERVAL=POLL))
     batch = shots(tag, n)
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:

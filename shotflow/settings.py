@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -15,10 +14,14 @@ from shotflow.errors import ShotflowError
 # hosts fal serves generated media from; SHOTFLOW_MEDIA_HOSTS (comma-separated) adds to these.
 # An entry is a host name (it and its subdomains match, on any port) or host:port (that port only).
 FAL_MEDIA_HOSTS = ("fal.media", "v2.fal.media", "v3.fal.media", "v3b.fal.media", "storage.googleapis.com")
+# seconds to wait for another run holding a clip's journal lock: also the default of a Journal
+# opened without settings
+LOCK_TIMEOUT = 300.0
 
 
 class Settings(BaseSettings):
-    # NaN and infinity are no setting's value (an infinite poll interval or budget is a typo)
+    # NaN and infinity are no setting's value (an infinite poll interval or budget is a typo): for
+    # every float and Decimal field, pydantic says "Input should be a finite number"
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", allow_inf_nan=False)
 
     fal_key: SecretStr | None = Field(None, validation_alias="FAL_KEY")
@@ -29,15 +32,37 @@ class Settings(BaseSettings):
     media_hosts: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias="SHOTFLOW_MEDIA_HOSTS")
     max_download_bytes: int = Field(2 << 30, gt=0, validation_alias="SHOTFLOW_MAX_DOWNLOAD_BYTES")
     concurrency: int = Field(4, ge=1, validation_alias="SHOTFLOW_CONCURRENCY")
-    # seconds between status polls of a fal request, and the first wait of in-call retries
-    fal_poll_interval: float = Field(1.0, gt=0, validation_alias="SHOTFLOW_FAL_POLL_INTERVAL")
-    fal_retry_backoff: float = Field(1.0, gt=0, validation_alias="SHOTFLOW_FAL_RETRY_BACKOFF")
     # name of the Prefect global concurrency limit on in-flight fal requests (server mode)
     concurrency_limit_name: str = Field("fal-requests", validation_alias="SHOTFLOW_CONCURRENCY_LIMIT")
     # a completed request's media is fetched again (without paying) until this long after completion
     media_retention_days: float = Field(7, gt=0, validation_alias="SHOTFLOW_MEDIA_RETENTION_DAYS")
     # estimated spend allowed per UTC day across all runs on this store; None: no cap
     daily_budget: Decimal | None = Field(None, ge=0, validation_alias="SHOTFLOW_DAILY_BUDGET")
+    # False ("0"): `shotflow run` waits for Prefect before it sends anything (no early start)
+    early_start: bool = Field(True, validation_alias="SHOTFLOW_EARLY_START")
+
+    # --- how generation waits and tries again (shotflow.generation.retry says which layer retries what)
+    # seconds between status polls of a fal request
+    fal_poll_interval: float = Field(1.0, gt=0, validation_alias="SHOTFLOW_FAL_POLL_INTERVAL")
+    # in-call retries of a submit fal did not take (408/429/503, no connection) and of status polls
+    # and result fetches fal_client does not retry itself (5xx, a young request's 404)
+    fal_retries: int = Field(4, ge=0, validation_alias="SHOTFLOW_FAL_RETRIES")
+    # the first wait of those retries and of downloads (seconds); it doubles, up to 30 s, with jitter
+    fal_retry_backoff: float = Field(1.0, gt=0, validation_alias="SHOTFLOW_FAL_RETRY_BACKOFF")
+    # how long one attempt waits for a queued or running request before leaving it to the task's
+    # next attempt (it keeps running on fal and is re-attached); empty or "none": no limit
+    fal_wait_timeout: float | None = Field(600.0, gt=0, validation_alias="SHOTFLOW_FAL_WAIT_TIMEOUT")
+    # sent to fal as X-Fal-Request-Timeout: a job that cannot start within it is dropped, unbilled;
+    # empty or "none": it waits in fal's queue as long as fal lets it
+    fal_start_timeout: float | None = Field(3600.0, gt=1, validation_alias="SHOTFLOW_FAL_START_TIMEOUT")
+    # GETs of a clip in one attempt (a cut connection, a 5xx, a broken stream) before giving up
+    download_attempts: int = Field(4, ge=1, validation_alias="SHOTFLOW_DOWNLOAD_ATTEMPTS")
+    # seconds one GET of a clip may stall (connecting: at most 15 s)
+    download_timeout: float = Field(60.0, gt=0, validation_alias="SHOTFLOW_DOWNLOAD_TIMEOUT")
+    # how far (seconds) a downloaded clip's length may be from the shot's before it is quarantined
+    duration_tolerance: float = Field(1.0, ge=0, validation_alias="SHOTFLOW_DURATION_TOLERANCE")
+    # seconds to wait for another run holding a clip's journal lock (or the daily-budget lock)
+    lock_timeout: float = Field(LOCK_TIMEOUT, gt=0, validation_alias="SHOTFLOW_LOCK_TIMEOUT")
 
     @field_validator("fal_key", mode="before")
     @classmethod
@@ -50,13 +75,6 @@ class Settings(BaseSettings):
             return value or None
         return value
 
-    @field_validator("media_retention_days")
-    @classmethod
-    def _finite_days(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number of days")
-        return value
-
     @field_validator("daily_budget", mode="before")
     @classmethod
     def _dollars(cls, value):
@@ -64,11 +82,11 @@ class Settings(BaseSettings):
             value = value.strip().lstrip("$") or None
         return value
 
-    @field_validator("daily_budget")
+    @field_validator("fal_wait_timeout", "fal_start_timeout", mode="before")
     @classmethod
-    def _finite_budget(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and not value.is_finite():
-            raise ValueError("must be a finite amount of dollars")
+    def _no_limit(cls, value):
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
         return value
 
     @field_validator("media_hosts", mode="before")

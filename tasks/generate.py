@@ -1,4 +1,7 @@
-"""Shot generation as a Prefect task: the backend does the work; this adds retries and logs."""
+"""Shot generation as a Prefect task: the backend does the work; this adds logs, and the retries
+of the failures no loop inside the backend retries (`RetryLater`: still running after the wait
+timeout, a clip's lock held elsewhere, fal's job failed unbilled). shotflow.generation.retry
+says which layer retries what, so that no failure is retried twice over."""
 
 from __future__ import annotations
 
@@ -6,20 +9,22 @@ from contextlib import closing, nullcontext
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 from shotflow.tasks.limits import account_slot, limits_for
 from shotflow.tasks.secrets import fal_key
 
 from shotflow import interrupt
-from shotflow.errors import GenerationError, MediaError
-from shotflow.generation import early, events
+from shotflow.errors import GenerationError
+from shotflow.generation import early, events, retry
 from shotflow.generation.choose import open_backend
 from shotflow.model import GeneratedClip, ShotEvent, ShotPlan
 from shotflow.settings import get_settings
 
 
 def retry_transient(task, task_run, state) -> bool:
-    """Retry 429s, 5xx, timeouts, connection errors and bad downloads; never a 422 or a 401.
+    """Retry what this task owns (`shotflow.generation.retry.task_retries`): a request still
+    running after the wait timeout, a clip's lock held by another run, fal's job failed unbilled,
+    a local ffmpeg failure. Not what the backend's own loops gave up on (a 429 answered to every
+    submit, a 5xx to every poll, a download that kept failing): they would multiply its tries.
 
     A retried generation first consults the job journal, so it re-attaches to the request it
     already paid for instead of submitting again. (A plain function: Prefect silently ignores a
@@ -29,12 +34,8 @@ def retry_transient(task, task_run, state) -> bool:
         return False
     try:
         state.result()
-    except GenerationError as exc:
-        return exc.transient
-    except MediaError:
-        return True
-    except Exception:
-        return False
+    except Exception as exc:
+        return retry.task_retries(exc)
     return False
 
 
@@ -52,9 +53,9 @@ def describe(event: ShotEvent) -> str:
 @task(
     name="generate-shot",
     task_run_name="generate-{shot.id}",
-    retries=4,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
+    retries=retry.TASK.attempts - 1,
+    retry_delay_seconds=retry.TASK.delays(),
+    retry_jitter_factor=retry.TASK.jitter,
     retry_condition_fn=retry_transient,
     # the clip store is the cache: keyed by endpoint and exact body, shared by every storyboard,
     # and it holds the file itself (Prefect's cache would only hold a path)
@@ -75,6 +76,11 @@ def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = Fals
         raise interrupt.Interrupted(shot.id)
     # the CLI may have started this shot before Prefect was up: let that attempt end first
     early.wait_turn(run_key, shot.id)
+    # ... it was the shot's first attempt: a transient failure its loops already tried again is not
+    # tried twice over (shotflow.generation.retry); one this task owns is, as a retry would be
+    first = early.failure(run_key, shot.id)
+    if isinstance(first, GenerationError) and first.transient and not retry.task_retries(first):
+        raise first.with_traceback(None) from None
     settings = get_settings()
     key = fal_key(settings) if backend == "fal" else None
     # the run key is recorded on intents: a clip this run already paid for is reported as generated

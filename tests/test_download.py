@@ -9,6 +9,7 @@ import pytest
 
 from shotflow.errors import DownloadError
 from shotflow.generation.fal.download import check_media_url, download_clip, host_allowed
+from shotflow.generation.retry import RetryPolicy
 from shotflow.media import probe
 from shotflow.store.clips import ClipStore
 
@@ -31,8 +32,9 @@ def fetch(url, store, *, allowed=("127.0.0.1",), max_bytes=10_000_000, seconds=5
         allowed_hosts=allowed,
         max_bytes=max_bytes,
         expected_seconds=seconds,
-        attempts=attempts,
-        backoff=backoff,
+        tolerance=0.5,
+        policy=RetryPolicy(attempts=attempts, first_wait=backoff),
+        timeout=60.0,
         on_retry=on_retry,
     )
 

@@ -27,6 +27,7 @@ from dataclasses import replace  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import fal_client.client  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 from fal_client import FalClientHTTPError  # noqa: E402
@@ -35,7 +36,8 @@ from shotflow.catalog import MODELS  # noqa: E402
 from shotflow.errors import GenerationError, MissingKeyError  # noqa: E402
 from shotflow.generation.fal.backend import FalBackend  # noqa: E402
 from shotflow.generation.fal.errors import classify  # noqa: E402
-from shotflow.generation.fal.submit import http_client  # noqa: E402
+from shotflow.generation.fal.submit import fal_client_internals  # noqa: E402
+from shotflow.generation import retry  # noqa: E402
 from shotflow.media import probe  # noqa: E402
 from shotflow.plan import plan_from_text  # noqa: E402
 from shotflow.settings import Settings  # noqa: E402
@@ -59,30 +61,31 @@ def cache(tmp_path) -> Path:
     return tmp_path / "cache"
 
 
-def make_backend(cache: Path, **kw) -> FalBackend:
-    options = dict(poll_interval=0.02, retry_backoff=0.01, retries=3)
-    options.update(kw)
-    settings = options.pop("settings", None) or fakefal.settings_for(cache)
-    return FalBackend(ClipStore(cache), settings=settings, **options)
+def make_backend(cache: Path, *, settings=None, key=None, **knobs) -> FalBackend:
+    """A FalBackend on the fake server, quick to poll and retry; `knobs` are Settings fields."""
+    knobs = dict(fal_poll_interval=0.02, fal_retry_backoff=0.01, fal_retries=3) | knobs
+    settings = (settings or fakefal.settings_for(cache)).model_copy(update=knobs)
+    return FalBackend(ClipStore(cache), settings=settings, key=key)
 
 
-def generate_retrying_forced(backend: FalBackend, shot, token: str, *, attempts: int = 5):
+def generate_retrying_forced(backend: FalBackend, shot, token: str, *, attempts: int = retry.TASK.attempts):
     """What the Prefect task does for a forced shot: each retry passes the same run token."""
     for attempt in range(attempts):
         try:
             return backend.generate(shot, force=token)
         except GenerationError as exc:
-            if not exc.transient or attempt == attempts - 1:
+            if not retry.task_retries(exc) or attempt == attempts - 1:
                 raise
 
 
-def generate_retrying(backend: FalBackend, shot, *, attempts: int = 5, events=None):
-    """What the Prefect task does: retry transient errors only (its delays left out)."""
+def generate_retrying(backend: FalBackend, shot, *, attempts: int = retry.TASK.attempts, events=None):
+    """What the Prefect task does: retry what it owns (its delays left out), with the task's own
+    condition (shotflow.generation.retry.task_retries)."""
     for attempt in range(attempts):
         try:
             return backend.generate(shot, on_event=(events.append if events is not None else None) or (lambda e: None))
         except GenerationError as exc:
-            if not exc.transient or attempt == attempts - 1:
+            if not retry.task_retries(exc) or attempt == attempts - 1:
                 raise
 
 
@@ -200,13 +203,13 @@ def test_a_job_that_fails_on_fals_side_is_submitted_again_and_billed_once(fake_f
 def test_a_result_that_keeps_failing_is_fetched_again_by_id_on_the_next_attempt(fake_fal, cache):
     fake_fal.fault("result", 504, times=3)
     shot = a_shot()
-    backend = make_backend(cache, retries=1)
+    backend = make_backend(cache, fal_retries=1)
     with pytest.raises(GenerationError) as info:
         backend.generate(shot)
     assert info.value.transient and "504" in str(info.value) and "kept" in str(info.value)
     assert Journal(cache / "jobs").read(backend.store.key("fal", shot)).state == "completed"
     events = []
-    clip = generate_retrying(make_backend(cache, retries=1), shot, events=events)
+    clip = generate_retrying(make_backend(cache, fal_retries=1), shot, events=events)
     assert events[0].kind == "reattached" and events[0].request_id == clip.request_id
     assert fake_fal.count("submit") == 1
     assert fake_fal.billed == {shot.body_hash: 1}
@@ -216,7 +219,7 @@ def test_status_polls_that_keep_failing_leave_the_request_to_be_re_attached(fake
     fake_fal.fault("status", 500, times=3)
     shot = a_shot()
     with pytest.raises(GenerationError) as info:
-        make_backend(cache, retries=1).generate(shot)
+        make_backend(cache, fal_retries=1).generate(shot)
     assert info.value.transient
     events = []
     clip = make_backend(cache).generate(shot, on_event=events.append)
@@ -300,7 +303,7 @@ def test_a_submit_whose_answer_is_lost_is_uncertain_and_never_sent_again_without
     # --force pays again, once, even when the forced attempt is retried with the same token
     fake_fal.hold()
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.05).generate(shot, force="run-2")
+        make_backend(cache, fal_wait_timeout=0.05).generate(shot, force="run-2")
     fake_fal.release()
     clip = generate_retrying_forced(make_backend(cache), shot, "run-2")
     assert clip.path.is_file() and fake_fal.count("submit") == 2 and fake_fal.billed == {shot.body_hash: 2}
@@ -332,7 +335,7 @@ def test_a_submit_fal_did_not_take_is_refused_and_billed_nothing(fake_fal, cache
     fake_fal.fault("submit", status, **fault)
     shot = a_shot()
     with pytest.raises(GenerationError) as info:
-        make_backend(cache, retries=2).generate(shot)
+        make_backend(cache, fal_retries=2).generate(shot)
     assert info.value.transient is transient and str(status) in str(info.value)
     record = Journal(cache / "jobs").read(ClipStore.key("fal", shot))
     assert record.state == "refused" and record.permanent is not transient and record.request_id is None
@@ -372,9 +375,7 @@ def test_an_error_raised_before_the_request_left_is_refused_not_uncertain(fake_f
 
 
 def test_a_connection_never_made_is_refused_and_submitted_freely_later(fake_fal, cache, monkeypatch):
-    from shotflow.generation.fal import submit
-
-    monkeypatch.setattr(submit, "QUEUE_URL_FORMAT", "https://127.0.0.1:1/")  # nothing listens there
+    monkeypatch.setattr(fal_client.client, "QUEUE_URL_FORMAT", "https://127.0.0.1:1/")  # nothing listens there
     shot = a_shot()
     with pytest.raises(GenerationError) as info:
         make_backend(cache).generate(shot)
@@ -385,7 +386,7 @@ def test_a_connection_never_made_is_refused_and_submitted_freely_later(fake_fal,
 
 
 def test_the_submit_carries_the_key_and_the_start_timeout(fake_fal, cache):
-    make_backend(cache, start_timeout=90).generate(a_shot())
+    make_backend(cache, fal_start_timeout=90).generate(a_shot())
     (submit,) = [c for c in fake_fal.calls if c.op == "submit"]
     assert submit.authorization == f"Key {KEY}" and float(submit.request_timeout) == 90
 
@@ -396,19 +397,21 @@ def test_the_submit_carries_the_key_and_the_start_timeout(fake_fal, cache):
 def test_a_404_about_a_young_request_is_waited_out_not_paid_for_again(fake_fal, cache):
     fake_fal.fault("status", 404, times=10)
     shot = a_shot()
+    with pytest.raises(GenerationError) as info:  # 4 polls (fal_retries=3), all 404: kept, not lost
+        generate_retrying(make_backend(cache), shot)
+    assert info.value.transient and "kept" in str(info.value) and fake_fal.faults[0].hits == 4
     events = []
-    clip = generate_retrying(make_backend(cache), shot, events=events)  # 4 polls a call: 3 calls
-    assert clip.path.is_file() and fake_fal.faults[0].hits == 10
+    clip = generate_retrying(make_backend(cache, fal_retries=6), shot, events=events)  # a re-run: 6 more 404s, then done
+    assert clip.path.is_file() and fake_fal.faults[0].hits == 10 and events[0].kind == "reattached"
     assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.billed == {shot.body_hash: 1}
-    assert [e.kind for e in events].count("reattached") == 2
     assert Journal(cache / "jobs").read(clip.key).state == "downloaded"
 
 
 def test_a_404_on_the_result_of_a_young_request_is_fetched_again(fake_fal, cache):
-    fake_fal.fault("result", 404, times=5)
+    fake_fal.fault("result", 404, times=3)
     shot = a_shot()
     clip = generate_retrying(make_backend(cache), shot)
-    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 1}
+    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 1} and fake_fal.count("result", status=404) == 3
 
 
 def test_an_old_request_fal_no_longer_knows_is_lost_and_bought_again_only_with_force(fake_fal, cache):
@@ -417,7 +420,7 @@ def test_an_old_request_fal_no_longer_knows_is_lost_and_bought_again_only_with_f
     journal = Journal(cache / "jobs")
     fake_fal.hold()
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.05).generate(shot)
+        make_backend(cache, fal_wait_timeout=0.05).generate(shot)
     record = journal.read(key)
     two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
     journal.write(replace(record, submitted_at=two_hours_ago.isoformat()))  # older than fal keeps requests
@@ -443,7 +446,7 @@ def test_a_request_is_reached_at_the_urls_fal_answered(fake_fal, cache):
     shot = a_shot()
     fake_fal.hold()
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.05).generate(shot)
+        make_backend(cache, fal_wait_timeout=0.05).generate(shot)
     fake_fal.release()
     clip = generate_retrying(make_backend(cache), shot)  # a re-attach: only the journal has the URLs
     assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 1}
@@ -541,14 +544,14 @@ def test_a_request_that_never_finishes_is_waited_for_and_re_attached_but_never_c
     journal = Journal(cache / "jobs")
     # one call's patience runs out: the request is kept running, nothing is cancelled
     with pytest.raises(GenerationError) as info:
-        make_backend(cache, wait_timeout=0.3).generate(shot)
+        make_backend(cache, fal_wait_timeout=0.3).generate(shot)
     assert info.value.transient and "still running" in str(info.value)
     rid = journal.read(key).request_id
     # however old it looks, a later attempt re-attaches and waits; it never cancels
     journal.write(replace(journal.read(key), submitted_at=(datetime.now(timezone.utc) - timedelta(days=2)).isoformat()))
     events = []
     with pytest.raises(GenerationError) as info:
-        make_backend(cache, wait_timeout=0.2).generate(shot, on_event=events.append)
+        make_backend(cache, fal_wait_timeout=0.2).generate(shot, on_event=events.append)
     assert info.value.transient and events[0].kind == "reattached"
     assert fake_fal.cancels() == [] and fake_fal.count("cancel") == 0 and fake_fal.count("submit") == 1
 
@@ -566,7 +569,7 @@ def test_a_cancel_that_fails_keeps_the_request(fake_fal, cache):
     shot = a_shot()
     key = ClipStore.key("fal", shot)
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.1).generate(shot)
+        make_backend(cache, fal_wait_timeout=0.1).generate(shot)
     record, verdict = make_backend(cache).cancel(key)
     assert verdict == "running" and record.state == "submitted"
     assert fake_fal.count("cancel", status=500) == 1 and fake_fal.count("submit") == 1
@@ -579,7 +582,7 @@ def test_a_request_still_running_after_its_cancel_is_kept_until_fal_says_it_ende
     shot = a_shot()
     key = ClipStore.key("fal", shot)
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.05).generate(shot)
+        make_backend(cache, fal_wait_timeout=0.05).generate(shot)
     polls = fake_fal.count("status")
     record, verdict = make_backend(cache).cancel(key)
     assert verdict == "running" and record.state == "submitted"  # kept: it may still bill
@@ -596,7 +599,7 @@ def test_a_request_that_finishes_after_its_cancel_is_used(fake_fal, cache):
     shot = a_shot()
     key = ClipStore.key("fal", shot)
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.05).generate(shot)
+        make_backend(cache, fal_wait_timeout=0.05).generate(shot)
     record, verdict = make_backend(cache).cancel(key)
     assert verdict == "finished" and record.state == "completed"
     clip = make_backend(cache).generate(shot)
@@ -609,7 +612,7 @@ def test_a_finished_request_is_used_however_old_it_is(fake_fal, cache):
     shot = a_shot()
     fake_fal.hold()
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.2).generate(shot)
+        make_backend(cache, fal_wait_timeout=0.2).generate(shot)
     fake_fal.release()
     key = ClipStore.key("fal", shot)
     wait_for(lambda: fake_fal.phase(fake_fal.jobs[Journal(cache / "jobs").read(key).request_id])[0] == "COMPLETED")
@@ -622,7 +625,7 @@ def test_force_pays_for_one_new_clip_per_token_even_when_the_forced_attempt_is_r
     first = make_backend(cache).generate(shot)
     fake_fal.hold()
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.1).generate(shot, force="run-7")
+        make_backend(cache, fal_wait_timeout=0.1).generate(shot, force="run-7")
     assert fake_fal.submits == {shot.body_hash: 2}  # asked for: a new generation
     fake_fal.release()
     events = []
@@ -635,15 +638,134 @@ def test_force_pays_for_one_new_clip_per_token_even_when_the_forced_attempt_is_r
     assert fake_fal.submits == {shot.body_hash: 3}
 
 
-def test_a_forced_attempt_keeps_its_token_through_a_refusal_and_a_failed_download(fake_fal, cache):
+def test_a_forced_attempt_keeps_its_token_through_a_failed_job_and_a_refusal(fake_fal, cache):
     shot = a_shot()
     make_backend(cache).generate(shot)
-    fake_fal.fault("submit", 429, times=2)  # the forced attempt is refused (nothing billed) ...
-    fake_fal.fault("media", 403, times=1)  # ... its retry is accepted, but the media fails once
-    backend = make_backend(cache, retries=1, download_attempts=1)
+    fake_fal.fault("job", outcome="error")  # the forced job fails on fal's side (not billed): the task tries again ...
+    fake_fal.fault("submit", 429, times=1)  # ... its next submit is refused once (nothing billed), then accepted
+    backend = make_backend(cache, fal_retries=1)
     clip = generate_retrying_forced(backend, shot, "run-5")  # each retry passes the same token
-    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 2} and fake_fal.billed == {shot.body_hash: 2}
+    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 3} and fake_fal.billed == {shot.body_hash: 2}
     assert Journal(cache / "jobs").read(clip.key).force_token == "run-5"
+    again = make_backend(cache).generate(shot, force="run-5")  # the same token once more: its clip, no 4th submit
+    assert again.cache_hit and again.request_id == clip.request_id
+    assert fake_fal.submits == {shot.body_hash: 3}
+
+
+# --- retries: one layer for each failure (shotflow.generation.retry) ------------------------------
+# the fake server counts the calls: a transient fault costs the tries of the one layer that owns it,
+# never those tries times the Prefect task's (generate_retrying uses the task's own condition)
+
+
+def given_up(fake_fal, cache, op: str, status: int, **knobs) -> tuple[str, str]:
+    """A shot whose `op` fal answers `status` every time, through the task's retries: its error
+    (transient: a later run may do better) and the state its journal record is left in."""
+    fake_fal.fault(op, status, times=100)
+    with pytest.raises(GenerationError) as info:
+        generate_retrying(make_backend(cache, **knobs), a_shot())
+    assert info.value.transient
+    return str(info.value), Journal(cache / "jobs").read(ClipStore.key("fal", a_shot())).state
+
+
+def test_a_submit_fal_keeps_refusing_costs_the_in_call_tries_only(fake_fal, cache):
+    message, state = given_up(fake_fal, cache, "submit", 429, fal_retries=2)
+    assert state == "refused" and "3 times" in message
+    assert fake_fal.count("submit", status=429) == 3 and fake_fal.billed == {}  # not 3 x 5
+
+
+def test_status_polls_answered_5xx_cost_the_in_call_tries_only_and_a_re_run_collects(fake_fal, cache):
+    message, state = given_up(fake_fal, cache, "status", 500, fal_retries=2)
+    assert state == "submitted" and "kept" in message and "re-run" in message
+    assert fake_fal.count("status", status=500) == 3  # the Job's loop: fal_retries + 1; fal_client does not retry an app's 500
+    fake_fal.faults.clear()
+    clip = make_backend(cache).generate(a_shot())
+    assert clip.path.is_file() and fake_fal.count("submit") == 1 and sum(fake_fal.billed.values()) == 1
+
+
+def test_a_download_that_keeps_failing_costs_its_attempts_only(fake_fal, cache):
+    message, state = given_up(fake_fal, cache, "media", 503, download_attempts=3)
+    assert state == "completed" and "without paying" in message
+    assert fake_fal.count("media", status=503) == 3  # download_clip's loop, not the Job's, not the task's
+
+
+def test_a_poll_fal_client_retries_itself_is_not_retried_again_by_the_job(fake_fal, cache):
+    fake_fal.fault("status", 429, times=2)
+    fake_fal.fault("status", 502, times=2, request_id_header=False, nginx=True)  # fal's ingress, not the app
+    events = []
+    clip = make_backend(cache).generate(a_shot(), on_event=events.append)
+    assert clip.path.is_file() and all(f.hits == f.times for f in fake_fal.faults)
+    assert [e for e in events if e.kind == "retrying"] == []  # fal_client's own tries, unseen by the Job
+
+
+def _http_error(code: int, headers: dict[str, str], text: str = "") -> FalClientHTTPError:
+    response = httpx.Response(code, headers=headers, text=text)
+    return FalClientHTTPError(text or "why", code, dict(response.headers), response=response)
+
+
+@pytest.mark.parametrize(
+    "exc, retried",
+    [
+        (httpx.ConnectError("refused"), True),
+        (httpx.ReadTimeout("slow"), True),
+        (_http_error(429, {"x-fal-request-id": "r"}), True),
+        (_http_error(409, {}), True),
+        (_http_error(502, {}, "<center>nginx</center>"), True),
+        (_http_error(502, {"x-fal-request-id": "r"}, "nginx"), False),  # the app's 502: ours to retry
+        (_http_error(504, {"x-fal-request-timeout-type": "user"}, "nginx"), False),  # the request's own timeout
+        (_http_error(500, {}), False),
+        (_http_error(404, {}), False),
+        (ValueError("not JSON"), False),
+    ],
+)
+def test_what_fal_client_retries_itself(exc, retried):
+    from shotflow.generation.fal.errors import retried_by_fal_client
+
+    assert retried_by_fal_client(exc) is retried
+
+
+def test_the_task_retries_only_what_no_inner_loop_retries(fake_fal, cache):
+    from shotflow.errors import MediaError
+    from shotflow.interrupt import Interrupted
+
+    assert retry.task_retries(retry.RetryLater("a", "still running"))
+    assert retry.task_retries(MediaError("ffmpeg failed"))
+    assert not retry.task_retries(GenerationError("a", "fal answered 503 to the submit 5 times", transient=True))
+    assert not retry.task_retries(Interrupted("a")) and not retry.task_retries(GenerationError("a", "422", transient=False))
+    copy = pickle.loads(pickle.dumps(retry.RetryLater("a", "still running")))  # Prefect pickles failures
+    assert isinstance(copy, retry.RetryLater) and copy.transient and str(copy) == "shot 'a': still running"
+    # the wait timeout is the task's: each of its tries re-attaches to the one request
+    fake_fal.hold()
+    shot = a_shot()
+    events = []
+
+    def release_on_second_attach(event):
+        events.append(event)
+        if [e.kind for e in events].count("reattached") == 2:
+            fake_fal.release()
+
+    clip = None
+    backend = make_backend(cache, fal_wait_timeout=0.2)
+    for attempt in range(retry.TASK.attempts):
+        try:
+            clip = backend.generate(shot, on_event=release_on_second_attach)
+            break
+        except GenerationError as exc:
+            assert retry.task_retries(exc) and "SHOTFLOW_FAL_WAIT_TIMEOUT" in str(exc)
+    assert clip is not None and clip.path.is_file() and attempt >= 2  # two wait timeouts, at least, then done
+    assert fake_fal.count("submit") == 1 and fake_fal.billed == {shot.body_hash: 1}
+
+
+def test_the_retry_policy_backs_off_with_jitter_up_to_its_cap():
+    policy = retry.RetryPolicy(attempts=8, first_wait=1.0, max_wait=30.0, jitter=0.5)
+    assert policy.delays() == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert [policy.again(n) for n in (1, 7, 8)] == [True, True, False]
+    for failures in range(1, 8):
+        base = policy.delays()[failures - 1]
+        assert base * 0.5 <= policy.wait(failures) <= min(base * 1.5, 30.0)
+    settings = fakefal.settings_for(Path("/tmp/unused"))
+    assert retry.RetryPolicy.in_call(settings).attempts == settings.fal_retries + 1 == 5
+    assert retry.RetryPolicy.downloads(settings).attempts == settings.download_attempts == 4
+    assert retry.TASK.delays() == [2.0, 4.0, 8.0, 16.0]  # the Prefect task's, as before
 
 
 # --- refusals: fast, clear, not paid for twice -------------------------------------------------
@@ -728,7 +850,7 @@ def test_a_backend_closes_as_a_context_manager_and_twice_without_harm(fake_fal, 
     shot = a_shot()
     with make_backend(cache) as backend:
         backend.generate(shot)
-        client = http_client(backend.fal)
+        _, client = fal_client_internals(backend.fal)
     assert client.is_closed
     backend.close()
     backend.close()
@@ -760,8 +882,8 @@ DRIVER = textwrap.dedent(
     from shotflow.settings import Settings
 
     plan = load_plan(sys.argv[1])
-    settings = Settings()
-    backend = FalBackend(ClipStore(settings.cache_dir), settings=settings, poll_interval=0.05, retry_backoff=0.05)
+    settings = Settings(SHOTFLOW_FAL_POLL_INTERVAL=0.05, SHOTFLOW_FAL_RETRY_BACKOFF=0.05)
+    backend = FalBackend(ClipStore(settings.cache_dir), settings=settings)
     lock = threading.Lock()
 
     def say(**data):

@@ -104,22 +104,3 @@ def test_the_key_from_the_environment_is_cleaned(monkeypatch):
     with pytest.raises(KeyShapeError) as info:
         fal_key(Settings(_env_file=None))
     assert "FAL_KEY" in str(info.value) and SECRET not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    "name, value, said",
-    [
-        ("SHOTFLOW_FAL_POLL_INTERVAL", "inf", "Input should be a finite number"),
-        ("SHOTFLOW_FAL_RETRY_BACKOFF", "nan", "Input should be a finite number"),
-        ("SHOTFLOW_MAX_DOWNLOAD_BYTES", "0", "greater than 0"),
-        ("SHOTFLOW_DAILY_BUDGET", "-3", "greater than or equal to 0"),
-    ],
-)
-def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch, name, value, said):
-    from shotflow.settings import SettingsError, get_settings
-
-    monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FAL_KEY", KEY)
-    with pytest.raises(SettingsError) as info:
-        get_settings()
-    assert str(info.value).startswith(f"{name}: ") and said in str(info.value) and SECRET not in str(info.value)

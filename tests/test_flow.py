@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -106,14 +107,24 @@ def test_a_refused_shot_fails_the_run_keeps_the_others_and_a_rerun_redoes_only_i
     assert probe(tmp_path / "a.mp4").duration == pytest.approx(5 + 5 + 6, abs=0.05)
 
 
-def test_a_transient_error_is_retried_by_the_task_without_paying_twice(tmp_path, fal_env):
+def test_a_transient_error_is_retried_by_one_layer_only_without_paying_twice(tmp_path, fal_env, monkeypatch):
     sb = write(tmp_path, "version: 1\noutput: {resolution: 360p}\nshots:\n  - {id: a, prompt: p, model: veo2, duration: 5}\n")
-    # more failures than the backend's own in-call retries: the Prefect task's retry takes over
+    # a 503 on the result is the backend's loop's (SHOTFLOW_FAL_RETRIES=4: 5 fetches): the Prefect
+    # task does not multiply them (shotflow.generation.retry), and a re-run collects it unpaid
     fal_env.fault("result", 503, times=6)
+    with pytest.raises(ShotflowError, match="1 of 1 shots failed"):
+        render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "t.mp4"))
+    assert fal_env.count("result", status=503) == 5
     result = render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "t.mp4"))
-    assert result["shots"][0]["status"] == "done"
-    assert fal_env.count("result", status=503) == 6
+    assert result["shots"][0]["status"] == "done" and fal_env.count("result", status=503) == 6
     assert sum(fal_env.billed.values()) == 1 and fal_env.count("submit") == 1
+    # a request still running after the wait timeout is the task's: its retry re-attaches to it
+    monkeypatch.setenv("SHOTFLOW_FAL_WAIT_TIMEOUT", "0.3")
+    fal_env.hold()
+    threading.Timer(1.0, fal_env.release).start()
+    sb.write_text(sb.read_text().replace("prompt: p", "prompt: q"))
+    result = render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "t.mp4"))
+    assert result["shots"][0]["status"] == "done" and fal_env.count("submit") == 2 and sum(fal_env.billed.values()) == 2
 
 
 def test_budget_and_key_are_checked_before_anything_runs(tmp_path, fal_env, monkeypatch):

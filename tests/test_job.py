@@ -54,11 +54,11 @@ def no_stop():
     interrupt.reset()
 
 
-def make_backend(cache: Path, **kw) -> FalBackend:
-    options = dict(poll_interval=0.02, retry_backoff=0.01, retries=3, storyboard="/boards/sb.yaml")
-    options.update(kw)
-    settings = options.pop("settings", None) or fakefal.settings_for(cache)
-    return FalBackend(ClipStore(cache), settings=settings, **options)
+def make_backend(cache: Path, *, settings=None, key=None, **knobs) -> FalBackend:
+    """A FalBackend on the fake server, quick to poll and retry; `knobs` are Settings fields."""
+    knobs = dict(fal_poll_interval=0.02, fal_retry_backoff=0.01, fal_retries=3) | knobs
+    settings = (settings or fakefal.settings_for(cache)).model_copy(update=knobs)
+    return FalBackend(ClipStore(cache), settings=settings, key=key, storyboard="/boards/sb.yaml")
 
 
 def journal_of(cache: Path) -> Journal:
@@ -75,8 +75,9 @@ def test_the_private_names_of_fal_client_the_submit_uses_still_exist():
 
     assert isinstance(fal_client_module.QUEUE_URL_FORMAT, str) and fal_client_module.QUEUE_URL_FORMAT.startswith("https://")
     sync = fal_client.SyncClient(key=KEY)
-    client = submit.http_client(sync)
-    assert client.headers["Authorization"] == f"Key {KEY}"
+    queue_url, client = submit.fal_client_internals(sync)
+    assert queue_url == fal_client_module.QUEUE_URL_FORMAT and submit.queue_host() == fakefal.ensure_server().host
+    assert client.headers["Authorization"] == f"Key {KEY}" and submit.fal_client_internals(sync)[1] is client
     submit.close_client(sync)
     assert client.is_closed and "_client" not in sync.__dict__
 
@@ -272,7 +273,7 @@ def test_an_upgrade_buys_nothing_again(fake_fal, cache):
              submitted_at=record.submitted_at, completed_at=record.completed_at)  # fmt: skip
     fake_fal.hold()
     with pytest.raises(GenerationError):
-        make_backend(cache, wait_timeout=0.05).generate(live)
+        make_backend(cache, fal_wait_timeout=0.05).generate(live)
     r = journal_of(cache).read(ClipStore.key("fal", live))
     schema_1(cache, live, state="submitted", request_id=r.request_id, status_url=r.status_url,
              response_url=r.response_url, cancel_url=r.cancel_url, submitted_at=r.submitted_at)  # fmt: skip

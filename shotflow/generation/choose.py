@@ -39,13 +39,5 @@ def open_backend(
             raise MissingKeyError(NO_KEY)
         from shotflow.generation.fal.backend import FalBackend
 
-        return FalBackend(
-            store,
-            key=key,
-            settings=settings,
-            storyboard=storyboard,
-            run_token=run_token,
-            poll_interval=settings.fal_poll_interval,
-            retry_backoff=settings.fal_retry_backoff,
-        )
+        return FalBackend(store, key=key, settings=settings, storyboard=storyboard, run_token=run_token)
     raise ShotflowError(f"unknown backend '{name}': use fal or preview")

@@ -15,7 +15,9 @@ reused), re-attaches to the early request, or fails the shot as it would have (u
 refused, ...). Nothing here can pay twice: the backend's journal and per-clip lock decide every
 submit, the force token is the run token (so `--force X` covers one submit across the early
 thread and the task), and the stop flag (shotflow.interrupt) stops early threads like any other
-caller. An early failure is kept here (`errors`) and never raised: the task reports the shot.
+caller. An early failure is kept here (`errors`) and never raised: the task reports the shot. The
+early generation is the shot's first attempt: a failure the backend's own loops already tried
+again (`failure`) is re-raised by the task, not tried a second time (shotflow.generation.retry).
 
 Only a run with the fal backend that reports to a private server starts early: a shared
 server's global `fal-requests` limit (only reachable through Prefect) must bound every submit.
@@ -116,6 +118,11 @@ class EarlyGeneration:
             while self.state.get(shot_id) == RUNNING and not interrupt.stop_requested():
                 self._changed.wait(0.25)
 
+    def failure(self, shot_id: str) -> BaseException | None:
+        """How the early generation of `shot_id` failed; None if it did not run or stored its clip
+        (a failure of the work after the clip is not one)."""
+        return None if shot_id in self.clips else self.errors.get(shot_id)
+
     def running(self) -> list[str]:
         with self._changed:
             return [s for s, state in self.state.items() if state == RUNNING]
@@ -144,3 +151,12 @@ def wait_turn(token: str | None, shot_id: str) -> None:
         run = _runs.get(token)
     if run is not None:
         run.wait_turn(shot_id)
+
+
+def failure(token: str | None, shot_id: str) -> BaseException | None:
+    """`EarlyGeneration.failure` of the run `token`, if this process started one early."""
+    if not token:
+        return None
+    with _lock:
+        run = _runs.get(token)
+    return None if run is None else run.failure(shot_id)

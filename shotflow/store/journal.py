@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from shotflow.errors import ShotflowError
+from shotflow.settings import LOCK_TIMEOUT
 from shotflow.store.atomic import StoreFullError, is_full, write_bytes_atomic
 
 SCHEMA = 2
@@ -70,6 +71,18 @@ class LockTimeout(JournalError):
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_utc(stamp: Any) -> datetime | None:
+    """A record's time (a UTC ISO-8601 string; one without a zone is read as UTC), None if absent
+    or unreadable."""
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -179,13 +192,16 @@ def _migrate_entry(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 class Journal:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, lock_timeout: float = LOCK_TIMEOUT):
+        """`lock_timeout`: how long to wait for another run holding a clip's lock
+        (Settings.lock_timeout, SHOTFLOW_LOCK_TIMEOUT)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.lock_timeout = lock_timeout
 
     @classmethod
-    def in_cache(cls, cache_dir: Path) -> Journal:
-        return cls(Path(cache_dir) / "jobs")
+    def in_cache(cls, cache_dir: Path, *, lock_timeout: float = LOCK_TIMEOUT) -> Journal:
+        return cls(Path(cache_dir) / "jobs", lock_timeout=lock_timeout)
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
@@ -223,7 +239,7 @@ class Journal:
         return record
 
     def update(
-        self, key: str, request_id: str | None, /, *, expect: Collection[str], lock_timeout: float = 300.0, **changes: Any
+        self, key: str, request_id: str | None, /, *, expect: Collection[str], lock_timeout: float | None = None, **changes: Any
     ) -> JobRecord | None:
         """Apply `changes` to the record of `key` if it still describes `request_id` in a state of
         `expect`; return the record as written, or the current one when the update was stale.
@@ -231,9 +247,9 @@ class Journal:
         Two runs working on the same request both write here; a slower one must not move the
         record back (say from downloaded to completed), nor touch a newer request's record. The
         read-modify-write holds the key's lock, so it is atomic across threads and processes;
-        LockTimeout after `lock_timeout` seconds.
+        LockTimeout after `lock_timeout` seconds (the journal's own by default).
         """
-        with self._locked(key, timeout=lock_timeout):
+        with self._locked(key, timeout=self.lock_timeout if lock_timeout is None else lock_timeout):
             current = self.read(key)
             if current is None or current.request_id != request_id or current.state not in expect:
                 return current
@@ -246,13 +262,14 @@ class Journal:
                 yield record
 
     @contextmanager
-    def submit_lock(self, key: str, *, timeout: float = 300.0, poll: float = 0.05) -> Iterator[None]:
+    def submit_lock(self, key: str, *, timeout: float | None = None, poll: float = 0.05) -> Iterator[None]:
         """Hold the exclusive lock of `key` (across threads and processes): while deciding to
         submit, while writing its record, while downloading its clip.
 
-        Waits up to `timeout` seconds for another holder; raises LockTimeout after that.
+        Waits up to `timeout` seconds (the journal's own by default) for another holder; raises
+        LockTimeout after that.
         """
-        with self._locked(key, timeout=timeout, poll=poll):
+        with self._locked(key, timeout=self.lock_timeout if timeout is None else timeout, poll=poll):
             yield
 
     lock = submit_lock

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from shotflow.errors import BudgetError
+from shotflow.store.journal import parse_utc
 
 # the fields of one ledger row, in the order `shotflow ledger` prints them
 FIELDS = (
@@ -91,16 +92,8 @@ def cost_of(row: dict[str, Any]) -> Decimal | None:
 
 def sent_on(row: dict[str, Any]) -> date | None:
     """The UTC day a request was sent (accepted, or intended when fal's answer never came)."""
-    stamp = row.get("submitted_at") or row.get("intended_at")
-    if not stamp:
-        return None
-    try:
-        when = datetime.fromisoformat(stamp)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).date()
+    when = parse_utc(row.get("submitted_at") or row.get("intended_at"))
+    return None if when is None else when.astimezone(timezone.utc).date()
 
 
 def totals(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -170,10 +163,11 @@ def check_daily_budget(journal: Any, budget: Decimal | None, adding: Decimal | N
 
 
 @contextmanager
-def budget_lock(journal: Any, *, timeout: float = 300.0) -> Iterator[None]:
-    """Hold the journal's daily-budget lock: a budget check and the intent it allows are one step,
-    across threads and processes, so two runs cannot both spend the last dollar."""
-    with journal.submit_lock(_BUDGET_LOCK, timeout=timeout):
+def budget_lock(journal: Any) -> Iterator[None]:
+    """Hold the journal's daily-budget lock (waiting up to the journal's lock timeout): a budget
+    check and the intent it allows are one step, across threads and processes, so two runs cannot
+    both spend the last dollar."""
+    with journal.submit_lock(_BUDGET_LOCK):
         yield
 
 

@@ -1,7 +1,7 @@
 """fal.ai text-to-video through fal's queue, paying at most once for each clip.
 
 - `submit`: the one POST that can cost money, and its three outcomes (accepted, refused, uncertain);
-  the only module touching fal_client's private names.
+  its `fal_client_internals` is the only function touching fal_client's private names.
 - `job`: one paid request as a state machine; its transitions are the only journal writes.
 - `collect`: from a journaled request to a clip in the store (wait, result, download), through
   the Job's transitions, and what each outcome means.

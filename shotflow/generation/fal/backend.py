@@ -37,9 +37,10 @@ from shotflow import interrupt
 from shotflow.errors import GenerationError, MissingKeyError, ShotflowError
 from shotflow.generation.choose import NO_KEY
 from shotflow.generation.fal.collect import Collector
-from shotflow.generation.fal.errors import Scrubber, blocked_error, http_error, price, uncertain_of
+from shotflow.generation.fal.errors import Scrubber, blocked_error, forcing, http_error, price, stopped_at, uncertain_of
 from shotflow.generation.fal.job import Job, check_cancel
 from shotflow.generation.fal.submit import Accepted, Refused, close_client, request_handle, send_submit
+from shotflow.generation.retry import RetryLater, RetryPolicy
 from shotflow.interrupt import Interrupted
 from shotflow.model import GeneratedClip, OnEvent, ShotEvent, ShotPlan, ignore_events
 from shotflow.settings import Settings, get_settings
@@ -59,26 +60,15 @@ class FalBackend:
         journal: Journal | None = None,
         storyboard: str | None = None,
         run_token: str | None = None,
-        poll_interval: float = 1.0,
-        wait_timeout: float | None = 600.0,
-        start_timeout: float | None = 3600.0,
-        retries: int = 4,
-        retry_backoff: float = 1.0,
-        download_attempts: int = 4,
-        duration_tolerance: float = 1.0,
-        lock_timeout: float = 300.0,
     ):
         """`key` wins over `settings.fal_key`; resolve a Prefect Secret block before calling.
 
         storyboard: the file (or inline name) of the run, recorded with each request it sends.
         run_token: the run's token, recorded on each intent: a clip this run already generated (its
         early start, an earlier attempt of a task) is reported as generated, not as a store hit.
-        poll_interval: seconds between status polls. wait_timeout: how long one `generate` call
-        waits for a request before raising a transient error (the request keeps running and is
-        re-attached). start_timeout: sent to fal as X-Fal-Request-Timeout, so a job that cannot
-        start within it is dropped unbilled by fal. retries/retry_backoff: in-call retries of
-        status polls, result fetches and submits answered 408/429/503. lock_timeout: how long
-        to wait for another run holding this clip's journal lock.
+        How it waits and tries again (poll interval, wait and start timeouts, retries, download
+        attempts, duration tolerance, lock timeout) comes from `settings` (shotflow.settings;
+        shotflow.generation.retry says which layer retries what).
         """
         self.settings = settings or get_settings()
         if key is None and self.settings.fal_key is not None:
@@ -86,22 +76,12 @@ class FalBackend:
         if not key or not key.strip():
             raise MissingKeyError(NO_KEY)
         key = key.strip()  # a pasted key's trailing newline would be refused by httpx (and shown)
-        if start_timeout is not None and start_timeout <= 1:
-            raise ValueError("start_timeout must be more than 1 second (fal's minimum)")
         self.scrub = Scrubber(key)
         self.fal = fal_client.SyncClient(key=key)
         self.store = store
-        self.journal = journal or Journal(store.root / "jobs")
+        self.journal = journal or Journal(store.root / "jobs", lock_timeout=self.settings.lock_timeout)
         self.storyboard = storyboard
         self.run_token = run_token
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
-        self.start_timeout = start_timeout
-        self.retries = retries
-        self.retry_backoff = retry_backoff
-        self.download_attempts = download_attempts
-        self.duration_tolerance = duration_tolerance
-        self.lock_timeout = lock_timeout
 
     def __repr__(self) -> str:
         return f"FalBackend(store={str(self.store.root)!r})"
@@ -132,15 +112,13 @@ class FalBackend:
                 return GeneratedClip(shot.id, cached, key, self.name, cache_hit=True, request_id=rid, accepted_despite=accepted)
         if _decide(record, forced) == "attach":
             emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
-            job = Job(self.journal, record, lock_timeout=self.lock_timeout)
+            job = Job(self.journal, record)
         else:
             job = self._submit(shot, key, force, emit)
         try:
             return Collector(job, self, shot, emit).run()
         except LockTimeout as exc:  # another run holds this clip's record (downloading it, say)
-            raise GenerationError(
-                shot.id, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it", transient=True
-            ) from None
+            raise RetryLater(shot.id, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it") from None
 
     # --- submitting ----------------------------------------------------------------------------
 
@@ -148,12 +126,12 @@ class FalBackend:
         """Decide again under the clip's lock (another run may have submitted while we waited),
         then submit, or stop the shot with what the journal says."""
         try:
-            with self.journal.submit_lock(key, timeout=self.lock_timeout):
+            with self.journal.submit_lock(key):
                 record = self.journal.read(key)
                 forced = _forced(force, record)
                 if _decide(record, forced) == "attach":
                     emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
-                    return Job(self.journal, record, lock_timeout=self.lock_timeout)
+                    return Job(self.journal, record)
                 if record is not None and record.state == "intended":
                     # we hold the lock, so the process that wrote it is gone: fal may have its submit
                     record = self._gone_writer(record)
@@ -166,12 +144,12 @@ class FalBackend:
                 carried = force is not None and record is not None and record.force_token == force
                 return self._submit_locked(shot, key, record, force if forced or carried else None, emit)
         except LockTimeout as exc:
-            raise GenerationError(shot.id, str(exc), transient=True) from None
+            raise RetryLater(shot.id, str(exc)) from None
 
     def _gone_writer(self, record: JobRecord) -> JobRecord:
         """An `intended` record read under the clip's lock: its writer died between sending and
         journaling fal's answer (or before sending: nobody can tell), so it is uncertain."""
-        job = Job(self.journal, record, lock_timeout=self.lock_timeout)
+        job = Job(self.journal, record)
         job.uncertain("the process that sent it ended before fal's answer was journaled (killed, or crashed)")
         return job.record
 
@@ -181,8 +159,7 @@ class FalBackend:
         with self._budget():
             self._check_budget(shot)
             job = Job.intend(
-                self.journal, shot, key, prior=prior, storyboard=self.storyboard, force_token=token, run_token=self.run_token,
-                lock_timeout=self.lock_timeout,
+                self.journal, shot, key, prior=prior, storyboard=self.storyboard, force_token=token, run_token=self.run_token
             )
 
         def before_send() -> None:
@@ -194,9 +171,8 @@ class FalBackend:
             self.fal,
             shot.endpoint,
             shot.body,
-            start_timeout=self.start_timeout,
-            retries=self.retries,
-            backoff=self.backoff,
+            start_timeout=self.settings.fal_start_timeout,
+            policy=RetryPolicy.in_call(self.settings),
             before_send=before_send,
             on_retry=lambda why: emit(ShotEvent(shot.id, "retrying", why)),
             scrub=self.scrub,
@@ -226,7 +202,7 @@ class FalBackend:
         handle = request_handle(
             self.fal, shot.endpoint, rid, status_url=answer.status_url, response_url=answer.response_url, cancel_url=answer.cancel_url
         )
-        verdict, _ = check_cancel(handle, self.poll_interval)
+        verdict, _ = check_cancel(handle, self.settings.fal_poll_interval)
         said = {
             "cancelled": "cancelled it (fal confirms)",
             "finished": "it finished before the cancel landed (paid for)",
@@ -237,12 +213,10 @@ class FalBackend:
             job.uncertain(why)
         except (OSError, ShotflowError):
             pass  # the disk is still full: the `intended` record on disk reads as uncertain
-        return GenerationError(
-            shot.id,
-            f"uncertain: {why}. Sent at {job.record.intended_at}; fal may have billed it. It is not submitted "
-            f"again automatically; free some space, then `--force {shot.id}` submits it again and pays again "
-            f"({price(shot.cost)})",
-            transient=False,
+        return stopped_at(
+            shot,
+            f"uncertain: {why}. Sent at {job.record.intended_at}; fal may have billed it. It is not submitted again "
+            f"automatically; free some space, then {forcing(shot, 'submits it again and pays again')}",
         )
 
     def _budget(self):
@@ -251,7 +225,7 @@ class FalBackend:
             return nullcontext()
         from shotflow.store.ledger import budget_lock
 
-        return budget_lock(self.journal, timeout=self.lock_timeout)
+        return budget_lock(self.journal)
 
     def _check_budget(self, shot: ShotPlan) -> None:
         budget = self.settings.daily_budget
@@ -267,11 +241,11 @@ class FalBackend:
         """Cancel the live request of clip `key` (`shotflow cancel`), checking fal's answer.
 
         Returns (the record after, what happened: "cancelled", "finished", "running", "not live")."""
-        with self.journal.submit_lock(key, timeout=self.lock_timeout):
+        with self.journal.submit_lock(key):
             record = self.journal.read(key)
             if record is None:
                 return None, "not live"
-            job = Job(self.journal, record, lock_timeout=self.lock_timeout)
+            job = Job(self.journal, record)
             verdict = job.cancel(self, record.shot)
             return job.record, verdict
 
@@ -283,9 +257,6 @@ class FalBackend:
 
     def _generated_in_this_run(self, record: JobRecord | None) -> bool:
         return bool(self.run_token) and record is not None and record.state == "downloaded" and record.run_token == self.run_token
-
-    def backoff(self, failures: int) -> float:
-        return min(self.retry_backoff * 2 ** (failures - 1), 30.0)
 
     def _emitter(self, on_event: OnEvent):
         def emit(event: ShotEvent) -> None:

@@ -26,8 +26,18 @@ from fal_client import Completed, InProgress, Queued
 from shotflow import interrupt
 from shotflow.errors import DownloadError, GenerationError
 from shotflow.generation.fal.download import download_clip
-from shotflow.generation.fal.errors import FAL_ERRORS, RETRY_CODES, classify, price, status_code
+from shotflow.generation.fal.errors import (
+    FAL_ERRORS,
+    RETRY_CODES,
+    classify,
+    forcing,
+    quarantined_error,
+    retried_by_fal_client,
+    status_code,
+    stopped_at,
+)
 from shotflow.generation.fal.job import Job
+from shotflow.generation.retry import RetryLater, RetryPolicy
 from shotflow.interrupt import Interrupted
 from shotflow.model import GeneratedClip, ShotEvent, ShotPlan
 from shotflow.store.journal import JobRecord
@@ -50,6 +60,8 @@ class Collector:
         self.backend = backend
         self.shot = shot
         self.emit = emit
+        self.settings = backend.settings
+        self.policy = RetryPolicy.in_call(backend.settings)
 
     @property
     def record(self) -> JobRecord:
@@ -67,11 +79,8 @@ class Collector:
         return self._dead_end()
 
     def _dead_end(self) -> GeneratedClip:
-        rid = self.record.request_id
-        raise GenerationError(
-            self.shot.id, f"fal request {rid} is {self.record.state} ({self.record.error or 'no clip'}); `--force {self.shot.id}` buys a new one",
-            transient=False,
-        )
+        record = self.record
+        raise stopped_at(self.shot, f"fal request {record.request_id} is {record.state} ({record.error or 'no clip'}); {forcing(self.shot)}")
 
     def _wait(self) -> Completed:
         rid = self.record.request_id
@@ -88,13 +97,8 @@ class Collector:
                 failure = exc
             if failure is not None:
                 error = self._call_failed(failure, f"polling request {rid}", "polling it")
+                failures = self._again(failures, error, failure, "", "a re-run re-attaches to it (nothing is paid twice)")
                 del failure
-                failures += 1
-                if not error.transient or failures > self.backend.retries:
-                    raise error
-                self.emit(ShotEvent(self.shot.id, "retrying", error.reason, rid))
-                if interrupt.wait(self.backend.backoff(failures)):
-                    raise self._stopped()
                 continue
             failures = 0
             if isinstance(status, Queued):
@@ -116,15 +120,15 @@ class Collector:
                     return status
             else:
                 raise self._odd(f"its status was of another shape ({type(status).__name__})")
-            if self.backend.wait_timeout is not None and time.monotonic() - start > self.backend.wait_timeout:
+            wait_timeout = self.settings.fal_wait_timeout
+            if wait_timeout is not None and time.monotonic() - start > wait_timeout:
                 state = "queued" if isinstance(status, Queued) else "running"
-                raise GenerationError(
+                raise RetryLater(
                     self.shot.id,
-                    f"fal request {rid} is still {state} after {self.backend.wait_timeout:g} s; it keeps running "
-                    "and the next attempt re-attaches to it (nothing is paid twice)",
-                    transient=True,
+                    f"fal request {rid} is still {state} after {wait_timeout:g} s (SHOTFLOW_FAL_WAIT_TIMEOUT); it keeps "
+                    "running and the next attempt re-attaches to it (nothing is paid twice)",
                 )
-            if interrupt.wait(self.backend.poll_interval):
+            if interrupt.wait(self.settings.fal_poll_interval):
                 raise self._stopped()
 
     def _fetch_result(self) -> str:
@@ -137,14 +141,13 @@ class Collector:
                 raise self._stopped()
             result, failure = None, None
             try:
-                result = handle.get(interval=self.backend.poll_interval)
+                result = handle.get(interval=self.settings.fal_poll_interval)
             except FAL_ERRORS as exc:
                 failure = exc
             if failure is None:
                 break
             code = status_code(failure)
             error = self._call_failed(failure, f"fetching the result of request {rid}", "fetching its result")
-            del failure
             if code == 422:  # fal refused this body after taking it: billed, remembered
                 self.job.failed(error.reason, permanent=True)
                 raise error
@@ -152,17 +155,9 @@ class Collector:
                 # the job itself failed on fal's side (a 5xx, which fal does not bill) or was
                 # cancelled: there is no result to fetch, the next attempt submits anew
                 self.job.failed(error.reason, permanent=False)
-                raise GenerationError(self.shot.id, f"{error.reason}; fal request {rid} failed on fal's side (not billed)", transient=True)
-            if not error.transient:
-                raise error
-            failures += 1
-            if failures > self.backend.retries:
-                raise GenerationError(
-                    self.shot.id, f"{error.reason}; request {rid} is kept: the next attempt fetches its result again", transient=True
-                )
-            self.emit(ShotEvent(self.shot.id, "retrying", f"result fetch: {error.reason}", rid))
-            if interrupt.wait(self.backend.backoff(failures)):
-                raise self._stopped()
+                raise RetryLater(self.shot.id, f"{error.reason}; fal request {rid} failed on fal's side (not billed)")
+            failures = self._again(failures, error, failure, "result fetch: ", "a re-run fetches its result again")
+            del failure
         if not isinstance(result, dict):
             raise self._odd(f"its result is a JSON {_json_kind(result)}, not an object")
         video = result.get("video")
@@ -178,7 +173,7 @@ class Collector:
     def _download(self) -> GeneratedClip:
         """Download the clip under the clip's lock, re-checking the store first."""
         key, store = self.record.key, self.backend.store
-        with self.job.journal.submit_lock(key, timeout=self.job.lock_timeout):
+        with self.job.journal.submit_lock(key):
             current = self.job.journal.read(key)
             if current is not None and current.request_id == self.record.request_id:
                 self.job.record = current
@@ -194,12 +189,12 @@ class Collector:
                     url,
                     store,
                     key,
-                    allowed_hosts=self.backend.settings.allowed_media_hosts,
-                    max_bytes=self.backend.settings.max_download_bytes,
+                    allowed_hosts=self.settings.allowed_media_hosts,
+                    max_bytes=self.settings.max_download_bytes,
                     expected_seconds=self.shot.seconds,
-                    tolerance=self.backend.duration_tolerance,
-                    attempts=self.backend.download_attempts,
-                    backoff=self.backend.retry_backoff,
+                    tolerance=self.settings.duration_tolerance,
+                    policy=RetryPolicy.downloads(self.settings),
+                    timeout=self.settings.download_timeout,
                     on_retry=lambda attempt, why: self.emit(ShotEvent(self.shot.id, "retrying", f"download {attempt}: {why}", rid)),
                 )
             except DownloadError as exc:
@@ -213,36 +208,40 @@ class Collector:
         quarantined = getattr(exc, "quarantined", None)
         if quarantined is not None:
             self.job.quarantined(quarantined, reason)
-            raise GenerationError(
-                self.shot.id,
-                f"the clip of fal request {rid} (paid for) failed verification: {reason}. It is kept aside at "
-                f"{quarantined}: `shotflow accept {self.shot.id}` uses it, `--force {self.shot.id}` buys a new one "
-                f"({price(self.shot.cost)})",
-                transient=False,
-            )
-        retention = self.backend.settings.media_retention_days * 86400.0
+            raise quarantined_error(self.shot, rid, f": {reason}. It is kept aside at {quarantined}")
+        retention = self.settings.media_retention_days * 86400.0
         age = self.job.media_age()
         if age is not None and age > retention:
             why = (
                 f"its media still fails {age / 86400:.1f} days after completion, past fal's media retention "
-                f"({self.backend.settings.media_retention_days:g} days, SHOTFLOW_MEDIA_RETENTION_DAYS): {reason}"
+                f"({self.settings.media_retention_days:g} days, SHOTFLOW_MEDIA_RETENTION_DAYS): {reason}"
             )
             self.job.lost(why)
-            raise GenerationError(
-                self.shot.id,
-                f"fal request {rid} was paid for but is lost: {why}. Only `--force {self.shot.id}` buys it again ({price(self.shot.cost)})",
-                transient=False,
-            )
+            raise stopped_at(self.shot, f"fal request {rid} was paid for but is lost: {why}. Only {forcing(self.shot, 'buys it again')}")
         self.job.noted(f"download failed: {reason}")
         raise GenerationError(
             self.shot.id,
             f"fal request {rid} is done (and paid for) but its clip did not download: {reason}. Its URL is kept "
-            "in the job journal: the next attempt or run downloads it again, without paying",
+            "in the job journal: a re-run downloads it again, without paying",
             # a URL refused by a setting (host not allowed, too big) waits for the setting, not a retry
             transient=not getattr(exc, "refused", False),
         )
 
     # --- errors --------------------------------------------------------------------------------
+
+    def _again(self, failures: int, error: GenerationError, exc: BaseException, doing: str, kept: str) -> int:
+        """Count one more failed call of a loop and wait before the next try (the policy's), or
+        raise: `error` if it is not transient; that the request is `kept` when the tries are spent,
+        or when fal_client already tried the call again itself (one layer retries a failure)."""
+        failures += 1
+        if not error.transient:
+            raise error
+        if retried_by_fal_client(exc) or not self.policy.again(failures):
+            raise GenerationError(self.shot.id, f"{error.reason}; fal request {self.record.request_id} is kept: {kept}", transient=True)
+        self.emit(ShotEvent(self.shot.id, "retrying", doing + error.reason, self.record.request_id))
+        if interrupt.wait(self.policy.wait(failures)):
+            raise self._stopped()
+        return failures
 
     def _call_failed(self, exc: BaseException, doing: str, short: str) -> GenerationError:
         """A failed status poll or result fetch as a GenerationError; a 404 is judged by age; an
@@ -270,23 +269,13 @@ class Collector:
         submitted = f"submitted {age / 3600:.1f} h ago" if age is not None else "submitted at an unknown time"
         why = f"fal no longer knows request {rid} ({submitted}; fal keeps results about {RESULT_RETENTION / 3600:g} h)"
         self.job.lost(why)
-        return GenerationError(
-            self.shot.id,
-            f"{why}: it was paid for and is lost. It is not submitted again automatically; `--force {self.shot.id}` buys "
-            f"a new one ({price(self.shot.cost)})",
-            transient=False,
-        )
+        return stopped_at(self.shot, f"{why}: it was paid for and is lost. It is not submitted again automatically; {forcing(self.shot)}")
 
     def _odd(self, what: str) -> GenerationError:
         rid = self.record.request_id
         why = f"fal request {rid}: {what}"
         self.job.noted(why)
-        return GenerationError(
-            self.shot.id,
-            f"{why}. The request is kept: a re-run re-attaches to it without paying, `--force {self.shot.id}` "
-            f"buys a new one ({price(self.shot.cost)})",
-            transient=False,
-        )
+        return stopped_at(self.shot, f"{why}. The request is kept: a re-run re-attaches to it without paying, {forcing(self.shot)}")
 
     def _stopped(self) -> Interrupted:
         return Interrupted(

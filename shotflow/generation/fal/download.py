@@ -37,6 +37,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from shotflow.errors import DownloadError, MediaError
+from shotflow.generation.retry import RetryPolicy
 from shotflow.media import probe
 from shotflow.store.atomic import full_disk_names
 from shotflow.store.clips import ClipStore, StoredClip
@@ -87,21 +88,21 @@ def download_clip(
     allowed_hosts: Iterable[str],
     max_bytes: int,
     expected_seconds: float | None = None,
-    tolerance: float = 0.5,
-    attempts: int = 4,
-    backoff: float = 1.0,
-    timeout: float = 60.0,
+    tolerance: float,
+    policy: RetryPolicy,
+    timeout: float,
     on_retry: OnRetry | None = None,
 ) -> StoredClip:
     """Download `url`, verify it, put it into the store as clip `key`.
 
     Raises DownloadError (see the module's docstring: `quarantined` None means try again later)
-    or StoreFullError. At most `attempts` GETs (plus redirects) are made; never loops.
+    or StoreFullError. At most `policy.attempts` GETs (plus redirects) are made, waiting as the
+    policy says between them; never loops. `timeout`: seconds one GET may stall.
     """
     allowed = frozenset(allowed_hosts)
     check_media_url(url, allowed)
     store.clips.mkdir(parents=True, exist_ok=True)
-    attempts = max(1, attempts)
+    attempts = max(1, policy.attempts)
     last: DownloadError | None = None
     with httpx.Client(
         # trust_env: proxies and SSL_CERT_FILE apply; no auth of any kind is configured
@@ -141,7 +142,7 @@ def download_clip(
                 break
             if on_retry:
                 on_retry(attempt, str(last))
-            time.sleep(backoff * 2 ** (attempt - 1))
+            time.sleep(policy.wait(attempt))
     assert last is not None
     raise last
 

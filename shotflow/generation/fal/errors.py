@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # what can go wrong while talking to fal (status polls, result fetches, cancels), as
 # GenerationError carries it
 FAL_ERRORS = (FalClientError, httpx.HTTPError, ValueError, KeyError, TypeError)
-# answers to a status poll or a result fetch worth asking again in the call
+# answers to a status poll or a result fetch worth asking again (fal_client asks them again itself)
 RETRY_CODES = (408, 409, 429)
 
 Scrub = Callable[[str], str]
@@ -43,6 +43,28 @@ class Scrubber:
 
 def status_code(exc: BaseException) -> int | None:
     return exc.status_code if isinstance(exc, FalClientHTTPError) else None
+
+
+def retried_by_fal_client(exc: BaseException) -> bool:
+    """Whether fal_client already tried this status poll, result fetch or cancel again itself (its
+    10 tries) before raising `exc`, so no layer of ours retries it (shotflow.generation.retry).
+
+    As fal_client 1.x decides it: transport errors and timeouts; 408, 409, 429; a 502-504 from
+    fal's ingress (a page without `x-fal-request-id` that names nginx), unless it is a 504 for
+    the request's own timeout."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    if not isinstance(exc, FalClientHTTPError):
+        return False
+    headers = {name.lower() for name in exc.response_headers}
+    if exc.status_code == 504 and "x-fal-request-timeout-type" in headers:
+        return False
+    if exc.status_code in (502, 503, 504) and "x-fal-request-id" not in headers:
+        try:
+            return "nginx" in exc.response.text
+        except Exception:  # a streamed body that was never read
+            return False
+    return exc.status_code in RETRY_CODES
 
 
 def classify(exc: BaseException, shot: str, endpoint: str, doing: str, *, scrub: Scrub = lambda text: text) -> GenerationError:
@@ -94,32 +116,35 @@ def price(cost: Any) -> str:
     return "at an unknown price" if cost is None else f"about {usd(cost)}"
 
 
-def uncertain_error(shot: str, *, sent_at: str | None, reason: str | None, cost: Any, request_id: str | None = None) -> GenerationError:
-    """The shot is blocked: its submit may have reached fal and nobody knows (or kept) its id."""
-    sent = f"sent at {sent_at}" if sent_at else "sent at an unknown time"
-    what = f"fal request {request_id}" if request_id else "its submit"
-    because = f" ({reason})" if reason else ""
-    return GenerationError(
-        shot,
-        f"uncertain: {what} ({sent}) may have reached fal{because}, and fal may have billed it. "
-        f"It is not submitted again automatically; check fal's dashboard, then `--force {shot}` submits it "
-        f"again and pays again ({price(cost)})",
-        transient=False,
-    )
+def forcing(shot: ShotPlan, does: str = "buys a new one") -> str:
+    """What `--force SHOT` does, at its price: "`--force a` buys a new one (about $1.40)"."""
+    return f"`--force {shot.id}` {does} ({price(shot.cost)})"
+
+
+def stopped_at(shot: ShotPlan, message: str) -> GenerationError:
+    """A shot stopped at a request fal took (or may have): trying again cannot help, the user decides."""
+    return GenerationError(shot.id, message, transient=False)
 
 
 def uncertain_of(record: JobRecord, shot: ShotPlan) -> GenerationError:
-    """The error of a shot blocked by an uncertain (or unknown-state) record."""
+    """The shot is blocked: its submit may have reached fal and nobody knows (or kept) its id, or
+    its record is in a state this version does not know."""
+    again = forcing(shot, "submits it again and pays again")
     if not record.known:
-        return GenerationError(
-            shot.id,
+        return stopped_at(
+            shot,
             f"uncertain: its journal record is in state '{record.state}', which this version of shotflow does not "
             f"know (written by a newer one?), request {record.request_id or 'unknown'}; fal may have billed it. "
-            f"It is not submitted again automatically; `--force {shot.id}` submits it again and pays again "
-            f"({price(shot.cost)})",
-            transient=False,
+            f"It is not submitted again automatically; {again}",
         )
-    return uncertain_error(shot.id, sent_at=record.intended_at or record.updated_at, reason=record.error, cost=shot.cost)
+    sent_at = record.intended_at or record.updated_at
+    sent = f"sent at {sent_at}" if sent_at else "sent at an unknown time"
+    because = f" ({record.error})" if record.error else ""
+    return stopped_at(
+        shot,
+        f"uncertain: its submit ({sent}) may have reached fal{because}, and fal may have billed it. It is not "
+        f"submitted again automatically; check fal's dashboard, then {again}",
+    )
 
 
 def blocked_error(shot: ShotPlan, record: JobRecord) -> GenerationError:
@@ -128,26 +153,23 @@ def blocked_error(shot: ShotPlan, record: JobRecord) -> GenerationError:
     if record.state in ("intended", "uncertain") or not record.known:
         return uncertain_of(record, shot)
     if record.state in ("refused", "failed"):
-        return GenerationError(
-            shot.id,
-            f"{record.error} (remembered from fal request {rid}; the same request would be refused again"
-            + (" and paid for again" if record.state == "failed" else "")
-            + f": change the shot, or `--force {shot.id}` ({price(shot.cost)}))",
-            transient=False,
+        billed = " and paid for again" if record.state == "failed" else ""
+        return stopped_at(
+            shot,
+            f"{record.error} (remembered from fal request {rid}; the same request would be refused again{billed}: "
+            f"change the shot, or {forcing(shot, 'sends it again')})",
         )
     if record.state == "lost":
-        return GenerationError(
-            shot.id,
-            f"fal request {rid} was paid for but is lost ({record.error}); only `--force {shot.id}` buys it "
-            f"again ({price(shot.cost)})",
-            transient=False,
-        )
+        return stopped_at(shot, f"fal request {rid} was paid for but is lost ({record.error}); only {forcing(shot, 'buys it again')}")
     if record.state == "quarantined":
-        return GenerationError(
-            shot.id,
-            f"the clip of fal request {rid} (paid for) failed verification ({record.quarantine_reason}) and is "
-            f"kept aside at {record.quarantine_path}: `shotflow accept {shot.id}` uses it, `--force {shot.id}` "
-            f"buys a new one ({price(shot.cost)})",
-            transient=False,
-        )
-    return GenerationError(shot.id, f"fal request {rid} is {record.state}; `--force {shot.id}` buys a new one", transient=False)
+        return quarantined_error(shot, rid, f" ({record.quarantine_reason}) and is kept aside at {record.quarantine_path}")
+    return stopped_at(shot, f"fal request {rid} is {record.state}; {forcing(shot)}")
+
+
+def quarantined_error(shot: ShotPlan, request_id: str | None, where: str) -> GenerationError:
+    """A paid clip that failed verification and is kept aside (`where`: why, and where it is)."""
+    return stopped_at(
+        shot,
+        f"the clip of fal request {request_id} (paid for) failed verification{where}: `shotflow accept {shot.id}` "
+        f"uses it, {forcing(shot)}",
+    )

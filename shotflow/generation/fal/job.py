@@ -18,7 +18,8 @@ Collecting a request (waiting, fetching its result, downloading its clip) is
 
 Ages: within a process measured with time.monotonic() from when the Job attached, added to the
 UTC age recorded then (clamped at >= 0); across runs, the recorded UTC times. Nothing is ever
-cancelled because of its age; `wait_timeout` only stops waiting (the request is re-attached later).
+cancelled because of its age; the wait timeout (Settings.fal_wait_timeout) only stops waiting (the
+request is re-attached later).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from shotflow.generation.fal.errors import FAL_ERRORS
 from shotflow.generation.fal.submit import Accepted, request_handle
 from shotflow.model import ShotPlan
 from shotflow.store.clips import StoredClip
-from shotflow.store.journal import LIVE, JobRecord, Journal
+from shotflow.store.journal import LIVE, JobRecord, Journal, parse_utc
 
 if TYPE_CHECKING:
     from shotflow.generation.fal.backend import FalBackend
@@ -51,23 +52,12 @@ def stamp() -> str:
     return utc_now().isoformat(timespec="milliseconds")
 
 
-def _parse(when: str | None) -> datetime | None:
-    if not when:
-        return None
-    try:
-        moment = datetime.fromisoformat(when)
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 class Job:
     """The latest request of one clip-store key, and the only writer of its journal record."""
 
-    def __init__(self, journal: Journal, record: JobRecord, *, lock_timeout: float = 300.0):
+    def __init__(self, journal: Journal, record: JobRecord):
         self.journal = journal
         self.record = record
-        self.lock_timeout = lock_timeout
         # ages: the UTC ages at attach time, then the monotonic clock (no wall-clock jump counts)
         self._attached = time.monotonic()
         self._utc_at_attach = utc_now()
@@ -76,7 +66,7 @@ class Job:
 
     def age(self, field: str) -> float | None:
         """Seconds since the record's UTC time `field` (e.g. 'submitted_at'), None if unknown."""
-        when = _parse(getattr(self.record, field, None))
+        when = parse_utc(getattr(self.record, field, None))
         if when is None:
             return None
         recorded = max(0.0, (self._utc_at_attach - when).total_seconds())
@@ -103,7 +93,6 @@ class Job:
         storyboard: str | None,
         force_token: str | None,
         run_token: str | None = None,
-        lock_timeout: float = 300.0,
     ) -> Job:
         """Write the intent BEFORE the submit is sent (the caller holds the clip's lock)."""
         at = stamp()
@@ -123,7 +112,7 @@ class Job:
             force_token=force_token,
             run_token=run_token,
         )
-        return cls(journal, journal.write(record), lock_timeout=lock_timeout)
+        return cls(journal, journal.write(record))
 
     def accepted(self, answer: Accepted) -> bool:
         return self._move(
@@ -154,16 +143,7 @@ class Job:
         return self._move((*LIVE, "downloaded"), error=error)
 
     def downloaded(self, clip: StoredClip) -> bool:
-        at = stamp()
-        return self._move(
-            ("completed", "downloaded"),
-            state="downloaded",
-            downloaded_at=at,
-            finished_at=at,
-            error=None,
-            clip_sha256=clip.sha256,
-            clip_bytes=clip.size,
-        )
+        return self._move(("completed", "downloaded"), **_in_store(clip))
 
     def quarantined(self, path: Any, reason: str) -> bool:
         return self._move(
@@ -177,17 +157,7 @@ class Job:
 
     def accept(self, clip: StoredClip) -> bool:
         """quarantined -> downloaded: the user vouched for the kept-aside copy (`shotflow accept`)."""
-        at = stamp()
-        return self._move(
-            ("quarantined",),
-            state="downloaded",
-            downloaded_at=at,
-            finished_at=at,
-            error=None,
-            clip_sha256=clip.sha256,
-            clip_bytes=clip.size,
-            quarantine_path=None,
-        )
+        return self._move(("quarantined",), **_in_store(clip), quarantine_path=None)
 
     def failed(self, reason: str, *, permanent: bool) -> bool:
         return self._move(LIVE, state="failed", error=reason, permanent=permanent, finished_at=stamp())
@@ -197,7 +167,7 @@ class Job:
 
     def _move(self, from_states: tuple[str, ...] | frozenset[str], **changes: Any) -> bool:
         current = self.journal.update(
-            self.record.key, self.record.request_id, expect=tuple(from_states), lock_timeout=self.lock_timeout, **changes
+            self.record.key, self.record.request_id, expect=tuple(from_states), **changes
         )
         if current is None:
             return False
@@ -223,12 +193,18 @@ class Job:
         (nothing to cancel: the record is not `submitted`)."""
         if self.record.state != "submitted" or not self.record.request_id:
             return "not live"
-        verdict, status = check_cancel(self.handle(backend), backend.poll_interval)
+        verdict, status = check_cancel(self.handle(backend), backend.settings.fal_poll_interval)
         if verdict == "cancelled":
             self.failed(f"cancelled on request; fal says: {status.error if status else 'cancelled'}", permanent=False)
         elif verdict == "finished":
             self.completed()
         return verdict
+
+
+def _in_store(clip: StoredClip) -> dict[str, Any]:
+    """The changes of a record whose clip reached the store (downloaded, or accepted)."""
+    at = stamp()
+    return dict(state="downloaded", downloaded_at=at, finished_at=at, error=None, clip_sha256=clip.sha256, clip_bytes=clip.size)
 
 
 def check_cancel(handle, poll_interval: float) -> tuple[str, Completed | None]:

@@ -1,5 +1,5 @@
-"""The one POST that can cost money, and its three outcomes; the only code that touches
-fal_client's private names (`SyncClient._client`, `QUEUE_URL_FORMAT`).
+"""The one POST that can cost money, and its three outcomes; `fal_client_internals` here is the
+only function that touches fal_client's private names (`SyncClient._client`, `QUEUE_URL_FORMAT`).
 
 `send_submit` sends the submit through fal_client's own httpx client (its auth header, its
 backup-domain transport) to the URL fal_client would use, exactly once per POST: fal_client's
@@ -8,7 +8,7 @@ answer was lost, which pays for a job nobody hears of, and fal has no idempotenc
 
 | answer | outcome | billed |
 |---|---|---|
-| error raised before the request left (connect refused/timeout, DNS, TLS, pool timeout: transient; an invalid header such as a key with a newline, an unsupported URL: permanent) | Refused | no |
+| error raised before the request left (connect refused/timeout, DNS, TLS, pool timeout: asked again in the call with backoff, then Refused (transient); an invalid header such as a key with a newline, an unsupported URL: Refused (permanent)) | Refused | no |
 | 408, 429, 503 | asked again in the call with backoff, then Refused (transient) | no |
 | other 4xx (400, 401, 403, 404, 413, 422 ...) | Refused (permanent) with fal's reason | no |
 | 2xx with a readable request_id/status_url/response_url/cancel_url | Accepted | yes |
@@ -18,7 +18,8 @@ answer was lost, which pays for a job nobody hears of, and fal has no idempotenc
 
 Status polls, result fetches and cancels go to URLs on fal's queue host only (the key travels
 with them): `request_handle` uses the URLs of fal's answer when they are https on that host,
-else the by-id form. Those calls keep fal_client's own retries.
+else the by-id form. Those calls keep fal_client's own retries (shotflow.generation.retry says
+which layer retries what).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import fal_client
+import fal_client.client
 import httpx
 from fal_client import SyncRequestHandle
-from fal_client.client import QUEUE_URL_FORMAT
 
 from shotflow.generation.fal.errors import Scrub, fal_reason
+from shotflow.generation.retry import RetryPolicy
 
 # answers that say fal did not take the job and to come back later: asked again in the call
 RETRY_CODES = (408, 429, 503)
@@ -74,9 +76,27 @@ class Uncertain:
 Outcome = Accepted | Refused | Uncertain
 
 
+def fal_client_internals(fal: fal_client.SyncClient | None = None, *, close: bool = False) -> tuple[str, httpx.Client | None]:
+    """fal's queue URL prefix, and `fal`'s authenticated httpx client (its auth header, its
+    backup-domain transport; opened on first use), or None without `fal`. With `close`, the
+    client is closed instead, if one is open (a later call opens another), and None returned.
+
+    THE one function that touches fal_client's private names (`fal_client.client.QUEUE_URL_FORMAT`,
+    the cached property `SyncClient._client`); tests/test_job.py fails loudly the day they change."""
+    queue_url = fal_client.client.QUEUE_URL_FORMAT
+    if fal is None:
+        return queue_url, None
+    if close:
+        client = fal.__dict__.pop("_client", None)
+        if client is not None:
+            client.close()
+        return queue_url, None
+    return queue_url, fal._client
+
+
 def queue_host() -> str:
     """fal's queue host (host:port), the only host the key is sent to."""
-    return urlsplit(QUEUE_URL_FORMAT).netloc
+    return urlsplit(fal_client_internals()[0]).netloc
 
 
 def on_queue_host(url: Any) -> bool:
@@ -86,16 +106,9 @@ def on_queue_host(url: Any) -> bool:
     return parts.scheme == "https" and parts.netloc == queue_host()
 
 
-def http_client(fal: fal_client.SyncClient) -> httpx.Client:
-    """fal_client's authenticated httpx client (a cached_property of SyncClient)."""
-    return fal._client
-
-
 def close_client(fal: fal_client.SyncClient) -> None:
     """Close fal_client's connections if it opened any; a later call opens new ones."""
-    client = fal.__dict__.pop("_client", None)
-    if client is not None:
-        client.close()
+    fal_client_internals(fal, close=True)
 
 
 def send_submit(
@@ -104,8 +117,7 @@ def send_submit(
     body: dict[str, Any],
     *,
     start_timeout: float | None,
-    retries: int,
-    backoff: Callable[[int], float],
+    policy: RetryPolicy,
     before_send: Callable[[], None] = lambda: None,
     on_retry: Callable[[str], None] = lambda why: None,
     scrub: Scrub = lambda text: text,
@@ -113,17 +125,17 @@ def send_submit(
 ) -> Outcome:
     """POST the submit, each time exactly once, and say what became of it (see the table).
 
-    `before_send` is called before every POST (it may raise, e.g. to stop after Ctrl-C);
-    `backoff(n)` is the wait after the n-th 408/429/503.
+    `before_send` is called before every POST (it may raise, e.g. to stop after Ctrl-C); a
+    refusal that says "come back later" (408/429/503, no connection made) is asked again as
+    `policy` says, then returned.
     """
-    url = QUEUE_URL_FORMAT + endpoint
     headers = {} if start_timeout is None else {TIMEOUT_HEADER: str(float(start_timeout))}
     failures = 0
     while True:
         before_send()
         try:
-            client = http_client(fal)
-            response = client.post(url, json=body, headers=headers, timeout=fal.default_timeout)
+            queue_url, client = fal_client_internals(fal)  # opening the client encodes the key's header
+            response = client.post(queue_url + endpoint, json=body, headers=headers, timeout=fal.default_timeout)
         except (*NOT_SENT_LOCAL, UnicodeEncodeError) as exc:  # e.g. a header httpx refuses to encode
             # its text may quote the refused header (the key, escaped past any scrubbing): never shown
             return Refused(
@@ -132,17 +144,23 @@ def send_submit(
                 permanent=True,
             )
         except NOT_SENT_NETWORK as exc:
-            return Refused(f"could not reach fal ({_describe(exc, scrub)}); nothing was sent", permanent=False)
+            failures += 1
+            why = f"could not reach fal ({_describe(exc, scrub)}); nothing was sent"
+            if not policy.again(failures):
+                return Refused(why + (f" ({failures} tries)" if failures > 1 else ""), permanent=False)
+            on_retry(f"{why}; trying again")
+            sleep(policy.wait(failures))
+            continue
         except httpx.HTTPError as exc:
             # sent (or partly sent): fal may have the job, and its answer is lost or unreadable
             return Uncertain(f"the answer was lost or unreadable: {_describe(exc, scrub)}")
         code = response.status_code
         if code in RETRY_CODES:
             failures += 1
-            if failures > retries:
+            if not policy.again(failures):
                 return Refused(f"fal answered {code} to the submit {failures} times: {scrub(_detail(response))}", permanent=False, status=code)
             on_retry(f"fal answered {code} to the submit; asking again")
-            sleep(backoff(failures))
+            sleep(policy.wait(failures))
             continue
         break
     if 400 <= code < 500:
@@ -176,7 +194,7 @@ def request_handle(
 ) -> SyncRequestHandle:
     """fal_client's handle of a request, at the URLs fal answered when they are all https on the
     queue host (they keep a namespace or subpath the by-id form drops), else by id."""
-    client = http_client(fal)
+    _, client = fal_client_internals(fal)
     urls = (status_url, response_url, cancel_url)
     if all(on_queue_host(u) for u in urls):
         return SyncRequestHandle(
