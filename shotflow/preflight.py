@@ -285,7 +285,7 @@ def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ())
     from shotflow.store.ledger import spent_on_day, today
 
     cache = Path(settings.cache_dir).expanduser()
-    store, journal = ClipStore(cache), Journal.in_cache(cache)
+    store, journal = ClipStore(cache), Journal.in_cache(cache, lock_timeout=settings.lock_timeout)
     paying, unpriced, to_pay = [], [], Decimal(0)
     for shot in plan.shots:
         key = ClipStore.key("fal", shot)

@@ -17,7 +17,7 @@ from shotflow.settings import get_settings
 def _journal(settings):
     from shotflow.store.journal import Journal
 
-    return Journal.in_cache(settings.cache_dir)
+    return Journal.in_cache(settings.cache_dir, lock_timeout=settings.lock_timeout)
 
 
 def _short_time(stamp: str | None) -> str:
