@@ -18,6 +18,24 @@ from shotflow.errors import ShotflowError
 # the files written beside a final video NAME.mp4: NAME.contact.png, NAME.manifest.json
 SIDECARS = ("contact.png", "manifest.json")
 
+# a frame's place in a request body until the moment it is sent: FRAME_REF + the frame's sha256.
+# Cache keys, the journal and the manifest see this reference; only the submit sees the data URI.
+FRAME_REF = "shotflow-frame:sha256:"
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """A still sent as one of a shot's frames (continuity): which body field, what it is, where it is kept."""
+
+    field: str  # the image endpoint's body field, e.g. "image_url", "tail_image_url"
+    sha256: str  # of the stored file's bytes: what the cache key and the manifest record
+    path: str  # the stored PNG or JPEG (under the cache's frames/)
+    origin: str  # "last frame of <shot>", the still's path, or its URL
+
+    @property
+    def reference(self) -> str:
+        return FRAME_REF + self.sha256
+
 
 @dataclass(frozen=True)
 class ShotPlan:
@@ -37,9 +55,28 @@ class ShotPlan:
     fps: int
     audio: bool
     cost: Decimal | None
+    # continuity: where the first (and last) frame come from; the endpoint is then the model's image endpoint
+    source: str | None = None  # `from:`: the shot whose last frame is this shot's first frame
+    image: str | None = None  # `image:`: a still as the first frame (an absolute path or an https URL)
+    end_image: str | None = None  # `end_image:`: a still as the last frame
+    image_field: str | None = None  # the image endpoint's body field for the first frame
+    end_field: str | None = None  # ... and for the last frame (None: the endpoint takes none)
+    # once resolved (the frames exist): one per frame field, and the body holds each one's reference
+    frames: tuple[FrameInput, ...] = ()
+
+    @property
+    def needs_frames(self) -> bool:
+        return bool(self.source or self.image or self.end_image)
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the body is final: a shot that continues another knows its frames only once they exist."""
+        return not self.needs_frames or bool(self.frames)
 
     @property
     def body_hash(self) -> str:
+        if not self.resolved:
+            raise ShotflowError(f"shot '{self.id}': its request depends on its first frame, which does not exist yet")
         return body_hash(self.endpoint, self.body)
 
     def to_json(self) -> dict[str, Any]:
@@ -178,3 +215,5 @@ class GeneratedClip:
     request_id: str | None = None
     # a paid clip that failed verification and that the user accepted (`shotflow accept`): why it failed
     accepted_despite: str | None = None
+    # continuity: the frames the request was made with (their hashes and stored paths, never the data)
+    frames: tuple[FrameInput, ...] = ()

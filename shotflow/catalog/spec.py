@@ -7,7 +7,7 @@ model would deliver, and assembly never relies on them (it probes every clip).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, Mapping
 
@@ -107,6 +107,27 @@ UNKNOWN = Price(None, source="no price found on fal's pages (late 2025)", as_of=
 
 # --- capabilities ---------------------------------------------------------------------------
 
+ASSUMED_ID = "assumed: the endpoint id was not confirmed in fal's docs"
+
+
+@dataclass(frozen=True)
+class ImageEndpoint:
+    """A model's image-to-video endpoint (continuity: `from:`, `image:`, `end_image:`), declared
+    like the text endpoint and mirrored from its schema."""
+
+    endpoint: str  # fal's id, e.g. "fal-ai/kling-video/v2/master/image-to-video"
+    input: type[FalInput]
+    image_field: str  # the body field of the first frame, e.g. "image_url"
+    end_field: str | None = None  # the body field of the last frame, when the endpoint takes one
+    price: Price = UNKNOWN
+    id_source: str = ASSUMED_ID  # the page that confirms the id (with its date), or ASSUMED_ID
+    schema_source: str = ""  # "seed: <type name>", or the docs page and date the schema was mirrored from
+    max_image_bytes: int | None = None  # the endpoint's documented limit on an input image
+
+    @property
+    def id_assumed(self) -> bool:
+        return self.id_source == ASSUMED_ID
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -131,6 +152,8 @@ class ModelSpec:
     forbidden: tuple[tuple[str, int, str], ...] = ()
     aliases: tuple[str, ...] = ()
     notes: str = ""
+    # the image-to-video endpoint; None: the model cannot start from a frame
+    image: ImageEndpoint | None = None
 
     def __post_init__(self):
         if self.durations is None:
@@ -164,6 +187,16 @@ class ModelSpec:
 
     def field_default(self, name: str):
         return self.input.model_fields[name].default
+
+    def for_images(self) -> ModelSpec:
+        """This model as its image endpoint: the same checks (fields, enums, durations) run against
+        the image endpoint's own schema and price."""
+        if self.image is None:
+            raise ValueError(f"{self.alias} has no image endpoint")
+        fields = self.image.input.model_fields
+        # read from the image endpoint's duration enum; kept where its duration is a plain integer; none without the field
+        durations = (None if _enum(self.image.input, "duration") else self.durations) if "duration" in fields else {}
+        return replace(self, endpoint=self.image.endpoint, input=self.image.input, price=self.image.price, durations=durations, image=None)
 
 
 def _enum(cls: type[FalInput], name: str) -> tuple[str, ...]:
