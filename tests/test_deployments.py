@@ -13,13 +13,14 @@ import shutil
 import signal
 import subprocess
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import waiting
-from shotflow.deployments.server import PrefectServer, prefect_exe
-from waiting import wait_for
+from shotflow.deployments.server import prefect_exe
+from waiting import prefect_server, stop_group, tail, wait_for
 
 from shotflow.media.probe import probe
 
@@ -28,39 +29,21 @@ SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
 POOL = "shotflow"  # the pool prefect.yaml names too
 
 
-def stop_group(proc: subprocess.Popen, sig=signal.SIGTERM, grace: float = 20) -> int | None:
-    if proc.poll() is not None:
-        return proc.returncode
-    for s, wait in ((sig, grace), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, s)
-        except ProcessLookupError:
-            break
-        try:
-            return proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-    return proc.poll()
-
-
-def tail(path: Path, n: int = 40) -> str:
-    try:
-        return f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-home")
-    log = home / "server.log"
-    srv = PrefectServer(env={"PREFECT_HOME": str(home)}, log=log)
+    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as srv:
+        yield srv
+
+
+@contextmanager
+def launched(argv: list[str], log_path: Path, **popen):
+    """`argv` in its own session, its output in `log_path`; stopped (bounded) when the block ends."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **popen)
     try:
-        srv.start()
-    except Exception as exc:
-        pytest.fail(f"prefect server did not start: {exc}\n{tail(log)}")
-    yield srv
-    srv.stop()
+        yield proc
+    finally:
+        stop_group(proc)
 
 
 @pytest.fixture
@@ -113,12 +96,7 @@ def test_deploy_schedules_worker_and_a_run_started_like_the_ui_does(server, api_
     out = tmp_path / "by-hand.mp4"
     worker_log = tmp_path / "worker.log"
     worker_env = {**api_env, "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
-    with open(worker_log, "wb") as log:
-        worker = subprocess.Popen(
-            [prefect_exe(), "worker", "start", "--pool", POOL, "--limit", "1"],
-            env=worker_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    try:
+    with launched([prefect_exe(), "worker", "start", "--pool", POOL, "--limit", "1"], worker_log, env=worker_env, cwd=tmp_path) as worker:
         # what the UI's "Custom run" form posts
         run = api(
             server, "POST", f"/deployments/{harbour['id']}/create_flow_run",
@@ -131,8 +109,7 @@ def test_deploy_schedules_worker_and_a_run_started_like_the_ui_does(server, api_
 
         state = wait_for("the triggered run to finish", finished, 240, interval=1, diagnostics=lambda: tail(worker_log))
         assert state["type"] == "COMPLETED", f"{state}\n{tail(worker_log)}"
-    finally:
-        assert stop_group(worker) is not None
+    assert worker.poll() is not None  # stopped
     info = probe(out)
     assert (info.width, info.height) == (1280, 720)
     assert abs(info.duration - (6 + 5 - 0.5)) < 0.1
@@ -147,9 +124,7 @@ def test_serve_registers_schedules_and_stops_on_sigterm(server, api_env, tmp_pat
     (pipelines / "serve-check.yaml").write_text(text)
     shutil.copy(ROOT / "pipelines" / "demo.yaml", pipelines / "unscheduled.yaml")
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([SHOTFLOW, "serve", "--pipelines", str(pipelines)], cwd=ROOT, env=api_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
+    with launched([SHOTFLOW, "serve", "--pipelines", str(pipelines)], log_path, cwd=ROOT, env=api_env) as proc:
         found = wait_for("serve to register its deployment", lambda: deployments_by_name(server).get("serve-check"), 90, diagnostics=lambda: tail(log_path))
         (schedule,) = found["schedules"]
         assert schedule["schedule"]["interval"] == 3600 and schedule["schedule"]["timezone"] == "Europe/Paris"
@@ -157,8 +132,6 @@ def test_serve_registers_schedules_and_stops_on_sigterm(server, api_env, tmp_pat
         assert api(server, "GET", "/v2/concurrency_limits/fal-requests")["name"] == "fal-requests"
         os.kill(proc.pid, signal.SIGTERM)
         code = proc.wait(timeout=60)
-    finally:
-        stop_group(proc)
     assert code == 0, tail(log_path)
     assert "shotflow: stopped" in log_path.read_text()
 
@@ -167,9 +140,7 @@ def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("PREFECT_API_URL", None)
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([SHOTFLOW, "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
+    with launched([SHOTFLOW, "serve"], log_path, cwd=ROOT, env=env) as proc:
         ui = wait_for("serve to print the UI address", lambda: re.search(r"Prefect UI at (http://\S+)", log_path.read_text()), 120, diagnostics=lambda: tail(log_path))
         api_url = ui.group(1) + "/api"
 
@@ -189,8 +160,6 @@ def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
         assert waiting.api("GET", f"{api_url}/v2/concurrency_limits/fal-requests").json()["limit"] == 4
         os.kill(proc.pid, signal.SIGINT)
         code = proc.wait(timeout=60)
-    finally:
-        stop_group(proc)
     assert code == 0, tail(log_path)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{api_url}/health", timeout=2)
@@ -221,21 +190,18 @@ def test_the_account_limit_bounds_fal_requests_across_concurrent_runs(server, ap
     api(server, "POST", "/v2/concurrency_limits/", json={"name": "fal-requests", "limit": 2})
     fake_fal.reset(queue_seconds=0.3, run_seconds=0.6)
     env = {**api_env, "FAL_KEY": KEY, "SHOTFLOW_MEDIA_HOSTS": "127.0.0.1", "SHOTFLOW_FAL_POLL_INTERVAL": "0.1", "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
-    runs = []
-    for name in ("left", "right"):
-        sb = tmp_path / f"{name}.yaml"
-        sb.write_text(
-            "version: 1\noutput: {resolution: 360p}\nshots:\n"
-            + "".join(f"  - {{id: s{i}, prompt: {name} {i}, model: kling}}\n" for i in range(3))
-        )
-        log = open(tmp_path / f"{name}.log", "wb")
-        runs.append((subprocess.Popen([SHOTFLOW, "run", str(sb), "--concurrency", "4", "--out", str(tmp_path / f"{name}.mp4")], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True), tmp_path / f"{name}.log"))
-    try:
+    with ExitStack() as running:
+        runs = []
+        for name in ("left", "right"):
+            sb = tmp_path / f"{name}.yaml"
+            sb.write_text(
+                "version: 1\noutput: {resolution: 360p}\nshots:\n"
+                + "".join(f"  - {{id: s{i}, prompt: {name} {i}, model: kling}}\n" for i in range(3))
+            )
+            log = tmp_path / f"{name}.log"
+            runs.append((running.enter_context(launched([SHOTFLOW, "run", str(sb), "--concurrency", "4", "--out", str(tmp_path / f"{name}.mp4")], log, cwd=ROOT, env=env)), log))
         for proc, log in runs:
             assert proc.wait(timeout=240) == 0, tail(log)
-    finally:
-        for proc, _ in runs:
-            stop_group(proc)
     assert sum(fake_fal.billed.values()) == 6
     # each run alone would have had 3 in flight: the server's limit held both runs to 2
     assert fake_fal.max_in_flight == 2
@@ -323,14 +289,10 @@ def test_serve_reuses_the_recorded_local_server_and_prints_its_ui(server, tmp_pa
     env = {**os.environ, "PREFECT_HOME": str(home), "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("PREFECT_API_URL", None)
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([SHOTFLOW, "serve", "--pipelines", str(pipelines)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
+    with launched([SHOTFLOW, "serve", "--pipelines", str(pipelines)], log_path, cwd=tmp_path, env=env) as proc:
         wait_for("serve to register on the local server", lambda: deployments_by_name(server).get("reuse-check"), 90, diagnostics=lambda: tail(log_path))
         assert f"Prefect UI at {server.ui_url} " in log_path.read_text()
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, tail(log_path)
-    finally:
-        stop_group(proc)
     assert httpx.get(f"{server.api_url}/health", timeout=5).status_code == 200  # not serve's to stop
     assert (home / "shotflow-server.json").exists()

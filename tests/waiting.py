@@ -1,9 +1,15 @@
 """Bounded waits for tests that start real processes: poll something observable until it holds,
-and fail saying what was awaited (with the process's own log) instead of hanging."""
+and fail saying what was awaited (with the process's own log) instead of hanging; stop a process
+group with a bounded wait; a real Prefect server for a test module."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +48,46 @@ def api(method: str, url: str, timeout: float = 60, **kwargs):
             pytest.fail(f"{method} {url}: Prefect still answered {problem} after {timeout:.0f} s")
         time.sleep(delay)
         delay = min(delay * 2, 5)
+
+
+def tail(path: Path, n: int = 40) -> str:
+    """The last `n` lines of a process's log under its name, for a failure message ('' if unreadable)."""
+    try:
+        return f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 20) -> int | None:
+    """Stop a process started in its own session: `sig` to its group, SIGKILL if it still runs
+    `grace` s later; its exit code (None if even SIGKILL did not end it within 5 s)."""
+    for s, wait in ((sig, grace), (signal.SIGKILL, 5)):
+        if proc.poll() is not None:
+            return proc.returncode
+        try:
+            os.killpg(proc.pid, s)
+        except ProcessLookupError:
+            break
+        try:
+            return proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.poll()
+
+
+@contextmanager
+def prefect_server(home: Path, **options):
+    """A real `prefect server start` (shotflow's PrefectServer with `options`) whose PREFECT_HOME
+    and log are in `home`: a start that fails fails the test with the server's log; stopped after."""
+    from shotflow.deployments.server import PrefectServer
+
+    log = home / "server.log"
+    server = PrefectServer(env={"PREFECT_HOME": str(home)}, log=log, **options)
+    try:
+        try:
+            server.start()
+        except Exception as exc:
+            pytest.fail(f"prefect server did not start: {exc}\n{tail(log)}")
+        yield server
+    finally:
+        server.stop()
