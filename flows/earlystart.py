@@ -6,8 +6,8 @@ with the fal backend that will report to a PRIVATE Prefect server (no PREFECT_AP
 server named by a profile, prefect.toml, pyproject or .env, no reusable `shotflow server`), it
 opens the live table and starts every shot's generation (shotflow.generation.early) before Prefect
 is imported or started, each clip normalised to the output spec once stored; runs on a shared server keep waiting for Prefect, whose global
-`fal-requests` limit must bound every submit. `SHOTFLOW_EARLY_START=0` turns it off (the bench
-compares both).
+`fal-requests` limit must bound every submit. `SHOTFLOW_EARLY_START=0` (the environment or .env:
+`Settings.early_start`) turns it off (the bench compares both).
 
 Leaving the block: no early generation begins any more; after a Ctrl-C during the Prefect start
 the stop flag is raised, those under way stop (bounded wait) and the paid requests still on fal
@@ -110,15 +110,14 @@ class EarlyStart:
 
     def _key(self) -> str | None:
         """The fal key when it can be had without Prefect (FAL_KEY; a Secret block needs Prefect)."""
-        raw = self.settings.fal_key.get_secret_value() if self.settings.fal_key is not None else ""
-        if not raw.strip():
-            return None
+        if not self.settings.names_a_key or self.settings.fal_key is None:
+            return None  # no key, or only a Secret block's name
         from shotflow.generation.fal.key import clean_key
 
-        return clean_key(raw)
+        return clean_key(self.settings.fal_key.get_secret_value())
 
     def __enter__(self) -> EarlyStart:
-        if self.backend != "fal" or os.environ.get("SHOTFLOW_EARLY_START", "1") == "0" or names_a_server():
+        if self.backend != "fal" or not self.settings.early_start or names_a_server():
             return self
         key = self._key()
         if key is None:

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     def allowed_media_hosts(self) -> frozenset[str]:
         return frozenset(FAL_MEDIA_HOSTS) | frozenset(self.media_hosts)
 
+    @property
+    def names_a_key(self) -> bool:
+        """Whether a fal key is available: FAL_KEY, or the name of a Prefect Secret block holding it
+        (read, and its shape checked, where it is loaded: tasks/secrets.py)."""
+        return self.fal_key is not None or bool(self.fal_key_block)
+
 
 class SettingsError(ShotflowError):
     """An environment variable (or .env line) with a value shotflow cannot use."""

@@ -197,3 +197,34 @@ def test_an_early_submit_that_ends_uncertain_fails_its_shot_through_the_flow_and
     assert fake_fal.count("submit") == N  # the uncertain one was not sent again, by the flow or anyone
     assert set(fake_fal.billed.values()) == {1}, fake_fal.billed
     assert sorted(r["state"] for r in records(cache)) == ["downloaded"] * (N - 1) + ["uncertain"]
+
+
+def test_early_start_and_the_key_are_read_from_the_settings_so_a_dotenv_line_counts(fake_fal, tmp_path, monkeypatch):
+    """SHOTFLOW_EARLY_START=0 in .env turns the early start off (it was read from os.environ only);
+    `Settings.names_a_key` is the one answer to "is a fal key available" (FAL_KEY or a Secret block)."""
+    from shotflow.flows.earlystart import EarlyStart
+
+    from shotflow.plan import plan_from_data
+    from shotflow.settings import Settings, get_settings
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("PREFECT_API_URL", "SHOTFLOW_EARLY_START", "FAL_KEY", "SHOTFLOW_FAL_KEY_BLOCK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    assert Settings().names_a_key is False
+    assert Settings(FAL_KEY="  \n").names_a_key is False  # blank: no key
+    assert Settings(SHOTFLOW_FAL_KEY_BLOCK="fal-key").names_a_key is True
+    (tmp_path / ".env").write_text(f"FAL_KEY={fakefal.KEY}\nSHOTFLOW_EARLY_START=0\n")
+    settings = get_settings()
+    assert settings.names_a_key and settings.early_start is False
+    plan = plan_from_data({"version": 1, "title": "Env", "shots": [{"id": "a", "prompt": "p", "model": "pika", "duration": 5}]})
+    stops = []
+    with EarlyStart(plan, "fal", settings, concurrency=1, model_limits=None, force=None, on_stop=stops.append) as early:
+        assert early.generation is None  # nothing started: the .env line was read
+    assert stops == []
+    # the same settings with the early start on do start (and a stop on leaving names nothing paid)
+    settings = fakefal.settings_for(tmp_path / "cache", SHOTFLOW_EARLY_START="1")
+    with EarlyStart(plan, "fal", settings, concurrency=1, model_limits=None, force=None, on_stop=stops.append) as early:
+        assert early.generation is not None
+        assert early.generation.finish(60) and early.generation.clips["a"].cache_hit is False
+    assert fake_fal.count("submit") == 1

@@ -78,8 +78,7 @@ def _render(args, report: dict) -> int:
     overrides = parse_vars(args.var)
     plan = load_plan(args.file, out=args.out, vars=overrides)
     settings = get_settings()
-    has_key = bool(settings.fal_key and settings.fal_key.get_secret_value()) or bool(settings.fal_key_block)
-    backend = choose_backend(args.backend, has_key)
+    backend = choose_backend(args.backend, settings.names_a_key)
     for shot_id in args.force:
         plan.shot(shot_id)
     model_limits = parse_model_limits(args.model_concurrency)
