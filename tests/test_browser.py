@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fakefal import product_env
-from waiting import api, wait_for
+from waiting import api, stop_group, tail, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
@@ -65,27 +64,6 @@ shots:
     model: kling
     duration: 5
 """
-
-
-def tail(path: Path, n: int = 40) -> str:
-    try:
-        return f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 5)):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def draw_settled(page, timeout: float = 20) -> None:
@@ -199,6 +177,6 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
             finally:
                 browser.close()
     finally:
-        stop_group(serve)
+        stop_group(serve, grace=30)
     for name in ("ui-deployments.png", "ui-run.png", "ui-artifacts.png", "ui-failed.png"):
         assert (shots / name).stat().st_size > 10_000, f"{shots / name} looks empty"

@@ -74,15 +74,8 @@ def journaled_requests(cache: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-home")
-    log = home / "server.log"
-    srv = PrefectServer(env={"PREFECT_HOME": str(home)}, log=log, api_only=True, start_timeout=300)
-    try:
-        srv.start()
-    except Exception as exc:
-        pytest.fail(f"prefect server did not start: {exc}\n{log.read_text(errors='replace')[-3000:]}")
-    yield srv
-    srv.stop()
+    with waiting.prefect_server(tmp_path_factory.mktemp("prefect-home"), api_only=True, start_timeout=300) as srv:
+        yield srv
 
 
 class Run:
