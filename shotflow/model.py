@@ -140,12 +140,40 @@ class PathVar:
 
 @dataclass(frozen=True)
 class Plan:
+    """Every shot of a storyboard in cut order, and the video they are cut into."""
+
     source: str
     title: str
     storyboard_hash: str
-    shots: tuple[ShotPlan, ...]
+    shots: tuple[ShotPlan, ...]  # in cut order
     output: OutputSpec
     path_vars: tuple[PathVar, ...] = ()
+    warnings: tuple[str, ...] = ()  # allowed but worth saying (e.g. `from:` a later shot), each with file and line
+
+    @property
+    def order(self) -> tuple[ShotPlan, ...]:
+        """The shots in the order they can be generated: each source before the shots that continue
+        it, otherwise in cut order."""
+        by_id = {s.id: s for s in self.shots}
+        placed: dict[str, ShotPlan] = {}
+        for shot in self.shots:
+            chain: list[ShotPlan] = []  # shot, its source, that one's source, ... not yet placed
+            at: ShotPlan | None = shot
+            while at is not None and at.id not in placed:
+                if any(c.id == at.id for c in chain):
+                    raise ShotflowError(f"{self.source}: from: makes a cycle ({' -> '.join(c.id for c in chain)} -> {at.id})")
+                chain.append(at)
+                at = by_id.get(at.source) if at.source else None
+            placed.update((c.id, c) for c in reversed(chain))
+        return tuple(placed.values())
+
+    def descendants(self, shot_id: str) -> tuple[ShotPlan, ...]:
+        """Every shot that starts, through `from:`, from `shot_id`'s clip (directly or not), in cut order."""
+        found = {self.shot(shot_id).id}
+        for shot in self.order:  # a source comes before its dependents, so one pass finds them all
+            if shot.source in found:
+                found.add(shot.id)
+        return tuple(s for s in self.shots if s.id in found and s.id != shot_id)
 
     @property
     def generated_seconds(self) -> int:

@@ -2,7 +2,9 @@
 
 The storyboard comes down one way (shotflow.storyboard.validate: read -> validate); planning
 adds what follows from a valid storyboard and cannot fail: frame sizes, prices (the catalog's),
-the output path and the storyboard's hash. `load_plan`, `plan_from_text` and `plan_from_data`
+the output path and the storyboard's hash. A shot that starts from a frame is planned for its
+model's image endpoint (validation chose it): its body without the frame fields, its cost at
+that endpoint's price, and where its frames come from. `load_plan`, `plan_from_text` and `plan_from_data`
 run the two stages in order for a file, a text or structured data.
 """
 
@@ -23,11 +25,18 @@ from shotflow.storyboard.modelrules import ValidShot
 from shotflow.storyboard.transitions import effect_name
 from shotflow.storyboard.validate import ValidStoryboard, validate_data, validate_file, validate_text
 
+CONTINUITY_FIELDS = ("from", "image", "end_image")
+
 
 def plan_storyboard(valid: ValidStoryboard) -> Plan:
     """Every shot's request and cost, and the output's shape."""
     board, file = valid.board, valid.file
-    canonical = json.dumps(board.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = board.model_dump(mode="json", by_alias=True)
+    for shot in data["shots"]:  # a storyboard without continuity keeps the hash it had before these fields
+        for key in CONTINUITY_FIELDS:
+            if shot[key] is None:
+                del shot[key]
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return Plan(
         source=file,
         title=board.title or Path(file).stem,
@@ -35,12 +44,15 @@ def plan_storyboard(valid: ValidStoryboard) -> Plan:
         shots=tuple(shot_plan(s) for s in valid.shots),
         output=output_spec(valid),
         path_vars=valid.path_vars,
+        warnings=valid.warnings,
     )
 
 
 def shot_plan(shot: ValidShot) -> ShotPlan:
-    """One shot's request with its frame size, frame rate, audio and cost."""
+    """One shot's request with its frame size, frame rate, audio and cost (`shot.spec` is the model
+    as its image endpoint for a shot that starts from a frame)."""
     spec = shot.spec
+    frames = shot.frames
     audio = spec.audio == "param" and bool(shot.body.get("generate_audio"))
     width, height = frame_size(shot.aspect_ratio, shot.resolution)
     cost = spec.price.cost(seconds=shot.seconds, resolution=shot.resolution, width=width, height=height, fps=spec.fps, audio=audio)
@@ -59,6 +71,11 @@ def shot_plan(shot: ValidShot) -> ShotPlan:
         fps=spec.fps,
         audio=audio,
         cost=cost,
+        source=frames.source if frames else None,
+        image=frames.image if frames else None,
+        end_image=frames.end_image if frames else None,
+        image_field=shot.image_field,
+        end_field=shot.end_field,
     )
 
 

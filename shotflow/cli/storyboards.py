@@ -11,11 +11,11 @@ import sys
 from decimal import Decimal
 from typing import Sequence
 
-from shotflow.catalog import find_model
+from shotflow.catalog import Price, find_model
 from shotflow.cli.options import parse_vars
 from shotflow.cli.output import table, write_file
 from shotflow.errors import StoryboardError
-from shotflow.model import Plan
+from shotflow.model import Plan, ShotPlan
 from shotflow.money import plan_cost, unpriced_shots, usd
 from shotflow.plan import load_plan
 from shotflow.storyboard.schema import json_schema
@@ -31,6 +31,24 @@ def _load_all(files: Sequence[str], var_items: list[str]) -> list[tuple[str, Pla
         except StoryboardError as exc:
             results.append((file, None, exc.problems))
     return results
+
+
+def _price(shot: ShotPlan) -> Price:
+    """The price the shot is charged at: its model's, or its image endpoint's when it starts from a frame."""
+    spec = find_model(shot.model)
+    return spec.image.price if shot.needs_frames and spec.image is not None else spec.price
+
+
+def _frames(shot: ShotPlan) -> str:
+    """Where a shot's frames come from, as the storyboard says it: "from approach", "image, end_image", ""."""
+    given = [f"from {shot.source}" if shot.source else "", "image" if shot.image else "", "end_image" if shot.end_image else ""]
+    return ", ".join(g for g in given if g)
+
+
+def _print_warnings(results) -> None:
+    for _, plan, _ in results:
+        for line in plan.warnings if plan is not None else ():
+            print(line, file=sys.stderr)
 
 
 def _usd_json(amount: Decimal | None) -> float | None:
@@ -65,7 +83,7 @@ def _totals_json(plan: Plan) -> dict:
 def _file_json(file: str, plan: Plan | None, problems: list, *, shots: bool) -> dict:
     if plan is None:
         return {"file": file, "ok": False, "problems": [_problem_json(p) for p in problems]}
-    entry = {"file": file, "ok": True, "problems": [], "title": plan.title, "totals": _totals_json(plan)}
+    entry = {"file": file, "ok": True, "problems": [], "warnings": list(plan.warnings), "title": plan.title, "totals": _totals_json(plan)}
     if shots:
         entry["shots"] = [
             {
@@ -78,7 +96,10 @@ def _file_json(file: str, plan: Plan | None, problems: list, *, shots: bool) -> 
                 "height": s.height,
                 "audio": s.audio,
                 "cost_usd": _usd_json(s.cost),
-                "price": find_model(s.model).price.describe(),
+                "price": _price(s).describe(),
+                "from": s.source,
+                "image": s.image,
+                "end_image": s.end_image,
             }
             for s in plan.shots
         ]
@@ -124,6 +145,7 @@ def cmd_validate(args) -> int:
                 f"{file}: ok: '{plan.title}', {len(plan.shots)} shots, {plan.final_seconds:g} s "
                 f"at {plan.output.width}x{plan.output.height}, estimated {plan_cost(plan)}"
             )
+    _print_warnings(results)
     return 1 if _report_problems(results) else 0
 
 
@@ -137,21 +159,26 @@ def cmd_estimate(args) -> int:
             [s.id, s.model, f"{s.seconds} s", s.resolution, f"{s.width}x{s.height}", "yes" if s.audio else "no", usd(s.cost)]
             for s in plan.shots
         ]
+        headers = ["shot", "model", "seconds", "resolution", "size", "audio", "cost"]
+        if any(s.needs_frames for s in plan.shots):  # continuity: where each first frame comes from
+            rows = [row[:2] + [_frames(s)] + row[2:] for row, s in zip(rows, plan.shots)]
+            headers[2:2] = ["frames"]
         print(("\n" if i else "") + f"{plan.title} ({plan.source})")
-        print(table(rows, ["shot", "model", "seconds", "resolution", "size", "audio", "cost"]))
+        print(table(rows, headers))
         print(
             f"\n{len(plan.shots)} shots, {plan.generated_seconds} s generated, final video {plan.final_seconds:g} s "
             f"at {plan.output.width}x{plan.output.height} {plan.output.fps} fps"
         )
         print(f"estimated cost: {plan_cost(plan)}")
-        used = list(dict.fromkeys(s.model for s in plan.shots))
-        as_of = sorted({find_model(m).price.as_of for m in used})
+        used = {(s.model, s.needs_frames): _price(s) for s in plan.shots}
+        as_of = sorted({price.as_of for price in used.values()})
         print(f"prices on fal (as of {', '.join(as_of)}; `shotflow models NAME` for more):")
-        for model in used:
-            print(f"  {model}: {find_model(model).price.describe()}")
+        for (model, from_image), price in used.items():
+            print(f"  {model}{' (image to video)' if from_image else ''}: {price.describe()}")
     if len(results) > 1 and plans:
         known = sum((p.known_cost for p in plans), Decimal(0))
         print(f"\nall {len(plans)} storyboards: estimated {usd(known)}{unpriced_shots(sum(len(p.unpriced) for p in plans))}")
+    _print_warnings(results)
     return 1 if _report_problems(results) else 0
 
 

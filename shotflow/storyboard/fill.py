@@ -48,7 +48,7 @@ def fill_placeholders(
     tz = ZoneInfo(board.schedule.timezone) if board.schedule else None
     values = {**run_vars(now or datetime.now(tz)), **{k: str(v) for k, v in board.vars.items()}}
     values.update({k: str(v) for k, v in (overrides or {}).items()})
-    data = board.model_dump()
+    data = board.model_dump(by_alias=True)  # `from:` is a keyword in Python: its field is from_
     empty_reported: set[str] = set(n for n in (overrides or {}) if n in board.vars and not str(overrides[n]).strip())
 
     def visit(path: tuple, text: str | None, shot: str | None) -> str | None:

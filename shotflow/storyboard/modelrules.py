@@ -5,6 +5,10 @@ something the model cannot do is a problem that names the file, line, shot and w
 accepts. Values that a shot inherits (from `defaults:` or `output:`) are only requested from
 models that have a field for them; values a shot sets itself must be honoured exactly. What
 passes is a `ValidShot`: the exact request body and the clip's shape (the plan prices it).
+
+A shot that starts from a frame (`from:`, `image:`, `end_image:`: `continuity.Frames`) goes to its
+model's image endpoint: the same rules run against that endpoint's own schema and price
+(`ModelSpec.for_images`), and its body leaves out the frame fields (added once the frames exist).
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shotflow import catalog
 from shotflow.catalog import ModelSpec, find_model
 from shotflow.errors import Problem, ShotflowError
+from shotflow.model import FRAME_REF
+from shotflow.storyboard.continuity import Frames
 from shotflow.storyboard.schema import Storyboard, or_list
 from shotflow.storyboard.yamlsource import Located
 
@@ -30,15 +37,21 @@ class ValidShot:
     id: str
     index: int
     line: int | None
-    spec: ModelSpec
-    body: dict[str, Any]  # the request as sent: JSON values, unset fields left out
+    spec: ModelSpec  # for a shot that starts from a frame: the model as its image endpoint
+    body: dict[str, Any]  # the request as sent: JSON values, unset fields left out (and the frame fields)
     seconds: int
     aspect_ratio: str
     resolution: str
+    frames: Frames | None = None  # where its first (and last) frame come from
+    image_field: str | None = None  # the image endpoint's field for the first frame
+    end_field: str | None = None  # ... and for the last frame, when the endpoint takes one
 
 
-def check_shot(board: Storyboard, located: Located, file: str, index: int) -> tuple[ValidShot | None, list[Problem]]:
-    """Shot `index` of `board` (placeholders filled) against its model: the request, or every problem."""
+def check_shot(
+    board: Storyboard, located: Located, file: str, index: int, frames: Frames | None = None
+) -> tuple[ValidShot | None, list[Problem]]:
+    """Shot `index` of `board` (placeholders filled) against its model (its image endpoint when the
+    shot has `frames`): the request, or every problem."""
     shot = board.shots[index]
     model_name = shot.model or board.defaults.model
     if model_name is None:
@@ -48,17 +61,47 @@ def check_shot(board: Storyboard, located: Located, file: str, index: int) -> tu
     except ShotflowError as exc:
         path = ("shots", index, "model") if shot.model else ("defaults", "model")
         return None, [Problem(file, located.line(path), str(exc), shot.id)]
-    rules = _ShotRules(board, located, file, index, spec)
+    if frames is not None:
+        refused = _image_endpoint_problem(spec, frames)
+        if refused is not None:
+            key, message = refused
+            return None, [Problem(file, located.line(("shots", index, key)), f"{key}: {message}", shot.id)]
+    rules = _ShotRules(board, located, file, index, spec, frames)
     return rules.check(), rules.problems
+
+
+def _image_endpoint_problem(spec: ModelSpec, frames: Frames) -> tuple[str, str] | None:
+    """Why `spec` cannot take these frames (the field to point at, the message), or None."""
+    key = "from" if frames.source else "image" if frames.image else "end_image"
+    if spec.image is None:
+        can = [m.alias for m in catalog.MODELS if m.image is not None]
+        use = f"use {or_list(can)}" if can else "no model in the catalog has one yet"
+        return key, f"{spec.alias} has no image-to-video endpoint, so it cannot start from a frame: {use}"
+    if frames.end_image is not None and spec.image.end_field is None:
+        can = [m.alias for m in catalog.MODELS if m.image is not None and m.image.end_field is not None]
+        use = f"use {or_list(can)}" if can else "no model in the catalog takes one yet"
+        return "end_image", f"{spec.alias}'s image endpoint takes no last frame: {use}"
+    first = spec.image.input.model_fields.get(spec.image.image_field)
+    if frames.source is None and frames.image is None and first is not None and first.is_required():
+        return "end_image", f"{spec.alias}'s image endpoint needs a first frame too: add from: or image:"
+    return None
 
 
 class _ShotRules:
     """The rules of one shot's model, in the order a reader meets them; every problem is kept."""
 
-    def __init__(self, board: Storyboard, located: Located, file: str, index: int, spec: ModelSpec):
+    def __init__(self, board: Storyboard, located: Located, file: str, index: int, spec: ModelSpec, frames: Frames | None):
         self.board, self.located, self.file = board, located, file
-        self.index, self.shot, self.spec = index, board.shots[index], spec
-        self.name = spec.alias
+        self.index, self.shot, self.frames = index, board.shots[index], frames
+        self.image = spec.image if frames is not None else None
+        self.spec = spec.for_images() if self.image is not None else spec
+        self.name = f"{spec.alias}'s image endpoint" if self.image is not None else spec.alias
+        # the body fields of the frames this shot gives (they are filled in once the frames exist)
+        self.frame_fields: tuple[str, ...] = ()
+        if self.image is not None and frames is not None:
+            first = (self.image.image_field,) if frames.source or frames.image else ()
+            last = (self.image.end_field,) if frames.end_image and self.image.end_field else ()
+            self.frame_fields = first + last
         self.body: dict[str, Any] = {"prompt": self.shot.prompt}
         self.problems: list[Problem] = []
 
@@ -92,13 +135,20 @@ class _ShotRules:
         body = None if self.problems else self.validated()
         if body is None:
             return None
-        return ValidShot(self.shot.id, self.index, self.line(), self.spec, body, seconds, aspect, resolution)
+        image = self.image
+        return ValidShot(
+            self.shot.id, self.index, self.line(), self.spec, body, seconds, aspect, resolution, self.frames,
+            image.image_field if image else None, image.end_field if image else None,
+        )
 
     def duration(self) -> int:
         spec, name = self.spec, self.name
         seconds, src, src_line = self.inherited("duration")
         if seconds is None:
             seconds = spec.default_seconds
+        if seconds is None:  # a catalog entry with neither a duration field nor a fixed length
+            self.problem(f"{name} has no duration field and the catalog gives no length for its clips", "duration")
+            return 0
         if seconds != int(seconds):
             self.problem(f"{name} renders whole seconds ({or_list(spec.seconds)} s), not {seconds}{self.whence(src, src_line)}", "duration")
         seconds = int(seconds)
@@ -122,7 +172,9 @@ class _ShotRules:
         if aspect is None and self.board.output.aspect_ratio and spec.has_field("aspect_ratio"):
             aspect, src, src_line = self.board.output.aspect_ratio, "output.aspect_ratio", self.located.line(("output", "aspect_ratio"))
         if not spec.has_field("aspect_ratio"):
-            if aspect is not None and src is None and aspect != spec.native_aspect:
+            if aspect is not None and src is None and self.image is not None:
+                self.problem(f"{name} has no aspect_ratio field: the first frame decides the shape (remove aspect_ratio: here)", "aspect_ratio")
+            elif aspect is not None and src is None and aspect != spec.native_aspect:
                 self.problem(f"{name} has no aspect_ratio field and always renders {spec.native_aspect}, not {aspect}", "aspect_ratio")
             return spec.native_aspect
         aspect = aspect or spec.field_default("aspect_ratio")
@@ -176,23 +228,30 @@ class _ShotRules:
 
     def params(self) -> None:
         """Model-specific fields, checked against the model's own input class."""
+        frame_keys = (self.image.image_field, self.image.end_field) if self.image else ()
         for key, value in self.shot.params.items():
             if key in MAPPED_FIELDS:
                 self.problem(f"params.{key}: set {key}: on the shot, not in params", "params", key)
+            elif key in frame_keys:
+                given = "from: or image:" if key == frame_keys[0] else "end_image:"
+                self.problem(f"params.{key}: the frame is given by {given} on the shot, not in params", "params", key)
             elif not self.spec.has_field(key):
-                extra = sorted(set(self.spec.input.model_fields) - set(MAPPED_FIELDS))
+                extra = sorted(set(self.spec.input.model_fields) - set(MAPPED_FIELDS) - set(frame_keys))
                 self.problem(f"params.{key}: {self.name} has no such field (its own fields: {', '.join(extra) or 'none'})", "params", key)
             else:
                 self.body[key] = value
 
     def validated(self) -> dict[str, Any] | None:
-        """The body as the model's input class reads it (types, enums, bounds), as JSON."""
+        """The body as the model's input class reads it (types, enums, bounds), as JSON; a frame
+        field is checked with a stand-in reference, then left out (the frame does not exist yet)."""
+        stand_in = FRAME_REF + "0" * 64
         try:
-            validated = self.spec.input.model_validate(self.body)
+            validated = self.spec.input.model_validate({**self.body, **dict.fromkeys(self.frame_fields, stand_in)})
         except ValidationError as exc:
             for err in exc.errors():
                 key = str(err["loc"][0]) if err["loc"] else "?"
                 where = ("params", key) if key in self.shot.params else ()
                 self.problem(f"{'params.' if where else ''}{key}: {err['msg']} (got {err['input']!r})", *where)
             return None
-        return validated.model_dump(mode="json", exclude_none=True)
+        body = validated.model_dump(mode="json", exclude_none=True)
+        return {key: value for key, value in body.items() if key not in self.frame_fields}

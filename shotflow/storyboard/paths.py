@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
+
+# what a still may be: shotflow sends it as a data URI of one of these
+STILL_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}  # Pillow's name: ours
+
 
 def input_path(text: str, storyboard: str) -> Path:
     """A file a storyboard names as an input (the soundtrack): relative to the storyboard's
@@ -24,3 +30,31 @@ def output_path(text: str, cwd: str | Path | None = None) -> Path:
         return path.resolve()
     except (OSError, RuntimeError):  # a symlink loop: the preflight says what is wrong with it
         return Path(os.path.abspath(path))
+
+
+def still_source(text: str, storyboard: str) -> tuple[str, str | None]:
+    """A still a storyboard names (`image:`, `end_image:`): an https URL as written (fetched when
+    the shot runs), else a file relative to the storyboard's folder (as `input_path`), resolved;
+    and what is wrong with it (None: nothing)."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text) or text[:5].lower() == "data:":
+        url = urlsplit(text)
+        if url.scheme.lower() != "https":
+            return text, f"{text[:60]!r}: give a file (relative to the storyboard's folder) or an https URL ({url.scheme}: is not fetched)"
+        if not url.hostname:
+            return text, f"{text!r} names no host"
+        return text, None
+    path = input_path(text, storyboard).resolve()
+    if not path.is_file():
+        return str(path), f"no such file {path}"
+    from PIL import Image, UnidentifiedImageError  # only a storyboard with a still pays for this import
+
+    try:
+        with Image.open(path) as picture:
+            found = picture.format
+    except (UnidentifiedImageError, OSError):
+        found = None
+    if found not in STILL_FORMATS:
+        *most, last = STILL_FORMATS.values()
+        kinds = ", ".join(most) + " or " + last
+        return str(path), f"{path} is not a {kinds} picture" + (f" (it is {found})" if found else "")
+    return str(path), None

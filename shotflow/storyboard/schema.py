@@ -112,6 +112,19 @@ class Shot(Strict):
     negative_prompt: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="Model-specific fields, checked against the model")
     transition: Transition | None = Field(None, description="The cut INTO this shot; default output.transition")
+    # continuity: the first (and last) frame; the shot is then sent to its model's image endpoint
+    from_: str | None = Field(
+        None,
+        alias="from",
+        pattern=SHOT_ID_PATTERN,
+        description="The id of a shot whose last frame is this shot's first frame (the shots run in that order)",
+    )
+    image: str | None = Field(
+        None, min_length=1, description="A still as the first frame: a path relative to the storyboard's folder, or an https URL"
+    )
+    end_image: str | None = Field(
+        None, min_length=1, description="A still as the last frame, on models whose image endpoint takes one (path or https URL)"
+    )
 
     @field_validator("prompt")
     @classmethod

@@ -1,10 +1,12 @@
 """The one way down for a storyboard: read (with lines) -> validate -> a `ValidStoryboard`.
 
 Every check of a storyboard happens here, in this order, each rule in one module: the YAML and
-its lines (yamlsource), the shape (schema), the run's placeholders (fill), each shot against its
-model (modelrules, which reads the catalog), the transitions against the shots' lengths
+its lines (yamlsource), the shape (schema), the run's placeholders (fill), where each shot's
+frames come from (continuity: `from:`, `image:`, `end_image:`), each shot against its model
+(modelrules, which reads the catalog), the transitions against the shots' lengths
 (transitions), the soundtrack and `--out` (paths). Every problem is collected and raised at once
-as one StoryboardError naming file, line and shot. What passes is all the plan needs: the plan
+as one StoryboardError naming file, line and shot; what is allowed but worth saying (`from:` a
+later shot) is kept as a warning. What passes is all the plan needs: the plan
 (shotflow.plan) never reads, checks or calls back into the storyboard.
 """
 
@@ -17,6 +19,7 @@ from typing import Any, Mapping
 
 from shotflow.errors import Problem, StoryboardError
 from shotflow.model import CutSpec, PathVar
+from shotflow.storyboard.continuity import check_continuity
 from shotflow.storyboard.fill import fill_placeholders, path_vars
 from shotflow.storyboard.modelrules import ValidShot, check_shot
 from shotflow.storyboard.paths import input_path
@@ -38,6 +41,7 @@ class ValidStoryboard:
     soundtrack: str | None  # output.audio.path, resolved against the storyboard's folder
     out: str | None  # --out, its placeholders filled
     path_vars: tuple[PathVar, ...]
+    warnings: tuple[str, ...] = ()  # allowed, but said by validate, estimate and run
 
 
 def validate(
@@ -48,9 +52,11 @@ def validate(
     written = parse_storyboard(located, file)
     board, values, problems = fill_placeholders(written, located, file, vars, now)
     problems = duplicate_ids(located, file) + problems
+    frames, found, warnings = check_continuity(board, located, file)
+    problems.extend(found)
     shots: list[ValidShot] = []
     for i in range(len(board.shots)):
-        shot, found = check_shot(board, located, file, i)
+        shot, found = check_shot(board, located, file, i, frames.get(i))
         problems.extend(found)
         if shot is not None:
             shots.append(shot)
@@ -77,6 +83,7 @@ def validate(
         soundtrack=soundtrack,
         out=fill(out, values) if out else None,
         path_vars=path_vars(written, located, values, out),
+        warnings=tuple(warnings),
     )
 
 
