@@ -173,8 +173,8 @@ def test_from_and_image_together(tmp_path):
     "value, said",
     [
         ("missing.png", "image: no such file {dir}/missing.png"),
-        ("sb.yaml", "image: {dir}/sb.yaml is not a PNG, JPEG or WebP picture"),
-        ("http://example.com/a.png", "image: 'http://example.com/a.png': give a file (relative to the storyboard's folder) or an https URL (http: is not fetched)"),
+        ("sb.yaml", "image: {dir}/sb.yaml is not a picture (Pillow cannot read it)"),
+        ("http://example.com/a.png?sig=s3cret", "image: 'http://example.com/a.png?...': give a file (relative to the storyboard's folder) or an https URL (http: is not fetched)"),
         ("data:image/png;base64,AAAA", "image: 'data:image/png;base64,AAAA': give a file (relative to the storyboard's folder) or an https URL (data: is not fetched)"),
         ("https:///a.png", "image: 'https:///a.png' names no host"),
     ],

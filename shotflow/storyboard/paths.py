@@ -1,4 +1,5 @@
-"""Paths a storyboard names: the one rule for where an input is read and an output written."""
+"""Paths a storyboard names: the one rule for where an input is read (a soundtrack, a still, or a
+still's https URL) and an output written."""
 
 from __future__ import annotations
 
@@ -7,12 +8,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# what a still may be: shotflow sends it as a data URI of one of these
-STILL_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}  # Pillow's name: ours
-
-
 def input_path(text: str, storyboard: str) -> Path:
-    """A file a storyboard names as an input (the soundtrack): relative to the storyboard's
+    """A file a storyboard names as an input (the soundtrack, a still): relative to the storyboard's
     folder; an inline storyboard (no file) has none, so the folder the run starts in."""
     path = Path(text)
     if path.is_absolute():
@@ -34,14 +31,17 @@ def output_path(text: str, cwd: str | Path | None = None) -> Path:
 
 def still_source(text: str, storyboard: str) -> tuple[str, str | None]:
     """A still a storyboard names (`image:`, `end_image:`): an https URL as written (fetched when
-    the shot runs), else a file relative to the storyboard's folder (as `input_path`), resolved;
-    and what is wrong with it (None: nothing)."""
+    the shot runs), else a file relative to the storyboard's folder (as `input_path`), resolved,
+    that Pillow reads (PNG, JPEG and WebP are sent as they are, others re-encoded); and what is
+    wrong with it (None: nothing)."""
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text) or text[:5].lower() == "data:":
         url = urlsplit(text)
-        if url.scheme.lower() != "https":
-            return text, f"{text[:60]!r}: give a file (relative to the storyboard's folder) or an https URL ({url.scheme}: is not fetched)"
+        # as messages show it: a signed URL's query (its credentials) left out
+        shown = f"{url.scheme}:{'//' + url.netloc if '://' in text else ''}{url.path[:40]}" + ("?..." if url.query else "")
+        if url.scheme != "https":
+            return text, f"'{shown}': give a file (relative to the storyboard's folder) or an https URL ({url.scheme}: is not fetched)"
         if not url.hostname:
-            return text, f"{text!r} names no host"
+            return text, f"'{shown}' names no host"
         return text, None
     path = input_path(text, storyboard).resolve()
     if not path.is_file():
@@ -49,12 +49,8 @@ def still_source(text: str, storyboard: str) -> tuple[str, str | None]:
     from PIL import Image, UnidentifiedImageError  # only a storyboard with a still pays for this import
 
     try:
-        with Image.open(path) as picture:
-            found = picture.format
-    except (UnidentifiedImageError, OSError):
-        found = None
-    if found not in STILL_FORMATS:
-        *most, last = STILL_FORMATS.values()
-        kinds = ", ".join(most) + " or " + last
-        return str(path), f"{path} is not a {kinds} picture" + (f" (it is {found})" if found else "")
+        with Image.open(path):
+            pass
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        return str(path), f"{path} is not a picture (Pillow cannot read it)"
     return str(path), None
