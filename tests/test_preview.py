@@ -90,3 +90,55 @@ def test_forget_draws_it_again(backend):
     backend.forget(VEO)
     assert not clip.path.exists()
     assert not backend.generate(VEO).cache_hit
+
+
+# --- continuity: a dependent shot opens on its first frame ------------------------------------
+
+def first_and_last(path) -> tuple[np.ndarray, np.ndarray]:
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    return frames[0], frames[-1]
+
+
+def test_a_dependent_shots_animatic_opens_on_its_sources_last_frame(backend, tmp_path):
+    from shotflow.generation.continuity import resolve
+
+    source = replace(KLING, id="approach", seconds=1)
+    follow = replace(source, id="arrival", body={"prompt": "the car stops"}, source="approach", image_field="image_url")
+    upstream = backend.generate(source)
+    shot = resolve(follow, upstream, tmp_path / "store")
+    clip = backend.generate(shot)
+    assert clip.frames == shot.frames and clip.key == ClipStore.key("preview", shot)
+    _, source_last = first_and_last(upstream.path)
+    first, last = first_and_last(clip.path)
+    assert np.abs(first - source_last).mean() < 4  # the cut shows the continuity (within x264's loss)
+    assert np.abs(last - source_last).mean() > 20  # ... and the shot goes on to its own animatic
+    alone = backend.generate(replace(follow, source=None, image_field=None))  # the same shot on no frame
+    assert np.abs(first_and_last(alone.path)[0] - source_last).mean() > 20
+
+
+def test_a_still_shot_opens_on_its_image_and_ends_on_its_end_image(backend, tmp_path):
+    from PIL import Image
+
+    from shotflow.generation.continuity import resolve
+
+    Image.new("RGB", (64, 64), (230, 40, 40)).save(tmp_path / "red.png")  # square, in a portrait shot
+    Image.new("RGB", (72, 128), (40, 40, 230)).save(tmp_path / "blue.png")
+    shot = replace(
+        KLING, id="bottle", seconds=1, image=str(tmp_path / "red.png"), image_field="image_url",
+        end_image=str(tmp_path / "blue.png"), end_field="tail_image_url",
+    )  # fmt: skip
+    first, last = first_and_last(backend.generate(resolve(shot, None, tmp_path / "store")).path)
+    assert np.abs(first[40:88, 8:64] - [230, 40, 40]).mean() < 12  # the red still, fitted: 72x72 in the middle
+    assert first[:20].max() < 40 and first[-20:].max() < 40  # black bars above and below
+    assert np.abs(last - [40, 40, 230]).mean() < 12
+    Image.new("RGB", (64, 64), (40, 230, 40)).save(tmp_path / "red.png")  # another image: another clip
+    again = backend.generate(resolve(shot, None, tmp_path / "store"))
+    assert not again.cache_hit and np.abs(first_and_last(again.path)[0][40:88, 8:64] - [40, 230, 40]).mean() < 12
+
+
+def test_an_unresolved_dependent_shot_is_refused(backend):
+    from shotflow.errors import GenerationError
+
+    with pytest.raises(GenerationError, match="resolve the shot first"):
+        backend.generate(replace(KLING, source="approach", image_field="image_url"))

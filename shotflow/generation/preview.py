@@ -2,7 +2,10 @@
 
 Each clip shows the shot id, the model, the length and the wrapped prompt over a slowly moving
 gradient in a colour of its own, with a bar filling up as the shot plays; a model that makes
-sound (Veo 3 with generate_audio) gets a quiet tone. Size, frame rate and length are the
+sound (Veo 3 with generate_audio) gets a quiet tone. A shot that continues another (continuity)
+opens on its first frame (the upstream animatic's last frame, or its still), which fades into
+the animatic, and ends on its `end_image` if it has one: the cut shows the continuity. Its key,
+like fal's, holds its frames' hashes (they are in its resolved body). Size, frame rate and length are the
 shot's, so the rest of the pipeline (normalising, joining, the contact sheet) runs as it would
 on paid clips. Preview clips are stored under their own key, never confused with fal clips.
 
@@ -31,6 +34,7 @@ from shotflow.store.clips import ClipStore
 NAME = "preview"
 TONE_HZ = 220
 TONE_VOLUME = 0.05
+FRAME_FADE = 1.0  # seconds a dependent shot's first frame takes to fade into its animatic
 
 
 _GUARD = threading.Lock()
@@ -50,13 +54,15 @@ class PreviewBackend:
             return _LOCKS.setdefault(key, threading.Lock())
 
     def generate(self, shot: ShotPlan, *, force: bool = False, on_event: OnEvent = ignore_events) -> GeneratedClip:
+        if not shot.resolved:
+            raise GenerationError(shot.id, "its first frame does not exist yet (resolve the shot first)", transient=False)
         key = ClipStore.key(NAME, shot)
         # two shots with the same body share a clip: render it once
         with self._lock(key):
             found = None if force else self.store.find(key)
             if found is not None:
                 on_event(ShotEvent(shot.id, "cached", "preview clip from the clip store"))
-                return GeneratedClip(shot.id, found, key, NAME, cache_hit=True)
+                return GeneratedClip(shot.id, found, key, NAME, cache_hit=True, frames=shot.frames)
             on_event(ShotEvent(shot.id, "running", f"drawing a {shot.seconds} s {shot.width}x{shot.height} animatic"))
             tmp = self.store.temp_path(key).with_suffix(f".{os.urandom(4).hex()}.part")
             try:
@@ -67,7 +73,7 @@ class PreviewBackend:
                 raise GenerationError(shot.id, f"preview clip came out wrong: {exc}", transient=False) from None
             finally:
                 tmp.unlink(missing_ok=True)
-            return GeneratedClip(shot.id, path, key, NAME, cache_hit=False)
+            return GeneratedClip(shot.id, path, key, NAME, cache_hit=False, frames=shot.frames)
 
     def close(self) -> None:
         return None  # nothing held between shots
@@ -96,12 +102,15 @@ def render_preview(shot: ShotPlan, dst: str | os.PathLike, *, timeout: float | N
         text = ff.input(str(card), loop=1, framerate=fps, t=seconds).video
         bar_height = max(2, h // 90)
         bar = ff.input(f"color=c=white:s={w}x{bar_height}:r={fps}:d={seconds}", f="lavfi").video
-        video = (
-            background.overlay(text)
-            .overlay(bar, x=f"-w+w*t/{seconds}", y="H-h")
-            .filter("format", "yuv420p")
-            .filter("trim", end_frame=n)
-        )
+        first, last = frame_file(shot, shot.image_field), frame_file(shot, shot.end_field)
+        fade = min(FRAME_FADE, seconds / 2)
+        if first is not None:  # opens on its first frame, which fades into the animatic
+            background = background.overlay(_still(first, shot).filter("fade", t="out", st=0, d=fade, alpha=1))
+            text = text.filter("fade", t="in", st=0, d=fade, alpha=1)
+        video = background.overlay(text).overlay(bar, x=f"-w+w*t/{seconds}", y="H-h")
+        if last is not None:  # ... and ends on its last frame
+            video = video.overlay(_still(last, shot).filter("fade", t="in", st=max(0.0, seconds - fade - 1 / fps), d=fade, alpha=1))
+        video = video.filter("format", "yuv420p").filter("trim", end_frame=n)
         streams = [video]
         kwargs = {"c:v": "libx264", "preset": "ultrafast", "crf": 28, "r": fps, "frames:v": n, "f": "mp4", "movflags": "+faststart"}
         if shot.audio:
@@ -115,6 +124,23 @@ def render_preview(shot: ShotPlan, dst: str | os.PathLike, *, timeout: float | N
             error=MediaError,
         )
     return dst
+
+
+def frame_file(shot: ShotPlan, field: str | None) -> str | None:
+    """The stored file of the shot's frame sent in body field `field`, if it has one."""
+    return next((f.path for f in shot.frames if field and f.field == field), None)
+
+
+def _still(path: str, shot: ShotPlan):
+    """A frame as a video stream of the shot's size (fitted, black bars) and length, with alpha."""
+    w, h = shot.width, shot.height
+    return (
+        ff.input(path, loop=1, framerate=shot.fps, t=shot.seconds)
+        .video.filter("scale", w, h, force_original_aspect_ratio="decrease")
+        .filter("pad", w, h, "(ow-iw)/2", "(oh-ih)/2", color="black")
+        .filter("setsar", 1)
+        .filter("format", "rgba")
+    )
 
 
 def shot_colours(shot_id: str) -> tuple[str, str]:
@@ -165,6 +191,7 @@ def draw_card(shot: ShotPlan) -> Image.Image:
         y += _line_height(title)
     y += _line_height(title) * 0.2
     details = f"{shot.model} · {shot.seconds} s · {w}x{h} @ {shot.fps} fps" + (" · audio" if shot.audio else "")
+    details += f" · continues {shot.source}" if shot.source else (" · from a still" if shot.image else "")
     for line in wrap(details, meta, w - 2 * margin):
         draw.text((margin, y), line, font=meta, fill=(255, 255, 255, 210))
         y += _line_height(meta)
