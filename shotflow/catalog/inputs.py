@@ -1,8 +1,11 @@
 """What every endpoint's typed input class has in common, and the words to declare one.
 
 An input class mirrors one model's Input section of `shared/seeds/fal-text-to-video-models.txt`
-field for field, in the seed's order (tests/test_catalog.py compares them). A family file
-declares it as data: `fal_input("KlingV2MasterInput", prompt=prompt(), duration=choice(...), ...)`.
+field for field, in the seed's order (tests/test_catalog.py compares them); an image-to-video
+input mirrors the request type of the seed's "Other types" it names (or fal's docs, for the three
+models the seed gives none), with `frame()` and `end_frame()` for its frame fields
+(tests/test_image_endpoints.py compares them). A family file declares it as data:
+`fal_input("KlingV2MasterInput", prompt=prompt(), duration=choice(...), ...)`.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def value(default: str | float | bool | int, description: str | None = None) -> 
     return type(default), Field(default, description=description)
 
 
-def optional(kind: Any, description: str) -> FieldDecl:
+def optional(kind: Any, description: str | None) -> FieldDecl:
     """A field the seed leaves unset by default (null): sent only when a shot gives it."""
     return kind | None, Field(None, description=description)
 
@@ -69,3 +72,14 @@ def optional(kind: Any, description: str) -> FieldDecl:
 def seed(description: str) -> FieldDecl:
     """The random seed, a whole number: a shot's `seed:` is sent to models that have it."""
     return optional(int, description)
+
+
+def frame(description: str | None = None) -> FieldDecl:
+    """The first frame of an image-to-video endpoint: required, an https URL or a data URI (shotflow
+    sends the frame as a data URI, made at the submit from the frame's stored file)."""
+    return str, Field(description=description)
+
+
+def end_frame(description: str | None = None) -> FieldDecl:
+    """The last frame, on endpoints that take one: sent only when a shot gives `end_image:`."""
+    return optional(str, description)

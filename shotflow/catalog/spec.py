@@ -103,11 +103,16 @@ def dollars(amount: Decimal, places: int | None = None) -> str:
 
 
 UNKNOWN = Price(None, source="no price found on fal's pages (late 2025)", as_of="2025-11")
+# an image-to-video endpoint whose price fal's pages (as stored for the search tool) do not give
+UNKNOWN_IMAGE = Price(None, source="no price for the image-to-video endpoint in fal's stored pages (searched 2026-12-01)", as_of="2026-12")
 
 
 # --- capabilities ---------------------------------------------------------------------------
 
 ASSUMED_ID = "assumed: the endpoint id was not confirmed in fal's docs"
+# fal's own client lists every endpoint id with its input type (generated from fal's OpenAPI)
+FAL_JS_MAP = "fal-ai/fal-js libs/client/src/types/video/endpoint-map.ts at 53241327 (read 2026-12-01)"
+FAL_JS_SCHEMAS = "fal-ai/fal-js libs/client/src/types/video/zod.gen.ts at 53241327 (read 2026-12-01)"
 
 
 @dataclass(frozen=True)
@@ -117,12 +122,13 @@ class ImageEndpoint:
 
     endpoint: str  # fal's id, e.g. "fal-ai/kling-video/v2/master/image-to-video"
     input: type[FalInput]
-    image_field: str  # the body field of the first frame, e.g. "image_url"
+    image_field: str  # the body field of the first frame, e.g. "image_url" (required in `input`)
     end_field: str | None = None  # the body field of the last frame, when the endpoint takes one
-    price: Price = UNKNOWN
+    price: Price = UNKNOWN_IMAGE
     id_source: str = ASSUMED_ID  # the page that confirms the id (with its date), or ASSUMED_ID
     schema_source: str = ""  # "seed: <type name>", or the docs page and date the schema was mirrored from
-    max_image_bytes: int | None = None  # the endpoint's documented limit on an input image
+    max_image_bytes: int | None = None  # the endpoint's documented limit on an input image (the file, not its base64)
+    notes: str = ""  # what differs from the source, and why
 
     @property
     def id_assumed(self) -> bool:
@@ -194,9 +200,19 @@ class ModelSpec:
         if self.image is None:
             raise ValueError(f"{self.alias} has no image endpoint")
         fields = self.image.input.model_fields
-        # read from the image endpoint's duration enum; kept where its duration is a plain integer; none without the field
+        # read from the image endpoint's duration enum; kept where its duration is a plain integer; none without the
+        # field, and then the clip lasts what the text endpoint renders by default (Hailuo-02's 6 s, Wan Pro's 6 s)
         durations = (None if _enum(self.image.input, "duration") else self.durations) if "duration" in fields else {}
-        return replace(self, endpoint=self.image.endpoint, input=self.image.input, price=self.image.price, durations=durations, image=None)
+        native = self.default_seconds if durations == {} else self.native_duration
+        return replace(
+            self,
+            endpoint=self.image.endpoint,
+            input=self.image.input,
+            price=self.image.price,
+            durations=durations,
+            native_duration=native,
+            image=None,
+        )
 
 
 def _enum(cls: type[FalInput], name: str) -> tuple[str, ...]:
