@@ -285,9 +285,9 @@ class FakeFal:
 
 
 def requested_seconds(endpoint: str, body: dict[str, Any]) -> int:
-    from shotflow.catalog import find_model
+    from shotflow.catalog import find_endpoint
 
-    spec = find_model(endpoint)
+    spec = find_endpoint(endpoint)  # a text or an image endpoint, as the catalog declares it
     if not spec.durations:
         return spec.native_duration or 5
     encoded = body.get("duration", spec.field_default("duration") if spec.has_field("duration") else None)
@@ -398,13 +398,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _submit(self, endpoint: str, raw: bytes) -> None:
         from pydantic import ValidationError
 
-        from shotflow.catalog import MODELS
+        from shotflow.catalog import find_endpoint
         from shotflow.model import body_hash
 
         fake = self.fake
         if not self._authorized("submit"):
             return
-        spec = next((m for m in MODELS if m.endpoint == endpoint), None)
+        spec = find_endpoint(endpoint)  # image endpoints too: the body is validated with their own input class
         if spec is None:
             return self._send(404, {"detail": f"Application '{endpoint}' not found"}, "submit")
         try:

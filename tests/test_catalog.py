@@ -27,37 +27,45 @@ RANGE = re.compile(rf"(?i)\b(?:between|range:?|from)\s+{NUMBER}\s+(?:and|to|-)\s
 BOUND = re.compile(rf"(?i)\b(minimum|min|maximum|max)(?: value)?(?: is)?:?\s+{NUMBER}\b")
 
 
+def seed_blocks(text: str) -> dict[str, str]:
+    """endpoint -> the seed's text about that model (from its 'model N' line to the next)."""
+    blocks = re.split(r"(?im)^model \d+\s*-*\s*", text)[1:]
+    return {block.split()[0]: block for block in blocks}
+
+
 def parse_seed(text: str) -> dict[str, dict[str, dict]]:
     """endpoint -> field -> {type, default, enum, ge, le} from each model's '5. Schema / Input' section."""
     models: dict[str, dict[str, dict]] = {}
-    blocks = re.split(r"(?im)^model \d+\s*-*\s*", text)[1:]
-    for block in blocks:
-        endpoint = block.split()[0]
+    for endpoint, block in seed_blocks(text).items():
         section = block.split("5. Schema", 1)[1].split("\nInput\n", 1)[1]
-        section = section.split("\n{", 1)[0]
-        fields: dict[str, dict] = {}
-        current = None
-        for line in section.splitlines():
-            line = line.strip()
-            m = FIELD_LINE.match(line)
-            if m:
-                current = {"type": m.group(2), "default": None, "enum": None, "ge": None, "le": None}
-                fields[m.group(1)] = current
-                continue
-            if current is None:
-                continue
-            d = re.search(r"Default value: (.+)$", line)
-            if d:
-                current["default"] = d.group(1)
-            e = re.match(r"Possible enum values: (.+)$", line)
-            if e:
-                current["enum"] = [v.strip() for v in e.group(1).split(",")]
-            for low, high in RANGE.findall(line):
-                current["ge"], current["le"] = float(low), float(high)
-            for word, number in BOUND.findall(line):
-                current["ge" if word.lower().startswith("min") else "le"] = float(number)
-        models[endpoint] = fields
+        models[endpoint] = parse_fields(section.split("\n{", 1)[0].splitlines())
     return models
+
+
+def parse_fields(lines: list[str], field_line: re.Pattern = FIELD_LINE) -> dict[str, dict]:
+    """field -> {type, default, enum, ge, le} from a schema section's lines, in their order."""
+    fields: dict[str, dict] = {}
+    current = None
+    for line in lines:
+        line = line.strip()
+        m = field_line.match(line)
+        if m:
+            current = {"type": m.group(2), "default": None, "enum": None, "ge": None, "le": None}
+            fields[m.group(1)] = current
+            continue
+        if current is None:
+            continue
+        d = re.search(r"Default value: (.+)$", line)
+        if d:
+            current["default"] = d.group(1)
+        e = re.match(r"Possible enum values: (.+)$", line)
+        if e:
+            current["enum"] = [v.strip() for v in e.group(1).split(",")]
+        for low, high in RANGE.findall(line):
+            current["ge"], current["le"] = float(low), float(high)
+        for word, number in BOUND.findall(line):
+            current["ge" if word.lower().startswith("min") else "le"] = float(number)
+    return fields
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +99,14 @@ def _annotation_parts(annotation):
 
 @pytest.mark.parametrize("spec", MODELS, ids=lambda m: m.alias)
 def test_input_class_mirrors_the_seed(seed, spec):
-    fields = seed[spec.endpoint]
-    declared = spec.input.model_fields
-    assert list(declared) == list(fields), "same field names, in the seed's order"
+    assert_mirrors(spec.input, seed[spec.endpoint])
+
+
+def assert_mirrors(cls, fields: dict[str, dict], required: tuple[str, ...] = ("prompt",)) -> None:
+    """The input class declares exactly `fields` (as parse_fields reads them): names in order, value
+    types, enums, defaults; the `required` fields have no default, every other defaultless one is None."""
+    declared = cls.model_fields
+    assert list(declared) == list(fields), f"{cls.__name__}: same field names, in the source's order"
     for name, want in fields.items():
         info = declared[name]
         py_type, enum = _annotation_parts(info.annotation)
@@ -104,10 +117,10 @@ def test_input_class_mirrors_the_seed(seed, spec):
             assert enum is None and py_type is PY_TYPES[want["type"]], name
         default = info.default
         if want["default"] is None:
-            if name == "prompt":
-                assert info.is_required()
+            if name in required:
+                assert info.is_required(), f"{name} is required"
             else:
-                assert default is None, f"{name} has no default in the seed"
+                assert default is None and not info.is_required(), f"{name} has no default in the source"
         else:
             raw = want["default"]
             if raw.startswith('"'):
