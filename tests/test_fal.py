@@ -1027,3 +1027,128 @@ def test_the_key_appears_in_no_message_event_log_or_file(fake_fal, cache, caplog
     for secret in secrets:
         assert not any(secret in t for t in texts), secret
         assert not any(secret.encode() in p.read_bytes() for p in files), secret
+
+
+# --- continuity: a shot that starts on a frame ---------------------------------------------------
+
+
+def continuing(source_id: str = "opening", prompt: str = "the car stops", model: str = "kling"):
+    """A shot on `model`'s image endpoint that continues `source_id` (as the plan makes it: the
+    text body less the fields the image endpoint does not take, the frame fields named)."""
+    from shotflow.catalog import find_model
+
+    text, image = a_shot(prompt, model=model), find_model(model).image
+    body = {k: v for k, v in text.body.items() if k in image.input.model_fields}
+    return replace(
+        text, id="arrival", endpoint=image.endpoint, body=body, source=source_id, image_field=image.image_field, end_field=image.end_field
+    )
+
+
+def raw_clip(path: Path, seconds: float = 1) -> Path:
+    """A moving pattern (so its last frame is one of a kind), as a model's raw clip."""
+    from shotflow.media.ffmpeg import ffmpeg_exe
+
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s=96x54:r=24:d={seconds}",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    return path
+
+
+def upstream_clip(path: Path, shot_id: str = "opening"):
+    """`path` as the clip of the source shot (what the flow hands a continuing shot)."""
+    from shotflow.model import GeneratedClip
+
+    return GeneratedClip(shot_id, path, "k" * 64, "fal", cache_hit=False)
+
+
+def sent_frame(fake_fal, endpoint: str):
+    """The one job fal received at `endpoint`, and the image its data URI decodes to."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    (job,) = [j for j in fake_fal.jobs.values() if j.endpoint == endpoint]
+    head, data = job.body["image_url"].split(",", 1)
+    assert head == "data:image/png;base64"
+    return job, np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+
+def test_a_continuing_shot_sends_its_sources_last_frame_and_journals_only_its_hash(fake_fal, cache, tmp_path):
+    import av
+    import numpy as np
+
+    from shotflow.generation.continuity import resolve
+
+    backend = make_backend(cache)
+    source = backend.generate(a_shot())  # through fal, as the flow does it
+    assert resolve(continuing(), source, cache).frames[0].origin == "last frame of opening"
+    upstream = replace(source, path=raw_clip(tmp_path / "raw.mp4"))  # a clip with a frame of its own
+    shot = resolve(continuing(), upstream, cache)
+    clip = backend.generate(shot)
+
+    job, image = sent_frame(fake_fal, shot.endpoint)
+    with av.open(str(upstream.path)) as container:
+        *_, last = container.decode(video=0)
+    assert np.array_equal(image, last.to_ndarray(format="rgb24"))  # fal received the exact last frame
+    assert fake_fal.billed[job.body_hash] == 1 and clip.frames == shot.frames and not clip.cache_hit
+
+    journal = (cache / "jobs" / f"{clip.key}.json").read_text()
+    assert "data:" not in journal and shot.frames[0].sha256 in journal
+    record = Journal(cache / "jobs").read(clip.key)
+    assert record.body_hash == shot.body_hash and record.state == "downloaded"
+    assert record.frames == ({"field": "image_url", "sha256": shot.frames[0].sha256, "path": shot.frames[0].path, "origin": "last frame of opening"},)
+
+    again = backend.generate(resolve(continuing(), upstream, cache))  # a later run: the same frame, the same key
+    assert again.cache_hit and again.frames == shot.frames and len(fake_fal.jobs) == 2
+
+
+def test_another_source_frame_is_another_clip_and_the_same_frame_is_not_paid_again(fake_fal, cache, tmp_path):
+    from shotflow.generation.continuity import resolve
+
+    backend = make_backend(cache)
+    first = resolve(continuing(), upstream_clip(raw_clip(tmp_path / "a.mp4", 1)), cache)
+    second = resolve(continuing(), upstream_clip(raw_clip(tmp_path / "b.mp4", 2)), cache)
+    assert first.frames[0].sha256 != second.frames[0].sha256
+    assert ClipStore.key("fal", first) != ClipStore.key("fal", second)
+    clips = [backend.generate(s) for s in (first, second, first)]
+    assert [c.cache_hit for c in clips] == [False, False, True]
+    assert len(fake_fal.jobs) == 2 and all(n == 1 for n in fake_fal.billed.values())
+
+
+def test_a_continuing_shot_re_attached_to_its_request_keeps_its_frames(fake_fal, cache, tmp_path):
+    from shotflow.generation.continuity import resolve
+
+    shot = resolve(continuing(), upstream_clip(raw_clip(tmp_path / "a.mp4")), cache)
+    fake_fal.hold()
+    with pytest.raises(retry.RetryLater):
+        make_backend(cache, fal_wait_timeout=0.3).generate(shot)
+    fake_fal.release()
+    events = []
+    clip = make_backend(cache).generate(shot, on_event=events.append)
+    assert events[0].kind == "reattached" and clip.frames == shot.frames and len(fake_fal.jobs) == 1
+
+
+def test_an_unresolved_shot_or_a_missing_frame_is_refused_before_anything_is_journaled_or_paid(fake_fal, cache, tmp_path):
+    from shotflow.generation.continuity import resolve
+
+    backend = make_backend(cache)
+    with pytest.raises(GenerationError, match="resolve the shot first") as info:
+        backend.generate(continuing())
+    assert info.value.shot == "arrival" and not info.value.transient
+    shot = resolve(continuing(), upstream_clip(raw_clip(tmp_path / "a.mp4")), cache)
+    Path(shot.frames[0].path).unlink()
+    with pytest.raises(GenerationError, match="missing or changed"):
+        backend.generate(shot)
+    assert fake_fal.calls == [] and not list((cache / "jobs").glob("*.json"))
+
+
+def test_a_data_uri_fal_quotes_back_is_scrubbed_from_messages():
+    from shotflow.generation.fal.errors import Scrubber, fal_reason
+
+    detail = [{"loc": ["body", "image_url"], "msg": "bad image data:image/png;base64," + "QUJD" * 50_000, "type": "image_load_error"}]
+    text = Scrubber(KEY)(fal_reason(detail))
+    assert "QUJD" not in text and "data:image/png;base64,[200022 characters]" in text and len(text) < 200

@@ -19,8 +19,9 @@ macOS, local disks or NFS with lock support.)
 
 A record holds the shot id, endpoint, body hash, the request's URLs, the result's video URL, the
 state, UTC timestamps, the storyboard and estimated cost of the run that sent it, and the
-history of earlier requests of the same clip (`previous`, what the ledger lists); never the
-body, never the key.
+history of earlier requests of the same clip (`previous`, what the ledger lists), and for a shot
+that continues another the frames it was sent with (`frames`: hash and stored path); never the
+body (nor a frame's data), never the key.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from shotflow.errors import ShotflowError
 from shotflow.settings import LOCK_TIMEOUT
 from shotflow.store.atomic import StoreFullError, is_full, write_bytes_atomic
+
+if TYPE_CHECKING:
+    from shotflow.model import FrameInput
 
 SCHEMA = 2
 # the ledger's names. `intended` is written before the POST; read by a process that holds the
@@ -122,6 +126,8 @@ class JobRecord:
     clip_bytes: int | None = None
     quarantine_path: str | None = None
     quarantine_reason: str | None = None
+    # continuity: the frames the request was sent with, {field, sha256, path, origin} each (never the data)
+    frames: tuple[dict[str, Any], ...] = ()
     # earlier requests for this key (HISTORY_FIELDS each): what was paid for, for the ledger
     previous: tuple[dict[str, Any], ...] = ()
     schema: int = SCHEMA
@@ -142,6 +148,7 @@ class JobRecord:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["previous"] = list(self.previous)
+        data["frames"] = list(self.frames)
         return data
 
     @classmethod
@@ -150,7 +157,13 @@ class JobRecord:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["previous"] = tuple(p for p in (values.get("previous") or ()) if isinstance(p, dict))
+        values["frames"] = tuple(f for f in (values.get("frames") or ()) if isinstance(f, dict))
         return cls(**values)
+
+
+def frame_note(frame: FrameInput) -> dict[str, Any]:
+    """A `shotflow.model.FrameInput` as a record keeps it: its field, hash, stored path and origin."""
+    return {"field": frame.field, "sha256": frame.sha256, "path": frame.path, "origin": frame.origin}
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,11 @@ been billed without anyone knowing its id:
    the budget, write the intent, send the submit once (`submit.send_submit`) and journal its
    outcome through the Job.
 
+A shot that continues another (continuity) arrives resolved: its body holds frame references
+and its key their hashes; one that is not is refused before anything is paid. The body sent is
+`continuity.request_body(shot)` (the references replaced by data URIs), made before the intent;
+the journal keeps the body hash and the frames' hashes and paths (`frames`), never the data.
+
 `force` is a TOKEN (the flow run's key): a forced generate submits at most once per token. The
 intent records the token; a retry with the same token that finds a record carrying it behaves
 as not forced (re-attach, store hit, or the uncertain error), so `--force X` covers exactly one
@@ -36,6 +41,7 @@ import fal_client
 from shotflow import interrupt
 from shotflow.errors import GenerationError, MissingKeyError, ShotflowError
 from shotflow.generation.choose import NO_KEY
+from shotflow.generation.continuity import request_body
 from shotflow.generation.fal.collect import Collector
 from shotflow.generation.fal.errors import Scrubber, blocked_error, forcing, http_error, price, stopped_at, uncertain_of
 from shotflow.generation.fal.job import Job, check_cancel
@@ -95,6 +101,8 @@ class FalBackend:
         the clip, or the last request was refused, uncertain, lost or quarantined."""
         if isinstance(force, bool):  # a bool cannot tell a retry of the forced attempt from a new one
             raise TypeError("FalBackend.generate: force is the run's token (a string) or None, not a bool")
+        if not shot.resolved:  # its key needs its frames: refused before anything is paid
+            raise GenerationError(shot.id, "its first frame does not exist yet (resolve the shot first); nothing was sent", transient=False)
         emit = self._emitter(on_event)
         key = ClipStore.key(self.name, shot)
         record = self.journal.read(key)
@@ -106,17 +114,19 @@ class FalBackend:
             if cached is not None:
                 rid = record.request_id if record else None
                 if self._generated_in_this_run(record):  # paid for by this run (its early start): not reused
-                    return GeneratedClip(shot.id, cached, key, self.name, cache_hit=False, request_id=rid)
+                    return GeneratedClip(shot.id, cached, key, self.name, cache_hit=False, request_id=rid, frames=shot.frames)
                 emit(ShotEvent(shot.id, "cached", "from the clip store"))
                 accepted = record.quarantine_reason if record and record.state == "downloaded" else None
-                return GeneratedClip(shot.id, cached, key, self.name, cache_hit=True, request_id=rid, accepted_despite=accepted)
+                return GeneratedClip(
+                    shot.id, cached, key, self.name, cache_hit=True, request_id=rid, accepted_despite=accepted, frames=shot.frames
+                )
         if _decide(record, forced) == "attach":
             emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
             job = Job(self.journal, record)
         else:
             job = self._submit(shot, key, force, emit)
         try:
-            return Collector(job, self, shot, emit).run()
+            return replace(Collector(job, self, shot, emit).run(), frames=shot.frames)
         except LockTimeout as exc:  # another run holds this clip's record (downloading it, say)
             raise RetryLater(shot.id, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it") from None
 
@@ -156,6 +166,9 @@ class FalBackend:
     def _submit_locked(self, shot: ShotPlan, key: str, prior: JobRecord | None, token: str | None, emit) -> Job:
         if interrupt.stop_requested():
             raise Interrupted(shot.id)
+        # the frames' data URIs, read (and checked against their hashes) before the intent: a
+        # missing frame stops the shot with nothing journaled and nothing paid
+        body = request_body(shot)
         with self._budget():
             self._check_budget(shot)
             job = Job.intend(
@@ -170,7 +183,7 @@ class FalBackend:
         outcome = send_submit(
             self.fal,
             shot.endpoint,
-            shot.body,
+            body,
             start_timeout=self.settings.fal_start_timeout,
             policy=RetryPolicy.in_call(self.settings),
             before_send=before_send,

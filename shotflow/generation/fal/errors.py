@@ -7,6 +7,7 @@ shot whose journal record is not live is not submitted again (without `--force`)
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
@@ -29,8 +30,14 @@ RETRY_CODES = (408, 409, 429)
 Scrub = Callable[[str], str]
 
 
+# a frame sent as a data URI, as fal may quote it back (a validation error's `input`)
+DATA_URI = re.compile(r"data:[\w.+/-]*;base64,[A-Za-z0-9+/=]+")
+
+
 class Scrubber:
-    """Replaces the key, and each long enough part of it, with `[fal key]`."""
+    """Replaces the key, and each long enough part of it, with `[fal key]`, and any data URI fal
+    quotes back (a frame we sent) with `data:...[N characters]`: neither reaches a message, the
+    journal or a log."""
 
     def __init__(self, key: str | None):
         self._secrets = secret_parts(key)
@@ -38,7 +45,11 @@ class Scrubber:
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "[fal key]")
-        return text
+        return scrub_data_uris(text)
+
+
+def scrub_data_uris(text: str) -> str:
+    return DATA_URI.sub(lambda m: f"{m.group(0).split(',', 1)[0]},[{len(m.group(0))} characters]", text)
 
 
 def status_code(exc: BaseException) -> int | None:

@@ -34,7 +34,7 @@ from shotflow.generation.fal.errors import FAL_ERRORS
 from shotflow.generation.fal.submit import Accepted, request_handle
 from shotflow.model import ShotPlan
 from shotflow.store.clips import StoredClip
-from shotflow.store.journal import LIVE, JobRecord, Journal, parse_utc
+from shotflow.store.journal import LIVE, JobRecord, Journal, frame_note, parse_utc
 
 if TYPE_CHECKING:
     from shotflow.generation.fal.backend import FalBackend
@@ -111,6 +111,7 @@ class Job:
             estimated_cost_usd=None if shot.cost is None else str(shot.cost),
             force_token=force_token,
             run_token=run_token,
+            frames=tuple(frame_note(f) for f in shot.frames),
         )
         return cls(journal, journal.write(record))
 
