@@ -19,6 +19,11 @@ caller. An early failure is kept here (`errors`) and never raised: the task repo
 early generation is the shot's first attempt: a failure the backend's own loops already tried
 again (`failure`) is re-raised by the task, not tried a second time (shotflow.generation.retry).
 
+Continuity: a shot that continues another (`from:`) never starts early (it waits for its source's
+clip, in the flow); a shot on a still (`image:`, `end_image:`) starts early when the caller gives
+`resolve` (which makes its frames, e.g. `continuity.resolve(shot, None, cache_dir, settings)`),
+else it is left to the flow too.
+
 Only a run with the fal backend that reports to a private server starts early: a shared
 server's global `fal-requests` limit (only reachable through Prefect) must bound every submit.
 No Prefect import here.
@@ -55,11 +60,15 @@ class EarlyGeneration:
         forced: set[str] | frozenset[str] = frozenset(),
         on_event: OnEvent = events.publish,
         after: Callable[[ShotPlan, GeneratedClip], object] | None = None,
+        resolve: Callable[[ShotPlan], ShotPlan] | None = None,
     ):
         """`after(shot, clip)`: more work on a clip once it is stored (the CLI normalises it to the
         output spec, cached next to the clip, so the flow's normalise task finds it done); its
-        failure is kept in `errors` and left to the flow, which does that work again and reports it."""
-        self.shots = list(shots)
+        failure is kept in `errors` and left to the flow, which does that work again and reports it.
+        `resolve(shot)`: a shot on a still, with its frames made (without it such shots are left to
+        the flow); a shot with `from:` is always left to the flow."""
+        self.resolve = resolve
+        self.shots = [s for s in shots if startable(s, resolve is not None)]
         self.open_backend = open_backend
         self.token = token
         self.limits = limits
@@ -86,6 +95,8 @@ class EarlyGeneration:
             with self.limits.slot(shot.model, shot.id):
                 if not self._begin(shot.id):
                     return  # the flow's task took it first
+                if shot.needs_frames and self.resolve is not None:
+                    shot = self.resolve(shot)  # its still, fetched and stored: the task finds it by its URL
                 with closing(self.open_backend()) as backend:
                     clip = backend.generate(shot, force=self.token if shot.id in self.forced else None, on_event=self.on_event)
                 self.clips[shot.id] = clip
@@ -141,6 +152,14 @@ class EarlyGeneration:
         with _lock:
             if _runs.get(self.token) is self:
                 del _runs[self.token]
+
+
+def startable(shot: ShotPlan, can_resolve: bool) -> bool:
+    """Whether `shot` may start early: not one that continues another; one on a still only when
+    it can be resolved here."""
+    if shot.source:
+        return False
+    return not shot.needs_frames or can_resolve
 
 
 def wait_turn(token: str | None, shot_id: str) -> None:
