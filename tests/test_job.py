@@ -113,6 +113,29 @@ def test_the_intent_is_written_before_the_post_and_the_record_carries_the_ledger
     assert record.force_token is None and record.schema == 2
 
 
+def test_a_continuing_shots_intent_carries_its_frames_and_a_record_without_them_reads_as_none(fake_fal, cache):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from shotflow.catalog import find_model
+    from shotflow.generation.continuity import resolve
+
+    still = cache.parent / "still.png"
+    Image.new("RGB", (64, 36), (200, 30, 40)).save(still)
+    text, image = a_shot("the bottle turns"), find_model("kling").image
+    body = {k: v for k, v in text.body.items() if k in image.input.model_fields}
+    shot = resolve(replace(text, endpoint=image.endpoint, body=body, image=str(still), image_field=image.image_field), None, cache)
+    job = Job.intend(journal_of(cache), shot, ClipStore.key("fal", shot), prior=None, storyboard=None, force_token=None)
+    (frame,) = shot.frames
+    assert journal_of(cache).read(job.record.key).frames == ({"field": "image_url", "sha256": frame.sha256, "path": frame.path, "origin": str(still)},)
+    assert "data:" not in journal_of(cache).path(job.record.key).read_text()
+    older = json.loads(journal_of(cache).path(job.record.key).read_text())
+    del older["frames"]  # written before continuity existed
+    journal_of(cache).path(job.record.key).write_text(json.dumps(older))
+    assert journal_of(cache).read(job.record.key).frames == ()
+
+
 # --- odd answers: errors naming the shot and the request; re-attachable; force works -----------
 
 ODD = {

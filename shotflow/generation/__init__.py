@@ -1,2 +1,3 @@
 """Generating clips: the Backend protocol, choosing one by name, shot events, the offline preview,
-the early start, and one package per paid service (fal today)."""
+the early start, continuity (a shot's frames, resolved before it is generated), and one package
+per paid service (fal today)."""
