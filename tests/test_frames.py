@@ -323,6 +323,11 @@ def test_a_still_shot_is_resolved_with_its_first_and_last_frames(tmp_path, cache
     assert continuity.frame_limit(shot) == frames.DEFAULT_MAX_URI_BYTES // 2  # two frames share the request
 
 
+def test_a_url_stills_origin_leaves_out_its_query(served, cache):
+    shot = continuity.resolve(replace(SHOT, source=None, image=f"{served.base}/still.png?sig=secret"), None, cache)
+    assert shot.frames[0].origin == f"{served.base}/still.png?…"
+
+
 def test_a_still_url_that_fails_fails_the_shot_naming_it_and_costs_nothing(served, cache):
     missing = replace(SHOT, source=None, image=f"{served.base}/missing")
     with pytest.raises(GenerationError, match=f"shot 'arrival': could not fetch the image at {served.base}/missing") as caught:

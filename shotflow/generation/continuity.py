@@ -56,7 +56,7 @@ def resolve(
         if not shot.end_field:
             raise GenerationError(shot.id, f"its endpoint {shot.endpoint} takes no last frame (end_image)", transient=False)
         stored = _made(shot, lambda: media.still(shot.end_image, cache_dir, max_uri_bytes=limit, timeout=timeout))
-        made.append(FrameInput(shot.end_field, stored.sha256, str(stored.path), shot.end_image))
+        made.append(FrameInput(shot.end_field, stored.sha256, str(stored.path), _origin(shot.end_image)))
     body = dict(shot.body)
     for frame in made:
         body[frame.field] = frame.reference
@@ -79,7 +79,13 @@ def _first_frame(shot: ShotPlan, upstream: GeneratedClip | None, cache_dir, limi
         stored = _made(shot, lambda: media.last_frame(upstream.path, cache_dir, max_uri_bytes=limit))
         return FrameInput(shot.image_field, stored.sha256, str(stored.path), f"last frame of {shot.source}")
     stored = _made(shot, lambda: media.still(shot.image, cache_dir, max_uri_bytes=limit, timeout=timeout))
-    return FrameInput(shot.image_field, stored.sha256, str(stored.path), shot.image)
+    return FrameInput(shot.image_field, stored.sha256, str(stored.path), _origin(shot.image))
+
+
+def _origin(still: str) -> str:
+    """How a still is named in the journal and the manifest: its path, or its URL without the query
+    (a signed URL's credentials stay out of files; the frame's hash tells two stills apart)."""
+    return media.show_url(still) if media.is_url(still) else still
 
 
 def _made(shot: ShotPlan, make) -> media.StoredFrame:
