@@ -13,6 +13,7 @@ model's image endpoint: the same rules run against that endpoint's own schema an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from shotflow.catalog import ModelSpec, find_model
 from shotflow.errors import Problem, ShotflowError
 from shotflow.model import FRAME_REF
 from shotflow.storyboard.continuity import Frames
-from shotflow.storyboard.schema import Storyboard, or_list
+from shotflow.storyboard.schema import ASPECT_PATTERN, Storyboard, or_list
 from shotflow.storyboard.yamlsource import Located
 
 # shot fields that map onto model fields of the same name; never accepted inside params
@@ -182,7 +183,8 @@ class _ShotRules:
             self.body["aspect_ratio"] = aspect
         else:
             self.problem(f"{name} takes aspect ratio {or_list(spec.aspect_ratios)}, not {aspect}{self.whence(src, src_line)}", "aspect_ratio")
-        return aspect
+        # "auto" (an image endpoint's default: the first frame decides): the plan assumes the native shape
+        return aspect if re.fullmatch(ASPECT_PATTERN, aspect) else spec.native_aspect
 
     def resolution(self, seconds: int) -> str:
         """Inherited from defaults, then from output; never a silent upgrade."""
