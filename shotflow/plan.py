@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from shotflow.catalog import frame_size
 from shotflow.errors import BudgetError
 from shotflow.model import OutputSpec, Plan, ShotPlan
+from shotflow.money import usd
 from shotflow.storyboard.modelrules import ValidShot
 from shotflow.storyboard.transitions import effect_name
 from shotflow.storyboard.validate import ValidStoryboard, validate_data, validate_file, validate_text
@@ -136,6 +137,6 @@ def check_budget(plan: Plan, max_cost: float | Decimal | None, backend: str) -> 
         return
     if plan.unpriced:
         unpriced = ", ".join(f"{s.model} (shot '{s.id}')" for s in plan.unpriced)
-        raise BudgetError(f"{plan.source}: cannot hold the run to ${budget:.2f}: no known price for {unpriced}")
+        raise BudgetError(f"{plan.source}: cannot hold the run to {usd(budget)}: no known price for {unpriced}")
     if plan.known_cost > budget:
-        raise BudgetError(f"{plan.source}: estimated ${plan.known_cost:.2f} is over the budget of ${budget:.2f}; nothing was started")
+        raise BudgetError(f"{plan.source}: estimated {usd(plan.known_cost)} is over the budget of {usd(budget)}; nothing was started")

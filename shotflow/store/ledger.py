@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from shotflow.errors import BudgetError
+from shotflow.money import usd
 from shotflow.store.journal import parse_utc
 
 # the fields of one ledger row, in the order `shotflow ledger` prints them
@@ -151,13 +152,13 @@ def check_daily_budget(journal: Any, budget: Decimal | None, adding: Decimal | N
     spent, _ = spent_on_day(records, today())
     if adding is None:
         raise BudgetError(
-            f"{what}: its price is unknown, so it cannot be held to the daily budget of ${budget:.2f} "
+            f"{what}: its price is unknown, so it cannot be held to the daily budget of {usd(budget)} "
             "(SHOTFLOW_DAILY_BUDGET); nothing was sent"
         )
     if spent + adding > budget:
         raise BudgetError(
-            f"{what}: ${adding:.2f} more would take today's estimated spend (UTC) to ${spent + adding:.2f}, "
-            f"over the daily budget of ${budget:.2f} (SHOTFLOW_DAILY_BUDGET; ${spent:.2f} spent so far, "
+            f"{what}: {usd(adding)} more would take today's estimated spend (UTC) to {usd(spent + adding)}, "
+            f"over the daily budget of {usd(budget)} (SHOTFLOW_DAILY_BUDGET; {usd(spent)} spent so far, "
             "see `shotflow ledger`); nothing was sent"
         )
 
