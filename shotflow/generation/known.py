@@ -1,0 +1,54 @@
+"""What a run's shots will be sent as, known before the run generates anything.
+
+A shot without frames is sent as planned. A shot that continues another (`from:`) has no request,
+and so no cache key, until its source's clip exists (`ShotPlan.body_hash` raises before). The
+up-to-date check (shotflow/report/uptodate.py) and the daily budget's preflight
+(shotflow/preflight.py) ask for every shot's key before a run: `known_requests` gives a dependent
+shot resolved (shotflow.generation.continuity) from its source's clip where that clip is in the
+clip store and will not be made again by the run, and a still from its file or its stored copy.
+Where that cannot be known (the source has no stored clip, or the run makes it again, or the frame
+cannot be made now), the shot is None: not up to date, and counted as to be paid.
+
+Resolving from the store sends nothing and pays nothing: it makes (or finds, remembered by the
+clip's hash) the frame a run would send.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+from shotflow.errors import ShotflowError
+from shotflow.generation import continuity
+from shotflow.model import GeneratedClip, Plan, ShotPlan
+from shotflow.settings import Settings
+from shotflow.store.clips import ClipStore
+
+
+def known_requests(
+    plan: Plan, backend: str, cache_dir: str | os.PathLike, settings: Settings | None = None, *, made_again: Collection[str] = ()
+) -> dict[str, tuple[ShotPlan, Path | None] | None]:
+    """For each shot id: the shot as it would be sent and its clip's file in the store (None if
+    there is none; not verified here: `ClipStore.stored` does that, and moves a bad one aside), or
+    None when its request cannot be known yet. `made_again`: shots whose clips this run makes again
+    whatever the store holds (forced): their dependents are not known. `settings`: how long
+    fetching a still not stored yet may stall (continuity.resolve)."""
+    store = ClipStore(Path(cache_dir))
+    known: dict[str, tuple[ShotPlan, Path | None] | None] = {}
+    for shot in plan.order:  # a source before the shots that continue it
+        upstream = None
+        if shot.source:
+            source = known.get(shot.source)
+            if source is None or source[1] is None or shot.source in made_again:
+                known[shot.id] = None  # the frame it starts from does not exist yet
+                continue
+            sent, clip = source
+            upstream = GeneratedClip(shot.source, clip, ClipStore.key(backend, sent), backend, cache_hit=True, frames=sent.frames)
+        try:
+            resolved = continuity.resolve(shot, upstream, cache_dir, settings)
+            path = store.path(ClipStore.key(backend, resolved))
+            known[shot.id] = (resolved, path if path.is_file() else None)
+        except ShotflowError:  # a still that cannot be had now: the run reports it, before paying
+            known[shot.id] = None
+    return known
