@@ -7,6 +7,11 @@ keeps `estimated_cost_usd` (every shot at the catalog's prices) and adds what th
 fal (`estimated_spent_usd`; `spent` is false when every clip came from the clip store). These
 are estimates: what fal billed is in the journal (`shotflow ledger`).
 
+A shot that continues another (`from:`) or starts on a still (`image:`, `end_image:`) is recorded
+as it was sent: its body holds each frame's reference (`shotflow-frame:sha256:...`, never the
+data), `source` names the shot it continues, and `frames` gives each frame's body field, sha256,
+stored path and origin (from the clip's `GeneratedClip.frames`).
+
 `fingerprint` (see shotflow/report/uptodate.py) is what a re-run compares to answer "up to date"
 without rendering; `timings.last_clip_to_final_s` (from the flow) is how long the video took
 from the last clip verified in the store to the final file.
@@ -19,14 +24,14 @@ run summary and the CLI show (its amounts worded by shotflow/money.py, as everyw
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from shotflow.errors import ShotflowError
-from shotflow.model import GeneratedClip, Plan
+from shotflow.model import GeneratedClip, Plan, ShotPlan
 from shotflow.money import PREVIEW, on_fal, unpriced_shots, usd
 from shotflow.report.uptodate import fingerprint
 from shotflow.store.atomic import write_text_atomic
@@ -62,12 +67,16 @@ def write_manifest(
 ) -> Path:
     """Write `<video stem>.manifest.json` beside the video (the current VERSION); returns its path."""
     by_id = {c.shot: c for c in clips}
+    plan = replace(plan, shots=tuple(as_made(s, by_id[s.id]) for s in plan.shots))  # every shot as it was sent
     shots = []
     for s in plan.shots:
         clip = by_id[s.id]
         shots.append(
             {
                 "id": s.id,
+                # continuity: the shot it continues, and the frames it was sent with (hashes and stored paths)
+                **({"source": s.source} if s.source else {}),
+                **({"frames": [asdict(f) for f in s.frames]} if s.frames else {}),
                 "model": s.model,
                 "endpoint": s.endpoint,
                 "body": s.body,
@@ -105,6 +114,15 @@ def write_manifest(
     }
     # a manifest is for sharing, like the video beside it: readable by others (0o644)
     return write_text_atomic(sidecar(video, "manifest.json"), json.dumps(manifest, indent=2) + "\n", mode=0o644)
+
+
+def as_made(shot: ShotPlan, clip: GeneratedClip) -> ShotPlan:
+    """The shot as its clip was made: one with frames gets them from the clip (`GeneratedClip.frames`),
+    its body holding each frame's reference as `shotflow.generation.continuity.resolve` puts it."""
+    if shot.resolved:
+        return shot
+    body = {**shot.body, **{f.field: f.reference for f in clip.frames}}
+    return replace(shot, body=body, frames=tuple(clip.frames))
 
 
 # --- money ----------------------------------------------------------------------------------

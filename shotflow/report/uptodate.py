@@ -7,6 +7,9 @@ input file (the soundtrack). A re-run is "up to date" when that fingerprint is t
 clip is still in the clip store and verified there (`ClipStore.stored` checks size and sha256)
 with the hash the manifest recorded, and the output file still has the manifest's sha256.
 Anything else (or no manifest, or one written before fingerprints) renders; `--force` always does.
+A shot that continues another (`from:`) has a body hash only once its frame exists: it is
+resolved from its source's stored clip (shotflow.generation.known); when that clip is not in the
+store, the video is not up to date.
 
 Nothing here imports Prefect: `shotflow run` answers an unchanged storyboard in about a second.
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from shotflow.model import Plan
+from shotflow.settings import Settings
 from shotflow.store.clips import ClipStore
 from shotflow.store.digest import file_sha256
 
@@ -42,7 +46,13 @@ def input_files(plan: Plan) -> dict[str, str]:
 
 
 def fingerprint(plan: Plan, backend: str) -> dict[str, Any]:
-    """What the video depends on, apart from the clips and the output file themselves."""
+    """What the video depends on, apart from the clips and the output file themselves (`plan`'s
+    shots as they were sent: a shot that continues another, resolved)."""
+    return {**_settled(plan, backend), "shots": [[s.id, s.body_hash] for s in plan.shots]}
+
+
+def _settled(plan: Plan, backend: str) -> dict[str, Any]:
+    """The fingerprint but its shots: known before any shot is resolved."""
     inputs = {}
     for role, path in input_files(plan).items():
         try:
@@ -55,7 +65,6 @@ def fingerprint(plan: Plan, backend: str) -> dict[str, Any]:
         "backend": backend,
         "storyboard_sha256": plan.storyboard_hash,
         "output_spec": hashlib.sha256(json.dumps(_output_spec(plan), sort_keys=True, default=str).encode()).hexdigest(),
-        "shots": [[s.id, s.body_hash] for s in plan.shots],
         "inputs": inputs,
     }
 
@@ -76,9 +85,10 @@ class Verdict:
     manifest_path: Path | None = None
 
 
-def check(plan: Plan, backend: str, cache_dir: Path) -> Verdict:
+def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None = None) -> Verdict:
     """Whether the video this plan would make is already there, unchanged (see the module doc)."""
     from shotflow.errors import ShotflowError
+    from shotflow.generation.known import known_requests
     from shotflow.report.manifest import read_manifest, sidecar
 
     video = Path(plan.output.path)
@@ -92,17 +102,22 @@ def check(plan: Plan, backend: str, cache_dir: Path) -> Verdict:
     stored = manifest.get("fingerprint")
     if not isinstance(stored, dict):
         return Verdict(False, f"{path} has no fingerprint (written by an older shotflow)", manifest, path)
-    now = fingerprint(plan, backend)
+    now = _settled(plan, backend)
     for field, what in (
         ("shotflow", "shotflow's version"),
         ("backend", "the backend"),
         ("storyboard_sha256", "the storyboard (with its vars)"),
         ("output_spec", "the output settings"),
-        ("shots", "the shots"),
         ("version", "the fingerprint's format"),
     ):
         if stored.get(field) != now[field]:
             return Verdict(False, f"{what} changed since {path} was written", manifest, path)
+    # each shot as it would be sent: one that continues another, from its source's stored clip
+    known = known_requests(plan, backend, cache_dir, settings)
+    sent = [[s.id, known[s.id][0].body_hash if known[s.id] else None] for s in plan.shots]  # None: not known now
+    was = stored.get("shots") or []
+    if len(was) != len(sent) or any(then != it and (it[1] is not None or then[:1] != it[:1]) for then, it in zip(was, sent)):
+        return Verdict(False, f"the shots changed since {path} was written", manifest, path)
     if stored.get("inputs") != now["inputs"]:
         changed = sorted(set(stored.get("inputs") or {}) ^ set(now["inputs"]) | {
             k for k in now["inputs"] if (stored.get("inputs") or {}).get(k) != now["inputs"][k]
@@ -111,7 +126,12 @@ def check(plan: Plan, backend: str, cache_dir: Path) -> Verdict:
     store = ClipStore(cache_dir)
     recorded = {s.get("id"): s for s in manifest.get("shots") or []}
     for shot in plan.shots:
-        found = store.stored(ClipStore.key(backend, shot))
+        if known[shot.id] is None:  # its source's clip is not stored (said at that shot), or its still is unreadable
+            why = "its still cannot be read"
+            if shot.source:
+                why = f"starts from the last frame of shot '{shot.source}', which has no clip in the clip store"
+            return Verdict(False, f"shot '{shot.id}': {why}", manifest, path)
+        found = store.stored(ClipStore.key(backend, known[shot.id][0]))  # size and sha256 checked
         if found is None:
             return Verdict(False, f"shot '{shot.id}': its clip is no longer in the clip store", manifest, path)
         if found.sha256 != (recorded.get(shot.id) or {}).get("clip_sha256"):
