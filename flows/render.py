@@ -3,6 +3,12 @@
 Called from the CLI (`shotflow run`), from Python, and as a deployment. Every shot is generated
 by a task (retried when the failure is transient) and normalised by another as soon as its clip
 lands, so the final join is a stream copy about a second after the last clip arrives.
+
+The storyboard is a graph: a shot that continues another (`from:`) is submitted after its source
+(`Plan.order`) with the source's future as its `upstream`, so Prefect starts it once that clip
+is stored, and its task graph shows the chains and forks; independent shots run side by side. A
+shot whose source failed fails naming it, without sending anything; the rest of the run goes on,
+and the run fails at the end, as for any failed shot.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from concurrent.futures import wait as wait_for_any
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import allow_failure, flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -34,7 +40,7 @@ from shotflow.generation import events
 from shotflow.generation.choose import choose_backend
 from shotflow.money import run_cost
 from shotflow.plan import check_budget, load_plan, plan_from_data
-from shotflow.preflight import preflight
+from shotflow.preflight import made_again_line, preflight
 from shotflow.report.manifest import ShotRecord, cost_summary, sidecar, write_manifest
 from shotflow.settings import get_settings
 
@@ -53,6 +59,7 @@ def render_storyboard(
     concurrency: Annotated[int | None, Field(ge=1, le=64)] = None,
     max_cost: Annotated[float | None, Field(ge=0)] = None,
     force: list[str] | None = None,
+    force_descendants: bool = False,
     model_concurrency: dict[str, int] | None = None,
     vars: dict[str, str] | None = None,
     inline: dict[str, Any] | None = None,
@@ -67,6 +74,8 @@ def render_storyboard(
         concurrency: Generation requests in flight at once (default: the SHOTFLOW_CONCURRENCY setting, 4).
         max_cost: Refuse to start when the estimated cost in USD is higher (fal only).
         force: Shot ids to generate again even though their clips are stored.
+        force_descendants: Consent to pay again for the shots that continue a forced shot (from:): they
+            start from its new clip. Without it, a run with such shots is refused before anything is paid.
         model_concurrency: Per-model caps on requests in flight, e.g. {"veo3": 1}.
         vars: Values for the storyboard's {{ name }} placeholders, overriding its vars.
         inline: A whole storyboard as structured data, used instead of the file.
@@ -85,12 +94,17 @@ def render_storyboard(
     key = fal_key(settings) if backend in ("auto", "fal") else None
     name = choose_backend(backend, key is not None)
     check_budget(plan, max_cost, name)
-    video_path = preflight(plan, backend=name, key=key, settings=settings, force=forced)  # before anything is generated
+    # before anything is generated (and paid): also the consent to generate a forced shot's descendants again
+    video_path = preflight(plan, backend=name, key=key, settings=settings, force=forced, force_descendants=force_descendants)
     # the output, resolved once by the preflight against the folder the run started in
     plan = dataclasses.replace(plan, output=dataclasses.replace(plan.output, path=str(video_path)))
     logger.info(f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, {run_cost(plan, name)}")
+    for warning in plan.warnings:
+        logger.warning(warning)
     for shot_id in sorted(forced):
         logger.info(f"shot '{shot_id}': forced: generated again even though its clip is stored")
+    if made_again_line(plan, forced):
+        logger.info(made_again_line(plan, forced))
 
     per_model = {find_model(model).alias: n for model, n in (model_concurrency or {}).items()}
     total = concurrency or settings.concurrency
@@ -101,7 +115,10 @@ def render_storyboard(
     sheet_frames = contactsheet.Frames()  # the contact sheet's frames, grabbed as clips land
     try:
         source = f"inline:{plan.title}" if inline is not None else str(Path(plan.source).resolve())  # for the ledger
-        generated = {s.id: generate_shot.submit(s, name, run_key, force=s.id in forced, storyboard=source) for s in plan.shots}
+        generated = {}
+        for s in plan.order:  # a source before the shots that continue it: Prefect waits on its future
+            upstream = allow_failure(generated[s.source]) if s.source else None  # a failure reaches the task, which names it
+            generated[s.id] = generate_shot.submit(s, name, run_key, force=s.id in forced, storyboard=source, upstream=upstream)
         # for the run's timings (wall clock, as the clip store's mtimes): when the flow had each
         # clip, downloaded and verified, and when its normalisation was done
         landed_at: dict[str, float] = {}

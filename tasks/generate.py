@@ -1,7 +1,13 @@
 """Shot generation as a Prefect task: the backend does the work; this adds logs, and the retries
 of the failures no loop inside the backend retries (`RetryLater`: still running after the wait
 timeout, a clip's lock held elsewhere, fal's job failed unbilled). shotflow.generation.retry
-says which layer retries what, so that no failure is retried twice over."""
+says which layer retries what, so that no failure is retried twice over.
+
+A shot that continues another (`from:`) gets its source's clip as `upstream`: the flow passes the
+source task's future (wrapped in `allow_failure`), so Prefect runs this task once the source has
+finished and its graph shows the edge. A source that failed arrives as its exception: the shot
+fails naming its source, before anything is sent. Shots with frames (`from:`, `image:`) are
+resolved here (shotflow.generation.continuity), right before the backend takes them."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from shotflow.tasks.secrets import fal_key
 
 from shotflow import interrupt
 from shotflow.errors import GenerationError
-from shotflow.generation import early, events, retry
+from shotflow.generation import continuity, early, events, retry
 from shotflow.generation.choose import open_backend
 from shotflow.model import GeneratedClip, ShotEvent, ShotPlan
 from shotflow.settings import get_settings
@@ -61,10 +67,18 @@ def describe(event: ShotEvent) -> str:
     # and it holds the file itself (Prefect's cache would only hold a path)
     cache_policy=NO_CACHE,
 )
-def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = False, storyboard: str | None = None) -> GeneratedClip:
+def generate_shot(
+    shot: ShotPlan,
+    backend: str,
+    run_key: str,
+    force: bool = False,
+    storyboard: str | None = None,
+    upstream: GeneratedClip | BaseException | None = None,
+) -> GeneratedClip:
     """The shot's clip. With `force`, a stored clip is not reused, but a request of this shot that
     fal still has (queued, running or finished but not yet downloaded) is re-attached, so a retry
-    of a forced shot never pays twice."""
+    of a forced shot never pays twice. `upstream`: the clip of the shot this one continues
+    (`shot.source`), or how that shot failed."""
     logger = get_run_logger()
 
     def on_event(event: ShotEvent) -> None:
@@ -82,6 +96,9 @@ def generate_shot(shot: ShotPlan, backend: str, run_key: str, force: bool = Fals
     if isinstance(first, GenerationError) and first.transient and not retry.task_retries(first):
         raise first.with_traceback(None) from None
     settings = get_settings()
+    if shot.needs_frames:  # its frames are made now (its source's clip is there): the shot gets its key
+        source = upstream if isinstance(upstream, GeneratedClip) else None  # None: the source failed, said so
+        shot = continuity.resolve(shot, source, settings.cache_dir, settings)
     key = fal_key(settings) if backend == "fal" else None
     # the run key is recorded on intents: a clip this run already paid for is reported as generated
     with closing(open_backend(backend, settings, key=key, storyboard=storyboard, run_token=run_key)) as source:
