@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-cost", type=usd, metavar="USD", help="refuse to start if the estimate is higher")
     p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
+    p.add_argument(
+        "--force-descendants", action="store_true", help="with --force: consent to pay again for the shots that continue it (from:)"
+    )
     add_var_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object at the end (and nothing else on stdout)")
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines too")
