@@ -9,6 +9,10 @@ is imported or started, each clip normalised to the output spec once stored; run
 `fal-requests` limit must bound every submit. `SHOTFLOW_EARLY_START=0` (the environment or .env:
 `Settings.early_start`) turns it off (the bench compares both).
 
+Continuity: a shot that continues another (`from:`) never starts early (its task waits for its
+source's clip, in the flow); a shot on a still (`image:`) starts early, its still resolved first
+(shotflow.generation.early.startable).
+
 Leaving the block: no early generation begins any more; after a Ctrl-C during the Prefect start
 the stop flag is raised, those under way stop (bounded wait) and the paid requests still on fal
 are named. A flow that ended without taking over every shot (it failed before generating) leaves
@@ -122,6 +126,7 @@ class EarlyStart:
         key = self._key()
         if key is None:
             return self
+        from shotflow.generation import continuity
         from shotflow.generation.choose import open_backend
         from shotflow.generation.early import EarlyGeneration
         from shotflow.generation.fal.backend import FalBackend  # noqa: F401  (imported here, not by ten threads at once)
@@ -142,6 +147,7 @@ class EarlyStart:
             limits=limits,
             forced=self.force,
             after=self._normaliser(),
+            resolve=lambda shot: continuity.resolve(shot, None, settings.cache_dir, settings),  # a shot on a still
         ).start()
         return self
 
