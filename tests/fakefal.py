@@ -34,7 +34,9 @@ gzip Content-Encoding on bytes that are not gzip). A status or result can have a
 job completes with its result two status polls later). `private_urls = True` makes the queue
 answer each job's URLs under /private/ and refuse the by-id form, as for a request only
 reachable at the URLs its submit answered.
-`hold()`/`release()` keep new jobs running until the test says so.
+`hold()`/`release()` keep new jobs running until the test says so. `distinct_clips = True` gives
+each new job's clip a colour of its own (from its id), as real generations differ: a clip's last
+frame then tells which job made it (continuity tests). `bodies(endpoint)`: the bodies received.
 
 Wiring: fal_client reads FAL_QUEUE_RUN_HOST/FAL_RUN_HOST when it is imported, so the server is
 started, and those variables set (with SSL_CERT_FILE pointing at a throwaway CA), before anything
@@ -110,6 +112,7 @@ class Job:
     submitted_at: float = field(default_factory=time.monotonic)
     delivered_at: float | None = None  # when its result was first handed out
     polls_left: int | None = None  # set by a cancel that comes too late: IN_PROGRESS for this many polls, then done
+    colour: str = "blue"  # of every frame of its clip (see distinct_clips)
 
 
 @dataclass
@@ -162,6 +165,7 @@ class FakeFal:
             self.published: dict[str, int] = {}
             # the request's URLs are only those the submit answered: the by-id form is 404
             self.private_urls = False
+            self.distinct_clips = False  # True: each new job's clip has a colour of its own
 
     def publish(self, seconds: int) -> str:
         """A media URL serving a clip of `seconds`, outside any job (for download tests)."""
@@ -215,6 +219,12 @@ class FakeFal:
             most = max(most, current)
         return most
 
+    def bodies(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """The bodies of the accepted submits (of `endpoint`, if given), in the order they came."""
+        with self._lock:
+            jobs = sorted(self.jobs.values(), key=lambda j: j.submitted_at)
+        return [j.body for j in jobs if endpoint is None or j.endpoint == endpoint]
+
     def count(self, op: str, *, status: int | None = None) -> int:
         with self._lock:
             return sum(1 for c in self.calls if c.op == op and (status is None or c.status == status))
@@ -266,9 +276,9 @@ class FakeFal:
             return "IN_PROGRESS", (elapsed - self.queue_seconds) / self.run_seconds
         return "COMPLETED", 1.0
 
-    def clip(self, seconds: int) -> Path:
-        """A tiny faststart mp4 lasting `seconds`, made once per duration."""
-        path = self.media_dir / f"{seconds}s.mp4"
+    def clip(self, seconds: int, colour: str = "blue") -> Path:
+        """A tiny faststart mp4 lasting `seconds`, made once per duration (and colour)."""
+        path = self.media_dir / (f"{seconds}s.mp4" if colour == "blue" else f"{seconds}s-{colour}.mp4")
         with self._clip_lock:
             if not path.exists():
                 import imageio_ffmpeg
@@ -276,7 +286,7 @@ class FakeFal:
                 tmp = path.with_suffix(".tmp.mp4")
                 subprocess.run(
                     [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-                     "-i", f"color=c=blue:s=32x18:r=4:d={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
+                     "-i", f"color=c={colour}:s=32x18:r=4:d={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
                      "-crf", "51", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)],
                     check=True, timeout=60,
                 )  # fmt: skip
@@ -445,6 +455,7 @@ class _Handler(BaseHTTPRequestHandler):
                     ]
         with fake._lock:
             job.held = fake.holding
+            job.colour = f"0x{job.id.replace('-', '')[:6]}" if fake.distinct_clips else "blue"
             fake.jobs[job.id] = job
         if fault is not None and fault.accept:
             return self._fail(fault, "submit")  # accepted (and billed), answered with an error
@@ -537,7 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(422, {"detail": job.detail}, "result", headers=rid_header)
         if job.outcome == "error":
             return self._send(500, {"detail": "Internal Server Error"}, "result", headers=rid_header)
-        clip = fake.clip(media_seconds(job))
+        clip = fake.clip(media_seconds(job), job.colour)
         media_base = f"https://localhost:{fake.port}" if job.outcome == "foreign_host" else fake.base
         video = {
             "url": f"{media_base}/media/{job.id}.mp4",
@@ -584,7 +595,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, fault.body, "media")
         if fault is not None and fault.truncate is None and not fault.chunked:
             return self._fail(fault, "media")
-        data = fake.clip(seconds).read_bytes()
+        data = fake.clip(seconds, job.colour if job is not None else "blue").read_bytes()
         if fault is not None and fault.chunked:
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
