@@ -40,7 +40,7 @@ from shotflow.store.digest import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# approach -> arrival -> (driver, keeper): a chain and a fork; sea and gulls stand alone
+# approach -> arrival -> (driver, keeper): a chain and a fork; sea and gulls stand alone; flag starts on a still
 STORYBOARD = """\
 version: 1
 title: Coast
@@ -52,6 +52,7 @@ shots:
   - {id: keeper, from: arrival, prompt: a keeper waves from the lamp room, model: veo3, resolution: 720p}
   - {id: sea, prompt: waves breaking on dark rocks, model: pika, resolution: 720p}
   - {id: gulls, prompt: gulls over a grey sea, model: hailuo-02}
+  - {id: flag, image: flag.png, prompt: a flag flutters on the lighthouse, model: luma-ray-2-flash, resolution: 540p}
 """
 DEPENDENTS = {"arrival": "approach", "driver": "arrival", "keeper": "arrival"}
 
@@ -71,6 +72,7 @@ def fal_env(monkeypatch, fake_fal):
 def board(tmp_path) -> Path:
     path = tmp_path / "coast.yaml"
     path.write_text(STORYBOARD)
+    Image.new("RGB", (64, 36), (200, 30, 40)).save(tmp_path / "flag.png")  # the still, beside the storyboard
     return path
 
 
@@ -114,7 +116,7 @@ def test_a_chain_and_a_fork_wait_for_their_sources_and_are_sent_their_last_frame
     result = state.result()
     jobs = {shot: runs[0] for shot, runs in jobs_by_shot(fal_env, plan).items() if len(runs) == 1}
     assert set(jobs) == {s.id for s in plan.shots}, "every shot was sent once"
-    assert set(fal_env.billed.values()) == {1} and len(fal_env.billed) == 6
+    assert set(fal_env.billed.values()) == {1} and len(fal_env.billed) == 7
     clips = {s["id"]: s["clip"] for s in result["shots"]}
     manifest = json.loads(Path(result["manifest"]).read_text())
     recorded = {s["id"]: s for s in manifest["shots"]}
@@ -131,11 +133,15 @@ def test_a_chain_and_a_fork_wait_for_their_sources_and_are_sent_their_last_frame
         assert frame["sha256"] == hashlib.sha256(raw).hexdigest() == file_sha256(frame["path"])
         assert recorded[shot]["body"][frame["field"]] == FRAME_REF + frame["sha256"]
     assert "source" not in recorded["sea"] and "frames" not in recorded["sea"]
+    # a still is sent as it is (a small PNG), and recorded by its hash
+    _, raw = sent_image(jobs["flag"].body["image_url"])
+    (still,) = recorded["flag"]["frames"]
+    assert raw == (board.parent / "flag.png").read_bytes() and still["sha256"] == hashlib.sha256(raw).hexdigest()
     assert "data:image" not in json.dumps(manifest)
     for record in (clip_store / "jobs").glob("*.json"):  # the journal holds references, not megabytes
         assert "data:image" not in record.read_text(), record
     # independent shots overlapped on fal: each was sent before any of them was delivered
-    alone = [jobs[s] for s in ("approach", "sea", "gulls")]
+    alone = [jobs[s] for s in ("approach", "sea", "gulls", "flag")]
     assert max(j.submitted_at for j in alone) < min(j.delivered_at for j in alone)
     # Prefect's graph: each dependent task took its source's task run as its upstream input
     with get_client(sync_client=True) as client:
@@ -167,9 +173,9 @@ def test_a_changed_shot_makes_exactly_its_descendants_again_and_the_budget_count
     assert "no known price for shot(s) arrival, driver" in str(problem)  # keeper (priced) pays too, it has a new frame
     result = render_storyboard(storyboard=str(board), backend="fal", out=str(board.with_suffix(".mp4")))
     made = {s["id"]: not s["cache_hit"] for s in result["shots"]}
-    assert made == {"approach": False, "arrival": True, "driver": True, "keeper": True, "sea": False, "gulls": False}
+    assert made == {"approach": False, "arrival": True, "driver": True, "keeper": True, "sea": False, "gulls": False, "flag": False}
     assert {h: n for h, n in fal_env.billed.items() if h in first} == first  # nothing paid again
-    assert len(fal_env.billed) == 9 and set(fal_env.billed.values()) == {1}
+    assert len(fal_env.billed) == 10 and set(fal_env.billed.values()) == {1}
 
 
 def test_a_shot_whose_source_failed_fails_naming_it_and_costs_nothing_while_the_rest_finish(board, fal_env):
@@ -178,12 +184,12 @@ def test_a_shot_whose_source_failed_fails_naming_it_and_costs_nothing_while_the_
     with pytest.raises(ShotflowError) as info:
         render_storyboard(storyboard=str(board), backend="fal", out=str(board.with_suffix(".mp4")))
     message = str(info.value)
-    assert "4 of 6 shots failed" in message, message
+    assert "4 of 7 shots failed" in message, message
     for shot, source in DEPENDENTS.items():
         assert f"shot '{shot}': it starts on the last frame of shot '{source}', which has no clip" in message, message
-    assert not [j for j in fal_env.jobs.values() if j.endpoint.endswith("image-to-video")], "a dependent was sent"
     jobs = jobs_by_shot(fal_env, plan)
-    assert [len(jobs[s]) for s in ("approach", "sea", "gulls")] == [1, 1, 1]
+    assert not any(jobs[s] for s in DEPENDENTS), "a shot whose source failed was sent"
+    assert [len(jobs[s]) for s in ("approach", "sea", "gulls", "flag")] == [1, 1, 1, 1]
     assert not board.with_suffix(".mp4").exists()
 
 
@@ -256,11 +262,11 @@ def test_force_pays_again_for_the_descendants_only_with_consent(board, fal_env, 
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert {s["id"]: s["from_clip_store"] for s in report["shots"]} == {
-        "approach": True, "arrival": False, "driver": False, "keeper": False, "sea": True, "gulls": True,
+        "approach": True, "arrival": False, "driver": False, "keeper": False, "sea": True, "gulls": True, "flag": True,
     }  # fmt: skip
     assert fal_env.billed[plan.shot("approach").body_hash] == 1
     jobs = jobs_by_shot(fal_env, plan)
-    assert [len(jobs[s]) for s in ("approach", "arrival", "driver", "keeper", "sea", "gulls")] == [1, 2, 2, 2, 1, 1]
+    assert [len(jobs[s]) for s in ("approach", "arrival", "driver", "keeper", "sea", "gulls", "flag")] == [1, 2, 2, 2, 1, 1, 1]
     assert jobs["arrival"][0].body == jobs["arrival"][1].body  # the same request, bought again
     assert jobs["driver"][0].body != jobs["driver"][1].body  # a new first frame: the new arrival's last
     assert KEY not in done.stdout + done.stderr
