@@ -33,7 +33,7 @@ from shotflow.errors import ShotflowError
 from shotflow.model import FRAME_REF
 from shotflow.money import usd
 from shotflow.plan import load_plan
-from shotflow.preflight import PreflightError, budget_problems
+from shotflow.preflight import PreflightError, budget_problems, made_again, made_again_line, preflight
 from shotflow.report import uptodate
 from shotflow.settings import get_settings
 from shotflow.store.digest import file_sha256
@@ -191,6 +191,19 @@ def test_a_shot_whose_source_failed_fails_naming_it_and_costs_nothing_while_the_
     assert not any(jobs[s] for s in DEPENDENTS), "a shot whose source failed was sent"
     assert [len(jobs[s]) for s in ("approach", "sea", "gulls", "flag")] == [1, 1, 1, 1]
     assert not board.with_suffix(".mp4").exists()
+
+
+def test_force_names_the_shots_it_makes_again_and_only_a_paid_run_asks(board, tmp_path):
+    plan = load_plan(board)
+    assert [s.id for s in made_again(plan, ["approach"])] == ["arrival", "driver", "keeper"]
+    assert [s.id for s in made_again(plan, ["arrival", "driver"])] == ["keeper"]  # forced ones are not listed twice
+    assert made_again(plan, ["sea"]) == () and made_again_line(plan, ["sea"]) == ""
+    assert made_again_line(plan, ["approach", "flag"]).startswith("--force approach, --force flag also generates again the shots that continue them")
+    settings = get_settings()
+    with pytest.raises(PreflightError, match="force_descendants"):
+        preflight(plan, backend="fal", key=KEY, settings=settings, cwd=tmp_path, force=["approach"])
+    preflight(plan, backend="fal", key=KEY, settings=settings, cwd=tmp_path, force=["approach"], force_descendants=True)
+    preflight(plan, backend="preview", settings=settings, cwd=tmp_path, force=["approach"])  # an animatic costs nothing
 
 
 def cli(*args: str, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:

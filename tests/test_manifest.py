@@ -170,3 +170,24 @@ def test_a_clip_accepted_after_failing_verification_says_why_it_was_kept_aside(t
     manifest = json.loads(write_manifest(PLAN, made, backend="fal", video=video, duration=15.0).read_text())
     assert manifest["shots"][0]["accepted_despite"] == "lasts 1.0 s, not the 5 s asked"
     assert "accepted_despite" not in manifest["shots"][1]  # nothing to say about a clip that passed
+
+
+def test_a_continuing_shot_is_recorded_as_it_was_sent_with_its_source_and_frames(tmp_path, video):
+    """The plan's dependent shot has no frames yet (no key): the manifest takes them from its clip."""
+    from shotflow.model import FRAME_REF, FrameInput
+
+    frame = FrameInput("image_url", "f" * 64, str(tmp_path / "frames" / ("f" * 64 + ".png")), "last frame of opening")
+    street = dataclasses.replace(PLAN.shots[1], source="opening", image_field="image_url")
+    plan = dataclasses.replace(PLAN, shots=(PLAN.shots[0], street, PLAN.shots[2]))
+    with pytest.raises(ShotflowError):
+        street.body_hash  # unresolved: no key before its frame exists
+    made = [dataclasses.replace(c, frames=(frame,)) if c.shot == "street" else c for c in clips(tmp_path, "fal", set())]
+    manifest = json.loads(write_manifest(plan, made, backend="fal", video=video, duration=15.0).read_text())
+    recorded = {s["id"]: s for s in manifest["shots"]}
+    assert recorded["street"]["source"] == "opening"
+    assert recorded["street"]["frames"] == [{"field": "image_url", "sha256": "f" * 64, "path": frame.path, "origin": "last frame of opening"}]
+    assert recorded["street"]["body"] == {"prompt": "street", "image_url": FRAME_REF + "f" * 64}
+    sent = dataclasses.replace(street, body=recorded["street"]["body"], frames=(frame,))
+    assert recorded["street"]["body_hash"] == sent.body_hash
+    assert ["street", sent.body_hash] in manifest["fingerprint"]["shots"]
+    assert "source" not in recorded["opening"] and "frames" not in recorded["opening"]
