@@ -204,6 +204,11 @@ def test_force_names_the_shots_it_makes_again_and_only_a_paid_run_asks(board, tm
         preflight(plan, backend="fal", key=KEY, settings=settings, cwd=tmp_path, force=["approach"])
     preflight(plan, backend="fal", key=KEY, settings=settings, cwd=tmp_path, force=["approach"], force_descendants=True)
     preflight(plan, backend="preview", settings=settings, cwd=tmp_path, force=["approach"])  # an animatic costs nothing
+    # deployments and the UI's run form get the consent as a flow parameter, off unless set
+    from prefect.utilities.callables import parameter_schema
+
+    field = parameter_schema(render_storyboard.fn).model_dump()["properties"]["force_descendants"]
+    assert field["type"] == "boolean" and field["default"] is False and "refused before anything is paid" in field["description"]
 
 
 def cli(*args: str, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
