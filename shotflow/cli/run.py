@@ -56,7 +56,7 @@ def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
     from shotflow.report import uptodate
     from shotflow.report.manifest import cost_line, sidecar
 
-    verdict = uptodate.check(plan, backend, settings.cache_dir)
+    verdict = uptodate.check(plan, backend, settings.cache_dir, settings)
     if not verdict.up_to_date:
         if verdict.manifest is not None:
             print(f"shotflow: rendering: {verdict.reason}", flush=True)
