@@ -16,12 +16,13 @@ demo: $(STAMP)
 	$(BIN)/shotflow validate pipelines/*.yaml
 	$(BIN)/shotflow run pipelines/demo.yaml --backend preview
 
-# ruff, then the layering contracts of [tool.importlinter] in pyproject.toml. import-linter reads
+# ruff (lint and format), then the layering contracts of [tool.importlinter] in pyproject.toml. import-linter reads
 # packages from disk, where the shell (flows/, tasks/, deployments/) sits beside shotflow/, so it
 # reads a copy laid out as installed (the shell inside shotflow/, which is made a regular package
 # there so that the checkout's own shotflow/ is not read as a second portion of it).
 lint: $(STAMP)
 	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 	@tree=$$(mktemp -d) && trap 'rm -rf "$$tree"' EXIT && \
 	  cp -R shotflow "$$tree/shotflow" && touch "$$tree/shotflow/__init__.py" && \
 	  for shell in flows tasks deployments; do cp -R $$shell "$$tree/shotflow/$$shell"; done && \

@@ -70,7 +70,9 @@ FADE_SECONDS = 0.5
 def settings(quick: bool):
     scale = 4 if quick else 1
     clips = [(w // scale, h // scale, fps, max(1, s // 2) + 1 if quick else s, a) for w, h, fps, s, a in CLIPS]
-    cut = OutputSpec(path="out.mp4", width=1280 // scale, height=720 // scale, fps=30, fit="pad", transition="cut", transition_seconds=0.0)
+    cut = OutputSpec(
+        path="out.mp4", width=1280 // scale, height=720 // scale, fps=30, fit="pad", transition="cut", transition_seconds=0.0
+    )
     fade = replace(cut, transition="crossfade", transition_seconds=FADE_SECONDS)
     return clips, cut, fade
 
@@ -85,7 +87,17 @@ def make_sources(work: Path, clips) -> list[Path]:
     for i, (w, h, fps, seconds, audio) in enumerate(clips):
         path = src / f"{i:02d}-{w}x{h}-{fps}-{seconds}s{'-audio' if audio else ''}.mp4"
         if not path.exists():
-            args = [runner.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s={w}x{h}:r={fps}:d={seconds}"]
+            args = [
+                runner.ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=s={w}x{h}:r={fps}:d={seconds}",
+            ]
             if audio:
                 args += ["-f", "lavfi", "-i", f"sine=f={220 * (i % 4 + 1)}:r=44100:d={seconds}", "-c:a", "aac", "-ac", "1"]
             args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-shortest", str(path)]
@@ -154,7 +166,11 @@ def one_pass(sources, durations, out: OutputSpec, dst: Path) -> None:
         interleaved = [s for pair in zip(videos, audios) for s in pair]
         joined = ff.concat(*interleaved, v=1, a=1).node
         joined = [joined[0], joined[1]]
-    stream = ff.output(*joined, str(dst), **{"c:v": "libx264", "preset": "veryfast", "crf": 20, "pix_fmt": "yuv420p", "c:a": "aac", "b:a": "192k"})
+    stream = ff.output(
+        *joined,
+        str(dst),
+        **{"c:v": "libx264", "preset": "veryfast", "crf": 20, "pix_fmt": "yuv420p", "c:a": "aac", "b:a": "192k"},
+    )
     runner.run(stream, what="one-pass join", timeout=3600)
 
 
@@ -175,7 +191,9 @@ def moviepy_join(sources, out: OutputSpec, dst: Path) -> None:
             clip = clip.with_effects([vfx.CrossFadeIn(out.crossfade)])
         clips.append(clip)
     final = concatenate_videoclips(clips, method="compose", padding=-out.crossfade if out.crossfade else 0)
-    final.write_videofile(str(dst), fps=out.fps, codec="libx264", preset="veryfast", audio_codec="aac", threads=os.cpu_count(), logger=None)
+    final.write_videofile(
+        str(dst), fps=out.fps, codec="libx264", preset="veryfast", audio_codec="aac", threads=os.cpu_count(), logger=None
+    )
     for clip in clips:
         clip.close()
 
@@ -313,7 +331,22 @@ def tail(mode: str, sources, prepared, durations, out: OutputSpec, work: Path, d
     from shotflow.store.digest import file_sha256
 
     shots = [
-        ShotPlan(f"shot{i}", i, None, "bench", "bench/model", {}, d, "16:9", "720p", out.width, out.height, out.fps, True, Decimal("0.5"))
+        ShotPlan(
+            f"shot{i}",
+            i,
+            None,
+            "bench",
+            "bench/model",
+            {},
+            d,
+            "16:9",
+            "720p",
+            out.width,
+            out.height,
+            out.fps,
+            True,
+            Decimal("0.5"),
+        )
         for i, d in enumerate(durations)
     ]
     frames = None
@@ -325,11 +358,14 @@ def tail(mode: str, sources, prepared, durations, out: OutputSpec, work: Path, d
         frames.frame(sources[-2])  # (untimed: done while the other shots generated)
         for src in sources[:-1]:
             frames.frame(src)
-        sounds = [clip_audio(src, work / f"sound-{i}.wav", out, seconds=d) for i, (src, d) in enumerate(zip(sources[:-1], durations))]
+        sounds = [
+            clip_audio(src, work / f"sound-{i}.wav", out, seconds=d) for i, (src, d) in enumerate(zip(sources[:-1], durations))
+        ]
         untimed = time.perf_counter() - t
     t0 = time.perf_counter()
     track = None
     if frames is not None:  # as the flow does: the soundtrack beside the last clip's normalisation
+
         def soundtrack() -> Path:
             last_sound = clip_audio(sources[-1], work / "sound-last.wav", out, seconds=durations[-1])
             return encode_soundtrack([*sounds, last_sound], durations, out, work / "soundtrack.m4a")
@@ -361,7 +397,12 @@ def tail(mode: str, sources, prepared, durations, out: OutputSpec, work: Path, d
             drawn.result()
         frames.close()
     t3 = time.perf_counter()
-    return {"normalise_s": t1 - t0, "join_s": t2 - t1, "after_final_s": t3 - t2, **({"grabbed_untimed_s": untimed} if frames else {})}
+    return {
+        "normalise_s": t1 - t0,
+        "join_s": t2 - t1,
+        "after_final_s": t3 - t2,
+        **({"grabbed_untimed_s": untimed} if frames else {}),
+    }
 
 
 def run(name: str, work: Path, quick: bool) -> dict:
@@ -371,8 +412,11 @@ def run(name: str, work: Path, quick: bool) -> dict:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["cpu"] = result["cpu_self"] + result["cpu_children"]
-    print(f"  {name:<16} wall {result['wall']:7.2f} s  cpu {result['cpu']:7.2f} s (ffmpeg {result['cpu_children']:7.2f} s)  "
-          f"peak RSS: ffmpeg {result['rss_children_mb']:6.0f} MB over {result['ffmpeg_runs']:3d} runs, python {result['rss_self_mb']:5.0f} MB", flush=True)
+    print(
+        f"  {name:<16} wall {result['wall']:7.2f} s  cpu {result['cpu']:7.2f} s (ffmpeg {result['cpu_children']:7.2f} s)  "
+        f"peak RSS: ffmpeg {result['rss_children_mb']:6.0f} MB over {result['ffmpeg_runs']:3d} runs, python {result['rss_self_mb']:5.0f} MB",
+        flush=True,
+    )
     return result
 
 
@@ -392,18 +436,36 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     clips, cut, fade = settings(args.quick)
     make_sources(work, clips)
-    print(f"{len(clips)} clips, {sum(c[3] for c in clips)} s, into {cut.width}x{cut.height}@{cut.fps}; crossfade {FADE_SECONDS} s; "
-          f"{os.cpu_count()} cores; {runner.ffmpeg_version()}", flush=True)
+    print(
+        f"{len(clips)} clips, {sum(c[3] for c in clips)} s, into {cut.width}x{cut.height}@{cut.fps}; crossfade {FADE_SECONDS} s; "
+        f"{os.cpu_count()} cores; {runner.ffmpeg_version()}",
+        flush=True,
+    )
     r = {}
     names = [
-        "full_cut", "full_fade",  # normalise all + join; also leaves the normalised clips for the rest
-        "join_cut", "join_fade",
-        "last_cut", "last_fade",
-        "warm_cut", "warm_fade", "rerender_cut", "rerender_fade", "prepared_fade",
-        "many10_cut", "many50_cut", "many10_fade", "many50_fade",
-        "onepass10_cut", "onepass10_fade",
-        "moviepy_cut", "moviepy_fade",
-        "tail_before_cut", "tail_after_cut", "tail_before_cut", "tail_after_cut",  # twice each, interleaved: the best of two
+        "full_cut",
+        "full_fade",  # normalise all + join; also leaves the normalised clips for the rest
+        "join_cut",
+        "join_fade",
+        "last_cut",
+        "last_fade",
+        "warm_cut",
+        "warm_fade",
+        "rerender_cut",
+        "rerender_fade",
+        "prepared_fade",
+        "many10_cut",
+        "many50_cut",
+        "many10_fade",
+        "many50_fade",
+        "onepass10_cut",
+        "onepass10_fade",
+        "moviepy_cut",
+        "moviepy_fade",
+        "tail_before_cut",
+        "tail_after_cut",
+        "tail_before_cut",
+        "tail_after_cut",  # twice each, interleaved: the best of two
     ]
     if not args.quick:
         names.append("onepass50_cut")
@@ -419,31 +481,88 @@ def main() -> None:
         ("assembly CPU, cuts: MoviePy / shotflow (normalise all + join)", r["moviepy_cut"]["cpu"], r["full_cut"]["cpu"], "≥4x"),
         ("assembly CPU, crossfades: MoviePy / shotflow", r["moviepy_fade"]["cpu"], r["full_fade"]["cpu"], "≥4x"),
         ("last clip → file, cuts: one-pass concat / join only (wall)", r["onepass10_cut"]["wall"], r["join_cut"]["wall"], "≥5x"),
-        ("last clip → file, cuts: one-pass concat / normalise last + join", r["onepass10_cut"]["wall"], r["last_cut"]["wall"], ""),
-        ("last clip → file, crossfades: one-pass xfade chain / join only", r["onepass10_fade"]["wall"], r["join_fade"]["wall"], "≥5x"),
-        ("last clip → file, crossfades: one-pass xfade / normalise last + join", r["onepass10_fade"]["wall"], r["last_fade"]["wall"], ""),
-        ("last clip → file, crossfades, after prepare_join of the earlier clips", r["onepass10_fade"]["wall"], r["prepared_fade"]["wall"], "≥5x"),
+        (
+            "last clip → file, cuts: one-pass concat / normalise last + join",
+            r["onepass10_cut"]["wall"],
+            r["last_cut"]["wall"],
+            "",
+        ),
+        (
+            "last clip → file, crossfades: one-pass xfade chain / join only",
+            r["onepass10_fade"]["wall"],
+            r["join_fade"]["wall"],
+            "≥5x",
+        ),
+        (
+            "last clip → file, crossfades: one-pass xfade / normalise last + join",
+            r["onepass10_fade"]["wall"],
+            r["last_fade"]["wall"],
+            "",
+        ),
+        (
+            "last clip → file, crossfades, after prepare_join of the earlier clips",
+            r["onepass10_fade"]["wall"],
+            r["prepared_fade"]["wall"],
+            "≥5x",
+        ),
         ("one shot changed, cuts: full / (one normalise + join) (CPU)", r["full_cut"]["cpu"], r["rerender_cut"]["cpu"], ""),
-        ("one shot changed, crossfades: full / (one normalise + join) (CPU)", r["full_fade"]["cpu"], r["rerender_fade"]["cpu"], ""),
-        ("peak ffmpeg RSS, cut join: 50 shots / 10 shots", r["many50_cut"]["rss_children_mb"], r["many10_cut"]["rss_children_mb"], "flat (≈1x)"),
-        ("peak ffmpeg RSS, crossfade join: 50 shots / 10 shots", r["many50_fade"]["rss_children_mb"], r["many10_fade"]["rss_children_mb"], "flat (≈1x)"),
+        (
+            "one shot changed, crossfades: full / (one normalise + join) (CPU)",
+            r["full_fade"]["cpu"],
+            r["rerender_fade"]["cpu"],
+            "",
+        ),
+        (
+            "peak ffmpeg RSS, cut join: 50 shots / 10 shots",
+            r["many50_cut"]["rss_children_mb"],
+            r["many10_cut"]["rss_children_mb"],
+            "flat (≈1x)",
+        ),
+        (
+            "peak ffmpeg RSS, crossfade join: 50 shots / 10 shots",
+            r["many50_fade"]["rss_children_mb"],
+            r["many10_fade"]["rss_children_mb"],
+            "flat (≈1x)",
+        ),
     ]
     rows += [
-        ("peak ffmpeg RSS at 10 shots, cuts: one-pass concat / shotflow join", r["onepass10_cut"]["rss_children_mb"], r["join_cut"]["rss_children_mb"], ""),
-        ("peak ffmpeg RSS at 10 shots, crossfades: one-pass xfade / shotflow join", r["onepass10_fade"]["rss_children_mb"], r["join_fade"]["rss_children_mb"], ""),
+        (
+            "peak ffmpeg RSS at 10 shots, cuts: one-pass concat / shotflow join",
+            r["onepass10_cut"]["rss_children_mb"],
+            r["join_cut"]["rss_children_mb"],
+            "",
+        ),
+        (
+            "peak ffmpeg RSS at 10 shots, crossfades: one-pass xfade / shotflow join",
+            r["onepass10_fade"]["rss_children_mb"],
+            r["join_fade"]["rss_children_mb"],
+            "",
+        ),
     ]
     if "onepass50_cut" in r:
-        rows.append(("peak ffmpeg RSS, one-pass concat (the baseline): 50 shots / 10 shots", r["onepass50_cut"]["rss_children_mb"], r["onepass10_cut"]["rss_children_mb"], "(grows)"))
+        rows.append(
+            (
+                "peak ffmpeg RSS, one-pass concat (the baseline): 50 shots / 10 shots",
+                r["onepass50_cut"]["rss_children_mb"],
+                r["onepass10_cut"]["rss_children_mb"],
+                "(grows)",
+            )
+        )
     print()
     print(f"| {'comparison: A / B':<72} | {'A':>9} | {'B':>9} | {'A/B':>7} | target |")
     print(f"|{'-' * 74}|{'-' * 11}|{'-' * 11}|{'-' * 9}|--------|")
     for label, base, ours, target in rows:
         print(f"| {label:<72} | {base:9.2f} | {ours:9.2f} | {ratio(base, ours)} | {target} |")
     print()
-    print("peak RSS (MB): " + ", ".join(
-        f"{n} {r[n]['rss_children_mb']:.0f}" for n in ("full_cut", "join_cut", "join_fade", "many50_cut", "many50_fade", "onepass10_cut", "onepass10_fade")
-        + (("onepass50_cut",) if "onepass50_cut" in r else ())
-    ) + f", MoviePy python {r['moviepy_cut']['rss_self_mb']:.0f} / {r['moviepy_fade']['rss_self_mb']:.0f}")
+    print(
+        "peak RSS (MB): "
+        + ", ".join(
+            f"{n} {r[n]['rss_children_mb']:.0f}"
+            for n in ("full_cut", "join_cut", "join_fade", "many50_cut", "many50_fade", "onepass10_cut", "onepass10_fade")
+            + (("onepass50_cut",) if "onepass50_cut" in r else ())
+        )
+        + f", MoviePy python {r['moviepy_cut']['rss_self_mb']:.0f} / {r['moviepy_fade']['rss_self_mb']:.0f}"
+    )
     before, after = r["tail_before_cut"], r["tail_after_cut"]
     print(
         f"last clip -> final file (cuts, 10 shots): before {before['normalise_s'] + before['join_s']:.2f} s = that clip's normalisation "
@@ -459,9 +578,11 @@ def main() -> None:
     )
     if args.quick:
         print("(--quick: tiny frames, so ffmpeg start-up dominates; run without --quick for figures)")
-    print(f"video stream-copied in the joins: cut {r['full_cut'].get('copied')}, crossfade {r['full_fade'].get('copied')}; "
-          f"overlaps re-rendered after one change: {r['rerender_fade'].get('transitions_rendered')}, "
-          f"after prepare_join of the first {len(clips) - 1} clips: {r['prepared_fade'].get('transitions_rendered')}")
+    print(
+        f"video stream-copied in the joins: cut {r['full_cut'].get('copied')}, crossfade {r['full_fade'].get('copied')}; "
+        f"overlaps re-rendered after one change: {r['rerender_fade'].get('transitions_rendered')}, "
+        f"after prepare_join of the first {len(clips) - 1} clips: {r['prepared_fade'].get('transitions_rendered')}"
+    )
 
 
 if __name__ == "__main__":

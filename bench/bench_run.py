@@ -54,7 +54,18 @@ TEN_MODELS = ROOT / "tests" / "fixtures" / "ten-models.yaml"
 
 # the ten endpoints, fastest first: with --spread S their latencies go from (1-S)·L up to L, as
 # real models differ (the slowest, veo3 here, takes --latency)
-ORDER = ["pixverse-v4-fast", "luma-ray-2-flash", "pixverse-v4.5", "seedance-1.0-pro", "wan-pro", "pika-2.2", "hailuo-02", "kling-2.0-master", "veo2", "veo3"]
+ORDER = [
+    "pixverse-v4-fast",
+    "luma-ray-2-flash",
+    "pixverse-v4.5",
+    "seedance-1.0-pro",
+    "wan-pro",
+    "pika-2.2",
+    "hailuo-02",
+    "kling-2.0-master",
+    "veo2",
+    "veo3",
+]
 
 
 def stagger(latency: float, spread: float) -> None:
@@ -86,7 +97,9 @@ def stagger(latency: float, spread: float) -> None:
 def storyboard(folder: Path, tag: str) -> Path:
     path = folder / "ten.yaml"
     shots = TEN_MODELS.read_text().split("shots:\n", 1)[1].replace("prompt: ", f"prompt: {tag} ")
-    path.write_text(f"version: 1\ntitle: Ten models\noutput:\n  resolution: 720p\n  fps: 24\n  transition: {{type: cut}}\nshots:\n{shots}")
+    path.write_text(
+        f"version: 1\ntitle: Ten models\noutput:\n  resolution: 720p\n  fps: 24\n  transition: {{type: cut}}\nshots:\n{shots}"
+    )
     return path
 
 
@@ -96,7 +109,19 @@ def run(work: Path, cache: Path, *extra: str, api_url: str | None = None, env_ex
     env.pop("PREFECT_API_URL", None)
     if api_url:
         env["PREFECT_API_URL"] = api_url
-    argv = [str(Path(sys.executable).with_name("shotflow")), "run", "ten.yaml", "--backend", "fal", "--concurrency", "10", "--out", "out/ten.mp4", "--json", *extra]
+    argv = [
+        str(Path(sys.executable).with_name("shotflow")),
+        "run",
+        "ten.yaml",
+        "--backend",
+        "fal",
+        "--concurrency",
+        "10",
+        "--out",
+        "out/ten.mp4",
+        "--json",
+        *extra,
+    ]
     start = time.perf_counter()
     t0 = time.monotonic()
     done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=900)
@@ -151,10 +176,16 @@ def set_limit(api_url: str, limit: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--latency", type=float, default=21.0, help="seconds each fake fal job takes (the slowest shot's latency)")
-    parser.add_argument("--spread", type=float, default=0.5, help="latencies from (1-S)·latency to latency across the ten models (0: all equal)")
+    parser.add_argument(
+        "--latency", type=float, default=21.0, help="seconds each fake fal job takes (the slowest shot's latency)"
+    )
+    parser.add_argument(
+        "--spread", type=float, default=0.5, help="latencies from (1-S)·latency to latency across the ten models (0: all equal)"
+    )
     parser.add_argument("--skip-limit-check", action="store_true")
-    parser.add_argument("--private-only", action="store_true", help="only the private-server runs (early start against Prefect first)")
+    parser.add_argument(
+        "--private-only", action="store_true", help="only the private-server runs (early start against Prefect first)"
+    )
     args = parser.parse_args()
     latency = args.latency
     SERVER.reset(queue_seconds=0.5, run_seconds=max(0.1, latency - 0.5))
@@ -191,7 +222,13 @@ def main() -> None:
 
         # 2. a server already running, reused
         shotflow = str(Path(sys.executable).with_name("shotflow"))
-        subprocess.run([shotflow, "server", "start"], env={**os.environ, "SHOTFLOW_CONCURRENCY": "10"}, check=True, timeout=600, capture_output=True)
+        subprocess.run(
+            [shotflow, "server", "start"],
+            env={**os.environ, "SHOTFLOW_CONCURRENCY": "10"},
+            check=True,
+            timeout=600,
+            capture_output=True,
+        )
         try:
             from shotflow.deployments import localserver
 
@@ -247,7 +284,12 @@ def main() -> None:
         ("ten shots, reused server: wall / slowest latency", reused["wall"], latency, "≤ 1.15x"),
         ("ten shots: private wall / reused wall", private["wall"], reused["wall"], ""),
         ("unchanged re-run: re-render from the store / up to date", before["wall"], unchanged["wall"], "up to date ≤ 1.5 s"),
-        ("one changed shot: (wall - its latency) / full run's (wall - latency)", one["wall"] - latency, reused["wall"] - latency, "≤ 2 s fixed"),
+        (
+            "one changed shot: (wall - its latency) / full run's (wall - latency)",
+            one["wall"] - latency,
+            reused["wall"] - latency,
+            "≤ 2 s fixed",
+        ),
     ]
     print()
     print(f"| {'comparison: A / B':<70} | {'A':>8} | {'B':>8} | {'A/B':>6} | target |")

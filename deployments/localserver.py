@@ -113,7 +113,9 @@ def _create_limit(env: dict, name: str, limit: int) -> None:
     import subprocess
     import sys
 
-    code = f"from shotflow.deployments.storyboards import ensure_concurrency_limit; ensure_concurrency_limit({name!r}, {int(limit)})"
+    code = (
+        f"from shotflow.deployments.storyboards import ensure_concurrency_limit; ensure_concurrency_limit({name!r}, {int(limit)})"
+    )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True, timeout=120, capture_output=True)
 

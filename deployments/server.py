@@ -44,7 +44,9 @@ def check_api(url: str, timeout: float = 5) -> None:
         reason = str(exc) or type(exc).__name__
         raise ShotflowError(f"PREFECT_API_URL is {url}, but no Prefect server answers there ({reason}):\n  {advice}") from None
     if answer.status_code == 404 or answer.status_code >= 500:
-        raise ShotflowError(f"PREFECT_API_URL is {url}, but it answers {answer.status_code} at /health, not as a Prefect API does:\n  {advice}")
+        raise ShotflowError(
+            f"PREFECT_API_URL is {url}, but it answers {answer.status_code} at /health, not as a Prefect API does:\n  {advice}"
+        )
 
 
 class PrefectServer:
@@ -123,7 +125,8 @@ class PrefectServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise ShotflowError(
-                        f"prefect server exited with code {self.process.returncode} while starting" + (f"; see {self.log}" if self.log else "")
+                        f"prefect server exited with code {self.process.returncode} while starting"
+                        + (f"; see {self.log}" if self.log else "")
                     )
                 try:
                     if client.get(f"{self.api_url}/health").status_code == 200:
@@ -137,7 +140,8 @@ class PrefectServer:
                 time.sleep(0.25)
         self.stop()
         raise ShotflowError(
-            f"prefect server did not answer on {self.api_url} within {self.start_timeout:.0f} s" + (f"; see {self.log}" if self.log else "")
+            f"prefect server did not answer on {self.api_url} within {self.start_timeout:.0f} s"
+            + (f"; see {self.log}" if self.log else "")
         )
 
     @staticmethod
@@ -197,7 +201,10 @@ class PrefectServer:
         )
         subprocess.Popen(
             ["/bin/sh", "-c", reaper],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def __enter__(self) -> "PrefectServer":

@@ -87,7 +87,9 @@ def runner_deployments(folder: str | Path = ROOT / "pipelines") -> list:
     for s in scheduled_storyboards(folder):
         parameters = {**s.parameters, "storyboard": str((ROOT / s.path).resolve())}
         deployments.append(
-            render_storyboard.to_deployment(name=s.name, schedules=[s.schedule()], parameters=parameters, tags=s.tags, description=s.description)
+            render_storyboard.to_deployment(
+                name=s.name, schedules=[s.schedule()], parameters=parameters, tags=s.tags, description=s.description
+            )
         )
     return deployments
 
@@ -165,7 +167,14 @@ def prefect_yaml(pool: str = "shotflow", folder: str | Path = ROOT / "pipelines"
     return header + yaml.safe_dump(config, sort_keys=False, width=100)
 
 
-def deploy(pool: str, *, folder: str | Path = ROOT / "pipelines", source: str | Path = ROOT, limit: int = 4, limit_name: str | None = None) -> list[str]:
+def deploy(
+    pool: str,
+    *,
+    folder: str | Path = ROOT / "pipelines",
+    source: str | Path = ROOT,
+    limit: int = 4,
+    limit_name: str | None = None,
+) -> list[str]:
     """Register every scheduled storyboard on the server at PREFECT_API_URL, for a worker of `pool`.
 
     `source` is where workers find the code: this checkout for workers on this machine, or a

@@ -98,7 +98,9 @@ def render_storyboard(
     video_path = preflight(plan, backend=name, key=key, settings=settings, force=forced, force_descendants=force_descendants)
     # the output, resolved once by the preflight against the folder the run started in
     plan = dataclasses.replace(plan, output=dataclasses.replace(plan.output, path=str(video_path)))
-    logger.info(f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, {run_cost(plan, name)}")
+    logger.info(
+        f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, {run_cost(plan, name)}"
+    )
     for warning in plan.warnings:
         logger.warning(warning)
     for shot_id in sorted(forced):
@@ -209,7 +211,11 @@ def render_storyboard(
     drawn = contact_sheet.submit(plan, clips, sidecar(video, "contact.png"), backend=name, frames=sheet_frames)
     try:
         manifest = write_manifest(
-            plan, clips, backend=name, video=Path(video), duration=duration,
+            plan,
+            clips,
+            backend=name,
+            video=Path(video),
+            duration=duration,
             extra={
                 "join": {
                     "video_copied": joined.video_copied,
@@ -224,7 +230,9 @@ def render_storyboard(
     finally:
         sheet_frames.close()
     events.publish(events.AssemblyEvent("done", len(plan.shots) + 2, len(plan.shots) + 2))
-    artifacts.summary(plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records)
+    artifacts.summary(
+        plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records
+    )
     logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
     return {
         "video": str(video),
@@ -239,7 +247,9 @@ def render_storyboard(
     }
 
 
-def _tail_timings(landed_at: dict[str, float], ready_at: dict[str, float], final_at: float, stored_at: dict[str, float] | None = None) -> dict[str, Any]:
+def _tail_timings(
+    landed_at: dict[str, float], ready_at: dict[str, float], final_at: float, stored_at: dict[str, float] | None = None
+) -> dict[str, Any]:
     """From the last clip downloaded and verified to the final file, and how much of it was that
     clip's normalisation (from then to its normalised file: the rest came after it).
 

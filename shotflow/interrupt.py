@@ -36,8 +36,7 @@ def wait(seconds: float) -> bool:
 class Interrupted(GenerationError):
     """A shot stopped by Ctrl-C/SIGTERM. Not transient: a retry in this run must not follow."""
 
-    def __init__(self, shot: str, message: str = "stopped before submitting: nothing paid",
-                 *, transient: bool = False):
+    def __init__(self, shot: str, message: str = "stopped before submitting: nothing paid", *, transient: bool = False):
         super().__init__(shot, message, transient=False)
 
     def __reduce__(self):

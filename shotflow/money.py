@@ -34,7 +34,7 @@ def usd(amount: Decimal | str | float | None) -> str:
 
 
 def unpriced_shots(count: int, ids: Sequence[str] = ()) -> str:
-    """" + 2 unpriced shots (a, b)", added to a known cost; "" when every shot has a price."""
+    """ " + 2 unpriced shots (a, b)", added to a known cost; "" when every shot has a price."""
     if not count:
         return ""
     return f" + {count} unpriced shot{'s' if count > 1 else ''}" + (f" ({', '.join(ids)})" if ids else "")

@@ -56,7 +56,9 @@ def shot_plan(shot: ValidShot) -> ShotPlan:
     frames = shot.frames
     audio = spec.audio == "param" and bool(shot.body.get("generate_audio"))
     width, height = frame_size(shot.aspect_ratio, shot.resolution)
-    cost = spec.price.cost(seconds=shot.seconds, resolution=shot.resolution, width=width, height=height, fps=spec.fps, audio=audio)
+    cost = spec.price.cost(
+        seconds=shot.seconds, resolution=shot.resolution, width=width, height=height, fps=spec.fps, audio=audio
+    )
     return ShotPlan(
         id=shot.id,
         index=shot.index,
@@ -107,12 +109,16 @@ def _file_name(file: str, title: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "storyboard"
 
 
-def load_plan(path: str | Path, *, out: str | None = None, vars: Mapping[str, Any] | None = None, now: datetime | None = None) -> Plan:
+def load_plan(
+    path: str | Path, *, out: str | None = None, vars: Mapping[str, Any] | None = None, now: datetime | None = None
+) -> Plan:
     """A storyboard file's plan for a run: validated, then planned."""
     return plan_storyboard(validate_file(path, out=out, vars=vars, now=now))
 
 
-def plan_from_text(text: str, file: str = "<storyboard>", *, out: str | None = None, vars: Mapping[str, Any] | None = None) -> Plan:
+def plan_from_text(
+    text: str, file: str = "<storyboard>", *, out: str | None = None, vars: Mapping[str, Any] | None = None
+) -> Plan:
     return plan_storyboard(validate_text(text, file, out=out, vars=vars))
 
 
@@ -139,4 +145,6 @@ def check_budget(plan: Plan, max_cost: float | Decimal | None, backend: str) -> 
         unpriced = ", ".join(f"{s.model} (shot '{s.id}')" for s in plan.unpriced)
         raise BudgetError(f"{plan.source}: cannot hold the run to {usd(budget)}: no known price for {unpriced}")
     if plan.known_cost > budget:
-        raise BudgetError(f"{plan.source}: estimated {usd(plan.known_cost)} is over the budget of {usd(budget)}; nothing was started")
+        raise BudgetError(
+            f"{plan.source}: estimated {usd(plan.known_cost)} is over the budget of {usd(budget)}; nothing was started"
+        )

@@ -39,8 +39,8 @@ from shotflow.errors import KeyShapeError, Problem, ShotflowError, StoryboardErr
 from shotflow.generation.fal.key import clean_key
 from shotflow.model import SIDECARS, PathVar, Plan, ShotPlan
 from shotflow.money import estimate, usd
-from shotflow.storyboard.paths import output_path
 from shotflow.settings import Settings, get_settings
+from shotflow.storyboard.paths import output_path
 
 # the assembly writes these next to the video (see manifest.sidecar): they must not clobber inputs
 
@@ -189,7 +189,9 @@ def output_problems(plan: Plan, settings: Settings, base: Path) -> tuple[Path, l
         guarded.append((storyboard, "the storyboard"))
     if plan.output.soundtrack:
         guarded.append((Path(plan.output.soundtrack), "the soundtrack (an input)"))
-    written = [(output, "the output")] + [(output.with_name(f"{output.stem}.{s}"), f"its {s.split('.')[0]} sidecar") for s in SIDECARS]
+    written = [(output, "the output")] + [
+        (output.with_name(f"{output.stem}.{s}"), f"its {s.split('.')[0]} sidecar") for s in SIDECARS
+    ]
     for path, what in written:
         for other, name in guarded:
             if _same(path, other):
@@ -287,7 +289,7 @@ def made_again(plan: Plan, force: Collection[str]) -> tuple[ShotPlan, ...]:
 
 
 def made_again_line(plan: Plan, force: Collection[str]) -> str:
-    """"--force approach also generates again the shots that continue it: arrival ($0.45), driver
+    """ "--force approach also generates again the shots that continue it: arrival ($0.45), driver
     (unknown): estimated $0.45 + 1 unpriced shot (driver)"; "" when there are none."""
     shots = made_again(plan, force)
     if not shots:

@@ -63,12 +63,22 @@ def failures(plan: Plan, records: list[ShotRecord]) -> None:
         *(f"- **{r.id}** ({r.model}): {'UNCERTAIN' if r.id in uncertain else 'failed'}: {r.error or r.status}" for r in failed),
         "",
         "Finished clips are kept in the clip store: a re-run only redoes these shots."
-        + (" Uncertain shots are never sent again without `--force`: check fal's dashboard (`shotflow ledger`) first." if uncertain else ""),
+        + (
+            " Uncertain shots are never sent again without `--force`: check fal's dashboard (`shotflow ledger`) first."
+            if uncertain
+            else ""
+        ),
     ]
-    create_markdown_artifact("\n".join(lines), key=artifact_key(plan.title, "failures"), description=f"Shots that failed: {', '.join(r.id for r in failed)}")
+    create_markdown_artifact(
+        "\n".join(lines),
+        key=artifact_key(plan.title, "failures"),
+        description=f"Shots that failed: {', '.join(r.id for r in failed)}",
+    )
 
 
-def summary(plan: Plan, *, backend: str, video: str, manifest: str, contact_sheet: str, duration: float, records: list[ShotRecord]) -> None:
+def summary(
+    plan: Plan, *, backend: str, video: str, manifest: str, contact_sheet: str, duration: float, records: list[ShotRecord]
+) -> None:
     generated = sum(1 for r in records if r.cache_hit is False)
     lines = [
         f"# {plan.title}",

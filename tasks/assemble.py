@@ -61,8 +61,12 @@ def encode_soundtrack(sounds: list[Path], durations: list[int], output: OutputSp
 
 
 @task(name="contact-sheet", cache_policy=NO_CACHE)
-def contact_sheet(plan: Plan, clips: list[GeneratedClip], dst: Path, backend: str = "fal", frames: contactsheet.Frames | None = None) -> Path:
+def contact_sheet(
+    plan: Plan, clips: list[GeneratedClip], dst: Path, backend: str = "fal", frames: contactsheet.Frames | None = None
+) -> Path:
     """One labelled frame per shot; `backend` words the cost (a preview's "would cost $X on fal");
     `frames`: the middle frames grabbed as the clips landed (see contactsheet.Frames)."""
     by_id = {c.shot: c.path for c in clips}
-    return contactsheet.contact_sheet(plan.shots, [by_id.get(s.id) for s in plan.shots], dst, title=plan.title, backend=backend, frames=frames)
+    return contactsheet.contact_sheet(
+        plan.shots, [by_id.get(s.id) for s in plan.shots], dst, title=plan.title, backend=backend, frames=frames
+    )

@@ -72,7 +72,9 @@ import pytest
 
 # a key distinctive enough to search for in every output
 KEY = "fakekeyid-7f3a9c:fakesecret-Zq8wX2vLp0TnR4"
-INGRESS_PAGE = "<html><head><title>{code}</title></head><body><center><h1>{code}</h1></center><hr><center>nginx</center></body></html>"
+INGRESS_PAGE = (
+    "<html><head><title>{code}</title></head><body><center><h1>{code}</h1></center><hr><center>nginx</center></body></html>"
+)
 
 
 @dataclass
@@ -201,9 +203,7 @@ class FakeFal:
     @property
     def billed(self) -> Counter:
         with self._lock:
-            return Counter(
-                j.body_hash for j in self.jobs.values() if j.outcome != "error" and j.cancelled != "IN_QUEUE"
-            )
+            return Counter(j.body_hash for j in self.jobs.values() if j.outcome != "error" and j.cancelled != "IN_QUEUE")
 
     @property
     def max_in_flight(self) -> int:
@@ -390,7 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         if parts.path.startswith("/media/"):
-            return self._media(parts.path[len("/media/"):])
+            return self._media(parts.path[len("/media/") :])
         m = _BY_ID.match(parts.path)
         if not m or m["tail"] == "/cancel":
             return self._send(404, {"detail": "Not found"}, "unknown")
@@ -437,9 +437,7 @@ class _Handler(BaseHTTPRequestHandler):
             job.seconds = requested_seconds(endpoint, body)
         except ValidationError as exc:
             job.outcome = "invalid"
-            job.detail = [
-                {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)
-            ]
+            job.detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)]
         if job.outcome == "ok":
             outcome = fake.take_fault("job", text)
             if outcome is not None:

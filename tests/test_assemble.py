@@ -38,7 +38,17 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True, timeout=60)
 
 
-def make_clip(path: Path, *, size: str, fps: int, seconds: float, colour: str | None = None, tone: int | None = None, rate: int = 44100, channels: int = 1) -> Path:
+def make_clip(
+    path: Path,
+    *,
+    size: str,
+    fps: int,
+    seconds: float,
+    colour: str | None = None,
+    tone: int | None = None,
+    rate: int = 44100,
+    channels: int = 1,
+) -> Path:
     """A clip: testsrc2 (or a solid colour), with a sine tone or no audio at all."""
     video = f"color=c={colour}:s={size}:r={fps}:d={seconds}" if colour else f"testsrc2=s={size}:r={fps}:d={seconds}"
     args = ["-f", "lavfi", "-i", video]
@@ -484,8 +494,8 @@ def test_each_cut_has_its_own_transition_and_only_the_overlaps_are_encoded(five,
 def test_every_storyboard_transition_has_an_effect():
     from typing import get_args
 
-    from shotflow.storyboard.transitions import effect_name
     from shotflow.storyboard.schema import Transition, TransitionType
+    from shotflow.storyboard.transitions import effect_name
 
     for name in get_args(TransitionType):
         for colour in ("black", "white") if name == "fade" else (None,):
@@ -524,7 +534,12 @@ def test_keep_renames_the_earlier_video_and_its_sidecars_with_its_time(colours, 
     assert dst.with_name("film.2026-12-01T10-00-00.manifest.json").read_text() == "earlier manifest.json"
     assert dst.with_name("film.2026-12-01T10-00-00.contact.png").read_text() == "earlier contact.png"
     names = sorted(p.name for p in dst.parent.iterdir())
-    assert names == ["film.2026-12-01T10-00-00.contact.png", "film.2026-12-01T10-00-00.manifest.json", "film.2026-12-01T10-00-00.mp4", "film.mp4"]
+    assert names == [
+        "film.2026-12-01T10-00-00.contact.png",
+        "film.2026-12-01T10-00-00.manifest.json",
+        "film.2026-12-01T10-00-00.mp4",
+        "film.mp4",
+    ]
 
     # the same video again (an unchanged re-run that rendered): no copy of it is kept
     same = join(normalised[1:], [1, 1], CUT, dst)
@@ -553,6 +568,7 @@ def test_replace_replaces_the_earlier_video_and_says_so(colours, tmp_path):
 
 def sound(path: Path) -> np.ndarray:
     """The decoded audio, one row per channel (48 kHz)."""
+
     def planar(f) -> np.ndarray:
         a = f.to_ndarray()
         return a if f.format.is_planar else a.reshape(-1, len(f.layout.channels)).T
@@ -583,7 +599,7 @@ def test_a_cut_joins_soundtrack_encoded_ahead_is_copied_and_in_place(colours, tm
     assert_plays_to_the_end(result.path, 3.0)
     assert audio_packets(result.path) == audio_packets(track)  # copied, not encoded again
     # red has a tone, green is silent, blue has a tone: each second's sound where its picture is
-    loud = [float(np.abs(sound(result.path)[:, s * 48000 + 4800:(s + 1) * 48000 - 4800]).max()) for s in range(3)]
+    loud = [float(np.abs(sound(result.path)[:, s * 48000 + 4800 : (s + 1) * 48000 - 4800]).max()) for s in range(3)]
     assert loud[0] > 0.05 and loud[1] < 0.01 and loud[2] > 0.05
     plain = join(normalised, [1, 1, 1], CUT, tmp_path / "plain.mp4")
     assert not plain.audio_copied and sound(plain.path).shape[1] == pytest.approx(sound(result.path).shape[1], abs=1024)

@@ -33,13 +33,21 @@ SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
 CHROMIUM = os.environ.get("SHOTFLOW_TEST_CHROMIUM", "/usr/bin/chromium")
 # as root, offline: no sandbox, no GPU, and none of Chromium's own calls home
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 WAIT_MS = 45_000  # the UI renders in a few seconds here; a busy 2-core machine gets more
 
 pytestmark = [
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"browser test skipped: no Chromium at {CHROMIUM} (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not os.access(CHROMIUM, os.X_OK), reason=f"browser test skipped: no Chromium at {CHROMIUM} (apt-get install chromium)"
+    ),
     pytest.mark.timeout(600),
 ]
 
@@ -78,7 +86,9 @@ def draw_settled(page, timeout: float = 20) -> None:
 
 
 def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path, fake_fal):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser test skipped: the playwright package is not installed (pip install -e '.[test]')")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="browser test skipped: the playwright package is not installed (pip install -e '.[test]')"
+    )
     pipelines = tmp_path / "pipelines"
     pipelines.mkdir()
     (pipelines / "browser-check.yaml").write_text(STORYBOARD)
@@ -89,10 +99,20 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
     with open(log_path, "wb") as log:
         serve = subprocess.Popen(
             [SHOTFLOW, "serve", "--pipelines", str(pipelines)],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     try:
-        printed = wait_for("serve to print the UI address", lambda: re.search(r"Prefect UI at (http://\S+)", log_path.read_text()), 180, diagnostics=lambda: tail(log_path))
+        printed = wait_for(
+            "serve to print the UI address",
+            lambda: re.search(r"Prefect UI at (http://\S+)", log_path.read_text()),
+            180,
+            diagnostics=lambda: tail(log_path),
+        )
         base = printed.group(1)
         # the UI learns its API from /ui-settings: the port serve printed, not Prefect's default 4200
         assert httpx.get(f"{base}/ui-settings", timeout=10).json()["api_url"] == f"{base}/api"
@@ -108,7 +128,9 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
         dep = wait_for("serve to register the deployment", deployment, 120, diagnostics=lambda: tail(log_path))
 
         def run(parameters: dict) -> dict:
-            run_id = api("POST", f"{base_api}/deployments/{dep['id']}/create_flow_run", json={"parameters": parameters}).json()["id"]
+            run_id = api("POST", f"{base_api}/deployments/{dep['id']}/create_flow_run", json={"parameters": parameters}).json()[
+                "id"
+            ]
 
             def finished():
                 r = api("GET", f"{base_api}/flow_runs/{run_id}").json()
@@ -123,7 +145,12 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
         failed = run({"vars": {"topic": "the harbour at night"}})
         # a shot that fails fails the run: the UI shows it Failed (red), not Completed
         assert failed["state"]["type"] == "FAILED", f"{failed['state']}\n{tail(log_path)}"
-        keys = {a["key"]: a for a in api("POST", f"{base_api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [failed["id"]]}}}).json()}
+        keys = {
+            a["key"]: a
+            for a in api(
+                "POST", f"{base_api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [failed["id"]]}}}
+            ).json()
+        }
         failures = keys["browser-check-the-harbour-at-night-failures"]
         assert "**detail**" in failures["data"] and "**wide**" not in failures["data"], failures["data"]
 
@@ -132,11 +159,17 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
         shots.mkdir(parents=True, exist_ok=True)
         with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="shotflow-chromium-") as profile:
             browser = pw.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 800},
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1280, "height": 800},
             )
             page = None
             try:
-                browser.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())  # offline: the UI's telemetry
+                browser.route(
+                    re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort()
+                )  # offline: the UI's telemetry
                 browser.set_default_timeout(WAIT_MS)
                 page = browser.new_page()
                 expect = sync_api.expect

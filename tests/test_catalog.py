@@ -76,7 +76,9 @@ def seed():
 def test_the_copy_of_the_seed_is_the_contract():
     if not SHARED_SEED.is_file():
         pytest.skip(f"shared/ is not beside this clone ({SHARED_SEED})")
-    assert SEED_COPY.read_bytes() == SHARED_SEED.read_bytes(), "the seed changed: copy it to tests/fixtures and re-check the catalog"
+    assert SEED_COPY.read_bytes() == SHARED_SEED.read_bytes(), (
+        "the seed changed: copy it to tests/fixtures and re-check the catalog"
+    )
 
 
 def test_seed_has_the_ten_endpoints(seed):

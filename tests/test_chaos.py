@@ -84,14 +84,22 @@ def test_random_kills_never_pay_twice_nor_lose_a_clip(fake_fal, tmp_path, prefec
     every = range(NEW * KILLS + SHOTS)
     storyboard(every)
     plan = load_plan(str(board))
-    env = {**fakefal.product_env(cache), "PREFECT_API_URL": prefect_api, "SHOTFLOW_FAL_POLL_INTERVAL": "0.1",
-           "SHOTFLOW_FAL_RETRY_BACKOFF": "0.1"}
+    env = {
+        **fakefal.product_env(cache),
+        "PREFECT_API_URL": prefect_api,
+        "SHOTFLOW_FAL_POLL_INTERVAL": "0.1",
+        "SHOTFLOW_FAL_RETRY_BACKOFF": "0.1",
+    }
     env.pop("PREFECT_HOME", None)
 
     def start(*extra: str) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "shotflow.cli", "run", str(board), "--backend", "fal", *extra],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             start_new_session=True,
         )
 

@@ -12,9 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def shotflow(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "shotflow.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-m", "shotflow.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_validate_good_files_one_line_each():
@@ -53,8 +51,18 @@ def test_validate_missing_file():
 def test_models_lists_the_ten():
     r = shotflow("models")
     assert r.returncode == 0
-    for alias in ("kling-2.0-master", "seedance-1.0-pro", "pixverse-v4-fast", "pixverse-v4.5", "wan-pro",
-                  "luma-ray-2-flash", "pika-2.2", "hailuo-02", "veo3", "veo2"):
+    for alias in (
+        "kling-2.0-master",
+        "seedance-1.0-pro",
+        "pixverse-v4-fast",
+        "pixverse-v4.5",
+        "wan-pro",
+        "luma-ray-2-flash",
+        "pika-2.2",
+        "hailuo-02",
+        "veo3",
+        "veo2",
+    ):
         assert f"\n{alias} " in r.stdout
     assert "unknown" in r.stdout
 
@@ -129,8 +137,13 @@ def test_validate_and_estimate_json(tmp_path):
     assert good["totals"]["cost_usd"] is None  # one shot's price is unknown: the total is unknown, never a partial sum
     assert good["totals"]["known_cost_usd"] == 2.8 and good["totals"]["unpriced_shots"] == ["b"]
     (problem,) = wrong["problems"]
-    assert problem == {"file": str(bad), "line": 3, "column": None, "shot": "a",
-                       "message": "kling-2.0-master renders 5 or 10 s clips, not 7 s"}
+    assert problem == {
+        "file": str(bad),
+        "line": 3,
+        "column": None,
+        "shot": "a",
+        "message": "kling-2.0-master renders 5 or 10 s clips, not 7 s",
+    }
     assert "shots" not in good
 
     r = shotflow("estimate", "--json", str(sb), "pipelines/demo.yaml")
@@ -141,8 +154,14 @@ def test_validate_and_estimate_json(tmp_path):
     assert shots["a"]["seconds"] == 10 and shots["a"]["model"] == "kling-2.0-master" and shots["a"]["cost_usd"] == 2.8
     assert shots["b"]["cost_usd"] is None and shots["b"]["price"] == "unknown"
     assert report["files"][1]["totals"]["cost_usd"] == 3.67
-    assert report["totals"] == {"files": 2, "invalid": 0, "generated_seconds": 39, "cost_usd": None, "known_cost_usd": 6.47,
-                                "unpriced_shots": [f"{sb}:b"]}
+    assert report["totals"] == {
+        "files": 2,
+        "invalid": 0,
+        "generated_seconds": 39,
+        "cost_usd": None,
+        "known_cost_usd": 6.47,
+        "unpriced_shots": [f"{sb}:b"],
+    }
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: 1\nshots: [\n")
@@ -171,14 +190,26 @@ def test_models_name_shows_one_model_in_full():
     out = r.stdout
     assert out.startswith("veo3: Veo 3\n")
     assert "$0.20/s, $0.40/s with audio" in out and "as of 2025-11, from fal.ai model pages" in out
-    for field in ("prompt", "aspect_ratio", "duration", "negative_prompt", "enhance_prompt", "seed", "resolution", "generate_audio"):
+    for field in (
+        "prompt",
+        "aspect_ratio",
+        "duration",
+        "negative_prompt",
+        "enhance_prompt",
+        "seed",
+        "resolution",
+        "generate_audio",
+    ):
         assert f"\n  {field} " in out
     assert 'one of "16:9", "9:16", "1:1"; default "16:9"; shot\'s aspect_ratio:' in out
     assert "true/false; default true; params.generate_audio" in out
     assert re.search(r"\n  assumed +nothing", out)
     kling = shotflow("models", "kling").stdout
     assert re.search(r"\n  frame rate +24 fps \(assumed\)", kling) and re.search(r"\n  seed +no", kling)
-    assert max(len(line) for name in ("veo3", "kling", "wan", "luma") for line in shotflow("models", name).stdout.splitlines()) <= 100
+    assert (
+        max(len(line) for name in ("veo3", "kling", "wan", "luma") for line in shotflow("models", name).stdout.splitlines())
+        <= 100
+    )
     r = shotflow("models", "sora")
     assert r.returncode == 1 and "unknown model 'sora'" in r.stderr
 
@@ -242,7 +273,10 @@ def test_run_renders_offline_without_a_key_and_says_what_it_does(tmp_path):
     out = tmp_path / "small.mp4"
     r = subprocess.run(
         [sys.executable, "-m", "shotflow.cli", "run", str(sb), "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
@@ -265,7 +299,11 @@ def test_run_refuses_over_budget_before_starting_anything(tmp_path, monkeypatch)
     env = {**__import__("os").environ, "FAL_KEY": "k"}
     r = subprocess.run(
         [sys.executable, "-m", "shotflow.cli", "run", str(sb), "--backend", "fal", "--max-cost", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert r.returncode == 1
     assert "estimated $1.67 is over the budget of $1.00; nothing was started" in r.stderr
@@ -309,7 +347,11 @@ def test_a_failed_run_says_why_in_one_place_without_a_traceback(tmp_path, fake_f
     env.pop("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", None)  # as a user has it: the CLI's own default
     r = subprocess.run(
         [sys.executable, "-m", "shotflow.cli", "run", str(sb), "--out", str(tmp_path / "f.mp4")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert r.returncode == 1, r.stdout + r.stderr
     assert "1 of 2 shots failed" in r.stderr and "shot 'two'" in r.stderr
@@ -327,19 +369,49 @@ def test_ledger_lists_every_request_with_totals_and_as_json(clip_store, tmp_path
     board = tmp_path / "board.yaml"
     board.write_text(SMALL)
     write_record(
-        clip_store, "k1", shot="one", state="downloaded", request_id="req-1", storyboard=str(board), estimated_cost_usd="0.40",
-        submitted_at="2026-11-30T10:00:00+00:00", finished_at="2026-11-30T10:01:00+00:00",
-        previous=[{"request_id": "req-0", "state": "lost", "shot": "one", "storyboard": str(board), "estimated_cost_usd": "0.40",
-                   "endpoint": "fal-ai/pika/v2.2/text-to-video", "submitted_at": "2026-11-29T09:00:00+00:00", "finished_at": None}],
+        clip_store,
+        "k1",
+        shot="one",
+        state="downloaded",
+        request_id="req-1",
+        storyboard=str(board),
+        estimated_cost_usd="0.40",
+        submitted_at="2026-11-30T10:00:00+00:00",
+        finished_at="2026-11-30T10:01:00+00:00",
+        previous=[
+            {
+                "request_id": "req-0",
+                "state": "lost",
+                "shot": "one",
+                "storyboard": str(board),
+                "estimated_cost_usd": "0.40",
+                "endpoint": "fal-ai/pika/v2.2/text-to-video",
+                "submitted_at": "2026-11-29T09:00:00+00:00",
+                "finished_at": None,
+            }
+        ],
     )
-    write_record(clip_store, "k2", shot="two", state="uncertain", intended_at="2026-12-01T08:00:00+00:00", storyboard=str(board), estimated_cost_usd="0.50")
-    write_record(clip_store, "k3", shot="old", state="downloaded", request_id="req-3", submitted_at="2026-12-01T07:00:00+00:00")  # before the ledger
+    write_record(
+        clip_store,
+        "k2",
+        shot="two",
+        state="uncertain",
+        intended_at="2026-12-01T08:00:00+00:00",
+        storyboard=str(board),
+        estimated_cost_usd="0.50",
+    )
+    write_record(
+        clip_store, "k3", shot="old", state="downloaded", request_id="req-3", submitted_at="2026-12-01T07:00:00+00:00"
+    )  # before the ledger
 
     r = shotflow("ledger", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert [(x["shot"], x["request_id"], x["state"]) for x in rows] == [
-        ("one", "req-0", "lost"), ("one", "req-1", "downloaded"), ("old", "req-3", "downloaded"), ("two", None, "uncertain"),
+        ("one", "req-0", "lost"),
+        ("one", "req-1", "downloaded"),
+        ("old", "req-3", "downloaded"),
+        ("two", None, "uncertain"),
     ]
     for field in ("shot", "storyboard", "endpoint", "request_id", "state", "estimated_cost_usd", "submitted_at", "finished_at"):
         assert all(field in x for x in rows)
@@ -374,21 +446,40 @@ def test_cancel_cancels_a_running_request_and_checks_fals_answer(fake_fal, clip_
     shot = plan.shot("one")
     handle = fal_client.SyncClient(key=__import__("fakefal").KEY).submit(shot.endpoint, arguments={"prompt": "a red door"})
     write_record(
-        clip_store, "k1", shot="one", state="submitted", request_id=handle.request_id, storyboard=str(board),
-        endpoint=shot.endpoint, status_url=handle.status_url, response_url=handle.response_url, cancel_url=handle.cancel_url,
+        clip_store,
+        "k1",
+        shot="one",
+        state="submitted",
+        request_id=handle.request_id,
+        storyboard=str(board),
+        endpoint=shot.endpoint,
+        status_url=handle.status_url,
+        response_url=handle.response_url,
+        cancel_url=handle.cancel_url,
         submitted_at="2026-12-01T08:00:00+00:00",
     )
     r = shotflow("cancel", "--all")  # no key: nothing can be cancelled
     assert r.returncode == 1 and "needs the fal key that paid for it: set FAL_KEY" in r.stderr
     env = product_env(clip_store) | {"SHOTFLOW_FAL_POLL_INTERVAL": "0.1"}
-    r = subprocess.run([sys.executable, "-m", "shotflow.cli", "cancel", "three"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "shotflow.cli", "cancel", "three"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env
+    )
     assert r.returncode == 0 and "shot 'three': no request of it is running on fal" in r.stdout, r.stdout + r.stderr
-    r = subprocess.run([sys.executable, "-m", "shotflow.cli", "cancel", "--all", str(board)], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "shotflow.cli", "cancel", "--all", str(board)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"shot 'one' (fal request {handle.request_id}): cancelled" in r.stdout
     assert fake_fal.cancels() == [handle.request_id]
     assert json.loads((clip_store / "jobs" / "k1.json").read_text())["state"] == "failed"
-    r = subprocess.run([sys.executable, "-m", "shotflow.cli", "cancel", "--all"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "shotflow.cli", "cancel", "--all"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env
+    )
     assert r.returncode == 0 and "no paid request is running on fal" in r.stdout
     assert "Traceback" not in r.stderr
 
@@ -402,7 +493,11 @@ def test_run_with_a_stale_prefect_api_url_says_what_to_do_in_two_lines(tmp_path)
     env = {**__import__("os").environ, "PREFECT_API_URL": url}
     r = subprocess.run(
         [sys.executable, "-m", "shotflow.cli", "run", str(sb), "--out", str(tmp_path / "s.mp4")],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stderr.startswith(f"shotflow: PREFECT_API_URL is {url}, but no Prefect server answers there")
@@ -423,12 +518,22 @@ def test_accept_takes_the_clip_kept_aside_into_the_store(fake_fal, clip_store, t
     staged.write_bytes(fake_fal.clip(2).read_bytes())  # paid for 5 s, fal sent 2 s
     kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
     write_record(
-        clip_store, key, shot="one", state="quarantined", request_id="req-q", endpoint=shot.endpoint, body_hash=shot.body_hash,
-        quarantine_path=str(kept), quarantine_reason="lasts 2.00 s, expected 5 s", submitted_at="2026-12-01T08:00:00+00:00",
+        clip_store,
+        key,
+        shot="one",
+        state="quarantined",
+        request_id="req-q",
+        endpoint=shot.endpoint,
+        body_hash=shot.body_hash,
+        quarantine_path=str(kept),
+        quarantine_reason="lasts 2.00 s, expected 5 s",
+        submitted_at="2026-12-01T08:00:00+00:00",
     )
     r = shotflow("accept", "one", str(board))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "shot 'one': the clip kept aside is now its clip (it had been kept aside because: lasts 2.00 s, expected 5 s)" in r.stdout
+    assert (
+        "shot 'one': the clip kept aside is now its clip (it had been kept aside because: lasts 2.00 s, expected 5 s)" in r.stdout
+    )
     assert json.loads((clip_store / "jobs" / f"{key}.json").read_text())["state"] == "downloaded"
     assert store.find(key) is not None and not kept.exists()
     r = shotflow("accept", "one", str(board))

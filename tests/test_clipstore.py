@@ -115,7 +115,10 @@ def test_a_clip_stored_by_the_previous_version_is_accepted_and_gets_its_meta(sto
     # the previous version stored the bare clip, no meta: an upgrade must not buy it again
     store.path(KEY).write_bytes(media["1s"].read_bytes())
     assert store.find(KEY) == store.path(KEY)
-    assert json.loads(store.meta_path(KEY).read_text()) == {"sha256": file_sha256(media["1s"]), "bytes": media["1s"].stat().st_size}
+    assert json.loads(store.meta_path(KEY).read_text()) == {
+        "sha256": file_sha256(media["1s"]),
+        "bytes": media["1s"].stat().st_size,
+    }
     assert not (store.clips / "corrupt").exists()
 
 
@@ -211,7 +214,9 @@ def test_two_processes_sharing_a_store_never_crash_or_lose_a_clip(store, media):
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(store.root), str(media["1s"]), f"p{i}", KEY],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for i in range(2)
     ]

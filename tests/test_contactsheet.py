@@ -14,7 +14,9 @@ from shotflow.assembly.contactsheet import BACKGROUND, CELL, Frames, contact_she
 from shotflow.media.ffmpeg import ffmpeg_exe
 from shotflow.model import ShotPlan
 
-SHOT = ShotPlan("opening", 0, 2, "kling-v2", "fal-ai/kling", {"prompt": "p"}, 5, "16:9", "720p", 64, 36, 25, False, Decimal("1.40"))
+SHOT = ShotPlan(
+    "opening", 0, 2, "kling-v2", "fal-ai/kling", {"prompt": "p"}, 5, "16:9", "720p", 64, 36, 25, False, Decimal("1.40")
+)
 PORTRAIT = replace(SHOT, id="portrait", aspect_ratio="9:16", width=36, height=64)
 
 
@@ -24,9 +26,25 @@ def solid_thirds(path, colours=("red", "lime", "blue"), size="64x36"):
     for c in colours:
         inputs += ["-f", "lavfi", "-i", f"color=c={c}:s={size}:r=25:d=0.3"]
     subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *inputs,
-         "-filter_complex", "concat=n=3:v=1:a=0", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
-        check=True, timeout=60,
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            *inputs,
+            "-filter_complex",
+            "concat=n=3:v=1:a=0",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
     )
     return path
 

@@ -173,7 +173,15 @@ def test_a_changed_shot_makes_exactly_its_descendants_again_and_the_budget_count
     assert "no known price for shot(s) arrival, driver" in str(problem)  # keeper (priced) pays too, it has a new frame
     result = render_storyboard(storyboard=str(board), backend="fal", out=str(board.with_suffix(".mp4")))
     made = {s["id"]: not s["cache_hit"] for s in result["shots"]}
-    assert made == {"approach": False, "arrival": True, "driver": True, "keeper": True, "sea": False, "gulls": False, "flag": False}
+    assert made == {
+        "approach": False,
+        "arrival": True,
+        "driver": True,
+        "keeper": True,
+        "sea": False,
+        "gulls": False,
+        "flag": False,
+    }
     assert {h: n for h, n in fal_env.billed.items() if h in first} == first  # nothing paid again
     assert len(fal_env.billed) == 10 and set(fal_env.billed.values()) == {1}
 
@@ -198,7 +206,9 @@ def test_force_names_the_shots_it_makes_again_and_only_a_paid_run_asks(board, tm
     assert [s.id for s in made_again(plan, ["approach"])] == ["arrival", "driver", "keeper"]
     assert [s.id for s in made_again(plan, ["arrival", "driver"])] == ["keeper"]  # forced ones are not listed twice
     assert made_again(plan, ["sea"]) == () and made_again_line(plan, ["sea"]) == ""
-    assert made_again_line(plan, ["approach", "flag"]).startswith("--force approach, --force flag also generates again the shots that continue them")
+    assert made_again_line(plan, ["approach", "flag"]).startswith(
+        "--force approach, --force flag also generates again the shots that continue them"
+    )
     settings = get_settings()
     with pytest.raises(PreflightError, match="force_descendants"):
         preflight(plan, backend="fal", key=KEY, settings=settings, cwd=tmp_path, force=["approach"])

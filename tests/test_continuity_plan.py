@@ -52,7 +52,9 @@ CHAIN_AND_FORK = """
 - {id: bottle, prompt: a bottle turns, model: veo3, image: still.png, duration: 4, params: {generate_audio: false}}
 - {id: gull, prompt: a gull takes off, from: arrival, model: seedance}
 """
-LATER = CHAIN_AND_FORK.replace("- {id: approach,", "- {id: intro, prompt: the lighthouse, from: gull, model: veo3}\n- {id: approach,")
+LATER = CHAIN_AND_FORK.replace(
+    "- {id: approach,", "- {id: intro, prompt: the lighthouse, from: gull, model: veo3}\n- {id: approach,"
+)
 
 
 # --- the plan of a dependent shot ---------------------------------------------------------------
@@ -65,7 +67,12 @@ def test_a_dependent_shot_is_planned_for_its_image_endpoint(tmp_path):
     assert approach.cost == Decimal("1.40") and not approach.needs_frames
     # the image endpoint, its own body (no aspect_ratio field: the first frame decides), no frame field yet
     assert arrival.endpoint == "fal-ai/kling-video/v2/master/image-to-video" and arrival.model == "kling-2.0-master"
-    assert arrival.body == {"prompt": "the car stops", "duration": "10", "negative_prompt": "blur, distort, and low quality", "cfg_scale": 0.5}
+    assert arrival.body == {
+        "prompt": "the car stops",
+        "duration": "10",
+        "negative_prompt": "blur, distort, and low quality",
+        "cfg_scale": 0.5,
+    }
     assert (arrival.source, arrival.image, arrival.end_image) == ("approach", None, None)
     assert (arrival.image_field, arrival.end_field) == ("image_url", None)
     assert arrival.cost is None  # the image endpoint's price (unknown), not the text endpoint's $1.40 per 5 s
@@ -76,7 +83,12 @@ def test_a_dependent_shot_is_planned_for_its_image_endpoint(tmp_path):
     still = str((tmp_path / "still.png").resolve())
     assert driver.endpoint == "fal-ai/luma-dream-machine/ray-2-flash/image-to-video"
     assert driver.body == {"prompt": "the driver steps out", "aspect_ratio": "16:9", "resolution": "720p", "duration": "5s"}
-    assert (driver.source, driver.end_image, driver.image_field, driver.end_field) == ("arrival", still, "image_url", "end_image_url")
+    assert (driver.source, driver.end_image, driver.image_field, driver.end_field) == (
+        "arrival",
+        still,
+        "image_url",
+        "end_image_url",
+    )
     assert (bottle.source, bottle.image, bottle.end_image) == (None, still, None)
     assert bottle.endpoint == "fal-ai/veo3/image-to-video" and "image_url" not in bottle.body
     assert bottle.body["aspect_ratio"] == "auto" and bottle.cost == Decimal("0.80")  # $0.20/s without audio
@@ -141,8 +153,14 @@ def test_from_and_image_together(tmp_path):
     [
         ("missing.png", "image: no such file {dir}/missing.png"),
         ("sb.yaml", "image: {dir}/sb.yaml is not a picture (Pillow cannot read it)"),
-        ("http://example.com/a.png?sig=s3cret", "image: 'http://example.com/a.png?...': give a file (relative to the storyboard's folder) or an https URL (http: is not fetched)"),
-        ("data:image/png;base64,AAAA", "image: 'data:image/png;base64,AAAA': give a file (relative to the storyboard's folder) or an https URL (data: is not fetched)"),
+        (
+            "http://example.com/a.png?sig=s3cret",
+            "image: 'http://example.com/a.png?...': give a file (relative to the storyboard's folder) or an https URL (http: is not fetched)",
+        ),
+        (
+            "data:image/png;base64,AAAA",
+            "image: 'data:image/png;base64,AAAA': give a file (relative to the storyboard's folder) or an https URL (data: is not fetched)",
+        ),
         ("https:///a.png", "image: 'https:///a.png' names no host"),
     ],
 )
@@ -158,14 +176,20 @@ def test_an_https_url_is_kept_as_written(tmp_path):
 
 def test_a_model_without_an_image_endpoint_names_the_models_that_have_one(tmp_path, without_image_endpoint):
     (found,) = problems(tmp_path, "- {id: a, prompt: p}\n- {id: b, prompt: p, model: wan-pro, from: a}")
-    assert found.endswith(f":6: shot 'b': from: wan-pro has no image-to-video endpoint, so it cannot start from a frame: use {or_list(without_image_endpoint)}")
+    assert found.endswith(
+        f":6: shot 'b': from: wan-pro has no image-to-video endpoint, so it cannot start from a frame: use {or_list(without_image_endpoint)}"
+    )
     assert "kling-2.0-master, seedance-1.0-pro" in found
     (found,) = problems(tmp_path, "- {id: b, prompt: p, model: wan-pro, image: still.png}")
-    assert found.endswith(f":5: shot 'b': image: wan-pro has no image-to-video endpoint, so it cannot start from a frame: use {or_list(without_image_endpoint)}")
+    assert found.endswith(
+        f":5: shot 'b': image: wan-pro has no image-to-video endpoint, so it cannot start from a frame: use {or_list(without_image_endpoint)}"
+    )
 
 
 def test_end_image_needs_an_end_field_and_a_first_frame(tmp_path):
-    shots = "- {id: a, prompt: p, image: still.png, end_image: still.png}\n- {id: b, prompt: p, model: luma, end_image: still.png}"
+    shots = (
+        "- {id: a, prompt: p, image: still.png, end_image: still.png}\n- {id: b, prompt: p, model: luma, end_image: still.png}"
+    )
     assert [f.split(": ", 1)[1] for f in problems(tmp_path, shots)] == [
         "shot 'a': end_image: kling-2.0-master's image endpoint takes no last frame: use seedance-1.0-pro or luma-ray-2-flash",
         "shot 'b': end_image: luma-ray-2-flash's image endpoint needs a first frame too: add from: or image:",
@@ -191,7 +215,10 @@ def test_values_the_shot_sets_are_held_to_the_image_endpoint(tmp_path):
 
 
 def test_every_problem_of_a_storyboard_is_said_at_once(tmp_path):
-    found = problems(tmp_path, "- {id: a, prompt: p, from: zz}\n- {id: b, prompt: p, model: luma, image: nope.png}\n- {id: c, prompt: p, duration: 7}")
+    found = problems(
+        tmp_path,
+        "- {id: a, prompt: p, from: zz}\n- {id: b, prompt: p, model: luma, image: nope.png}\n- {id: c, prompt: p, duration: 7}",
+    )
     assert len(found) == 3 and all(str(tmp_path / "sb.yaml") in f for f in found)
 
 
@@ -209,7 +236,11 @@ def test_validate_and_estimate_print_the_warning_and_count_dependent_shots(tmp_p
     assert main(["estimate", path]) == 0
     out, err = capsys.readouterr()
     assert err == said + "\n"
-    rows = {line.split()[0]: line for line in out.splitlines() if line.split()[:1] and line.split()[0] in ("intro", "arrival", "driver", "bottle")}
+    rows = {
+        line.split()[0]: line
+        for line in out.splitlines()
+        if line.split()[:1] and line.split()[0] in ("intro", "arrival", "driver", "bottle")
+    }
     assert "from gull" in rows["intro"] and "$3.20" in rows["intro"]
     assert "from approach" in rows["arrival"] and "unknown" in rows["arrival"]
     assert "from arrival, end_image" in rows["driver"]
@@ -228,7 +259,9 @@ def test_validate_and_estimate_print_the_warning_and_count_dependent_shots(tmp_p
 
 def test_the_budget_counts_dependent_shots(tmp_path):
     plan = load_plan(write(tmp_path, CHAIN_AND_FORK))
-    with pytest.raises(BudgetError, match=r"no known price for kling-2.0-master \(shot 'arrival'\), luma-ray-2-flash \(shot 'driver'\)"):
+    with pytest.raises(
+        BudgetError, match=r"no known price for kling-2.0-master \(shot 'arrival'\), luma-ray-2-flash \(shot 'driver'\)"
+    ):
         check_budget(plan, 100, "fal")
     priced = "- {id: a, prompt: p, model: veo3}\n- {id: b, prompt: p, model: veo3, from: a}\n- {id: c, prompt: p, model: seedance, from: a}"
     plan = load_plan(write(tmp_path, priced))

@@ -39,7 +39,9 @@ def server(tmp_path_factory):
 def launched(argv: list[str], log_path: Path, **popen):
     """`argv` in its own session, its output in `log_path`; stopped (bounded) when the block ends."""
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **popen)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **popen
+        )
     try:
         yield proc
     finally:
@@ -62,10 +64,23 @@ def deployments_by_name(server) -> dict[str, dict]:
 
 
 def test_deploy_schedules_worker_and_a_run_started_like_the_ui_does(server, api_env, tmp_path):
-    r = subprocess.run([prefect_exe(), "work-pool", "create", POOL, "--type", "process"], env=api_env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [prefect_exe(), "work-pool", "create", POOL, "--type", "process"],
+        env=api_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
-    r = subprocess.run([SHOTFLOW, "deploy", "--pool", POOL, "--source", str(ROOT), "--limit", "3"], cwd=ROOT, env=api_env, capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [SHOTFLOW, "deploy", "--pool", POOL, "--source", str(ROOT), "--limit", "3"],
+        cwd=ROOT,
+        env=api_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "deployed render-storyboard/daily-harbour" in r.stdout
 
@@ -88,19 +103,37 @@ def test_deploy_schedules_worker_and_a_run_started_like_the_ui_does(server, api_
     assert limit["limit"] == 3
 
     def scheduled():
-        runs = api(server, "POST", "/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [harbour["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}})
+        runs = api(
+            server,
+            "POST",
+            "/flow_runs/filter",
+            json={"flow_runs": {"deployment_id": {"any_": [harbour["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}},
+        )
         return len(runs) >= 1
 
-    wait_for("the server to schedule upcoming runs of daily-harbour", scheduled, 90, interval=1, diagnostics=lambda: tail(server.log))
+    wait_for(
+        "the server to schedule upcoming runs of daily-harbour", scheduled, 90, interval=1, diagnostics=lambda: tail(server.log)
+    )
 
     out = tmp_path / "by-hand.mp4"
     worker_log = tmp_path / "worker.log"
     worker_env = {**api_env, "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
-    with launched([prefect_exe(), "worker", "start", "--pool", POOL, "--limit", "1"], worker_log, env=worker_env, cwd=tmp_path) as worker:
+    with launched(
+        [prefect_exe(), "worker", "start", "--pool", POOL, "--limit", "1"], worker_log, env=worker_env, cwd=tmp_path
+    ) as worker:
         # what the UI's "Custom run" form posts
         run = api(
-            server, "POST", f"/deployments/{harbour['id']}/create_flow_run",
-            json={"parameters": {"storyboard": "pipelines/daily-harbour.yaml", "backend": "preview", "out": str(out), "vars": {"topic": "the harbour at dusk"}}},
+            server,
+            "POST",
+            f"/deployments/{harbour['id']}/create_flow_run",
+            json={
+                "parameters": {
+                    "storyboard": "pipelines/daily-harbour.yaml",
+                    "backend": "preview",
+                    "out": str(out),
+                    "vars": {"topic": "the harbour at dusk"},
+                }
+            },
         )
 
         def finished():
@@ -125,7 +158,12 @@ def test_serve_registers_schedules_and_stops_on_sigterm(server, api_env, tmp_pat
     shutil.copy(ROOT / "pipelines" / "demo.yaml", pipelines / "unscheduled.yaml")
     log_path = tmp_path / "serve.log"
     with launched([SHOTFLOW, "serve", "--pipelines", str(pipelines)], log_path, cwd=ROOT, env=api_env) as proc:
-        found = wait_for("serve to register its deployment", lambda: deployments_by_name(server).get("serve-check"), 90, diagnostics=lambda: tail(log_path))
+        found = wait_for(
+            "serve to register its deployment",
+            lambda: deployments_by_name(server).get("serve-check"),
+            90,
+            diagnostics=lambda: tail(log_path),
+        )
         (schedule,) = found["schedules"]
         assert schedule["schedule"]["interval"] == 3600 and schedule["schedule"]["timezone"] == "Europe/Paris"
         assert "unscheduled" not in deployments_by_name(server)
@@ -141,7 +179,12 @@ def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
     env.pop("PREFECT_API_URL", None)
     log_path = tmp_path / "serve.log"
     with launched([SHOTFLOW, "serve"], log_path, cwd=ROOT, env=env) as proc:
-        ui = wait_for("serve to print the UI address", lambda: re.search(r"Prefect UI at (http://\S+)", log_path.read_text()), 120, diagnostics=lambda: tail(log_path))
+        ui = wait_for(
+            "serve to print the UI address",
+            lambda: re.search(r"Prefect UI at (http://\S+)", log_path.read_text()),
+            120,
+            diagnostics=lambda: tail(log_path),
+        )
         api_url = ui.group(1) + "/api"
 
         def registered():
@@ -167,11 +210,17 @@ def test_serve_without_a_server_starts_its_own_and_stops_it_on_sigint(tmp_path):
 
 
 def test_prefect_deploy_all_from_the_committed_prefect_yaml(server, api_env):
-    r = subprocess.run([SHOTFLOW, "deploy", "--prefect-yaml", "/dev/stdout"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and (ROOT / "prefect.yaml").read_text() in r.stdout, "run: shotflow deploy --prefect-yaml prefect.yaml"
+    r = subprocess.run(
+        [SHOTFLOW, "deploy", "--prefect-yaml", "/dev/stdout"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and (ROOT / "prefect.yaml").read_text() in r.stdout, (
+        "run: shotflow deploy --prefect-yaml prefect.yaml"
+    )
 
     httpx.delete(f"{server.api_url}/v2/concurrency_limits/fal-requests", timeout=10)
-    r = subprocess.run([prefect_exe(), "--no-prompt", "deploy", "--all"], cwd=ROOT, env=api_env, capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        [prefect_exe(), "--no-prompt", "deploy", "--all"], cwd=ROOT, env=api_env, capture_output=True, text=True, timeout=180
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     found = deployments_by_name(server)
     harbour = found["daily-harbour"]
@@ -189,7 +238,13 @@ def test_the_account_limit_bounds_fal_requests_across_concurrent_runs(server, ap
     httpx.delete(f"{server.api_url}/v2/concurrency_limits/fal-requests", timeout=10)
     api(server, "POST", "/v2/concurrency_limits/", json={"name": "fal-requests", "limit": 2})
     fake_fal.reset(queue_seconds=0.3, run_seconds=0.6)
-    env = {**api_env, "FAL_KEY": KEY, "SHOTFLOW_MEDIA_HOSTS": "127.0.0.1", "SHOTFLOW_FAL_POLL_INTERVAL": "0.1", "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **api_env,
+        "FAL_KEY": KEY,
+        "SHOTFLOW_MEDIA_HOSTS": "127.0.0.1",
+        "SHOTFLOW_FAL_POLL_INTERVAL": "0.1",
+        "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache"),
+    }
     with ExitStack() as running:
         runs = []
         for name in ("left", "right"):
@@ -199,7 +254,19 @@ def test_the_account_limit_bounds_fal_requests_across_concurrent_runs(server, ap
                 + "".join(f"  - {{id: s{i}, prompt: {name} {i}, model: kling}}\n" for i in range(3))
             )
             log = tmp_path / f"{name}.log"
-            runs.append((running.enter_context(launched([SHOTFLOW, "run", str(sb), "--concurrency", "4", "--out", str(tmp_path / f"{name}.mp4")], log, cwd=ROOT, env=env)), log))
+            runs.append(
+                (
+                    running.enter_context(
+                        launched(
+                            [SHOTFLOW, "run", str(sb), "--concurrency", "4", "--out", str(tmp_path / f"{name}.mp4")],
+                            log,
+                            cwd=ROOT,
+                            env=env,
+                        )
+                    ),
+                    log,
+                )
+            )
         for proc, log in runs:
             assert proc.wait(timeout=240) == 0, tail(log)
     assert sum(fake_fal.billed.values()) == 6
@@ -249,7 +316,13 @@ def test_a_failed_render_is_failed_names_its_shots_and_the_readme_automation_not
         assert "docs/automation-render-failed.yaml" in (ROOT / "README.md").read_text()
         automation = tmp_path / "automation.yaml"
         automation.write_text(readme_yaml.replace("YOUR-BLOCK-ID", r.stdout.strip()))
-        r = subprocess.run([prefect_exe(), "automation", "create", "-f", str(automation)], env=api_env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [prefect_exe(), "automation", "create", "-f", str(automation)],
+            env=api_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         automation_id = re.search(r"[0-9a-f]{8}-[0-9a-f-]{27}", r.stdout.replace("\n", "")).group(0)
         assert yaml.safe_load(readme_yaml)["name"] == "render-storyboard failed"
@@ -261,10 +334,31 @@ def test_a_failed_render_is_failed_names_its_shots_and_the_readme_automation_not
             "  - {id: wide, prompt: a harbour at dawn, model: kling}\n"
             "  - {id: detail, prompt: ropes and gulls, model: kling}\n"
         )
-        env = {**api_env, "FAL_KEY": KEY, "SHOTFLOW_MEDIA_HOSTS": "127.0.0.1", "SHOTFLOW_FAL_POLL_INTERVAL": "0.1", "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache")}
-        r = subprocess.run([SHOTFLOW, "run", str(sb), "--out", str(tmp_path / "doomed.mp4")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+        env = {
+            **api_env,
+            "FAL_KEY": KEY,
+            "SHOTFLOW_MEDIA_HOSTS": "127.0.0.1",
+            "SHOTFLOW_FAL_POLL_INTERVAL": "0.1",
+            "SHOTFLOW_CACHE_DIR": str(tmp_path / "cache"),
+        }
+        r = subprocess.run(
+            [SHOTFLOW, "run", str(sb), "--out", str(tmp_path / "doomed.mp4")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
         assert r.returncode != 0 and "detail" in r.stdout + r.stderr, r.stdout + r.stderr
-        (run,) = api(server, "POST", "/flow_runs/filter", json={"flow_runs": {"state": {"type": {"any_": ["FAILED"]}}}, "artifacts": {"key": {"any_": ["doomed-harbour-failures"]}}})
+        (run,) = api(
+            server,
+            "POST",
+            "/flow_runs/filter",
+            json={
+                "flow_runs": {"state": {"type": {"any_": ["FAILED"]}}},
+                "artifacts": {"key": {"any_": ["doomed-harbour-failures"]}},
+            },
+        )
         assert run["state"]["type"] == "FAILED" and "detail" in run["state"]["message"]
         (failures,) = api(server, "POST", "/artifacts/filter", json={"artifacts": {"key": {"any_": ["doomed-harbour-failures"]}}})
         assert "**detail**" in failures["data"] and "**wide**" not in failures["data"] and "refused" in failures["data"]
@@ -281,7 +375,9 @@ def test_a_failed_render_is_failed_names_its_shots_and_the_readme_automation_not
 def test_serve_reuses_the_recorded_local_server_and_prints_its_ui(server, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "shotflow-server.json").write_text(json.dumps({"api_url": server.api_url, "pid": server.process.pid, "log": None, "started_by": "shotflow server start"}))
+    (home / "shotflow-server.json").write_text(
+        json.dumps({"api_url": server.api_url, "pid": server.process.pid, "log": None, "started_by": "shotflow server start"})
+    )
     pipelines = tmp_path / "pipelines"
     pipelines.mkdir()
     text = (ROOT / "pipelines" / "daily-harbour.yaml").read_text().replace('cron: "0 9 * * 1-5"', "interval: 3600")
@@ -290,7 +386,12 @@ def test_serve_reuses_the_recorded_local_server_and_prints_its_ui(server, tmp_pa
     env.pop("PREFECT_API_URL", None)
     log_path = tmp_path / "serve.log"
     with launched([SHOTFLOW, "serve", "--pipelines", str(pipelines)], log_path, cwd=tmp_path, env=env) as proc:
-        wait_for("serve to register on the local server", lambda: deployments_by_name(server).get("reuse-check"), 90, diagnostics=lambda: tail(log_path))
+        wait_for(
+            "serve to register on the local server",
+            lambda: deployments_by_name(server).get("reuse-check"),
+            90,
+            diagnostics=lambda: tail(log_path),
+        )
         assert f"Prefect UI at {server.ui_url} " in log_path.read_text()
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, tail(log_path)

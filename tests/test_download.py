@@ -242,8 +242,12 @@ def test_a_gone_url_is_tried_again_later(fake_fal, store):
 def test_query_strings_of_signed_urls_stay_out_of_messages(fake_fal, store):
     retries = []
     with pytest.raises(DownloadError) as info:
-        fetch(f"{fake_fal.base}/media/nothing-here.mp4?token=SIGNATURE123", store, attempts=2,
-              on_retry=lambda attempt, why: retries.append(why))
+        fetch(
+            f"{fake_fal.base}/media/nothing-here.mp4?token=SIGNATURE123",
+            store,
+            attempts=2,
+            on_retry=lambda attempt, why: retries.append(why),
+        )
     assert "SIGNATURE123" not in str(info.value) and "SIGNATURE123" not in info.value.reason
     assert retries and not any("SIGNATURE123" in why for why in retries)
 

@@ -79,7 +79,9 @@ def test_ctrl_c_while_prefect_starts_stops_the_early_submits(fake_fal, tmp_path)
     run = Run(tmp_path, env, "--concurrency", "2")
     try:
         wait_for("two journaled early submits", lambda: len(journaled_requests(cache)) == 2, diagnostics=run.output)
-        starting = wait_for("the private server's address", lambda: re.search(r"a private server at (http://127\.0\.0\.1:\d+)", run.output()))
+        starting = wait_for(
+            "the private server's address", lambda: re.search(r"a private server at (http://127\.0\.0\.1:\d+)", run.output())
+        )
         assert "Prefect ready" not in run.output(), "Prefect was ready before the Ctrl-C: nothing early to stop"
         assert fake_fal.count("submit") == 2  # --concurrency bounds the early start too
         accepted = journaled_requests(cache)
@@ -116,7 +118,9 @@ def test_only_a_run_that_starts_a_private_server_starts_early(tmp_path, monkeypa
     assert names_a_server() is None
     (tmp_path / "home").mkdir()
     profiles = tmp_path / "home" / "profiles.toml"
-    profiles.write_text('active = "ephemeral"\n[profiles.ephemeral]\nX = "1"\n[profiles.local]\nPREFECT_API_URL = "http://127.0.0.1:4200/api"\n')
+    profiles.write_text(
+        'active = "ephemeral"\n[profiles.ephemeral]\nX = "1"\n[profiles.local]\nPREFECT_API_URL = "http://127.0.0.1:4200/api"\n'
+    )
     assert names_a_server() is None
     monkeypatch.setenv("PREFECT_PROFILE", "local")
     assert names_a_server() == f"{profiles} (profile local)"
@@ -146,7 +150,11 @@ def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_
     from shotflow.plan import plan_from_data
 
     plan = plan_from_data(
-        {"version": 1, "title": "Early", "shots": [{"id": f"e{i}", "prompt": f"early {i}", "model": "pika", "duration": 5} for i in range(2)]}
+        {
+            "version": 1,
+            "title": "Early",
+            "shots": [{"id": f"e{i}", "prompt": f"early {i}", "model": "pika", "duration": 5} for i in range(2)],
+        }
     )
     settings = fakefal.settings_for(tmp_path / "cache")
     fake_fal.hold()
@@ -181,12 +189,16 @@ def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_
     assert fake_fal.count("submit") == 1
 
 
-def test_an_early_submit_that_ends_uncertain_fails_its_shot_through_the_flow_and_is_not_sent_again(fake_fal, tmp_path, prefect_home):
+def test_an_early_submit_that_ends_uncertain_fails_its_shot_through_the_flow_and_is_not_sent_again(
+    fake_fal, tmp_path, prefect_home
+):
     """The early thread's error is not the CLI's: the flow's task reports the shot as it would have
     (uncertain, with --force), the others finish, and nothing is submitted twice."""
     cache = tmp_path / "cache"
     fake_fal.fault("submit", 502, accept=True)  # the first submit is accepted (billed) but answered 502
-    code, text, report = finished(Run(tmp_path, run_env(tmp_path, PREFECT_HOME=str(prefect_home)), "--concurrency", "1", "--json"))
+    code, text, report = finished(
+        Run(tmp_path, run_env(tmp_path, PREFECT_HOME=str(prefect_home)), "--concurrency", "1", "--json")
+    )
     assert code == 1, text
     # (Prefect prints the failed flow's traceback itself, early start or not; none comes from shotflow's CLI side)
     assert "earlystart.py" not in text and "generation/early.py" not in text and "shotflow/cli.py" not in text, text

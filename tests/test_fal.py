@@ -34,10 +34,10 @@ from fal_client import FalClientHTTPError  # noqa: E402
 
 from shotflow.catalog import MODELS  # noqa: E402
 from shotflow.errors import GenerationError, MissingKeyError  # noqa: E402
+from shotflow.generation import retry  # noqa: E402
 from shotflow.generation.fal.backend import FalBackend  # noqa: E402
 from shotflow.generation.fal.errors import classify  # noqa: E402
 from shotflow.generation.fal.submit import fal_client_internals  # noqa: E402
-from shotflow.generation import retry  # noqa: E402
 from shotflow.media import probe  # noqa: E402
 from shotflow.plan import plan_from_text  # noqa: E402
 from shotflow.settings import Settings  # noqa: E402
@@ -1040,7 +1040,13 @@ def continuing(source_id: str = "opening", prompt: str = "the car stops", model:
     text, image = a_shot(prompt, model=model), find_model(model).image
     body = {k: v for k, v in text.body.items() if k in image.input.model_fields}
     return replace(
-        text, id="arrival", endpoint=image.endpoint, body=body, source=source_id, image_field=image.image_field, end_field=image.end_field
+        text,
+        id="arrival",
+        endpoint=image.endpoint,
+        body=body,
+        source=source_id,
+        image_field=image.image_field,
+        end_field=image.end_field,
     )
 
 
@@ -1100,7 +1106,9 @@ def test_a_continuing_shot_sends_its_sources_last_frame_and_journals_only_its_ha
     assert "data:" not in journal and shot.frames[0].sha256 in journal
     record = Journal(cache / "jobs").read(clip.key)
     assert record.body_hash == shot.body_hash and record.state == "downloaded"
-    assert record.frames == ({"field": "image_url", "sha256": shot.frames[0].sha256, "path": shot.frames[0].path, "origin": "last frame of opening"},)
+    assert record.frames == (
+        {"field": "image_url", "sha256": shot.frames[0].sha256, "path": shot.frames[0].path, "origin": "last frame of opening"},
+    )
 
     again = backend.generate(resolve(continuing(), upstream, cache))  # a later run: the same frame, the same key
     assert again.cache_hit and again.frames == shot.frames and len(fake_fal.jobs) == 2
@@ -1149,6 +1157,8 @@ def test_an_unresolved_shot_or_a_missing_frame_is_refused_before_anything_is_jou
 def test_a_data_uri_fal_quotes_back_is_scrubbed_from_messages():
     from shotflow.generation.fal.errors import Scrubber, fal_reason
 
-    detail = [{"loc": ["body", "image_url"], "msg": "bad image data:image/png;base64," + "QUJD" * 50_000, "type": "image_load_error"}]
+    detail = [
+        {"loc": ["body", "image_url"], "msg": "bad image data:image/png;base64," + "QUJD" * 50_000, "type": "image_load_error"}
+    ]
     text = Scrubber(KEY)(fal_reason(detail))
     assert "QUJD" not in text and "data:image/png;base64,[200022 characters]" in text and len(text) < 200

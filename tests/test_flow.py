@@ -189,7 +189,9 @@ def test_requests_in_flight_are_bounded_per_run_and_per_model(tmp_path, fal_env)
 
     fal_env.reset(queue_seconds=0.3, run_seconds=0.6)
     sb.write_text(sb.read_text().replace("shot ", "take "))
-    render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "b.mp4"), concurrency=6, model_concurrency={"veo2": 1})
+    render_storyboard(
+        storyboard=str(sb), backend="fal", out=str(tmp_path / "b.mp4"), concurrency=6, model_concurrency={"veo2": 1}
+    )
     veo2 = [j for j in fal_env.jobs.values() if j.endpoint == "fal-ai/veo2"]
     spans = sorted((j.submitted_at, j.delivered_at) for j in veo2)
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), "veo2 shots overlapped"
@@ -289,7 +291,9 @@ def test_the_contact_sheet_draws_frames_grabbed_as_clips_landed(tmp_path, fake_f
 def test_media_refused_for_a_while_is_waited_out_and_nothing_is_paid_twice(tmp_path, fal_env):
     """Issue 9, case 13: with fal's media answering 403 for a while, a ten-shot run and its re-run
     paid every shot twice. Now a failed download keeps the paid request: retried, then re-attached."""
-    shots = "".join(f"  - {{id: s{i}, prompt: 'media shot {i}', model: pika, resolution: 720p, duration: 5}}\n" for i in range(10))
+    shots = "".join(
+        f"  - {{id: s{i}, prompt: 'media shot {i}', model: pika, resolution: 720p, duration: 5}}\n" for i in range(10)
+    )
     sb = write(tmp_path, "version: 1\ntitle: cdn\noutput: {resolution: 360p}\nshots:\n" + shots)
     out = tmp_path / "out" / "cdn.mp4"
     plan = load_plan(sb)

@@ -88,7 +88,12 @@ class Run:
         with open(self.out, "w") as out, open(self.err, "w") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "shotflow.cli", "run", str(board), "--out", str(tmp_path / "stop.mp4"), *extra],
-                cwd=ROOT, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     def output(self) -> str:
@@ -213,7 +218,12 @@ def test_sigterm_stops_a_run_on_its_private_prefect_server_and_stops_that_server
     try:
         wait_for("two journaled submits", lambda: len(journaled_requests(cache)) == 2, timeout=240, diagnostics=run.output)
         # the early start submits before Prefect is ready: the SIGTERM is meant for the running flow
-        ready = wait_for("Prefect ready", lambda: re.search(r"Prefect ready at (http://127\.0\.0\.1:(\d+)/api)", run.output()), timeout=240, diagnostics=run.output)
+        ready = wait_for(
+            "Prefect ready",
+            lambda: re.search(r"Prefect ready at (http://127\.0\.0\.1:(\d+)/api)", run.output()),
+            timeout=240,
+            diagnostics=run.output,
+        )
         wait_for("the running flow run", lambda: flow_running(ready.group(1)), timeout=120, interval=0.25, diagnostics=run.output)
         environ = server_environ(ready.group(2))
         assert b"PREFECT_HOME=" in environ and b"FAL_KEY" not in environ and fakefal.KEY.split(":")[1].encode() not in environ
@@ -238,7 +248,9 @@ def test_ctrl_c_while_prefect_starts_exits_and_leaves_no_server_behind(tmp_path)
     run = Run(tmp_path, env, "--backend", "preview")
     try:
         starting = wait_for(
-            "the private server's address", lambda: re.search(r"a private server at (http://127\.0\.0\.1:\d+)", run.output()), diagnostics=run.output
+            "the private server's address",
+            lambda: re.search(r"a private server at (http://127\.0\.0\.1:\d+)", run.output()),
+            diagnostics=run.output,
         )
         run.signal(signal.SIGINT)
         code = run.wait(timeout=60)

@@ -125,10 +125,14 @@ def test_a_continuing_shots_intent_carries_its_frames_and_a_record_without_them_
     Image.new("RGB", (64, 36), (200, 30, 40)).save(still)
     text, image = a_shot("the bottle turns"), find_model("kling").image
     body = {k: v for k, v in text.body.items() if k in image.input.model_fields}
-    shot = resolve(replace(text, endpoint=image.endpoint, body=body, image=str(still), image_field=image.image_field), None, cache)
+    shot = resolve(
+        replace(text, endpoint=image.endpoint, body=body, image=str(still), image_field=image.image_field), None, cache
+    )
     job = Job.intend(journal_of(cache), shot, ClipStore.key("fal", shot), prior=None, storyboard=None, force_token=None)
     (frame,) = shot.frames
-    assert journal_of(cache).read(job.record.key).frames == ({"field": "image_url", "sha256": frame.sha256, "path": frame.path, "origin": str(still)},)
+    assert journal_of(cache).read(job.record.key).frames == (
+        {"field": "image_url", "sha256": frame.sha256, "path": frame.path, "origin": str(still)},
+    )
     assert "data:" not in journal_of(cache).path(job.record.key).read_text()
     older = json.loads(journal_of(cache).path(job.record.key).read_text())
     del older["frames"]  # written before continuity existed
@@ -265,12 +269,20 @@ def test_a_clock_jump_mid_run_neither_cancels_nor_resubmits(fake_fal, cache, mon
 def test_ages_count_the_recorded_utc_age_plus_the_monotonic_time_since_attach(monkeypatch, tmp_path):
     journal = Journal(tmp_path / "jobs")
     an_hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
-    record = JobRecord(key="k", shot="s", endpoint="e", body_hash="h", state="submitted", request_id="r", submitted_at=an_hour_ago)
+    record = JobRecord(
+        key="k", shot="s", endpoint="e", body_hash="h", state="submitted", request_id="r", submitted_at=an_hour_ago
+    )
     job = Job(journal, record)
     monkeypatch.setattr(job_module, "utc_now", lambda: datetime(1999, 1, 1, tzinfo=timezone.utc))  # a jump back
     assert 3590 < job.age("submitted_at") < 3700
     future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()  # written by a clock that was ahead
-    assert 0 <= Job(journal, JobRecord(key="k", shot="s", endpoint="e", body_hash="h", state="submitted", submitted_at=future)).age("submitted_at") < 5
+    assert (
+        0
+        <= Job(journal, JobRecord(key="k", shot="s", endpoint="e", body_hash="h", state="submitted", submitted_at=future)).age(
+            "submitted_at"
+        )
+        < 5
+    )
 
 
 # --- schema-1 journals, unknown states -----------------------------------------------------------
@@ -457,7 +469,9 @@ def test_a_process_killed_between_sending_and_journaling_leaves_an_uncertain_sho
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-c", KILLED_AFTER_SENDING], env=fakefal.product_env(cache), capture_output=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_SENDING], env=fakefal.product_env(cache), capture_output=True, timeout=120
+    )
     assert run.returncode == -signal.SIGKILL, run.stderr
     shot = a_shot()
     assert fake_fal.billed == {shot.body_hash: 1}

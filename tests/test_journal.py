@@ -179,6 +179,7 @@ def test_an_update_waits_for_another_thread_holding_the_lock(tmp_path):
     journal.write(record())
     outcome = []
     with journal.submit_lock(KEY, timeout=10):
+
         def other():
             try:
                 journal.update(KEY, "req-1", expect=("submitted",), state="completed", lock_timeout=0.1)
@@ -201,7 +202,9 @@ def test_an_update_under_the_same_threads_submit_lock_does_not_wait_for_itself(t
             pass
     # released on the way out: another thread takes it at once
     taken = []
-    thread = threading.Thread(target=lambda: taken.append(journal.update(KEY, "req-1", expect=("completed",), video_url="u", lock_timeout=1)))
+    thread = threading.Thread(
+        target=lambda: taken.append(journal.update(KEY, "req-1", expect=("completed",), video_url="u", lock_timeout=1))
+    )
     thread.start()
     thread.join()
     assert taken[0].video_url == "u"

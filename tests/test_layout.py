@@ -62,9 +62,13 @@ def test_the_wheel_holds_only_shotflow(tmp_path):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     r = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path / "dist"), str(src)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    if r.returncode != 0 and ("No matching distribution found for setuptools" in r.stderr or "Could not find a version" in r.stderr):
+    if r.returncode != 0 and (
+        "No matching distribution found for setuptools" in r.stderr or "Could not find a version" in r.stderr
+    ):
         pytest.skip(f"pip could not fetch the build backend (offline?): {r.stderr.strip().splitlines()[-1]}")
     assert r.returncode == 0, r.stderr
     (wheel,) = (tmp_path / "dist").glob("shotflow-*.whl")

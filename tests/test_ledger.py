@@ -36,8 +36,14 @@ def record(shot: str, state: str, cost: str | None = "1.40", *, days_ago: float 
 
 
 def test_one_row_per_request_with_the_issue_field_names():
-    earlier = {"request_id": "req-old", "state": "downloaded", "estimated_cost_usd": "1.40", "submitted_at": stamp(1),
-               "storyboard": "/boards/a.yaml", "finished_at": stamp(1)}
+    earlier = {
+        "request_id": "req-old",
+        "state": "downloaded",
+        "estimated_cost_usd": "1.40",
+        "submitted_at": stamp(1),
+        "storyboard": "/boards/a.yaml",
+        "finished_at": stamp(1),
+    }
     rows = ledger.ledger_rows([record("a", "downloaded", previous=[earlier]), record("b", "uncertain")])
     assert [r["request_id"] for r in rows] == ["req-old", "req-a", None]
     for row in rows:
@@ -47,8 +53,15 @@ def test_one_row_per_request_with_the_issue_field_names():
 
 
 def test_records_written_before_the_ledger_have_null_storyboard_and_cost():
-    old = {"key": "k", "shot": "a", "endpoint": "fal-ai/veo3", "request_id": "r", "state": "downloaded",
-           "submitted_at": stamp(), "schema": 1}
+    old = {
+        "key": "k",
+        "shot": "a",
+        "endpoint": "fal-ai/veo3",
+        "request_id": "r",
+        "state": "downloaded",
+        "submitted_at": stamp(),
+        "schema": 1,
+    }
     (row,) = ledger.ledger_rows([old])
     assert row["storyboard"] is None and row["estimated_cost_usd"] is None and row["finished_at"] is None
 
@@ -66,14 +79,16 @@ def test_since_and_storyboard_filters(tmp_path):
 
 
 def test_totals_count_what_fal_may_have_billed():
-    rows = ledger.ledger_rows([
-        record("a", "downloaded"),
-        record("b", "uncertain"),  # may have been billed: counted
-        record("c", "refused"),  # never taken: not counted
-        record("d", "failed", permanent=False),  # a 5xx failure on fal's side: not billed
-        record("e", "failed", permanent=True),  # a 422 from the result: billed
-        record("f", "submitted", cost=None),
-    ])
+    rows = ledger.ledger_rows(
+        [
+            record("a", "downloaded"),
+            record("b", "uncertain"),  # may have been billed: counted
+            record("c", "refused"),  # never taken: not counted
+            record("d", "failed", permanent=False),  # a 5xx failure on fal's side: not billed
+            record("e", "failed", permanent=True),  # a 422 from the result: billed
+            record("f", "submitted", cost=None),
+        ]
+    )
     day = ledger.totals(rows)["per_day"][TODAY.date().isoformat()]
     assert day == {"requests": 4, "estimated_cost_usd": "4.20", "unpriced": 1}
     assert sum(m["requests"] for m in ledger.totals(rows)["per_model"].values()) == 4
@@ -92,8 +107,14 @@ def test_daily_budget():
 
 
 def test_spend_is_counted_by_utc_day():
-    late = {"key": "k", "shot": "a", "endpoint": "e", "state": "downloaded", "estimated_cost_usd": "2",
-            "submitted_at": "2026-03-01T23:30:00-05:00"}  # 04:30 UTC on March 2
+    late = {
+        "key": "k",
+        "shot": "a",
+        "endpoint": "e",
+        "state": "downloaded",
+        "estimated_cost_usd": "2",
+        "submitted_at": "2026-03-01T23:30:00-05:00",
+    }  # 04:30 UTC on March 2
     assert ledger.spent_on_day([late], date(2026, 3, 2)) == (Decimal(2), 0)
     assert ledger.spent_on_day([late], date(2026, 3, 1)) == (Decimal(0), 0)
 

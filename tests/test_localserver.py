@@ -40,7 +40,9 @@ def test_runs_reuse_the_local_server_and_its_global_limit_bounds_submits(tmp_pat
         assert status.returncode == 0 and state["api_url"].removesuffix("/api") in status.stdout
 
         fake_fal.reset(queue_seconds=0.2, run_seconds=0.6)
-        run = shotflow("run", str(sb), "--backend", "fal", "--concurrency", "3", "--out", str(tmp_path / "three.mp4"), env=env, cwd=tmp_path)
+        run = shotflow(
+            "run", str(sb), "--backend", "fal", "--concurrency", "3", "--out", str(tmp_path / "three.mp4"), env=env, cwd=tmp_path
+        )
         assert run.returncode == 0, run.stdout + run.stderr
         assert "reporting to the local Prefect server at " + state["api_url"].removesuffix("/api") in run.stdout
         assert "starting Prefect" not in run.stdout  # no private server

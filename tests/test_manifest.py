@@ -18,7 +18,22 @@ OUT = OutputSpec(path="out/film.mp4", width=1280, height=720, fps=24, fit="pad",
 
 
 def shot(sid: str, cost: str | None) -> ShotPlan:
-    return ShotPlan(sid, 0, 3, "kling-v2", "fal-ai/kling", {"prompt": sid}, 5, "16:9", "720p", 1280, 720, 24, False, None if cost is None else Decimal(cost))
+    return ShotPlan(
+        sid,
+        0,
+        3,
+        "kling-v2",
+        "fal-ai/kling",
+        {"prompt": sid},
+        5,
+        "16:9",
+        "720p",
+        1280,
+        720,
+        24,
+        False,
+        None if cost is None else Decimal(cost),
+    )
 
 
 PLAN = Plan("boards/film.yaml", "Film", "abc123", (shot("opening", "1.40"), shot("street", "0.45"), shot("close", None)), OUT)
@@ -109,8 +124,24 @@ def version_1(backend: str) -> dict:
         "estimated_cost_usd": "1.85",
         "unpriced_shots": [],
         "shots": [
-            {"id": "opening", "model": "kling-v2", "seconds": 5, "cost_usd": "1.40", "request_id": None, "cache_hit": True, "clip": "a.mp4"},
-            {"id": "street", "model": "kling-v2", "seconds": 5, "cost_usd": "0.45", "request_id": None, "cache_hit": False, "clip": "b.mp4"},
+            {
+                "id": "opening",
+                "model": "kling-v2",
+                "seconds": 5,
+                "cost_usd": "1.40",
+                "request_id": None,
+                "cache_hit": True,
+                "clip": "a.mp4",
+            },
+            {
+                "id": "street",
+                "model": "kling-v2",
+                "seconds": 5,
+                "cost_usd": "0.45",
+                "request_id": None,
+                "cache_hit": False,
+                "clip": "b.mp4",
+            },
         ],
         "join": {"video_copied": True, "overlaps_rendered_after_last_clip": 0},
     }
@@ -185,7 +216,9 @@ def test_a_continuing_shot_is_recorded_as_it_was_sent_with_its_source_and_frames
     manifest = json.loads(write_manifest(plan, made, backend="fal", video=video, duration=15.0).read_text())
     recorded = {s["id"]: s for s in manifest["shots"]}
     assert recorded["street"]["source"] == "opening"
-    assert recorded["street"]["frames"] == [{"field": "image_url", "sha256": "f" * 64, "path": frame.path, "origin": "last frame of opening"}]
+    assert recorded["street"]["frames"] == [
+        {"field": "image_url", "sha256": "f" * 64, "path": frame.path, "origin": "last frame of opening"}
+    ]
     assert recorded["street"]["body"] == {"prompt": "street", "image_url": FRAME_REF + "f" * 64}
     sent = dataclasses.replace(street, body=recorded["street"]["body"], frames=(frame,))
     assert recorded["street"]["body_hash"] == sent.body_hash

@@ -37,12 +37,25 @@ def problems(text: str) -> list[str]:
 def test_kling_body():
     s = one("- {id: a, prompt: p, model: kling-2.0-master, duration: 10, aspect_ratio: '9:16', params: {cfg_scale: 0.7}}")
     assert s.endpoint == "fal-ai/kling-video/v2/master/text-to-video"
-    assert s.body == {"prompt": "p", "duration": "10", "aspect_ratio": "9:16", "negative_prompt": "blur, distort, and low quality", "cfg_scale": 0.7}
+    assert s.body == {
+        "prompt": "p",
+        "duration": "10",
+        "aspect_ratio": "9:16",
+        "negative_prompt": "blur, distort, and low quality",
+        "cfg_scale": 0.7,
+    }
 
 
 def test_seedance_body():
     s = one("- {id: a, prompt: p, model: seedance, duration: 5, resolution: 480p, seed: 7, params: {camera_fixed: true}}")
-    assert s.body == {"prompt": "p", "aspect_ratio": "16:9", "resolution": "480p", "duration": "5", "camera_fixed": True, "seed": 7}
+    assert s.body == {
+        "prompt": "p",
+        "aspect_ratio": "16:9",
+        "resolution": "480p",
+        "duration": "5",
+        "camera_fixed": True,
+        "seed": 7,
+    }
 
 
 def test_pixverse_v4_fast_body_has_no_duration():
@@ -81,7 +94,14 @@ def test_hailuo_body():
 
 def test_veo3_body_and_audio():
     s = one("- {id: a, prompt: p, model: fal-ai/veo3, duration: 8, resolution: 1080p}")
-    assert s.body == {"prompt": "p", "aspect_ratio": "16:9", "duration": "8s", "enhance_prompt": True, "resolution": "1080p", "generate_audio": True}
+    assert s.body == {
+        "prompt": "p",
+        "aspect_ratio": "16:9",
+        "duration": "8s",
+        "enhance_prompt": True,
+        "resolution": "1080p",
+        "generate_audio": True,
+    }
     assert s.audio is True
     silent = one("- {id: a, prompt: p, model: veo3, params: {generate_audio: false}}")
     assert silent.audio is False and silent.cost < s.cost
@@ -185,7 +205,12 @@ def test_every_problem_is_reported_not_just_the_first():
 
 
 def test_crossfade_longer_than_a_clip():
-    msgs = problems(board("- {id: a, prompt: p, model: kling, duration: 5}\n- {id: b, prompt: p, model: kling}", output="transition: {type: crossfade, seconds: 5}"))
+    msgs = problems(
+        board(
+            "- {id: a, prompt: p, model: kling, duration: 5}\n- {id: b, prompt: p, model: kling}",
+            output="transition: {type: crossfade, seconds: 5}",
+        )
+    )
     assert msgs == [
         f"sb.yaml:4: shot 'b': output.transition: the 5 s crossfade from 'a' into 'b' does not fit in shot '{x}' (5 s): "
         "a transition must be shorter than both shots it joins"
@@ -204,7 +229,9 @@ def test_a_single_shot_has_no_crossfade_to_hold():
 
 
 def test_duplicate_ids_do_not_hide_other_problems():
-    msgs = problems(board("- {id: a, prompt: p, model: kling, duration: 7}\n- {id: A, prompt: p, model: kling, params: {foo: 1}}"))
+    msgs = problems(
+        board("- {id: a, prompt: p, model: kling, duration: 7}\n- {id: A, prompt: p, model: kling, params: {foo: 1}}")
+    )
     assert len(msgs) == 3
     assert "renders 5 or 10 s clips, not 7 s" in msgs[0]
     assert "duplicate shot id" in msgs[1] and "params.foo" in msgs[2]
@@ -217,7 +244,10 @@ def test_missing_soundtrack_file():
 
 def test_final_duration_subtracts_crossfades():
     plan = plan_from_text(
-        board("- {id: a, prompt: p, model: kling}\n- {id: b, prompt: p, model: veo3}", output="transition: {type: crossfade, seconds: 0.5}"),
+        board(
+            "- {id: a, prompt: p, model: kling}\n- {id: b, prompt: p, model: veo3}",
+            output="transition: {type: crossfade, seconds: 0.5}",
+        ),
         "sb.yaml",
     )
     assert plan.generated_seconds == 13 and plan.final_seconds == 12.5
@@ -241,7 +271,10 @@ def test_a_crossfade_must_be_a_whole_number_of_frames():
 @pytest.mark.parametrize(
     "params, said",
     [
-        ("{style: watercolor}", "params.style: Input should be 'anime', '3d_animation', 'clay', 'comic' or 'cyberpunk' (got 'watercolor')"),
+        (
+            "{style: watercolor}",
+            "params.style: Input should be 'anime', '3d_animation', 'clay', 'comic' or 'cyberpunk' (got 'watercolor')",
+        ),
         ("{style: 3}", "params.style: Input should be 'anime'"),
     ],
 )
@@ -313,7 +346,12 @@ shots:
 
 def test_each_shot_sets_the_cut_into_it_and_the_rest_take_output_transition():
     plan = plan_from_text(MIXED, "sb.yaml")
-    assert [(c.effect, c.seconds) for c in plan.output.cuts] == [("cut", 0.0), ("crossfade", 0.5), ("fadewhite", 1.0), ("wipeleft", 0.25)]
+    assert [(c.effect, c.seconds) for c in plan.output.cuts] == [
+        ("cut", 0.0),
+        ("crossfade", 0.5),
+        ("fadewhite", 1.0),
+        ("wipeleft", 0.25),
+    ]
     assert plan.final_seconds == 25 - 0.5 - 1 - 0.25  # exact: every overlap is whole frames
 
 
@@ -323,24 +361,35 @@ def test_a_fade_is_through_black_unless_it_says_white():
 
 
 def test_a_transition_too_long_for_its_shot_names_its_line():
-    text = MIXED.replace("- {id: c, prompt: p, model: kling}", "- {id: c, prompt: p, model: kling, duration: 10, transition: {type: slideup, seconds: 5}}")
+    text = MIXED.replace(
+        "- {id: c, prompt: p, model: kling}",
+        "- {id: c, prompt: p, model: kling, duration: 10, transition: {type: slideup, seconds: 5}}",
+    )
     (msg,) = problems(text)
     assert msg.startswith("sb.yaml:6: shot 'c': transition: the 5 s slideup from 'b' into 'c' does not fit in shot 'b' (5 s)")
 
 
 def test_a_clip_that_cannot_hold_its_two_overlaps_names_the_line_a_shot_set():
-    text = MIXED.replace("model: kling}\n  - id: d", "model: kling, duration: 5}\n  - id: d").replace("seconds: 1}", "seconds: 4.5}")
+    text = MIXED.replace("model: kling}\n  - id: d", "model: kling, duration: 5}\n  - id: d").replace(
+        "seconds: 1}", "seconds: 4.5}"
+    )
     (msg,) = problems(text)
-    assert msg.startswith("sb.yaml:10: shot 'c': a 5 s clip cannot hold the 0.5 s crossfade into it and the 4.5 s fade through white out of it")
+    assert msg.startswith(
+        "sb.yaml:10: shot 'c': a 5 s clip cannot hold the 0.5 s crossfade into it and the 4.5 s fade through white out of it"
+    )
 
 
 def test_a_shot_transition_must_be_whole_frames_too():
     (msg,) = problems(MIXED.replace("seconds: 0.25}", "seconds: 0.3}"))
-    assert msg.startswith("sb.yaml:11: shot 'e': transition: a 0.3 s wipeleft is 7.2 frames at 24 fps; use a whole number of frames")
+    assert msg.startswith(
+        "sb.yaml:11: shot 'e': transition: a 0.3 s wipeleft is 7.2 frames at 24 fps; use a whole number of frames"
+    )
 
 
 def test_the_first_shot_has_no_cut_into_it():
-    (msg,) = problems(MIXED.replace("- {id: a, prompt: p, model: kling}", "- {id: a, prompt: p, model: kling, transition: {type: fade}}"))
+    (msg,) = problems(
+        MIXED.replace("- {id: a, prompt: p, model: kling}", "- {id: a, prompt: p, model: kling, transition: {type: fade}}")
+    )
     assert msg == "sb.yaml:4: shot 'a': transition: the first shot has no cut into it: remove its transition:"
 
 

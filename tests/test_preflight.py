@@ -158,7 +158,9 @@ def test_an_output_whose_sidecar_is_the_storyboard(work):
 def test_out_pointing_at_the_soundtrack(work):
     boards, run_dir = work
     track = boards / "music.mp4"
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=0.2", "-c:a", "aac", str(track)], check=True, timeout=60)
+    subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=0.2", "-c:a", "aac", str(track)], check=True, timeout=60
+    )
     msgs = check(plan_of(boards, audio="music.mp4", out=str(track)), run_dir)
     assert f"{track}: the output would overwrite the soundtrack (an input) {track}" in msgs
 
@@ -167,7 +169,10 @@ def test_out_inside_the_clip_store(work, clip_store):
     boards, run_dir = work
     target = clip_store / "jobs" / "x.mp4"
     (msg,) = check(plan_of(boards, out=str(target)), run_dir)
-    assert msg == f"{target}: is inside shotflow's clip store and journal ({clip_store}, SHOTFLOW_CACHE_DIR): write the video elsewhere"
+    assert (
+        msg
+        == f"{target}: is inside shotflow's clip store and journal ({clip_store}, SHOTFLOW_CACHE_DIR): write the video elsewhere"
+    )
 
 
 def test_out_at_the_clip_store_through_a_relative_path(work, clip_store, monkeypatch):
@@ -185,7 +190,9 @@ def test_out_at_a_folder(work):
     assert msg.startswith(f"{folder}: is a folder: give the output a file name")
 
 
-@pytest.mark.parametrize("name, said", [("v.txt", "not a '.txt' file"), ("v.mkv", "not a '.mkv' file"), ("v", "not a file without an extension")])
+@pytest.mark.parametrize(
+    "name, said", [("v.txt", "not a '.txt' file"), ("v.mkv", "not a '.mkv' file"), ("v", "not a file without an extension")]
+)
 def test_out_with_an_extension_shotflow_does_not_write(work, name, said):
     boards, run_dir = work
     (msg,) = check(plan_of(boards, out=name), run_dir)
@@ -202,7 +209,9 @@ def test_an_output_folder_under_a_file_cannot_be_created(work):
     boards, run_dir = work
     (run_dir / "taken").write_text("a file")
     (msg,) = check(plan_of(boards, out="taken/sub/v.mp4"), run_dir)
-    assert msg == f"{run_dir / 'taken' / 'sub'}: the output's folder cannot be created: {run_dir / 'taken'} is a file, not a folder"
+    assert (
+        msg == f"{run_dir / 'taken' / 'sub'}: the output's folder cannot be created: {run_dir / 'taken'} is a file, not a folder"
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
@@ -281,8 +290,22 @@ def test_a_soundtrack_without_an_audio_stream(work):
     boards, run_dir = work
     silent = boards / "silent.mp4"
     subprocess.run(
-        [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "color=c=black:s=64x64:d=0.2", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(silent)],
-        check=True, timeout=60,
+        [
+            ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=64x64:d=0.2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(silent),
+        ],
+        check=True,
+        timeout=60,
     )
     (msg,) = check(plan_of(boards, audio="silent.mp4"), run_dir)
     assert msg == f"{silent}: output.audio.path: has no audio stream"
@@ -291,7 +314,9 @@ def test_a_soundtrack_without_an_audio_stream(work):
 def test_a_video_with_sound_is_a_soundtrack(work):
     boards, run_dir = work
     track = boards / "music.mp4"
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=0.2", "-c:a", "aac", str(track)], check=True, timeout=60)
+    subprocess.run(
+        [ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=0.2", "-c:a", "aac", str(track)], check=True, timeout=60
+    )
     preflight(plan_of(boards, audio="music.mp4"), cwd=run_dir, settings=Settings(_env_file=None))
 
 
@@ -325,7 +350,12 @@ def test_every_problem_is_reported_at_once(work):
     (boards / "notes.mp3").write_text("text")
     (run_dir / "v.txt").mkdir()
     msgs = check(plan_of(boards, audio="notes.mp3", out="v.txt"), run_dir, backend="fal")
-    assert [m.split(": ")[0] for m in msgs] == [str(run_dir / "v.txt"), str(run_dir / "v.txt"), str(boards / "notes.mp3"), "no fal key"]
+    assert [m.split(": ")[0] for m in msgs] == [
+        str(run_dir / "v.txt"),
+        str(run_dir / "v.txt"),
+        str(boards / "notes.mp3"),
+        "no fal key",
+    ]
 
 
 def test_a_refused_var_is_the_one_problem_of_its_path(work):
@@ -344,8 +374,13 @@ def test_shotflow_run_refuses_before_starting_prefect(work):
     args = ["run", str(boards / "sb.yaml"), "--backend", "preview", "--out", "v.txt"]
     # its own session: if the preflight ever let it through, the Prefect server it starts dies with it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shotflow.cli", *args], cwd=run_dir, env={**env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "-m", "shotflow.cli", *args],
+        cwd=run_dir,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         stdout, stderr = proc.communicate(timeout=60)
@@ -399,8 +434,17 @@ def spent_today(cache: Path, usd: str) -> None:
     journal = Journal.in_cache(cache)
     stamp = now()
     journal.write(
-        JobRecord(key="other", shot="x", endpoint="fal-ai/veo3", body_hash="h", state="downloaded", request_id="r1",
-                  submitted_at=stamp, finished_at=stamp, estimated_cost_usd=usd)
+        JobRecord(
+            key="other",
+            shot="x",
+            endpoint="fal-ai/veo3",
+            body_hash="h",
+            state="downloaded",
+            request_id="r1",
+            submitted_at=stamp,
+            finished_at=stamp,
+            estimated_cost_usd=usd,
+        )
     )
 
 
@@ -443,7 +487,9 @@ def test_an_unpriced_shot_cannot_be_held_to_a_daily_budget(work, monkeypatch):
     plan_of(boards)
     sb.write_text(sb.read_text().replace("model: kling", "model: veo2"))
     (msg,) = check(load_plan(sb), run_dir, backend="fal")
-    assert msg.startswith("SHOTFLOW_DAILY_BUDGET: no known price for shot(s) a, so the run cannot be held to the daily budget of $100.00")
+    assert msg.startswith(
+        "SHOTFLOW_DAILY_BUDGET: no known price for shot(s) a, so the run cannot be held to the daily budget of $100.00"
+    )
 
 
 # --- paths: one rule ------------------------------------------------------------------------

@@ -30,7 +30,17 @@ VEO = ShotPlan(
     audio=True,
     cost=None,
 )
-KLING = replace(VEO, id="portrait", model="kling-v2", endpoint="fal-ai/kling", body={"prompt": "a face"}, width=72, height=128, fps=30, audio=False)
+KLING = replace(
+    VEO,
+    id="portrait",
+    model="kling-v2",
+    endpoint="fal-ai/kling",
+    body={"prompt": "a face"},
+    width=72,
+    height=128,
+    fps=30,
+    audio=False,
+)
 
 
 @pytest.fixture
@@ -93,6 +103,7 @@ def test_forget_draws_it_again(backend):
 
 
 # --- continuity: a dependent shot opens on its first frame ------------------------------------
+
 
 def first_and_last(path) -> tuple[np.ndarray, np.ndarray]:
     with av.open(str(path)) as c:

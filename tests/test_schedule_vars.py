@@ -48,12 +48,12 @@ def test_overrides_change_the_body_and_so_the_clip():
 
 
 def test_unknown_placeholder_is_an_error_naming_the_line():
-    (msg,) = problems(BASE.replace("{{ topic }}\"\n    model", "{{ subject }}\"\n    model"))
+    (msg,) = problems(BASE.replace('{{ topic }}"\n    model', '{{ subject }}"\n    model'))
     assert msg.startswith("sb.yaml:12: shot 'a': unknown placeholder {{ subject }}")
 
 
 def test_malformed_placeholder():
-    (msg,) = problems(BASE.replace("{{ topic }}\"\n    model", "{{ topic | upper }}\"\n    model"))
+    (msg,) = problems(BASE.replace('{{ topic }}"\n    model', '{{ topic | upper }}"\n    model'))
     assert "is not a placeholder" in msg
 
 
@@ -117,7 +117,9 @@ def test_an_empty_var_in_the_prompt_only_is_named_with_the_shot():
 
 
 def test_an_empty_var_in_the_output_path():
-    text = BASE.replace("  topic: the harbour at dawn", "  topic: x\n  tag: ''").replace("harbour-{{ date }}", "harbour-{{ tag }}")
+    text = BASE.replace("  topic: the harbour at dawn", "  topic: x\n  tag: ''").replace(
+        "harbour-{{ date }}", "harbour-{{ tag }}"
+    )
     (msg,) = problems(text)
     assert "var 'tag' is empty but {{ tag }} is used in output.path" in msg
 
@@ -126,7 +128,15 @@ def test_an_empty_var_nobody_uses_is_fine():
     plan_from_text(BASE.replace("  topic: the harbour at dawn", "  topic: x\n  unused: ''"), "sb.yaml")
 
 
-@pytest.mark.parametrize("value, said", [(float("nan"), "is nan: give a finite number"), (float("inf"), "is inf: give a finite number"), (True, "is a bool"), ([1], "is a list")])
+@pytest.mark.parametrize(
+    "value, said",
+    [
+        (float("nan"), "is nan: give a finite number"),
+        (float("inf"), "is inf: give a finite number"),
+        (True, "is a bool"),
+        ([1], "is a list"),
+    ],
+)
 def test_odd_override_values_are_refused(value, said):
     (msg,) = problems(BASE, vars={"topic": value})
     assert f"var 'topic': the value given for this run {said}" in msg
@@ -152,7 +162,9 @@ def test_vars_filled_into_paths_are_recorded_for_the_preflight():
 def test_the_soundtrack_path_takes_vars(tmp_path):
     (tmp_path / "dawn.mp3").write_bytes(b"")
     sb = tmp_path / "sb.yaml"
-    text = BASE.replace("  topic: the harbour at dawn", "  topic: dawn").replace('.mp4"', '.mp4"\n  audio: {path: "{{ topic }}.mp3"}')
+    text = BASE.replace("  topic: the harbour at dawn", "  topic: dawn").replace(
+        '.mp4"', '.mp4"\n  audio: {path: "{{ topic }}.mp3"}'
+    )
     plan = plan_from_text(text, str(sb))
     assert plan.output.soundtrack == str(tmp_path / "dawn.mp3")
     assert ("topic", "dawn", "output.audio.path") in [(v.name, v.value, v.where) for v in plan.path_vars]

@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from shotflow.deployments.server import PrefectServer
 
 SLEEPS = "import time; print('ready', flush=True); time.sleep(120)"

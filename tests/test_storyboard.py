@@ -44,34 +44,81 @@ def test_missing_file(tmp_path):
 
 # --- YAML syntax: plain words, the line and column, and a caret under the spot -----------------
 
-PYYAML_WORDING = ("while parsing", "while scanning", "expected <block end>", "block mapping", "<scalar>", "could not find",
-                  "mapping values are not allowed", "cannot start any token", "flow sequence", "stream end")
+PYYAML_WORDING = (
+    "while parsing",
+    "while scanning",
+    "expected <block end>",
+    "block mapping",
+    "<scalar>",
+    "could not find",
+    "mapping values are not allowed",
+    "cannot start any token",
+    "flow sequence",
+    "stream end",
+)
 
 
 @pytest.mark.parametrize(
     "text, where, said, caret_line",
     [
-        pytest.param("version: 1\nshots:\n  - id: a\n    prompt: [unclosed\n    model: kling\n", "4:13",
-                     "a list item is missing its closing ']': this '[' is never closed", "    prompt: [unclosed", id="unclosed ["),
-        pytest.param("version: 1\nshots: [\n", "2:8", "this '[' is never closed (the file ends inside it)", "shots: [", id="[ at the end"),
-        pytest.param("version: 1\nshots:\n  - {id: a, prompt: p, model: kling\n  - {id: b, prompt: q}\n", "3:5",
-                     "a mapping item is missing its closing '}'", "  - {id: a, prompt: p, model: kling", id="unclosed {"),
-        pytest.param("version: 1\ntags: [\"a\" \"b\"]\n", "2:12", "a ',' is missing here", 'tags: ["a" "b"]', id="missing comma"),
-        pytest.param('version: 1\ntitle: "hello\nshots: []\n', "2:8", 'this " opens a quoted value that is never closed',
-                     'title: "hello', id='unclosed "'),
-        pytest.param("version: 1\ntitle: 'it's bad'\n", "2:12", "text after the closing quote", "title: 'it's bad'", id="quote in quotes"),
+        pytest.param(
+            "version: 1\nshots:\n  - id: a\n    prompt: [unclosed\n    model: kling\n",
+            "4:13",
+            "a list item is missing its closing ']': this '[' is never closed",
+            "    prompt: [unclosed",
+            id="unclosed [",
+        ),
+        pytest.param(
+            "version: 1\nshots: [\n", "2:8", "this '[' is never closed (the file ends inside it)", "shots: [", id="[ at the end"
+        ),
+        pytest.param(
+            "version: 1\nshots:\n  - {id: a, prompt: p, model: kling\n  - {id: b, prompt: q}\n",
+            "3:5",
+            "a mapping item is missing its closing '}'",
+            "  - {id: a, prompt: p, model: kling",
+            id="unclosed {",
+        ),
+        pytest.param('version: 1\ntags: ["a" "b"]\n', "2:12", "a ',' is missing here", 'tags: ["a" "b"]', id="missing comma"),
+        pytest.param(
+            'version: 1\ntitle: "hello\nshots: []\n',
+            "2:8",
+            'this " opens a quoted value that is never closed',
+            'title: "hello',
+            id='unclosed "',
+        ),
+        pytest.param(
+            "version: 1\ntitle: 'it's bad'\n", "2:12", "text after the closing quote", "title: 'it's bad'", id="quote in quotes"
+        ),
         pytest.param("version: 1\nshots:\n\t- id: a\n", "3:1", "a tab: YAML indents with spaces only", " - id: a", id="tab"),
-        pytest.param("version: 1\nshots:\n  - id: a\n     prompt: x\n", "4:6",
-                     "'prompt:' is indented more than the line above", "     prompt: x", id="indented too far"),
-        pytest.param("version: 1\nshots:\n  - id: a\n    prompt: x\n   model: kling\n", "5:4",
-                     "this line is not indented like the lines around it", "   model: kling", id="indented too little"),
+        pytest.param(
+            "version: 1\nshots:\n  - id: a\n     prompt: x\n",
+            "4:6",
+            "'prompt:' is indented more than the line above",
+            "     prompt: x",
+            id="indented too far",
+        ),
+        pytest.param(
+            "version: 1\nshots:\n  - id: a\n    prompt: x\n   model: kling\n",
+            "5:4",
+            "this line is not indented like the lines around it",
+            "   model: kling",
+            id="indented too little",
+        ),
         pytest.param("version: 1\ntitle\nshots: []\n", "2:1", "'title' has no ':' after it", "title", id="key without colon"),
-        pytest.param("version: 1\nshots:\n  - id: a\n    prompt: a cat: sitting\n", "4:18",
-                     "a ': ' inside the value of 'prompt': put the whole value in quotes, e.g. prompt: \"a cat: sitting\"",
-                     "    prompt: a cat: sitting", id="colon in value"),
-        pytest.param('version: 1\ntitle: "C:\\path"\n', "2:12", "'\\p' is not one: use single quotes", 'title: "C:\\path"', id="escape"),
+        pytest.param(
+            "version: 1\nshots:\n  - id: a\n    prompt: a cat: sitting\n",
+            "4:18",
+            "a ': ' inside the value of 'prompt': put the whole value in quotes, e.g. prompt: \"a cat: sitting\"",
+            "    prompt: a cat: sitting",
+            id="colon in value",
+        ),
+        pytest.param(
+            'version: 1\ntitle: "C:\\path"\n', "2:12", "'\\p' is not one: use single quotes", 'title: "C:\\path"', id="escape"
+        ),
         pytest.param("version: 1\nshots: [a]]\n", "2:11", "a ']' with no '[' before it to close", "shots: [a]]", id="extra ]"),
-        pytest.param("version: 1\ntitle: @home\n", "2:8", "a value cannot start with '@' unless it is in quotes", "title: @home", id="@"),
+        pytest.param(
+            "version: 1\ntitle: @home\n", "2:8", "a value cannot start with '@' unless it is in quotes", "title: @home", id="@"
+        ),
         pytest.param("version: 1\n---\nshots: []\n", "2:1", "a second document starts here", "---", id="two documents"),
         pytest.param("version: 1\ntitle: a\x07b\n", "2:9", "a control character (U+0007)", "title: a b", id="control character"),
     ],
@@ -239,7 +286,10 @@ def numbers(tmp_path, **bad) -> list[str]:
         ("SEED", "seed", 18, "b"),
     ],
 )
-@pytest.mark.parametrize("value, said", [(".nan", "NaN (not a number) is not allowed"), (".inf", "infinity is not allowed"), ("-.inf", "-infinity is not allowed")])
+@pytest.mark.parametrize(
+    "value, said",
+    [(".nan", "NaN (not a number) is not allowed"), (".inf", "infinity is not allowed"), ("-.inf", "-infinity is not allowed")],
+)
 def test_nan_and_infinity_are_refused_everywhere(tmp_path, field, name, line, shot, value, said):
     (msg,) = numbers(tmp_path, **{field: value})
     who = f" shot '{shot}':" if shot else ""

@@ -40,7 +40,9 @@ PROBE = (
 
 
 def run_cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PROBE, "run", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, "run", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,19 @@ def rendered(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("uptodate")
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=f=440:d=3", str(work / "track.wav")],
-        check=True, timeout=60,
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:d=3",
+            str(work / "track.wav"),
+        ],
+        check=True,
+        timeout=60,
     )
     (work / "sb.yaml").write_text(STORYBOARD)
     env = {**os.environ, "SHOTFLOW_CACHE_DIR": str(work / "cache")}

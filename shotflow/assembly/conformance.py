@@ -137,7 +137,9 @@ class RecipeCheck:
             self.reference = stream_shape(path)
 
 
-def matching(clips, durations, out, scratch: Path, timeout: float, *, edges: list[tuple[int, int]], checked: Path | None = None) -> tuple[list[Path], tuple[int, ...]]:
+def matching(
+    clips, durations, out, scratch: Path, timeout: float, *, edges: list[tuple[int, int]], checked: Path | None = None
+) -> tuple[list[Path], tuple[int, ...]]:
     """The clips, with any that do not match the recipe (or each other) normalised again.
 
     With `checked` (the pieces folder), a clip's length and keyframe check is remembered there."""
@@ -159,5 +161,7 @@ def matching(clips, durations, out, scratch: Path, timeout: float, *, edges: lis
     return fixed, tuple(redone)
 
 
-def _renormalised(path: Path, i: int, seconds: float, out: OutputSpec, scratch: Path, timeout: float, edges: list[tuple[int, int]]) -> Path:
+def _renormalised(
+    path: Path, i: int, seconds: float, out: OutputSpec, scratch: Path, timeout: float, edges: list[tuple[int, int]]
+) -> Path:
     return normalise(path, scratch / f"renormalised-{i}.mp4", out, seconds=seconds, edges=edges[i], timeout=timeout)

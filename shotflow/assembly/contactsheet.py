@@ -145,7 +145,9 @@ class Tile:
     label_y: int
 
 
-def layout(boxes: Sequence[tuple[int, int]], *, max_width: int, pad: int, label_h: int, top: int = 0) -> tuple[list[Tile], int, int]:
+def layout(
+    boxes: Sequence[tuple[int, int]], *, max_width: int, pad: int, label_h: int, top: int = 0
+) -> tuple[list[Tile], int, int]:
     """Frames in order, left to right, wrapped into rows no wider than `max_width`; in a row the
     frames stand on one line (bottom-aligned) with their labels under it. Returns the tiles and
     the sheet's width (the widest row) and height."""

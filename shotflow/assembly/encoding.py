@@ -18,7 +18,6 @@ from shotflow.assembly.destination import replacing
 from shotflow.media import ffmpeg as runner
 from shotflow.model import OutputSpec
 
-
 # bump when anything below changes what a normalised clip looks like: cached clips are redone
 RECIPE_VERSION = 1
 AUDIO_RATE = 48000

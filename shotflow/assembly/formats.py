@@ -14,7 +14,6 @@ from shotflow.assembly.encoding import AUDIO_ARGS, AUDIO_RATE, GOP_SECONDS, vide
 from shotflow.errors import AssemblyError
 from shotflow.model import OutputSpec
 
-
 # VP9 for .webm, measured on 22.5 s of 720p on 2 busy cores: `-deadline good` took 70 s;
 # realtime at cpu-used 8 with row and tile threads 7-9 s wall, ~10 s CPU (x264 veryfast's
 # normalisation of the same: 5.6 s), at about the size of the recipe's H.264 (crf 20), one
@@ -55,7 +54,14 @@ class OutputFormat:
         return {"movflags": "+faststart"} if self.muxer in ("mp4", "mov") else {}
 
 
-H264_AAC = {"video_codec": "h264", "audio_codec": "aac", "copies_video": True, "video_args": video_args, "audio_args": AUDIO_ARGS, "audio_suffix": ".m4a"}
+H264_AAC = {
+    "video_codec": "h264",
+    "audio_codec": "aac",
+    "copies_video": True,
+    "video_args": video_args,
+    "audio_args": AUDIO_ARGS,
+    "audio_suffix": ".m4a",
+}
 # what the assembly writes, by extension: the preflight refuses any other before a shot is paid
 OUTPUT_FORMATS: dict[str, OutputFormat] = {
     ".mp4": OutputFormat("mp4", "MP4 (H.264 + AAC)", **H264_AAC),

@@ -158,7 +158,9 @@ def _workers(jobs: int | None) -> int:
     return jobs or os.cpu_count() or 1
 
 
-def _overlap_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: int, scratch: Path, total: float, fmt: OutputFormat) -> Pieces:
+def _overlap_pieces(
+    clips, durations, out, pieces: Path, timeout: float, jobs: int, scratch: Path, total: float, fmt: OutputFormat
+) -> Pieces:
     """What the final pass concatenates, with every overlap made and the audio encoded.
 
     The video middles are not written anywhere: the concat demuxer reads them from the
@@ -177,7 +179,18 @@ def _overlap_pieces(clips, durations, out, pieces: Path, timeout: float, jobs: i
     return Pieces(made.video, made.audio, made.overlaps, made.rendered, encoded)
 
 
-def _final_pass(video_parts, audio_parts: Path | Sequence[Path] | None, out: OutputSpec, tmp: Path, scratch: Path, total: float, fmt: OutputFormat, *, copy: bool, timeout: float) -> None:
+def _final_pass(
+    video_parts,
+    audio_parts: Path | Sequence[Path] | None,
+    out: OutputSpec,
+    tmp: Path,
+    scratch: Path,
+    total: float,
+    fmt: OutputFormat,
+    *,
+    copy: bool,
+    timeout: float,
+) -> None:
     """Video: the parts concatenated (stream copy, or encoded by `fmt` when not `copy`). Audio:
     an already encoded soundtrack (a Path: copied); else the WAV parts (for a cut, None: the
     clips' own audio) concatenated, the soundtrack mixed under, encoded once.
@@ -202,7 +215,9 @@ def _final_pass(video_parts, audio_parts: Path | Sequence[Path] | None, out: Out
     # -copyts: the first clip's audio starts at -1024 samples (AAC priming); without it ffmpeg
     # shifts the whole input by that and the video would start 21 ms late
     what = f"joining {len(video_parts)} pieces into {tmp.parent}"
-    encode_into(tmp, video, audio, what=what, timeout=timeout, global_args=("-copyts",), f=fmt.muxer, **fmt.muxer_args(), **vargs, **aargs)
+    encode_into(
+        tmp, video, audio, what=what, timeout=timeout, global_args=("-copyts",), f=fmt.muxer, **fmt.muxer_args(), **vargs, **aargs
+    )
 
 
 def _check_result(tmp: Path, dst: Path, fmt: OutputFormat, out: OutputSpec, total: float) -> None:

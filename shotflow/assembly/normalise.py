@@ -143,7 +143,9 @@ def _normalised_audio(source, has_audio: bool, length: float):
     )
 
 
-def clip_audio(src: str | os.PathLike, dst: str | os.PathLike, out: OutputSpec, *, seconds: float, timeout: float | None = None) -> Path:
+def clip_audio(
+    src: str | os.PathLike, dst: str | os.PathLike, out: OutputSpec, *, seconds: float, timeout: float | None = None
+) -> Path:
     """A clip's sound exactly as `normalise` makes it (same filters, before AAC), as a WAV: what
     a cut join's soundtrack is made of. Reads only the audio: cheap next to a normalisation."""
     src, dst = Path(src), Path(dst)

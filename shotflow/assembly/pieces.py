@@ -67,7 +67,9 @@ def plan_pieces(clips, durations, out, pieces: Path, timeout: float) -> tuple[Pi
             video.append(Entry(clip, us_up(start, fps) if start else None, us_down(end, fps) if end < n else None))
             middle = pieces / piece_name("audio", clip, start, end, fps, suffix=".wav")
             if not middle.is_file():
-                audio_work.append((_cut_audio, clip, middle, _sample(start, fps, per_frame), _sample(end, fps, per_frame), timeout))
+                audio_work.append(
+                    (_cut_audio, clip, middle, _sample(start, fps, per_frame), _sample(end, fps, per_frame), timeout)
+                )
             audio.append(middle)
         nxt = clips[i + 1] if i < last else None
         t = overlaps_at[i] if i < last else 0

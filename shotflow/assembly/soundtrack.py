@@ -21,12 +21,18 @@ from shotflow.errors import AssemblyError, MediaError
 from shotflow.model import OutputSpec
 
 
-def soundtrack_stored(wavs: Sequence[str | os.PathLike], durations: Sequence[float], out: OutputSpec, pieces_dir: str | os.PathLike) -> Path:
+def soundtrack_stored(
+    wavs: Sequence[str | os.PathLike], durations: Sequence[float], out: OutputSpec, pieces_dir: str | os.PathLike
+) -> Path:
     """`encode_soundtrack`, kept in `pieces_dir` under a name made from what it is made of (the
     clips' sounds, the soundtrack file and its volume, the lengths, the format's audio): made once."""
     suffix = output_format(out.path).audio_suffix
     track = Path(out.soundtrack) if out.soundtrack else None
-    under = [str(track), track.stat().st_size, track.stat().st_mtime_ns, out.soundtrack_volume] if track is not None and track.is_file() else None
+    under = (
+        [str(track), track.stat().st_size, track.stat().st_mtime_ns, out.soundtrack_volume]
+        if track is not None and track.is_file()
+        else None
+    )
     dst = Path(pieces_dir) / piece_name("soundtrack", *map(Path, wavs), under, list(durations), out.fps, suffix=suffix)
     if dst.is_file() and dst.stat().st_size > 0:
         return dst
@@ -34,7 +40,14 @@ def soundtrack_stored(wavs: Sequence[str | os.PathLike], durations: Sequence[flo
     return encode_soundtrack(wavs, durations, out, dst)
 
 
-def encode_soundtrack(wavs: Sequence[str | os.PathLike], durations: Sequence[float], out: OutputSpec, dst: str | os.PathLike, *, timeout: float | None = None) -> Path:
+def encode_soundtrack(
+    wavs: Sequence[str | os.PathLike],
+    durations: Sequence[float],
+    out: OutputSpec,
+    dst: str | os.PathLike,
+    *,
+    timeout: float | None = None,
+) -> Path:
     """The cut join's soundtrack, encoded once, ahead of the join: the clips' WAVs (`clip_audio`,
     in order) concatenated, `out.soundtrack` mixed under, in the audio codec of `out.path`'s
     format; `join(..., audio=dst)` copies it. AssemblyError when a cut overlaps (those joins
@@ -74,7 +87,9 @@ def with_soundtrack(audio, out: OutputSpec, total_samples: int):
     return audio
 
 
-def encode_audio(parts: Sequence[Path], out: OutputSpec, dst: Path, scratch: Path, total: float, timeout: float, fmt: OutputFormat) -> Path:
+def encode_audio(
+    parts: Sequence[Path], out: OutputSpec, dst: Path, scratch: Path, total: float, timeout: float, fmt: OutputFormat
+) -> Path:
     """The WAV parts concatenated, the soundtrack mixed under, encoded once in `fmt`'s audio
     codec (AAC in an .m4a, Opus in an audio-only .webm) into `dst`, for the final pass to copy."""
     audio = concat_input(parts, scratch / "audio.ffconcat").audio

@@ -35,7 +35,10 @@ EFFECTS: dict[str, Effect] = {
     "crossfade": Effect("fade"),
     "fadeblack": Effect("fadeblack", dips=True),
     "fadewhite": Effect("fadewhite", dips=True),
-    **{name: Effect(name) for name in ("wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown")},
+    **{
+        name: Effect(name)
+        for name in ("wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown")
+    },
 }
 
 
@@ -63,8 +66,12 @@ def overlap_audio(a: Path, b: Path, dst: Path, n: int, t: int, fps: int, effect:
     samples = round(t * AUDIO_RATE / fps)
     total = round(n * AUDIO_RATE / fps)
     # the tail cut by sample count rather than by a seek
-    tail = ff.input(str(a)).audio.filter("atrim", start_sample=total - samples, end_sample=total).filter("asetpts", "PTS-STARTPTS")
-    head = ff.input(str(b), t=f"{(t + 0.5) / fps:.6f}").audio.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+    tail = (
+        ff.input(str(a)).audio.filter("atrim", start_sample=total - samples, end_sample=total).filter("asetpts", "PTS-STARTPTS")
+    )
+    head = (
+        ff.input(str(b), t=f"{(t + 0.5) / fps:.6f}").audio.filter("atrim", end_sample=samples).filter("asetpts", "PTS-STARTPTS")
+    )
     if EFFECTS[effect].dips:
         half = samples // 2
         tail = tail.filter("afade", type="out", start_sample=0, nb_samples=half, curve="tri")

@@ -104,7 +104,9 @@ def dollars(amount: Decimal, places: int | None = None) -> str:
 
 UNKNOWN = Price(None, source="no price found on fal's pages (late 2025)", as_of="2025-11")
 # an image-to-video endpoint whose price fal's pages (as stored for the search tool) do not give
-UNKNOWN_IMAGE = Price(None, source="no price for the image-to-video endpoint in fal's stored pages (searched 2026-12-01)", as_of="2026-12")
+UNKNOWN_IMAGE = Price(
+    None, source="no price for the image-to-video endpoint in fal's stored pages (searched 2026-12-01)", as_of="2026-12"
+)
 
 
 # --- capabilities ---------------------------------------------------------------------------

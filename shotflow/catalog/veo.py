@@ -50,9 +50,7 @@ MODELS = (
             ),
             duration=choice(("8s",), "8s", DURATION),
             resolution=choice(("720p", "1080p"), "720p", "The resolution of the generated video"),
-            generate_audio=value(
-                True, "Whether to generate audio for the video. If false, %33 less credits will be used."
-            ),
+            generate_audio=value(True, "Whether to generate audio for the video. If false, %33 less credits will be used."),
         ),
         audio="param",
         price=Price(D("0.20"), "second", by_audio={True: D(2)}, note="$0.40/s with audio, $0.20/s without"),
@@ -84,7 +82,7 @@ MODELS = (
             ),
             id_source=VEO3_PAGE + " and " + FAL_JS_MAP,
             schema_source=f"{FAL_JS_SCHEMAS} (Veo3ImageToVideoInput: fields, enums, bounds) and {VEO3_PAGE} (defaults)",
-            notes='resolution\'s default "720p" is the text endpoint\'s (the stored page cuts off before it); the page, '
+            notes="resolution's default \"720p\" is the text endpoint's (the stored page cuts off before it); the page, "
             "newer than fal's client, also lists negative_prompt: not declared until its whole schema is seen",
         ),
     ),

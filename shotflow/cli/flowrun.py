@@ -17,7 +17,6 @@ from shotflow.generation import events
 from shotflow.model import Plan
 from shotflow.report.display import ShotDisplay
 
-
 # After the first Ctrl-C the flow ends Cancelled in well under a second; shots still waiting on
 # fal stop at their next poll. Whatever has not stopped by then is not waited for.
 STOP_GRACE_SECONDS = 5.0
@@ -37,7 +36,10 @@ def open_prefect_api():
 
     reusable = localserver.find()  # `shotflow server start` (or `serve`) left one running
     if reusable:
-        print(f"shotflow: reporting to the local Prefect server at {reusable.removesuffix('/api')} (shotflow server status)", flush=True)
+        print(
+            f"shotflow: reporting to the local Prefect server at {reusable.removesuffix('/api')} (shotflow server status)",
+            flush=True,
+        )
         return None, reusable
     server = PrefectServer(api_only=True, start_timeout=PREFECT_START_TIMEOUT, log=PrefectServer.temporary_log()).launch()
     print(

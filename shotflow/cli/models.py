@@ -55,7 +55,10 @@ def image_lines(m) -> list[str]:
     im = m.image
     first = f"  {m.alias:<18}{im.endpoint}" + ("  (id assumed)" if im.id_assumed else "")
     frames = f"first frame {im.image_field}; " + (f"last frame {im.end_field}" if im.end_field else "no last frame")
-    return [first, *textwrap.wrap(f"{frames}; price {im.price.describe()}", WIDTH, initial_indent=" " * 20, subsequent_indent=" " * 22)]
+    return [
+        first,
+        *textwrap.wrap(f"{frames}; price {im.price.describe()}", WIDTH, initial_indent=" " * 20, subsequent_indent=" " * 22),
+    ]
 
 
 def _type_words(annotation) -> str:
@@ -69,7 +72,9 @@ def _type_words(annotation) -> str:
     if origin in (typing.Union, types.UnionType):
         words = [_type_words(a) for a in args if a is not type(None)]
         return " or ".join(words) + (" or null" if type(None) in args else "")
-    return {str: "text", bool: "true/false", int: "whole number (64-bit)", float: "finite number"}.get(annotation, str(annotation))
+    return {str: "text", bool: "true/false", int: "whole number (64-bit)", float: "finite number"}.get(
+        annotation, str(annotation)
+    )
 
 
 def _bounds(info) -> str:

@@ -12,7 +12,9 @@ from shotflow.errors import ShotflowError
 
 def add_var_option(p: argparse.ArgumentParser) -> None:
     """--var NAME=VALUE: the same option for validate, estimate and run."""
-    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="override one of the storyboard's vars (repeatable)")
+    p.add_argument(
+        "--var", action="append", default=[], metavar="NAME=VALUE", help="override one of the storyboard's vars (repeatable)"
+    )
 
 
 def parse_vars(items: list[str]) -> dict[str, str]:

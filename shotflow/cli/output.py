@@ -14,8 +14,10 @@ def table(rows: list[Sequence[str]], header: Sequence[str], wrap: dict[int, int]
 
     wrap = wrap or {}
     rows = [list(map(str, header))] + [list(map(str, r)) for r in rows]
-    cells = [[[c] if i not in wrap or n == 0 else textwrap.wrap(c, wrap[i], break_on_hyphens=False) or [""] for i, c in enumerate(r)]
-             for n, r in enumerate(rows)]
+    cells = [
+        [[c] if i not in wrap or n == 0 else textwrap.wrap(c, wrap[i], break_on_hyphens=False) or [""] for i, c in enumerate(r)]
+        for n, r in enumerate(rows)
+    ]
     widths = [max(len(line) for r in cells for line in r[i]) for i in range(len(header))]
     lines = []
     for r in cells:

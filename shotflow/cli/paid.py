@@ -58,7 +58,11 @@ def cmd_ledger(args) -> int:
         print(
             table(
                 [
-                    [name, b["requests"], usd(b["estimated_cost_usd"]) + (f" + {b['unpriced']} unpriced" if b["unpriced"] else "")]
+                    [
+                        name,
+                        b["requests"],
+                        usd(b["estimated_cost_usd"]) + (f" + {b['unpriced']} unpriced" if b["unpriced"] else ""),
+                    ]
                     for name, b in sums[group].items()
                 ],
                 [title, "requests fal may have billed", "estimated cost"],
@@ -98,10 +102,15 @@ def cmd_cancel(args) -> int:
             for shot in targets:
                 mine = [r for r in live if r.shot == shot]
                 if not mine:
-                    print(f"shotflow: shot '{shot}': no request of it is running on fal" + (f" for {storyboard}" if storyboard else ""))
+                    print(
+                        f"shotflow: shot '{shot}': no request of it is running on fal"
+                        + (f" for {storyboard}" if storyboard else "")
+                    )
                 elif len(mine) > 1 and storyboard is None:
                     boards = ", ".join(sorted({r.storyboard or "(unknown storyboard)" for r in mine}))
-                    raise ShotflowError(f"shot '{shot}' has requests running for several storyboards ({boards}): add --storyboard FILE")
+                    raise ShotflowError(
+                        f"shot '{shot}' has requests running for several storyboards ({boards}): add --storyboard FILE"
+                    )
                 chosen.extend(mine)
         if not chosen and not targets:
             print("shotflow: no paid request is running on fal" + (f" for {storyboard}" if storyboard else ""))

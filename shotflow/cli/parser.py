@@ -44,15 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the file to write (.yaml is added); an existing file is never replaced")
     p.set_defaults(func=cmd_new)
 
-    add_files_command(sub, "validate", cmd_validate, "check storyboards before any money is spent",
-                      "one JSON object: per file ok and its problems (file, line, shot, message)")
+    add_files_command(
+        sub,
+        "validate",
+        cmd_validate,
+        "check storyboards before any money is spent",
+        "one JSON object: per file ok and its problems (file, line, shot, message)",
+    )
 
     p = sub.add_parser("models", help="the ten models: durations, shapes, audio, seed, prices; NAME: one in full")
     p.add_argument("name", nargs="?", metavar="NAME", help="an alias or endpoint: every input field, the price and its date")
     p.set_defaults(func=cmd_models)
 
-    add_files_command(sub, "estimate", cmd_estimate, "per-shot and total seconds and cost",
-                      "one JSON object: per shot seconds, model and cost (null if unknown), totals")
+    add_files_command(
+        sub,
+        "estimate",
+        cmd_estimate,
+        "per-shot and total seconds and cost",
+        "one JSON object: per shot seconds, model and cost (null if unknown), totals",
+    )
 
     p = sub.add_parser("schema", help="JSON Schema of the storyboard format, for editors")
     p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
@@ -64,12 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="PATH", help="the final video (default: the storyboard's output.path)")
     p.add_argument("--concurrency", type=bounded_int(1, 64), metavar="N", help="fal requests in flight at once (default 4)")
     p.add_argument(
-        "--model-concurrency", action="append", default=[], metavar="MODEL=N", help="cap one model's requests in flight (repeatable)"
+        "--model-concurrency",
+        action="append",
+        default=[],
+        metavar="MODEL=N",
+        help="cap one model's requests in flight (repeatable)",
     )
     p.add_argument("--max-cost", type=usd, metavar="USD", help="refuse to start if the estimate is higher")
     p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
     p.add_argument(
-        "--force-descendants", action="store_true", help="with --force: consent to pay again for the shots that continue it (from:)"
+        "--force-descendants",
+        action="store_true",
+        help="with --force: consent to pay again for the shots that continue it (from:)",
     )
     add_var_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object at the end (and nothing else on stdout)")
@@ -107,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", default="shotflow", help="process work pool (created if missing)")
     p.add_argument("--pipelines", default="pipelines", metavar="DIR")
     p.add_argument("--source", default=".", help="where workers find this code: a folder, or a git URL")
-    p.add_argument("--limit", type=bounded_int(1, 1000), default=4, help="fal requests in flight across all runs (global concurrency limit)")
+    p.add_argument(
+        "--limit", type=bounded_int(1, 1000), default=4, help="fal requests in flight across all runs (global concurrency limit)"
+    )
     p.add_argument("--prefect-yaml", metavar="PATH", help="instead of deploying, write a prefect.yaml for `prefect deploy --all`")
     p.set_defaults(func=cmd_deploy)
     return parser

@@ -19,7 +19,7 @@ import sys
 from shotflow.flows.earlystart import EarlyStart
 
 from shotflow import interrupt
-from shotflow.cli.flowrun import drain_prefect_workers, report_stop, run_flow, Signals, open_prefect_api
+from shotflow.cli.flowrun import Signals, drain_prefect_workers, open_prefect_api, report_stop, run_flow
 from shotflow.cli.options import parse_model_limits, parse_vars
 from shotflow.cli.summary import print_summary, run_report
 from shotflow.errors import ShotflowError
@@ -71,7 +71,9 @@ def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
         "cost": cost_line(manifest),
         "manifest_data": manifest,
     }
-    print(f"shotflow: {plan.output.path} is up to date (storyboard, vars, inputs, clips and video unchanged; --force renders anyway)")
+    print(
+        f"shotflow: {plan.output.path} is up to date (storyboard, vars, inputs, clips and video unchanged; --force renders anyway)"
+    )
     print_summary(result, up_to_date=True)
     report.update(run_report(result, up_to_date=True))
     return True
@@ -114,8 +116,7 @@ def _render(args, report: dict) -> int:
         print("shotflow: no FAL_KEY, so this is an offline preview (an animatic, $0); set FAL_KEY to generate for real")
     print(
         f"shotflow: '{plan.title}': {len(plan.shots)} shots, {plan.final_seconds:g} s at "
-        f"{plan.output.width}x{plan.output.height}, {backend} backend, "
-        + run_cost(plan, backend)
+        f"{plan.output.width}x{plan.output.height}, {backend} backend, " + run_cost(plan, backend)
     )
     # Prefect's own console lines (task tracebacks included) would tear through the live display
     # and bury the one-line error a user needs; the run logs still reach the Prefect API in full.
@@ -124,7 +125,9 @@ def _render(args, report: dict) -> int:
     server = None
     # fal runs on a private server start generating now; the flow re-attaches (flows/earlystart.py)
     total = args.concurrency if args.concurrency is not None else settings.concurrency
-    early = EarlyStart(plan, backend, settings, concurrency=total, model_limits=model_limits, force=args.force, on_stop=report_stop)
+    early = EarlyStart(
+        plan, backend, settings, concurrency=total, model_limits=model_limits, force=args.force, on_stop=report_stop
+    )
     with Signals() as signals, early:
         try:
             server, api_url = open_prefect_api()

@@ -21,9 +21,13 @@ def cmd_server(args) -> int:
         def still(seconds: float) -> None:
             print(f"shotflow: still starting Prefect ({seconds:.0f} s; its first start prepares a database)...", flush=True)
 
-        url, started = localserver.start(still, limit=get_settings().concurrency, limit_name=get_settings().concurrency_limit_name)
+        url, started = localserver.start(
+            still, limit=get_settings().concurrency, limit_name=get_settings().concurrency_limit_name
+        )
         what = "started" if started else "already running"
-        print(f"shotflow: Prefect server {what} at {url.removesuffix('/api')}; every `shotflow run` reports to it; stop it with: shotflow server stop")
+        print(
+            f"shotflow: Prefect server {what} at {url.removesuffix('/api')}; every `shotflow run` reports to it; stop it with: shotflow server stop"
+        )
         return 0
     if args.action == "stop":
         print("shotflow: local Prefect server stopped" if localserver.stop() else "shotflow: no local Prefect server was running")
@@ -57,7 +61,10 @@ def cmd_serve(args) -> int:
         from shotflow.deployments.server import PrefectServer
 
         # the embedded API runs no scheduler: a private server makes the schedules fire
-        print("shotflow: starting a private Prefect server on 127.0.0.1 (schedules need one; a first start prepares a database)...", flush=True)
+        print(
+            "shotflow: starting a private Prefect server on 127.0.0.1 (schedules need one; a first start prepares a database)...",
+            flush=True,
+        )
         server = PrefectServer(start_timeout=300).launch()
     try:
         if server:  # waited for inside the try: a Ctrl-C meanwhile still stops it
@@ -72,7 +79,9 @@ def cmd_serve(args) -> int:
 
         settings = get_settings()
         if ensure_concurrency_limit(settings.concurrency_limit_name, settings.concurrency):
-            print(f"shotflow: created the global concurrency limit '{settings.concurrency_limit_name}' ({settings.concurrency} fal requests in flight)")
+            print(
+                f"shotflow: created the global concurrency limit '{settings.concurrency_limit_name}' ({settings.concurrency} fal requests in flight)"
+            )
         serve(*runner_deployments(args.pipelines), print_starting_message=True)
     except BaseException:
         # SIGINT/SIGTERM raise KeyboardInterrupt wherever the runner is: inside its async code it

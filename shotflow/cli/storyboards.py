@@ -83,7 +83,14 @@ def _totals_json(plan: Plan) -> dict:
 def _file_json(file: str, plan: Plan | None, problems: list, *, shots: bool) -> dict:
     if plan is None:
         return {"file": file, "ok": False, "problems": [_problem_json(p) for p in problems]}
-    entry = {"file": file, "ok": True, "problems": [], "warnings": list(plan.warnings), "title": plan.title, "totals": _totals_json(plan)}
+    entry = {
+        "file": file,
+        "ok": True,
+        "problems": [],
+        "warnings": list(plan.warnings),
+        "title": plan.title,
+        "totals": _totals_json(plan),
+    }
     if shots:
         entry["shots"] = [
             {

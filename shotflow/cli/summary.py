@@ -39,7 +39,10 @@ def print_summary(result: dict, *, up_to_date: bool) -> None:
     shots = manifest.get("shots") or []
     reused = sum(1 for s in shots if s.get("cache_hit"))
     print()
-    print(f"video:         {result['video']} ({result['duration']:.2f} s)" + ("  (up to date: nothing rendered)" if up_to_date else ""))
+    print(
+        f"video:         {result['video']} ({result['duration']:.2f} s)"
+        + ("  (up to date: nothing rendered)" if up_to_date else "")
+    )
     print(f"contact sheet: {result['contact_sheet']}")
     print(f"manifest:      {result['manifest']}")
     if result.get("cost"):
@@ -51,5 +54,9 @@ def print_summary(result: dict, *, up_to_date: bool) -> None:
         if result.get("last_clip_to_final_s") is not None:
             # "that clip's normalisation plus at most 1 s": both parts, so the claim can be checked
             part = result.get("last_clip_normalise_s")
-            which = f" ('{result['last_clip']}'" + (f": {part:.1f} s its normalisation)" if part is not None else ")") if result.get("last_clip") else ""
+            which = (
+                f" ('{result['last_clip']}'" + (f": {part:.1f} s its normalisation)" if part is not None else ")")
+                if result.get("last_clip")
+                else ""
+            )
             print(f"last clip -> final file: {result['last_clip_to_final_s']:.1f} s{which}")

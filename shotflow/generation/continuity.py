@@ -65,7 +65,9 @@ def resolve(
 
 def _first_frame(shot: ShotPlan, upstream: GeneratedClip | None, cache_dir, limit: int, timeout: float) -> FrameInput:
     if not shot.image_field:
-        raise GenerationError(shot.id, f"its endpoint {shot.endpoint} has no first-frame field (planned without an image endpoint)", transient=False)
+        raise GenerationError(
+            shot.id, f"its endpoint {shot.endpoint} has no first-frame field (planned without an image endpoint)", transient=False
+        )
     if shot.source:
         if upstream is None:
             raise GenerationError(
@@ -119,7 +121,9 @@ def request_body(shot: ShotPlan) -> dict[str, Any]:
     """The body fal receives: each frame reference replaced by its frame's data URI (the stored
     file checked against its hash first, so the bytes sent are the ones the key names)."""
     if not shot.resolved:
-        raise GenerationError(shot.id, "its first frame does not exist yet (resolve the shot first); nothing was sent", transient=False)
+        raise GenerationError(
+            shot.id, "its first frame does not exist yet (resolve the shot first); nothing was sent", transient=False
+        )
     body = dict(shot.body)
     for frame in shot.frames:
         if body.get(frame.field) != frame.reference:

@@ -26,7 +26,7 @@ class RunLimits:
     def slot(self, model: str, shot: str = "") -> Iterator[None]:
         """One request in flight; a shot still waiting for its turn when a stop comes never gets one."""
         per_model = self.per_model.get(model)
-        with _acquired(self.total, shot), (_acquired(per_model, shot) if per_model is not None else nullcontext()):
+        with _acquired(self.total, shot), _acquired(per_model, shot) if per_model is not None else nullcontext():
             yield
 
 

@@ -109,10 +109,20 @@ def render_preview(shot: ShotPlan, dst: str | os.PathLike, *, timeout: float | N
             text = text.filter("fade", t="in", st=0, d=fade, alpha=1)
         video = background.overlay(text).overlay(bar, x=f"-w+w*t/{seconds}", y="H-h")
         if last is not None:  # ... and ends on its last frame
-            video = video.overlay(_still(last, shot).filter("fade", t="in", st=max(0.0, seconds - fade - 1 / fps), d=fade, alpha=1))
+            video = video.overlay(
+                _still(last, shot).filter("fade", t="in", st=max(0.0, seconds - fade - 1 / fps), d=fade, alpha=1)
+            )
         video = video.filter("format", "yuv420p").filter("trim", end_frame=n)
         streams = [video]
-        kwargs = {"c:v": "libx264", "preset": "ultrafast", "crf": 28, "r": fps, "frames:v": n, "f": "mp4", "movflags": "+faststart"}
+        kwargs = {
+            "c:v": "libx264",
+            "preset": "ultrafast",
+            "crf": 28,
+            "r": fps,
+            "frames:v": n,
+            "f": "mp4",
+            "movflags": "+faststart",
+        }
         if shot.audio:
             tone = ff.input(f"sine=f={TONE_HZ}:r=48000:d={seconds}", f="lavfi").audio
             streams.append(tone.filter("volume", TONE_VOLUME).filter("aformat", channel_layouts="stereo"))

@@ -48,7 +48,9 @@ def fetch_bytes(url: str, *, timeout: float, max_bytes: int, shown: str) -> byte
         raise FrameError(f"could not fetch {what}: too many redirects") from None
     except httpx.TransportError as exc:
         detail = str(exc).strip()[:200]
-        raise FrameError(f"could not fetch {what} ({type(exc).__name__}{': ' + detail if detail else ''})", transient=True) from None
+        raise FrameError(
+            f"could not fetch {what} ({type(exc).__name__}{': ' + detail if detail else ''})", transient=True
+        ) from None
     except httpx.HTTPError as exc:
         raise FrameError(f"could not fetch {what} ({type(exc).__name__})") from None
     if not received:

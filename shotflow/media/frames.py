@@ -100,7 +100,9 @@ def data_uri(path: str | os.PathLike) -> str:
 # --- the last frame of a clip --------------------------------------------------------------------
 
 
-def last_frame(clip: str | os.PathLike, cache_dir: str | os.PathLike, *, max_uri_bytes: int = DEFAULT_MAX_URI_BYTES) -> StoredFrame:
+def last_frame(
+    clip: str | os.PathLike, cache_dir: str | os.PathLike, *, max_uri_bytes: int = DEFAULT_MAX_URI_BYTES
+) -> StoredFrame:
     """The exact last frame of `clip` (every frame decoded), stored as PNG (or, if its data URI
     would exceed `max_uri_bytes`, as JPEG, scaled down if need be)."""
     clip = Path(clip)

@@ -192,7 +192,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ShotflowError(f"{path}: not a shotflow manifest (no 'shotflow_manifest' version)")
     if version > VERSION:
-        raise ShotflowError(f"{path}: manifest version {version} was written by a newer shotflow (this one reads up to {VERSION})")
+        raise ShotflowError(
+            f"{path}: manifest version {version} was written by a newer shotflow (this one reads up to {VERSION})"
+        )
     if version == 1:
         manifest = _from_version_1(manifest)
     return manifest

@@ -119,9 +119,10 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
     if len(was) != len(sent) or any(then != it and (it[1] is not None or then[:1] != it[:1]) for then, it in zip(was, sent)):
         return Verdict(False, f"the shots changed since {path} was written", manifest, path)
     if stored.get("inputs") != now["inputs"]:
-        changed = sorted(set(stored.get("inputs") or {}) ^ set(now["inputs"]) | {
-            k for k in now["inputs"] if (stored.get("inputs") or {}).get(k) != now["inputs"][k]
-        })
+        changed = sorted(
+            set(stored.get("inputs") or {}) ^ set(now["inputs"])
+            | {k for k in now["inputs"] if (stored.get("inputs") or {}).get(k) != now["inputs"][k]}
+        )
         return Verdict(False, f"input file(s) changed: {', '.join(changed)}", manifest, path)
     store = ClipStore(cache_dir)
     recorded = {s.get("id"): s for s in manifest.get("shots") or []}

@@ -27,7 +27,8 @@ class StoreFullError(ShotflowError):
         self.path = str(path)
         self.detail = detail
         super().__init__(
-            f"no space left on the device holding {self.path}" + (f" ({detail})" if detail else "")
+            f"no space left on the device holding {self.path}"
+            + (f" ({detail})" if detail else "")
             + "; free some space and run again"
         )
 

@@ -56,7 +56,9 @@ def request_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def ledger_rows(records: Iterable[Any], *, since: date | None = None, storyboard: str | Path | None = None) -> list[dict[str, Any]]:
+def ledger_rows(
+    records: Iterable[Any], *, since: date | None = None, storyboard: str | Path | None = None
+) -> list[dict[str, Any]]:
     """Every request of `records` (JobRecords or their JSON dicts), oldest first.
 
     `since` keeps requests sent on or after that UTC day; `storyboard` keeps those sent by runs
@@ -116,9 +118,7 @@ def totals(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]
             else:
                 bucket["estimated_cost_usd"] += cost
     for group, named in buckets.items():
-        result[group] = {
-            name: {**b, "estimated_cost_usd": str(b["estimated_cost_usd"])} for name, b in sorted(named.items())
-        }
+        result[group] = {name: {**b, "estimated_cost_usd": str(b["estimated_cost_usd"])} for name, b in sorted(named.items())}
     return result
 
 

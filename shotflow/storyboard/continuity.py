@@ -50,16 +50,24 @@ def check_continuity(board: Storyboard, located: Located, file: str) -> tuple[di
         source = shot.from_
         if source is not None:
             if source == shot.id:
-                problems.append(Problem(file, line("from"), f"from: '{source}' is this shot: a shot cannot start from its own last frame", shot.id))
+                problems.append(
+                    Problem(
+                        file, line("from"), f"from: '{source}' is this shot: a shot cannot start from its own last frame", shot.id
+                    )
+                )
             elif source not in index_of:
                 problems.append(Problem(file, line("from"), f"from: {_unknown(source, index_of)}", shot.id))
             else:
                 sources[i] = source
             if source in index_of and index_of[source] > i:
                 later = f"from: '{source}' comes later in the cut (shot {index_of[source] + 1} of {len(board.shots)}): "
-                warnings.append(warning(file, line("from"), shot.id, later + f"'{shot.id}' is generated after it but shown before it"))
+                warnings.append(
+                    warning(file, line("from"), shot.id, later + f"'{shot.id}' is generated after it but shown before it")
+                )
             if shot.image is not None:
-                problems.append(Problem(file, line("from"), "from: and image: both give the first frame: keep one of them", shot.id))
+                problems.append(
+                    Problem(file, line("from"), "from: and image: both give the first frame: keep one of them", shot.id)
+                )
         stills: dict[str, str | None] = {}
         for key in ("image", "end_image"):
             text = getattr(shot, key)

@@ -60,7 +60,9 @@ def fill_placeholders(
         unknown = [n for n in placeholders(text) if n not in values]
         for name in dict.fromkeys(unknown):
             known = ", ".join(sorted(values))
-            problems.append(Problem(file, located.line(path), f"unknown placeholder {{{{ {name} }}}}: add it to vars: (known: {known})", shot))
+            problems.append(
+                Problem(file, located.line(path), f"unknown placeholder {{{{ {name} }}}}: add it to vars: (known: {known})", shot)
+            )
         for name in dict.fromkeys(placeholders(text)):
             if name in values and not values[name].strip() and name not in empty_reported:
                 empty_reported.add(name)

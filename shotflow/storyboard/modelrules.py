@@ -138,8 +138,17 @@ class _ShotRules:
             return None
         image = self.image
         return ValidShot(
-            self.shot.id, self.index, self.line(), self.spec, body, seconds, aspect, resolution, self.frames,
-            image.image_field if image else None, image.end_field if image else None,
+            self.shot.id,
+            self.index,
+            self.line(),
+            self.spec,
+            body,
+            seconds,
+            aspect,
+            resolution,
+            self.frames,
+            image.image_field if image else None,
+            image.end_field if image else None,
         )
 
     def duration(self) -> int:
@@ -151,13 +160,17 @@ class _ShotRules:
             self.problem(f"{name} has no duration field and the catalog gives no length for its clips", "duration")
             return 0
         if seconds != int(seconds):
-            self.problem(f"{name} renders whole seconds ({or_list(spec.seconds)} s), not {seconds}{self.whence(src, src_line)}", "duration")
+            self.problem(
+                f"{name} renders whole seconds ({or_list(spec.seconds)} s), not {seconds}{self.whence(src, src_line)}", "duration"
+            )
         seconds = int(seconds)
         if spec.durations:
             if seconds in spec.durations:
                 self.body["duration"] = spec.durations[seconds]
             else:
-                self.problem(f"{name} renders {or_list(spec.seconds)} s clips, not {seconds} s{self.whence(src, src_line)}", "duration")
+                self.problem(
+                    f"{name} renders {or_list(spec.seconds)} s clips, not {seconds} s{self.whence(src, src_line)}", "duration"
+                )
         elif seconds != spec.native_duration:
             self.problem(
                 f"{name} has no duration field and always renders {spec.native_duration} s, not {seconds} s"
@@ -171,18 +184,30 @@ class _ShotRules:
         spec, name = self.spec, self.name
         aspect, src, src_line = self.inherited("aspect_ratio")
         if aspect is None and self.board.output.aspect_ratio and spec.has_field("aspect_ratio"):
-            aspect, src, src_line = self.board.output.aspect_ratio, "output.aspect_ratio", self.located.line(("output", "aspect_ratio"))
+            aspect, src, src_line = (
+                self.board.output.aspect_ratio,
+                "output.aspect_ratio",
+                self.located.line(("output", "aspect_ratio")),
+            )
         if not spec.has_field("aspect_ratio"):
             if aspect is not None and src is None and self.image is not None:
-                self.problem(f"{name} has no aspect_ratio field: the first frame decides the shape (remove aspect_ratio: here)", "aspect_ratio")
+                self.problem(
+                    f"{name} has no aspect_ratio field: the first frame decides the shape (remove aspect_ratio: here)",
+                    "aspect_ratio",
+                )
             elif aspect is not None and src is None and aspect != spec.native_aspect:
-                self.problem(f"{name} has no aspect_ratio field and always renders {spec.native_aspect}, not {aspect}", "aspect_ratio")
+                self.problem(
+                    f"{name} has no aspect_ratio field and always renders {spec.native_aspect}, not {aspect}", "aspect_ratio"
+                )
             return spec.native_aspect
         aspect = aspect or spec.field_default("aspect_ratio")
         if aspect in spec.aspect_ratios:
             self.body["aspect_ratio"] = aspect
         else:
-            self.problem(f"{name} takes aspect ratio {or_list(spec.aspect_ratios)}, not {aspect}{self.whence(src, src_line)}", "aspect_ratio")
+            self.problem(
+                f"{name} takes aspect ratio {or_list(spec.aspect_ratios)}, not {aspect}{self.whence(src, src_line)}",
+                "aspect_ratio",
+            )
         # "auto" (an image endpoint's default: the first frame decides): the plan assumes the native shape
         return aspect if re.fullmatch(ASPECT_PATTERN, aspect) else spec.native_aspect
 
@@ -191,10 +216,16 @@ class _ShotRules:
         spec, name = self.spec, self.name
         resolution, src, src_line = self.inherited("resolution")
         if resolution is None:
-            resolution, src, src_line = self.board.output.resolution, "output.resolution", self.located.line(("output", "resolution"))
+            resolution, src, src_line = (
+                self.board.output.resolution,
+                "output.resolution",
+                self.located.line(("output", "resolution")),
+            )
         if not spec.has_field("resolution"):
             if src is None and resolution != spec.native_resolution:
-                self.problem(f"{name} has no resolution field and always renders {spec.native_resolution}, not {resolution}", "resolution")
+                self.problem(
+                    f"{name} has no resolution field and always renders {spec.native_resolution}, not {resolution}", "resolution"
+                )
             resolution = spec.native_resolution
         elif resolution in spec.resolutions:
             self.body["resolution"] = resolution
@@ -239,7 +270,9 @@ class _ShotRules:
                 self.problem(f"params.{key}: the frame is given by {given} on the shot, not in params", "params", key)
             elif not self.spec.has_field(key):
                 extra = sorted(set(self.spec.input.model_fields) - set(MAPPED_FIELDS) - set(frame_keys))
-                self.problem(f"params.{key}: {self.name} has no such field (its own fields: {', '.join(extra) or 'none'})", "params", key)
+                self.problem(
+                    f"params.{key}: {self.name} has no such field (its own fields: {', '.join(extra) or 'none'})", "params", key
+                )
             else:
                 self.body[key] = value
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+
 def input_path(text: str, storyboard: str) -> Path:
     """A file a storyboard names as an input (the soundtrack, a still): relative to the storyboard's
     folder; an inline storyboard (no file) has none, so the folder the run starts in."""
@@ -39,7 +40,10 @@ def still_source(text: str, storyboard: str) -> tuple[str, str | None]:
         # as messages show it: a signed URL's query (its credentials) left out
         shown = f"{url.scheme}:{'//' + url.netloc if '://' in text else ''}{url.path[:40]}" + ("?..." if url.query else "")
         if url.scheme != "https":
-            return text, f"'{shown}': give a file (relative to the storyboard's folder) or an https URL ({url.scheme}: is not fetched)"
+            return (
+                text,
+                f"'{shown}': give a file (relative to the storyboard's folder) or an https URL ({url.scheme}: is not fetched)",
+            )
         if not url.hostname:
             return text, f"'{shown}' names no host"
         return text, None

@@ -55,7 +55,9 @@ class Transition(Strict):
         description="cut; crossfade (one picture dissolves into the other); fade (through a colour); "
         "wipeleft, wiperight, wipeup, wipedown (the next picture wipes in); slideleft, slideright, slideup, slidedown",
     )
-    seconds: float = Field(0.5, gt=0, le=5, description="Length of the overlap, in whole frames at output.fps (not used by a cut)")
+    seconds: float = Field(
+        0.5, gt=0, le=5, description="Length of the overlap, in whole frames at output.fps (not used by a cut)"
+    )
     color: Literal["black", "white"] | None = Field(None, description="A fade's colour (default black); fade only")
 
     @model_validator(mode="after")
@@ -74,9 +76,7 @@ class Output(Strict):
     path: str | None = Field(
         None, description="The final video; default out/<storyboard name>.mp4; relative to the folder the run starts in"
     )
-    resolution: Literal["360p", "480p", "540p", "720p", "1080p"] = Field(
-        "720p", description="Of the final video (short side)"
-    )
+    resolution: Literal["360p", "480p", "540p", "720p", "1080p"] = Field("720p", description="Of the final video (short side)")
     aspect_ratio: str | None = Field(
         None, pattern=ASPECT_PATTERN, description="Of the final video; default defaults.aspect_ratio, else 16:9"
     )
@@ -294,7 +294,14 @@ def duplicate_ids(located: Located, file: str) -> list[Problem]:
         if shot_id.lower() in seen:
             first_index, first_id = seen[shot_id.lower()]
             first_line = located.line(("shots", first_index, "id"))
-            problems.append(Problem(file, located.line(("shots", i, "id")), f"duplicate shot id (also at line {first_line} as '{first_id}')", shot_id))
+            problems.append(
+                Problem(
+                    file,
+                    located.line(("shots", i, "id")),
+                    f"duplicate shot id (also at line {first_line} as '{first_id}')",
+                    shot_id,
+                )
+            )
         else:
             seen[shot_id.lower()] = (i, shot_id)
     return problems

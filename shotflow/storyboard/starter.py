@@ -78,8 +78,10 @@ def starter_path(name: str) -> Path:
 def schema_line(path: Path) -> str:
     """The editor's schema line for a file at `path`: the repo's schema, relative to the file."""
     if not REPO_SCHEMA.is_file():
-        return "# For completion in your editor: shotflow schema -o storyboard.schema.json, then put its path here:\n" \
-               "# yaml-language-server: $schema=storyboard.schema.json"
+        return (
+            "# For completion in your editor: shotflow schema -o storyboard.schema.json, then put its path here:\n"
+            "# yaml-language-server: $schema=storyboard.schema.json"
+        )
     try:
         target = os.path.relpath(REPO_SCHEMA, path.resolve().parent)
     except ValueError:  # another drive (Windows): an absolute path works as well

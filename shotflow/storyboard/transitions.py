@@ -19,7 +19,9 @@ def _label(transition: Transition) -> str:
     return f"fade through {transition.color or 'black'}" if transition.type == "fade" else transition.type
 
 
-def check_cuts(board: Storyboard, located: Located, file: str, seconds: Mapping[int, int]) -> tuple[tuple[CutSpec, ...], list[Problem]]:
+def check_cuts(
+    board: Storyboard, located: Located, file: str, seconds: Mapping[int, int]
+) -> tuple[tuple[CutSpec, ...], list[Problem]]:
     """The cut into every shot after the first (its own `transition:`, else `output.transition`),
     and what is wrong with them: a transition on the first shot (refused: nothing cuts into it), an
     overlap that is not whole frames, one not shorter than a clip it joins, or a clip that cannot
@@ -29,7 +31,12 @@ def check_cuts(board: Storyboard, located: Located, file: str, seconds: Mapping[
     first = board.shots[0]
     if first.transition is not None:
         problems.append(
-            Problem(file, located.line(("shots", 0, "transition")), "transition: the first shot has no cut into it: remove its transition:", first.id)
+            Problem(
+                file,
+                located.line(("shots", 0, "transition")),
+                "transition: the first shot has no cut into it: remove its transition:",
+                first.id,
+            )
         )
     chosen: list[tuple[Transition, int | None, str, bool]] = []  # transition, its line, its field, the shot's own
     default = (board.output.transition, located.line(("output", "transition")), "output.transition", False)

@@ -53,7 +53,15 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise StoryboardError([Problem(self.file, node.start_mark.line + 1, f"more than {MAX_NODES} values (aliases included): refusing to expand")])
+            raise StoryboardError(
+                [
+                    Problem(
+                        self.file,
+                        node.start_mark.line + 1,
+                        f"more than {MAX_NODES} values (aliases included): refusing to expand",
+                    )
+                ]
+            )
         if depth > MAX_DEPTH:
             raise StoryboardError([Problem(self.file, node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")])
         self.lines.setdefault(path, node.start_mark.line + 1)
@@ -65,12 +73,20 @@ class _Builder:
                     continue
                 key = self.loader.construct_object(key_node)
                 if key == "<<":
-                    self.problems.append(Problem(self.file, key_node.start_mark.line + 1, "YAML merge keys (<<) are not supported: use defaults: instead"))
+                    self.problems.append(
+                        Problem(
+                            self.file,
+                            key_node.start_mark.line + 1,
+                            "YAML merge keys (<<) are not supported: use defaults: instead",
+                        )
+                    )
                     continue
                 key = str(key)
                 if key in out:
                     first = self.lines.get(path + (key,))
-                    self.problems.append(Problem(self.file, key_node.start_mark.line + 1, f"duplicate key '{key}' (first at line {first})"))
+                    self.problems.append(
+                        Problem(self.file, key_node.start_mark.line + 1, f"duplicate key '{key}' (first at line {first})")
+                    )
                     continue
                 self.lines[path + (key,)] = key_node.start_mark.line + 1
                 out[key] = self.build(value_node, path + (key,), depth + 1)
@@ -115,8 +131,17 @@ def parse_yaml(text: str, file: str = "<storyboard>") -> Located:
     except yaml.reader.ReaderError as exc:
         line, column = _line_column(text, exc.position)
         what = f"a control character (U+{exc.character:04X})" if isinstance(exc.character, int) else "a character"
-        raise StoryboardError([SyntaxProblem(file, line + 1, f"{what} that YAML does not allow: remove it", column=column + 1,
-                                             text=_source_line(text, line))]) from None
+        raise StoryboardError(
+            [
+                SyntaxProblem(
+                    file,
+                    line + 1,
+                    f"{what} that YAML does not allow: remove it",
+                    column=column + 1,
+                    text=_source_line(text, line),
+                )
+            ]
+        ) from None
     except yaml.YAMLError:
         raise StoryboardError([Problem(file, None, "YAML cannot read this file")]) from None
     except RecursionError:
@@ -202,7 +227,7 @@ def _quoted(key: str, value: str) -> str:
     """`key: "value"` as the user could write it, or a shorter hint for a long or quoted value."""
     if len(value) <= 50 and '"' not in value and "\\" not in value:
         return f'e.g. {key}: "{value}"'
-    return "(in double quotes, or single quotes if it holds a \")"
+    return '(in double quotes, or single quotes if it holds a ")'
 
 
 def syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> SyntaxProblem:
@@ -242,9 +267,10 @@ def syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> SyntaxPro
                 message = f"the items of a {bracket}...{closing} {kind} are separated by commas: a ',' is missing here"
             else:
                 line, column, here = opener.line, opener.column, _source_line(text, opener.line)
-                message = (
-                    f"a {kind} item is missing its closing '{closing}': this '{bracket}' is never closed "
-                    + ("(the file ends inside it)" if found == "<stream end>" else f"(line {exc.problem_mark.line + 1} is still read as inside it)")
+                message = f"a {kind} item is missing its closing '{closing}': this '{bracket}' is never closed " + (
+                    "(the file ends inside it)"
+                    if found == "<stream end>"
+                    else f"(line {exc.problem_mark.line + 1} is still read as inside it)"
                 )
     elif "mapping values are not allowed" in problem:
         before = here[:column]

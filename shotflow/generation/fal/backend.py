@@ -102,7 +102,9 @@ class FalBackend:
         if isinstance(force, bool):  # a bool cannot tell a retry of the forced attempt from a new one
             raise TypeError("FalBackend.generate: force is the run's token (a string) or None, not a bool")
         if not shot.resolved:  # its key needs its frames: refused before anything is paid
-            raise GenerationError(shot.id, "its first frame does not exist yet (resolve the shot first); nothing was sent", transient=False)
+            raise GenerationError(
+                shot.id, "its first frame does not exist yet (resolve the shot first); nothing was sent", transient=False
+            )
         emit = self._emitter(on_event)
         key = ClipStore.key(self.name, shot)
         record = self.journal.read(key)
@@ -128,7 +130,9 @@ class FalBackend:
         try:
             return replace(Collector(job, self, shot, emit).run(), frames=shot.frames)
         except LockTimeout as exc:  # another run holds this clip's record (downloading it, say)
-            raise RetryLater(shot.id, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it") from None
+            raise RetryLater(
+                shot.id, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it"
+            ) from None
 
     # --- submitting ----------------------------------------------------------------------------
 
@@ -202,7 +206,9 @@ class FalBackend:
                 error = http_error(outcome.status, outcome.detail, shot.id, shot.endpoint, "submitting", scrub=self.scrub)
                 error = GenerationError(shot.id, error.reason, transient=False)
             else:
-                error = GenerationError(shot.id, f"fal did not take the submit: {outcome.reason}", transient=not outcome.permanent)
+                error = GenerationError(
+                    shot.id, f"fal did not take the submit: {outcome.reason}", transient=not outcome.permanent
+                )
             job.refused(error.reason, permanent=outcome.permanent)
             raise error
         job.uncertain(f"the submit to {shot.endpoint} may have reached fal: {outcome.reason}")
@@ -213,7 +219,12 @@ class FalBackend:
         check fal's answer, and fail the shot as uncertain with the id in the message."""
         rid = answer.request_id
         handle = request_handle(
-            self.fal, shot.endpoint, rid, status_url=answer.status_url, response_url=answer.response_url, cancel_url=answer.cancel_url
+            self.fal,
+            shot.endpoint,
+            rid,
+            status_url=answer.status_url,
+            response_url=answer.response_url,
+            cancel_url=answer.cancel_url,
         )
         verdict, _ = check_cancel(handle, self.settings.fal_poll_interval)
         said = {
@@ -313,7 +324,7 @@ def _forced(force: str | None, record: JobRecord | None) -> bool:
 
 
 def _decide(record: JobRecord | None, forced: bool) -> str:
-    """"attach" to the journaled request, or "submit" (or stop: decided under the lock)."""
+    """ "attach" to the journaled request, or "submit" (or stop: decided under the lock)."""
     if record is None or not record.known or record.request_id is None:
         return "submit"
     if record.state in LIVE:
@@ -338,4 +349,3 @@ def _resume_detail(record: JobRecord) -> str:
     if record.video_url:
         return "downloading the finished request's clip again"
     return "fetching the finished request's result"
-

@@ -80,7 +80,9 @@ class Collector:
 
     def _dead_end(self) -> GeneratedClip:
         record = self.record
-        raise stopped_at(self.shot, f"fal request {record.request_id} is {record.state} ({record.error or 'no clip'}); {forcing(self.shot)}")
+        raise stopped_at(
+            self.shot, f"fal request {record.request_id} is {record.state} ({record.error or 'no clip'}); {forcing(self.shot)}"
+        )
 
     def _wait(self) -> Completed:
         rid = self.record.request_id
@@ -166,7 +168,11 @@ class Collector:
             raise self._odd(f"its result has no video (result keys: {keys})")
         url = video.get("url")
         if not isinstance(url, str) or urlsplit(url).scheme != "https" or not urlsplit(url).netloc:
-            what = f"a {_json_kind(url)}" if not isinstance(url, str) else f"not an https URL ({urlsplit(url).scheme or 'no'} scheme)"
+            what = (
+                f"a {_json_kind(url)}"
+                if not isinstance(url, str)
+                else f"not an https URL ({urlsplit(url).scheme or 'no'} scheme)"
+            )
             raise self._odd(f"its video URL is {what}")
         return url
 
@@ -195,7 +201,9 @@ class Collector:
                     tolerance=self.settings.duration_tolerance,
                     policy=RetryPolicy.downloads(self.settings),
                     timeout=self.settings.download_timeout,
-                    on_retry=lambda attempt, why: self.emit(ShotEvent(self.shot.id, "retrying", f"download {attempt}: {why}", rid)),
+                    on_retry=lambda attempt, why: self.emit(
+                        ShotEvent(self.shot.id, "retrying", f"download {attempt}: {why}", rid)
+                    ),
                 )
             except DownloadError as exc:
                 return self._download_failed(exc)
@@ -217,7 +225,9 @@ class Collector:
                 f"({self.settings.media_retention_days:g} days, SHOTFLOW_MEDIA_RETENTION_DAYS): {reason}"
             )
             self.job.lost(why)
-            raise stopped_at(self.shot, f"fal request {rid} was paid for but is lost: {why}. Only {forcing(self.shot, 'buys it again')}")
+            raise stopped_at(
+                self.shot, f"fal request {rid} was paid for but is lost: {why}. Only {forcing(self.shot, 'buys it again')}"
+            )
         self.job.noted(f"download failed: {reason}")
         raise GenerationError(
             self.shot.id,
@@ -237,7 +247,9 @@ class Collector:
         if not error.transient:
             raise error
         if retried_by_fal_client(exc) or not self.policy.again(failures):
-            raise GenerationError(self.shot.id, f"{error.reason}; fal request {self.record.request_id} is kept: {kept}", transient=True)
+            raise GenerationError(
+                self.shot.id, f"{error.reason}; fal request {self.record.request_id} is kept: {kept}", transient=True
+            )
         self.emit(ShotEvent(self.shot.id, "retrying", doing + error.reason, self.record.request_id))
         if interrupt.wait(self.policy.wait(failures)):
             raise self._stopped()
@@ -250,7 +262,9 @@ class Collector:
         if code == 404:
             return self._not_found(short)
         if isinstance(exc, (KeyError, TypeError)) or (isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError)):
-            return self._odd(f"fal's answer while {doing} was of another shape ({type(exc).__name__}: {self.backend.scrub(str(exc))})")
+            return self._odd(
+                f"fal's answer while {doing} was of another shape ({type(exc).__name__}: {self.backend.scrub(str(exc))})"
+            )
         error = classify(exc, self.shot.id, self.shot.endpoint, doing, scrub=self.backend.scrub)
         if code is not None and code not in RETRY_CODES and code < 500 and error.transient:
             error = GenerationError(self.shot.id, error.reason, transient=False)
@@ -269,13 +283,17 @@ class Collector:
         submitted = f"submitted {age / 3600:.1f} h ago" if age is not None else "submitted at an unknown time"
         why = f"fal no longer knows request {rid} ({submitted}; fal keeps results about {RESULT_RETENTION / 3600:g} h)"
         self.job.lost(why)
-        return stopped_at(self.shot, f"{why}: it was paid for and is lost. It is not submitted again automatically; {forcing(self.shot)}")
+        return stopped_at(
+            self.shot, f"{why}: it was paid for and is lost. It is not submitted again automatically; {forcing(self.shot)}"
+        )
 
     def _odd(self, what: str) -> GenerationError:
         rid = self.record.request_id
         why = f"fal request {rid}: {what}"
         self.job.noted(why)
-        return stopped_at(self.shot, f"{why}. The request is kept: a re-run re-attaches to it without paying, {forcing(self.shot)}")
+        return stopped_at(
+            self.shot, f"{why}. The request is kept: a re-run re-attaches to it without paying, {forcing(self.shot)}"
+        )
 
     def _stopped(self) -> Interrupted:
         return Interrupted(

@@ -152,6 +152,7 @@ def _verify(part: Path, expected_seconds: float | None, tolerance: float) -> tup
     "later" (not a video at all: an error page served as 200, not the paid clip; try again later),
     "again" (a broken stream: fetch it again, keep the last copy aside), "keep" (the wrong length:
     the media itself is like that, keep it aside at once)."""
+
     def why(exc: MediaError) -> str:
         return str(exc).replace(f"{part}: ", "").replace(str(part), "the download")
 

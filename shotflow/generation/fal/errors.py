@@ -85,13 +85,19 @@ def classify(exc: BaseException, shot: str, endpoint: str, doing: str, *, scrub:
     if isinstance(exc, httpx.TimeoutException):
         return GenerationError(shot, f"timed out while {doing} ({endpoint})", transient=True)
     if isinstance(exc, httpx.HTTPError):
-        return GenerationError(shot, f"could not reach fal while {doing}: {type(exc).__name__}: {scrub(str(exc))}", transient=True)
+        return GenerationError(
+            shot, f"could not reach fal while {doing}: {type(exc).__name__}: {scrub(str(exc))}", transient=True
+        )
     if isinstance(exc, FalClientError):
         return GenerationError(shot, f"fal_client failed while {doing}: {scrub(str(exc))}", transient=True)
-    return GenerationError(shot, f"unexpected answer from fal while {doing}: {type(exc).__name__}: {scrub(str(exc))}", transient=True)
+    return GenerationError(
+        shot, f"unexpected answer from fal while {doing}: {type(exc).__name__}: {scrub(str(exc))}", transient=True
+    )
 
 
-def http_error(code: int, detail: Any, shot: str, endpoint: str, doing: str, *, scrub: Scrub = lambda text: text) -> GenerationError:
+def http_error(
+    code: int, detail: Any, shot: str, endpoint: str, doing: str, *, scrub: Scrub = lambda text: text
+) -> GenerationError:
     reason = scrub(fal_reason(detail))
     if code in (401, 403):
         return GenerationError(shot, f"fal rejected the API key ({code}: {reason}) while {doing}; check FAL_KEY", transient=False)
@@ -171,7 +177,9 @@ def blocked_error(shot: ShotPlan, record: JobRecord) -> GenerationError:
             f"change the shot, or {forcing(shot, 'sends it again')})",
         )
     if record.state == "lost":
-        return stopped_at(shot, f"fal request {rid} was paid for but is lost ({record.error}); only {forcing(shot, 'buys it again')}")
+        return stopped_at(
+            shot, f"fal request {rid} was paid for but is lost ({record.error}); only {forcing(shot, 'buys it again')}"
+        )
     if record.state == "quarantined":
         return quarantined_error(shot, rid, f" ({record.quarantine_reason}) and is kept aside at {record.quarantine_path}")
     return stopped_at(shot, f"fal request {rid} is {record.state}; {forcing(shot)}")

@@ -167,13 +167,13 @@ class Job:
         return self._move((*LIVE, "downloaded"), state="lost", error=reason, finished_at=stamp())
 
     def _move(self, from_states: tuple[str, ...] | frozenset[str], **changes: Any) -> bool:
-        current = self.journal.update(
-            self.record.key, self.record.request_id, expect=tuple(from_states), **changes
-        )
+        current = self.journal.update(self.record.key, self.record.request_id, expect=tuple(from_states), **changes)
         if current is None:
             return False
         self.record = current
-        return current.state == changes.get("state", current.state) and current.request_id == changes.get("request_id", current.request_id)
+        return current.state == changes.get("state", current.state) and current.request_id == changes.get(
+            "request_id", current.request_id
+        )
 
     # --- fal's handle of this request ----------------------------------------------------------
 

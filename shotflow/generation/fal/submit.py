@@ -158,7 +158,11 @@ def send_submit(
         if code in RETRY_CODES:
             failures += 1
             if not policy.again(failures):
-                return Refused(f"fal answered {code} to the submit {failures} times: {scrub(_detail(response))}", permanent=False, status=code)
+                return Refused(
+                    f"fal answered {code} to the submit {failures} times: {scrub(_detail(response))}",
+                    permanent=False,
+                    status=code,
+                )
             on_retry(f"fal answered {code} to the submit; asking again")
             sleep(policy.wait(failures))
             continue
