@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +42,7 @@ from PIL import Image, ImageOps
 from shotflow.errors import MediaError
 from shotflow.store.atomic import write_bytes_atomic
 from shotflow.store.digest import file_sha256
+from shotflow.store.locks import flocked
 
 DEFAULT_MAX_URI_BYTES = 8 * 1024 * 1024
 MAX_STILL_BYTES = 64 * 1024 * 1024  # the largest still read from disk or fetched
@@ -279,18 +278,7 @@ def _remember(memo: Path, note: dict) -> None:
     write_bytes_atomic(memo, json.dumps(note, indent=2, sort_keys=True).encode() + b"\n", mode=0o644)
 
 
-@contextlib.contextmanager
-def _locked(root: Path, name: str) -> Iterator[None]:
+def _locked(root: Path, name: str) -> contextlib.AbstractContextManager[None]:
     """One maker of a frame at a time, across threads and processes (a clip decoded once, a URL
     fetched once)."""
-    locks = root / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    return flocked(root / ".locks" / f"{name}.lock")

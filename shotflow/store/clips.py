@@ -22,14 +22,12 @@ then fsync the folder), so a clip the journal calls downloaded survives a power 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +36,7 @@ from shotflow.errors import MediaError
 from shotflow.model import ShotPlan
 from shotflow.store.atomic import full_disk_names, move_atomic, write_bytes_atomic
 from shotflow.store.digest import file_sha256
+from shotflow.store.locks import flocked
 
 
 @dataclass(frozen=True)
@@ -289,20 +288,9 @@ class ClipStore:
 
     # --- locking -------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _locked(self, key: str) -> Iterator[None]:
+    def _locked(self, key: str) -> contextlib.AbstractContextManager[None]:
         """One key at a time across threads and processes (flock: per open file, so per call)."""
-        locks = self.clips / ".locks"
-        locks.mkdir(exist_ok=True)
-        fd = os.open(locks / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        return flocked(self.clips / ".locks" / f"{key}.lock")
 
 
 def _unused(path: Path) -> Path:

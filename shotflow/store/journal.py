@@ -13,9 +13,9 @@ code that writes records, through its state transitions.
 Layout: `<cache_dir>/jobs/<key>.json`, written by `shotflow.store.atomic.write_bytes_atomic`
 (tmp, fsync, rename, fsync the folder), and `<key>.lock`, an empty file whose exclusive `flock`
 is held while one process decides whether to submit, records what it submitted, updates the
-record or downloads the clip. The lock is re-entrant within a thread. The kernel drops it when
-its holder exits, even on SIGKILL, so there are no stale locks to break. (flock: Linux and
-macOS, local disks or NFS with lock support.)
+record or downloads the clip (`shotflow.store.locks.flocked`). The lock is re-entrant within a
+thread. The kernel drops it when its holder exits, even on SIGKILL, so there are no stale locks
+to break.
 
 A record holds the shot id, endpoint, body hash, the request's URLs, the result's video URL, the
 state, UTC timestamps, the storyboard and estimated cost of the run that sent it, and the
@@ -26,12 +26,8 @@ body (nor a frame's data), never the key.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
-import os
 import threading
-import time
 from collections.abc import Collection
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -42,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from shotflow.errors import ShotflowError
 from shotflow.settings import LOCK_TIMEOUT
 from shotflow.store.atomic import StoreFullError, is_full, write_bytes_atomic
+from shotflow.store.locks import flocked
 
 if TYPE_CHECKING:
     from shotflow.model import FrameInput
@@ -295,27 +292,16 @@ class Journal:
         if token in held:
             yield
             return
-        fd = os.open(self.root / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(f"another run has held the lock of clip {key} for over {timeout:.0f} s")
-                time.sleep(poll)
+
+        def timed_out() -> LockTimeout:
+            return LockTimeout(f"another run has held the lock of clip {key} for over {timeout:.0f} s")
+
+        with flocked(self.root / f"{key}.lock", timeout=timeout, poll=poll, timed_out=timed_out):
             held.add(token)
             try:
                 yield
             finally:
                 held.discard(token)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
 
 def _unreadable(path: Path, why: Any) -> JournalError:
