@@ -540,3 +540,77 @@ def test_accept_takes_the_clip_kept_aside_into_the_store(fake_fal, clip_store, t
     assert r.returncode == 1 and "nothing quarantined to accept (its request is downloaded)" in r.stderr
     r = shotflow("accept", "three", str(board))
     assert r.returncode == 1 and "no shot 'three'" in r.stderr and "Traceback" not in r.stderr
+
+
+CHAIN = """\
+version: 1
+title: Chain
+output: {resolution: 360p, transition: {type: cut}}
+shots:
+  - {id: one, prompt: a red door, model: kling, duration: 5}
+  - {id: two, from: one, prompt: the red door opens, model: kling, duration: 5}
+"""
+
+
+def test_accept_takes_the_clip_kept_aside_of_a_shot_that_continues_another(fake_fal, clip_store, tmp_path):
+    from shotflow.generation.known import known_requests
+    from shotflow.plan import load_plan
+    from shotflow.store.clips import ClipStore
+
+    board = tmp_path / "chain.yaml"
+    board.write_text(CHAIN)
+    plan = load_plan(str(board))
+    store = ClipStore(clip_store)
+    source = clip_store / "one.mp4"
+    source.write_bytes(fake_fal.clip(5).read_bytes())
+    store.put(ClipStore.key("fal", plan.shot("one")), source)
+    sent, _ = known_requests(plan, "fal", clip_store)["two"]  # two as the run sent it: one's last frame in its body
+    key = ClipStore.key("fal", sent)
+    staged = clip_store / "staged.mp4"
+    staged.write_bytes(fake_fal.clip(2).read_bytes())
+    kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
+    write_record(
+        clip_store,
+        key,
+        shot="two",
+        state="quarantined",
+        request_id="req-two",
+        endpoint=sent.endpoint,
+        body_hash=sent.body_hash,
+        storyboard=str(board.resolve()),
+        quarantine_path=str(kept),
+        quarantine_reason="lasts 2.00 s, expected 5 s",
+        submitted_at="2026-12-01T08:00:00+00:00",
+    )
+    r = shotflow("accept", "two", str(board))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "shot 'two': the clip kept aside is now its clip" in r.stdout and "fal request req-two is downloaded" in r.stdout
+    assert store.find(key) is not None and not kept.exists()
+
+    # the source's clip is gone: two's request is no longer known from the plan; the journal still names it
+    staged.write_bytes(fake_fal.clip(2).read_bytes())
+    kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
+    write_record(
+        clip_store,
+        key,
+        shot="two",
+        state="quarantined",
+        request_id="req-two",
+        endpoint=sent.endpoint,
+        body_hash=sent.body_hash,
+        storyboard=str(board.resolve()),
+        quarantine_path=str(kept),
+        quarantine_reason="lasts 2.00 s, expected 5 s",
+    )
+    store.path(ClipStore.key("fal", plan.shot("one"))).unlink()
+    elsewhere = tmp_path / "copy" / "chain.yaml"  # the same shots in another storyboard: not its request
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(CHAIN)
+    r = shotflow("accept", "two", str(elsewhere))
+    assert r.returncode == 1 and f"shot 'two': no clip of it is kept aside for {elsewhere}" in r.stderr, r.stderr
+    assert "the last frame of shot 'one' cannot be had" in r.stderr
+    assert kept.exists()
+    r = shotflow("accept", "two", str(board))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "shot 'two': the clip kept aside is now its clip" in r.stdout and "Traceback" not in r.stderr
+    assert store.find(key) is not None and not kept.exists()

@@ -5,10 +5,12 @@ aside becomes the shot's clip)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from shotflow.cli.options import parse_vars
 from shotflow.cli.output import table
 from shotflow.errors import MissingKeyError, ShotflowError
+from shotflow.model import Plan, ShotPlan
 from shotflow.money import usd
 from shotflow.plan import load_plan
 from shotflow.settings import get_settings
@@ -136,13 +138,53 @@ def cmd_accept(args) -> int:
     plan = load_plan(args.file, vars=parse_vars(args.var))
     shot = plan.shot(args.shot)
     settings = get_settings()
-    store = ClipStore(settings.cache_dir)
-    key = ClipStore.key("fal", shot)
     journal = _journal(settings)
+    key, current = _kept_aside(plan, shot, settings, journal, args.file)
     before = journal.read(key)
-    record = accept_clip(journal, store, key, args.clip)
+    record = accept_clip(journal, ClipStore(settings.cache_dir), key, args.clip)
     what = f"your file {args.clip}" if args.clip else "the clip kept aside"
     reason = f" (it had been kept aside because: {before.quarantine_reason})" if before and before.quarantine_reason else ""
     print(f"shotflow: shot '{shot.id}': {what} is now its clip{reason}; fal request {record.request_id} is {record.state}")
-    print(f"shotflow: the next `shotflow run {args.file}` uses it without paying")
+    if current:
+        print(f"shotflow: the next `shotflow run {args.file}` uses it without paying")
+    else:  # a continuing shot whose first frame cannot be made now: its request depends on that frame
+        print(
+            f"shotflow: the next `shotflow run {args.file}` uses it without paying if {_first_frame(shot)} is the one it was sent"
+        )
     return 0
+
+
+def _kept_aside(plan: Plan, shot: ShotPlan, settings, journal, storyboard: str) -> tuple[str, bool]:
+    """The clip key `accept` takes into the store, and whether it is the shot's request as a run
+    would send it now. A shot that continues another (`from:`) has a key only once its frames
+    exist: it is resolved from its source's stored clip (shotflow.generation.known); when that
+    clip is not stored, the journal names its request: the quarantined one of this shot submitted
+    for this storyboard (the latest, if several), found as `cancel` finds requests."""
+    from shotflow.generation.known import known_requests
+    from shotflow.store.clips import ClipStore
+    from shotflow.store.ledger import same_storyboard
+
+    chain, at = [shot], shot  # the shot and the shots it continues: nothing else is resolved
+    while at.source:
+        at = plan.shot(at.source)
+        chain.append(at)
+    ids = {s.id for s in chain}
+    known = known_requests(replace(plan, shots=tuple(s for s in plan.shots if s.id in ids)), "fal", settings.cache_dir, settings)
+    if known.get(shot.id) is not None:
+        return ClipStore.key("fal", known[shot.id][0]), True
+    wanted = same_storyboard(storyboard)
+    kept = [
+        r
+        for r in journal.records()
+        if r.state == "quarantined" and r.shot == shot.id and r.storyboard and same_storyboard(r.storyboard) == wanted
+    ]
+    if not kept:
+        raise ShotflowError(
+            f"shot '{shot.id}': no clip of it is kept aside for {storyboard} (its request is not known now: "
+            f"{_first_frame(shot)} cannot be had; and the journal holds no quarantined request of it)"
+        )
+    return max(kept, key=lambda r: r.finished_at or r.updated_at or "").key, False
+
+
+def _first_frame(shot: ShotPlan) -> str:
+    return f"the last frame of shot '{shot.source}'" if shot.source else "its still"
