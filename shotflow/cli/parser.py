@@ -15,15 +15,7 @@ from shotflow.cli.run import cmd_run
 from shotflow.cli.servers import cmd_deploy, cmd_serve, cmd_server
 from shotflow.cli.storyboards import cmd_estimate, cmd_new, cmd_schema, cmd_validate
 from shotflow.errors import ShotflowError, StoryboardError
-
-
-def shotflow_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("shotflow")
-    except PackageNotFoundError:
-        return "unknown (not installed: pip install -e .)"
+from shotflow.report.uptodate import shotflow_version
 
 
 def add_files_command(sub, name: str, func, help: str, json_help: str) -> None:
@@ -37,7 +29,8 @@ def add_files_command(sub, name: str, func, help: str, json_help: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shotflow", description="Storyboard YAML to finished video.")
-    parser.add_argument("--version", action="version", version=f"shotflow {shotflow_version()}")
+    version = shotflow_version(unknown="unknown (not installed: pip install -e .)")
+    parser.add_argument("--version", action="version", version=f"shotflow {version}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("new", help="write a commented starter storyboard NAME.yaml")

@@ -31,13 +31,15 @@ from shotflow.store.digest import file_sha256
 FINGERPRINT_VERSION = 1
 
 
-def shotflow_version() -> str:
+def shotflow_version(unknown: str = "unknown") -> str:
+    """shotflow's installed version (the fingerprint's and `shotflow --version`'s), or `unknown` for a
+    checkout used without installing it."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("shotflow")
-    except PackageNotFoundError:  # a checkout used without installing it
-        return "unknown"
+    except PackageNotFoundError:
+        return unknown
 
 
 def input_files(plan: Plan) -> dict[str, str]:
