@@ -40,9 +40,10 @@ from shotflow.generation import events
 from shotflow.generation.choose import choose_backend
 from shotflow.money import run_cost
 from shotflow.plan import check_budget, load_plan, plan_from_data
-from shotflow.preflight import made_again_line, preflight
+from shotflow.preflight import preflight
 from shotflow.report.manifest import ShotRecord, cost_summary, sidecar, write_manifest
 from shotflow.settings import get_settings
+from shotflow.spend import made_again_line
 
 BackendName = Literal["auto", "fal", "preview"]
 

@@ -33,9 +33,10 @@ from shotflow.errors import ShotflowError
 from shotflow.model import FRAME_REF
 from shotflow.money import usd
 from shotflow.plan import load_plan
-from shotflow.preflight import PreflightError, budget_problems, made_again, made_again_line, preflight
+from shotflow.preflight import PreflightError, preflight
 from shotflow.report import uptodate
 from shotflow.settings import get_settings
+from shotflow.spend import budget_problems, made_again, made_again_line
 from shotflow.store.digest import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,8 +27,9 @@ from shotflow.generation.choose import choose_backend
 from shotflow.model import Plan
 from shotflow.money import run_cost
 from shotflow.plan import check_budget, load_plan
-from shotflow.preflight import made_again_line, preflight
+from shotflow.preflight import preflight
 from shotflow.settings import get_settings
+from shotflow.spend import made_again_line
 
 
 def cmd_run(args) -> int:
