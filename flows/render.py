@@ -106,8 +106,8 @@ def render_storyboard(
         logger.warning(warning)
     for shot_id in sorted(forced):
         logger.info(f"shot '{shot_id}': forced: generated again even though its clip is stored")
-    if made_again_line(plan, forced):
-        logger.info(made_again_line(plan, forced))
+    if again := made_again_line(plan, forced, settings):
+        logger.info(again)
 
     per_model = {find_model(model).alias: n for model, n in (model_concurrency or {}).items()}
     total = concurrency or settings.concurrency

@@ -85,7 +85,7 @@ def preflight(
         problems += input_problems(plan)
     if backend == "fal":
         problems += key_problems(key, settings)
-        problems += [Check("", None, m) for m in consent_problems(plan, force, force_descendants)]
+        problems += [Check("", None, m) for m in consent_problems(plan, force, force_descendants, settings)]
         problems += [Check("SHOTFLOW_DAILY_BUDGET", None, m) for m in budget_problems(plan, settings, force)]
     if problems:
         raise PreflightError(problems)

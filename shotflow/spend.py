@@ -1,7 +1,8 @@
 """What a run is about to pay for, worked out before it pays (the preflight's money checks).
 
-- `--force SHOT` pays again for the shots that continue SHOT (`from:`, directly or not): they
-  start from its new clip. `made_again` lists them, `made_again_line` words them with their
+- `--force SHOT` pays again for the shots that continue SHOT (`from:`, directly or not), or a
+  shot making the same request (one clip in the store, replaced for both): they start from its
+  new clip. `made_again` lists them, `made_again_line` words them with their
   prices, and `consent_problems` refuses them without the user's consent (`force_descendants`:
   the CLI's terminal prompt or --force-descendants, the flow's parameter).
 - With `SHOTFLOW_DAILY_BUDGET` set, `budget_problems`: the clips the run may pay for fit in what
@@ -22,35 +23,67 @@ from pathlib import Path
 from shotflow.errors import ShotflowError
 from shotflow.model import Plan, ShotPlan
 from shotflow.money import estimate, usd
-from shotflow.settings import Settings
+from shotflow.settings import Settings, get_settings
 
 # --- what --force pays for again -----------------------------------------------------------
 
 
-def made_again(plan: Plan, force: Collection[str]) -> tuple[ShotPlan, ...]:
-    """The shots not forced themselves that continue a forced one (`from:`, directly or not), in
-    cut order: they start from the forced shot's new clip, so they are generated (and paid) again."""
+def same_clip(plan: Plan, force: Collection[str], settings: Settings | None = None) -> set[str]:
+    """The forced shots and every shot making the same request (the same clip key): the store
+    keeps one clip per key, so forcing one replaces the clip of each. A continuing shot's key is
+    known when its source's clip is stored (shotflow.generation.known); else it is left out."""
     forced = set(force)
-    found = {d.id for shot_id in forced for d in plan.descendants(shot_id)} - forced
+    if not forced:
+        return forced
+    from shotflow.store.clips import ClipStore
+
+    keys = {s.id: ClipStore.key("fal", s) for s in plan.shots if not s.needs_frames}
+    if any(plan.shot(shot_id).needs_frames for shot_id in forced):
+        from shotflow.generation.known import known_requests
+
+        settings = settings or get_settings()
+        known = known_requests(plan, "fal", settings.cache_dir, settings)
+        keys.update((shot_id, ClipStore.key("fal", k[0])) for shot_id, k in known.items() if k is not None)
+    replaced = {keys[shot_id] for shot_id in forced if shot_id in keys}
+    return forced | {shot_id for shot_id, key in keys.items() if key in replaced}
+
+
+def made_again(plan: Plan, force: Collection[str], settings: Settings | None = None) -> tuple[ShotPlan, ...]:
+    """The shots not forced themselves that continue (`from:`, directly or not) a forced one, or a
+    shot sharing its clip (`same_clip`), in cut order: they start from the forced clip's new copy,
+    so they are generated (and paid) again."""
+    return _continuing(plan, same_clip(plan, force, settings))
+
+
+def _continuing(plan: Plan, replaced: set[str]) -> tuple[ShotPlan, ...]:
+    found = {d.id for shot_id in replaced for d in plan.descendants(shot_id)} - replaced
     return tuple(s for s in plan.shots if s.id in found)
 
 
-def made_again_line(plan: Plan, force: Collection[str]) -> str:
-    """ "--force approach also generates again the shots that continue it: arrival ($0.45), driver
-    (unknown): estimated $0.45 + 1 unpriced shot (driver)"; "" when there are none."""
-    shots = made_again(plan, force)
+def made_again_line(plan: Plan, force: Collection[str], settings: Settings | None = None) -> str:
+    """ "--force approach also generates again the shots that continue it (from:): arrival ($0.45),
+    driver (unknown): estimated $0.45 + 1 unpriced shot (driver) on fal; shots of other storyboards
+    ..." (a shot sharing the forced clip is named); "" when there are none."""
+    replaced = same_clip(plan, force, settings)
+    shots = _continuing(plan, replaced)
     if not shots:
         return ""
     forced = ", ".join(f"--force {shot_id}" for shot_id in sorted(force))
     listed = ", ".join(f"{s.id} ({usd(s.cost)})" for s in shots)
     total = estimate(sum((s.cost for s in shots if s.cost is not None), Decimal(0)), [s.id for s in shots if s.cost is None])
-    them = "it" if len(set(force)) == 1 else "them"
-    return f"{forced} also generates again the shots that continue {them} (from:): {listed}: estimated {total} on fal"
+    one = len(set(force)) == 1
+    twins = sorted(replaced - set(force))
+    shared = f", or continue {', '.join(twins)} (the same request: one clip)" if twins else ""
+    return (
+        f"{forced} also generates again the shots that continue {'it' if one else 'them'} (from:){shared}: {listed}: "
+        f"estimated {total} on fal; shots of other storyboards that continue {'this clip' if one else 'these clips'} "
+        "are made again, and paid for, on their next run"
+    )
 
 
-def consent_problems(plan: Plan, force: Collection[str], consent: bool) -> list[str]:
+def consent_problems(plan: Plan, force: Collection[str], consent: bool, settings: Settings | None = None) -> list[str]:
     """Shots paid for again because they continue a forced shot need the user's consent."""
-    line = made_again_line(plan, force)
+    line = made_again_line(plan, force, settings)
     if not line or consent:
         return []
     return [
@@ -79,8 +112,10 @@ def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ())
 
     cache = Path(settings.cache_dir).expanduser()
     journal = Journal.in_cache(cache, lock_timeout=settings.lock_timeout)
-    again = set(force) | {s.id for s in made_again(plan, force)}
-    known = known_requests(plan, "fal", cache, settings, made_again=again)
+    replaced = same_clip(plan, force, settings)
+    again = set(force) | {s.id for s in _continuing(plan, replaced)}
+    # a shot sharing a forced shot's clip pays nothing itself, but what continues it is not known
+    known = known_requests(plan, "fal", cache, settings, made_again=again | replaced)
     paying, unpriced, to_pay = [], [], Decimal(0)
     for shot in plan.shots:
         # a shot that continues one without a stored clip: its request is not known yet, so it is paid for

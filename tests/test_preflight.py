@@ -525,3 +525,53 @@ def test_a_problem_with_a_relative_output_names_the_resolved_path(work):
     (run_dir / "taken.mp4").mkdir()
     (msg,) = check(plan_of(boards, out="taken.mp4"), run_dir)
     assert msg.startswith(f"{run_dir.resolve() / 'taken.mp4'}: is a folder")
+
+
+# --- what --force makes again -------------------------------------------------------------------
+
+# a and b make the same request (one clip in the store); d and e too, once a's clip exists
+TWINS = """\
+version: 1
+title: Twins
+output: {resolution: 360p, transition: {type: cut}}
+shots:
+  - {id: a, prompt: a red door, model: kling, duration: 5}
+  - {id: b, prompt: a red door, model: kling, duration: 5}
+  - {id: c, from: b, prompt: the door opens, model: kling, duration: 5}
+  - {id: d, from: a, prompt: the door shuts, model: kling, duration: 5}
+  - {id: e, from: a, prompt: the door shuts, model: kling, duration: 5}
+  - {id: f, from: e, prompt: an empty hall, model: kling, duration: 5}
+"""
+
+
+def test_forcing_a_shot_makes_again_what_continues_a_shot_sharing_its_clip(tmp_path, clip_store, monkeypatch):
+    from shotflow.spend import made_again, made_again_line
+    from shotflow.store.clips import ClipStore
+
+    monkeypatch.delenv("FAL_KEY", raising=False)
+    board = tmp_path / "twins.yaml"
+    board.write_text(TWINS)
+    plan = load_plan(board)
+    settings = Settings(_env_file=None)
+    # forcing a replaces b's clip too (the store keeps one per request): c starts from the new one
+    assert [s.id for s in made_again(plan, ["a"], settings)] == ["c", "d", "e", "f"]
+    assert [s.id for s in made_again(plan, ["b"], settings)] == ["c", "d", "e", "f"]
+    line = made_again_line(plan, ["a"], settings)
+    assert line.startswith(
+        "--force a also generates again the shots that continue it (from:), or continue b (the same request: one clip): c ("
+    )
+    assert line.endswith("; shots of other storyboards that continue this clip are made again, and paid for, on their next run")
+    # d and e make the same request once a's clip exists (the same first frame): forcing d replaces e's clip
+    assert made_again(plan, ["d"], settings) == ()  # no clip of a yet: neither is known, nothing shared
+    raw = tmp_path / "a.mp4"
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=24:d=1", str(raw)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    ClipStore(clip_store).put(ClipStore.key("fal", plan.shot("a")), raw)
+    assert [s.id for s in made_again(plan, ["d"], settings)] == ["f"]
+    with pytest.raises(PreflightError) as info:
+        preflight(plan, backend="fal", key=KEY, settings=settings, cwd=tmp_path, force=["d"])
+    assert "--force d also generates again the shots that continue it (from:), or continue e" in str(info.value)
+    assert "--force-descendants" in str(info.value)
+    preflight(plan, backend="fal", key=KEY, settings=settings, cwd=tmp_path, force=["d"], force_descendants=True)

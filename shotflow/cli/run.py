@@ -80,10 +80,10 @@ def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
     return True
 
 
-def _consent(plan: Plan, backend: str, args) -> bool:
+def _consent(plan: Plan, backend: str, args, settings) -> bool:
     """Whether the user agrees to pay again for the shots that continue a forced one: the flag, or
     an answer on a terminal. No terminal: False (the preflight then refuses, naming the flag)."""
-    line = made_again_line(plan, args.force) if backend == "fal" else ""
+    line = made_again_line(plan, args.force, settings) if backend == "fal" else ""
     if not line or args.force_descendants:
         return True
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
@@ -110,7 +110,7 @@ def _render(args, report: dict) -> int:
     check_budget(plan, args.max_cost, backend)
     if not args.force and _up_to_date(plan, backend, settings, report):
         return 0
-    consent = _consent(plan, backend, args)
+    consent = _consent(plan, backend, args, settings)
     # nothing is paid for a run that cannot finish (nor for a forced shot's descendants without consent)
     preflight(plan, backend=backend, settings=settings, force=args.force, force_descendants=consent)
     if args.backend is None and backend == "preview":
