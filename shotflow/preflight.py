@@ -192,7 +192,7 @@ def output_problems(plan: Plan, settings: Settings, base: Path) -> tuple[Path, l
             if _same(path, other):
                 problem(f"{what} would overwrite {name} {_resolve(other)}", path)
 
-    cache = _resolve(Path(settings.cache_dir).expanduser())
+    cache = _resolve(settings.cache_dir)
     if _inside(output, cache):
         problem(f"is inside shotflow's clip store and journal ({cache}, SHOTFLOW_CACHE_DIR): write the video elsewhere")
 

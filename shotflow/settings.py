@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -74,6 +75,16 @@ class Settings(BaseSettings):
             value = value.strip()
             return value or None
         return value
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # "~/.cache/shotflow" (in .env, where no shell expands it) is the home's, and a relative
+        # folder the one under where the process started: every reader opens the same store
+        try:
+            return Path(os.path.abspath(value.expanduser()))
+        except RuntimeError as exc:  # "~someone" who is not a user here
+            raise ValueError(f"cannot expand {str(value)!r} ({exc}): give the full path") from None
 
     @field_validator("daily_budget", mode="before")
     @classmethod

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from decimal import Decimal
-from pathlib import Path
 
 from shotflow.errors import ShotflowError
 from shotflow.model import Plan, ShotPlan
@@ -110,12 +109,11 @@ def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ())
     from shotflow.store.journal import Journal
     from shotflow.store.ledger import spent_on_day, today
 
-    cache = Path(settings.cache_dir).expanduser()
-    journal = Journal.in_cache(cache, lock_timeout=settings.lock_timeout)
+    journal = Journal.in_cache(settings.cache_dir, lock_timeout=settings.lock_timeout)
     replaced = same_clip(plan, force, settings)
     again = set(force) | {s.id for s in _continuing(plan, replaced)}
     # a shot sharing a forced shot's clip pays nothing itself, but what continues it is not known
-    known = known_requests(plan, "fal", cache, settings, made_again=again | replaced)
+    known = known_requests(plan, "fal", settings.cache_dir, settings, made_again=again | replaced)
     paying, unpriced, to_pay = [], [], Decimal(0)
     for shot in plan.shots:
         # a shot that continues one without a stored clip: its request is not known yet, so it is paid for

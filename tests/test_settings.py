@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,19 @@ def test_a_bad_setting_is_one_line_naming_its_variable_and_never_the_key(monkeyp
     message = str(info.value)
     assert message.startswith(f"{name}: ") and said in message and "\n" not in message
     assert not any(part in message for part in KEY.split(":"))
+
+
+def test_the_cache_dir_is_expanded_and_absolute_for_every_reader(monkeypatch, tmp_path):
+    home, run = tmp_path / "home", tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SHOTFLOW_CACHE_DIR")
+    monkeypatch.chdir(run)
+    (run / ".env").write_text("SHOTFLOW_CACHE_DIR=~/.cache/shotflow\n")  # no shell expands a .env line
+    assert get_settings().cache_dir == home / ".cache" / "shotflow"
+    # a command that opens the store, as a user runs it: the home's store, nothing under ./~
+    r = subprocess.run([sys.executable, "-m", "shotflow.cli", "ledger"], cwd=run, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (home / ".cache" / "shotflow" / "jobs").is_dir() and not (run / "~").exists()
+    monkeypatch.setenv("SHOTFLOW_CACHE_DIR", "store/../cache")  # relative: under the folder the process starts in
+    assert get_settings().cache_dir == run / "cache"
