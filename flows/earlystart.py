@@ -35,8 +35,6 @@ from shotflow.model import Plan
 from shotflow.report.display import ShotDisplay
 from shotflow.settings import Settings
 
-STOP_GRACE_SECONDS = 5.0
-
 
 def names_a_server() -> str | None:
     """Where Prefect's configuration names an API server, read as Prefect reads it but without
@@ -186,7 +184,7 @@ class EarlyStart:
         try:
             if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
                 interrupt.request_stop()  # the signal handler raised it too; say it once more, for sure
-                generation.finish(STOP_GRACE_SECONDS)
+                generation.finish(interrupt.STOP_GRACE_SECONDS)
                 self._shown.close()
                 self.on_stop(self.display)
             elif not generation.finish(0):
@@ -195,7 +193,7 @@ class EarlyStart:
                 # than leave threads behind, and name what is still paid and running
                 stopped = interrupt.stop_requested()
                 interrupt.request_stop()
-                generation.finish(STOP_GRACE_SECONDS)
+                generation.finish(interrupt.STOP_GRACE_SECONDS)
                 if not stopped:
                     interrupt.reset()
                 self._shown.close()

@@ -1,4 +1,5 @@
-"""The process-wide stop flag that Ctrl-C and SIGTERM raise, and the error a stopped shot ends with.
+"""The process-wide stop flag that Ctrl-C and SIGTERM raise, the error a stopped shot ends with, and
+how long a stop waits for what is under way (`STOP_GRACE_SECONDS`).
 
 The CLI's signal handler calls `request_stop()`; whatever is about to pay (a submit) or is waiting
 on fal checks `stop_requested()` and ends the shot with `Interrupted` instead. A request fal has
@@ -11,6 +12,10 @@ import threading
 
 from shotflow.errors import GenerationError
 
+# After the first Ctrl-C the flow ends Cancelled in well under a second; shots still waiting on fal
+# stop at their next poll. Whatever has not stopped by then (the flow's thread, the early start's
+# generation) is not waited for.
+STOP_GRACE_SECONDS = 5.0
 _stop = threading.Event()
 
 

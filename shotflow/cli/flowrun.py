@@ -17,9 +17,6 @@ from shotflow.generation import events
 from shotflow.model import Plan
 from shotflow.report.display import ShotDisplay
 
-# After the first Ctrl-C the flow ends Cancelled in well under a second; shots still waiting on
-# fal stop at their next poll. Whatever has not stopped by then is not waited for.
-STOP_GRACE_SECONDS = 5.0
 PREFECT_START_TIMEOUT = 300.0
 
 
@@ -143,7 +140,7 @@ def run_flow(plan: Plan, api_url: str, parameters: dict, signals: Signals, repor
                 if signals.count and stopped_at is None:
                     stopped_at = time.monotonic()
                     print("\nshotflow: stopping: no new shot is sent to fal (Ctrl-C again to quit at once)...", flush=True)
-                if stopped_at is not None and time.monotonic() - stopped_at > STOP_GRACE_SECONDS:
+                if stopped_at is not None and time.monotonic() - stopped_at > interrupt.STOP_GRACE_SECONDS:
                     break
         finally:
             unsubscribe()
