@@ -4,13 +4,13 @@ multiplying each other (a 503 retried 5 times in the call, inside 5 task retries
 
 | failure | retried by (and nobody else) | tries |
 |---|---|---|
-| a submit fal did not take: 408, 429, 503, or no connection made (nothing sent, nothing billed) | `send_submit`'s loop (fal/submit.py) | `in_call`: SHOTFLOW_FAL_RETRIES + 1 |
+| a submit fal did not take: 408, 429, 503 (`SUBMIT_NOT_TAKEN`), or no connection made (nothing sent, nothing billed) | `send_submit`'s loop (fal/submit.py) | `in_call`: SHOTFLOW_FAL_RETRIES + 1 |
 | a submit that may have reached fal (500, 502, 504, an answer lost after sending) | nobody, ever: it is `uncertain` | 1 |
-| a status poll or result fetch: transport error, timeout, 408/409/429, an ingress 502-504 | fal_client, inside the call (`retried_by_fal_client`) | fal_client's 10 |
+| a status poll or result fetch: transport error, timeout, 408/409/429 (`FAL_CLIENT_RETRY_CODES`), an ingress 502-504 | fal_client, inside the call (`retried_by_fal_client`) | fal_client's 10 |
 | a status poll or result fetch: fal's 5xx, an unreadable answer, a young request's 404 | the Job's loops (fal/collect.py) | `in_call`: SHOTFLOW_FAL_RETRIES + 1 |
 | a clip download: 4xx/5xx from the media host, a cut connection, a broken stream | `download_clip`'s loop (fal/download.py) | `downloads`: SHOTFLOW_DOWNLOAD_ATTEMPTS |
 | `RetryLater`: still queued/running after SHOTFLOW_FAL_WAIT_TIMEOUT; a clip's lock held past SHOTFLOW_LOCK_TIMEOUT; fal's job failed on its side (not billed); a local ffmpeg MediaError | the Prefect task (tasks/generate.py): re-attaches, or submits anew for the failed job | `TASK`: 5 |
-| a still's fetch (`image:` URL) that may pass later: no connection, a timeout, a 5xx, 408, 429 (nothing sent to fal) | the Prefect task (`RetryLater`, from generation/continuity.py) | `TASK`: 5 |
+| a still's fetch (`image:` URL) that may pass later: no connection, a timeout, a 5xx, 408, 429 (`media.fetch.FETCH_TRANSIENT`; nothing sent to fal) | the Prefect task (`RetryLater`, from generation/continuity.py) | `TASK`: 5 |
 | anything after Ctrl-C/SIGTERM; a permanent failure (4xx, 422, the key) | nobody | 1 |
 
 A failure an inner loop gave up on stays `transient` (a later run may succeed: the request is

@@ -12,7 +12,9 @@ import httpx
 
 from shotflow.media.frames import FrameError
 
-RETRY_CODES = (408, 429)
+# answers (with any 5xx) that may pass if the still is fetched again later. Its own set, not fal's
+# (media/ does not import generation/; fal's are in shotflow.generation.fal.errors and .submit)
+FETCH_TRANSIENT = (408, 429)
 
 
 def fetch_bytes(url: str, *, timeout: float, max_bytes: int, shown: str) -> bytes:
@@ -33,7 +35,7 @@ def fetch_bytes(url: str, *, timeout: float, max_bytes: int, shown: str) -> byte
             with client.stream("GET", url, headers={"Accept": "image/*"}) as response:
                 code = response.status_code
                 if code >= 400:
-                    transient = code >= 500 or code in RETRY_CODES
+                    transient = code >= 500 or code in FETCH_TRANSIENT
                     raise FrameError(f"could not fetch {what}: the server answered {code}", transient=transient)
                 declared = response.headers.get("Content-Length")
                 if declared and declared.isdigit() and int(declared) > max_bytes:

@@ -27,8 +27,8 @@ from shotflow import interrupt
 from shotflow.errors import DownloadError, GenerationError
 from shotflow.generation.fal.download import download_clip
 from shotflow.generation.fal.errors import (
+    FAL_CLIENT_RETRY_CODES,
     FAL_ERRORS,
-    RETRY_CODES,
     classify,
     forcing,
     quarantined_error,
@@ -266,7 +266,7 @@ class Collector:
                 f"fal's answer while {doing} was of another shape ({type(exc).__name__}: {self.backend.scrub(str(exc))})"
             )
         error = classify(exc, self.shot.id, self.shot.endpoint, doing, scrub=self.backend.scrub)
-        if code is not None and code not in RETRY_CODES and code < 500 and error.transient:
+        if code is not None and code not in FAL_CLIENT_RETRY_CODES and code < 500 and error.transient:
             error = GenerationError(self.shot.id, error.reason, transient=False)
         return error
 

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 # what can go wrong while talking to fal (status polls, result fetches, cancels), as
 # GenerationError carries it
 FAL_ERRORS = (FalClientError, httpx.HTTPError, ValueError, KeyError, TypeError)
-# answers to a status poll or a result fetch worth asking again (fal_client asks them again itself)
-RETRY_CODES = (408, 409, 429)
+# answers to a status poll or a result fetch worth asking again, which fal_client 1.x asks again
+# itself (as do its ingress 502-504s: `retried_by_fal_client`); a submit has its own,
+# `shotflow.generation.fal.submit.SUBMIT_NOT_TAKEN`
+FAL_CLIENT_RETRY_CODES = (408, 409, 429)
 
 Scrub = Callable[[str], str]
 
@@ -75,7 +77,7 @@ def retried_by_fal_client(exc: BaseException) -> bool:
             return "nginx" in exc.response.text
         except Exception:  # a streamed body that was never read
             return False
-    return exc.status_code in RETRY_CODES
+    return exc.status_code in FAL_CLIENT_RETRY_CODES
 
 
 def classify(exc: BaseException, shot: str, endpoint: str, doing: str, *, scrub: Scrub = lambda text: text) -> GenerationError:
@@ -105,7 +107,7 @@ def http_error(
         return GenerationError(shot, f"fal has no endpoint '{endpoint}' (404: {reason}); check the model name", transient=False)
     if code == 422:
         return GenerationError(shot, f"fal refused the request to {endpoint} (422): {reason}", transient=False)
-    transient = code in RETRY_CODES or code >= 500
+    transient = code in FAL_CLIENT_RETRY_CODES or code >= 500
     return GenerationError(shot, f"fal answered {code} while {doing} ({endpoint}): {reason}", transient=transient)
 
 

@@ -38,7 +38,7 @@ from shotflow.generation.fal.errors import Scrub, fal_reason
 from shotflow.generation.retry import RetryPolicy
 
 # answers that say fal did not take the job and to come back later: asked again in the call
-RETRY_CODES = (408, 429, 503)
+SUBMIT_NOT_TAKEN = (408, 429, 503)
 # raised before the request left this machine: fal cannot have the job
 NOT_SENT_NETWORK = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 NOT_SENT_LOCAL = (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL)
@@ -155,7 +155,7 @@ def send_submit(
             # sent (or partly sent): fal may have the job, and its answer is lost or unreadable
             return Uncertain(f"the answer was lost or unreadable: {_describe(exc, scrub)}")
         code = response.status_code
-        if code in RETRY_CODES:
+        if code in SUBMIT_NOT_TAKEN:
             failures += 1
             if not policy.again(failures):
                 return Refused(
