@@ -614,3 +614,18 @@ def test_accept_takes_the_clip_kept_aside_of_a_shot_that_continues_another(fake_
     assert r.returncode == 0, r.stdout + r.stderr
     assert "shot 'two': the clip kept aside is now its clip" in r.stdout and "Traceback" not in r.stderr
     assert store.find(key) is not None and not kept.exists()
+
+
+def test_estimate_json_shows_a_still_url_without_its_query(tmp_path):
+    signed = "https://bucket.example.com/stills/{}.png?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=f00dsecret"
+    board = tmp_path / "stills.yaml"
+    board.write_text(
+        "version: 1\nshots:\n"
+        f"  - {{id: a, prompt: p, model: luma-ray-2-flash, image: '{signed.format('first')}', end_image: '{signed.format('last')}'}}\n"
+    )
+    r = shotflow("estimate", "--json", str(board))
+    assert r.returncode == 0, r.stderr
+    (shot,) = json.loads(r.stdout)["files"][0]["shots"]
+    assert shot["image"] == "https://bucket.example.com/stills/first.png?…"
+    assert shot["end_image"] == "https://bucket.example.com/stills/last.png?…"
+    assert "f00dsecret" not in r.stdout + r.stderr and "AKIAEXAMPLE" not in r.stdout + r.stderr

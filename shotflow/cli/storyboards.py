@@ -105,12 +105,21 @@ def _file_json(file: str, plan: Plan | None, problems: list, *, shots: bool) -> 
                 "cost_usd": _usd_json(s.cost),
                 "price": _price(s).describe(),
                 "from": s.source,
-                "image": s.image,
-                "end_image": s.end_image,
+                "image": _shown(s.image),
+                "end_image": _shown(s.end_image),
             }
             for s in plan.shots
         ]
     return entry
+
+
+def _shown(still: str | None) -> str | None:
+    """A still as printed: a URL without its query (a signed URL's credentials), a path as it is."""
+    if not still:
+        return still
+    from shotflow.media.frames import is_url, show_url  # Pillow: only when there is a still
+
+    return show_url(still) if is_url(still) else still
 
 
 def _report_problems(results) -> int:

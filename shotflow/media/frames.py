@@ -196,11 +196,13 @@ def _fetched(url: str, root: Path, *, timeout: float, max_bytes: int) -> StoredF
             return found
         from shotflow.media.fetch import fetch_bytes  # httpx: only when a URL is fetched
 
-        data = fetch_bytes(url, timeout=timeout, max_bytes=max_bytes, shown=show_url(url))
-        _, ext = _open_image(data, f"the image at {show_url(url)}")
+        shown = show_url(url)  # in messages and in the memo (named by the URL's hash): a signed URL's query left out
+        data = fetch_bytes(url, timeout=timeout, max_bytes=max_bytes, shown=shown)
+        _, ext = _open_image(data, f"the image at {shown}")
         stored = _store(root, data, ext or "img")
         fetched_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        _remember(memo, {"url": url, "sha256": stored.sha256, "ext": ext or "img", "bytes": len(data), "fetched_at": fetched_at})
+        note = {"url": shown, "sha256": stored.sha256, "ext": ext or "img", "bytes": len(data), "fetched_at": fetched_at}
+        _remember(memo, note)
         return stored
 
 
