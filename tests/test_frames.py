@@ -228,14 +228,14 @@ def served(tmp_path, monkeypatch):
 
 def test_a_url_still_is_fetched_once_and_found_by_its_url_later(served, cache):
     url = f"{served.base}/still.png?sig=secret"
-    first = frames.still(url, cache)
+    first = frames.still(url, cache, timeout=10.0)
     assert first.path.read_bytes() == served.png.getvalue() and first.sha256 == file_sha256(first.path)
-    again = frames.still(url, cache)
+    again = frames.still(url, cache, timeout=10.0)
     assert again == first and served.gets["/still.png"] == 1
     (memo,) = (cache / "frames" / "urls").glob("*.json")  # named by the URL's hash: the query tells signed URLs apart
     assert json.loads(memo.read_text())["url"] == f"{served.base}/still.png?…" and "secret" not in memo.read_text()
     first.path.unlink()  # the stored copy is gone: fetched again, same bytes, same hash
-    assert frames.still(url, cache) == first and served.gets["/still.png"] == 2
+    assert frames.still(url, cache, timeout=10.0) == first and served.gets["/still.png"] == 2
 
 
 @pytest.mark.parametrize(
@@ -245,7 +245,7 @@ def test_a_url_still_is_fetched_once_and_found_by_its_url_later(served, cache):
 )  # fmt: skip
 def test_a_url_still_that_cannot_be_fetched_is_a_clear_error(served, cache, path, transient, says):
     with pytest.raises(frames.FrameError, match=says) as caught:
-        frames.still(f"{served.base}{path}?sig=secret", cache, max_bytes=1000)
+        frames.still(f"{served.base}{path}?sig=secret", cache, max_bytes=1000, timeout=10.0)
     assert caught.value.transient is transient
     assert path in str(caught.value) and "secret" not in str(caught.value)
     assert not any((cache / "frames" / "urls").glob("*.json"))  # nothing remembered: a later run fetches again
@@ -253,7 +253,7 @@ def test_a_url_still_that_cannot_be_fetched_is_a_clear_error(served, cache, path
 
 def test_only_https_urls_are_fetched(cache):
     with pytest.raises(frames.FrameError, match="only https"):
-        frames.still("http://127.0.0.1:1/still.png", cache)
+        frames.still("http://127.0.0.1:1/still.png", cache, timeout=10.0)
 
 
 # --- resolving a dependent shot ----------------------------------------------------------------

@@ -26,7 +26,7 @@ from shotflow.errors import GenerationError, ShotflowError
 from shotflow.generation.retry import RetryLater
 from shotflow.media import frames as media
 from shotflow.model import FRAME_REF, FrameInput, GeneratedClip, ShotPlan
-from shotflow.settings import Settings
+from shotflow.settings import Settings, get_settings
 from shotflow.store.digest import file_sha256
 
 
@@ -43,12 +43,12 @@ def resolve(
 
     upstream: the clip of `shot.source` (its last frame is this shot's first), None for a shot
     without `from:`. max_uri_bytes: each frame's data-URI limit (default: `frame_limit(shot)`).
-    settings: how long a still's fetch may stall (`download_timeout`).
+    settings: how long a still's fetch may stall (`download_timeout`; `get_settings()`'s when None).
     """
     if not shot.needs_frames or shot.resolved:
         return shot
     limit = max_uri_bytes or frame_limit(shot)
-    timeout = settings.download_timeout if settings is not None else media.FETCH_TIMEOUT
+    timeout = (settings or get_settings()).download_timeout
     made: list[FrameInput] = []
     if shot.source or shot.image:
         made.append(_first_frame(shot, upstream, cache_dir, limit, timeout))

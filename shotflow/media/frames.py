@@ -46,7 +46,6 @@ from shotflow.store.locks import flocked
 
 DEFAULT_MAX_URI_BYTES = 8 * 1024 * 1024
 MAX_STILL_BYTES = 64 * 1024 * 1024  # the largest still read from disk or fetched
-FETCH_TIMEOUT = 60.0  # seconds one fetch of a still may stall
 JPEG_QUALITY = 95
 MIN_SIDE = 16  # a frame is never scaled below this many pixels on its shorter side
 # the formats sent as they are: Pillow's name -> (extension, MIME type)
@@ -147,13 +146,17 @@ def still(
     cache_dir: str | os.PathLike,
     *,
     max_uri_bytes: int = DEFAULT_MAX_URI_BYTES,
-    timeout: float = FETCH_TIMEOUT,
+    timeout: float | None = None,
     max_bytes: int = MAX_STILL_BYTES,
 ) -> StoredFrame:
     """The still `source` (a local path, or an https URL fetched once) in the frame store, as it
-    will be sent: the file itself when it is PNG, JPEG or WebP and small enough, else re-encoded."""
+    will be sent: the file itself when it is PNG, JPEG or WebP and small enough, else re-encoded.
+    `timeout`: the seconds a URL's fetch may stall, which the caller gives for a URL (the setting
+    `download_timeout`)."""
     root = frames_dir(cache_dir)
     if is_url(source):
+        if timeout is None:
+            raise TypeError(f"still({show_url(source)!r}): a URL is fetched within a timeout, and none was given")
         original = _fetched(source, root, timeout=timeout, max_bytes=max_bytes)
         data, what = original.path.read_bytes(), f"the image at {show_url(source)}"
     else:
