@@ -50,7 +50,9 @@ def bounded_int(low: int, high: int):
     return parse
 
 
-def usd(text: str) -> Decimal:
+def dollars_argument(text: str) -> Decimal:
+    """An amount of dollars given on the command line (`--max-cost 2.50`, `$2.50`): how money is
+    written for people is `shotflow.money.usd`."""
     try:
         value = Decimal(text.lstrip("$"))
     except ArithmeticError:

@@ -9,7 +9,7 @@ import sys
 from typing import Sequence
 
 from shotflow.cli.models import cmd_models
-from shotflow.cli.options import add_var_option, bounded_int, usd, utc_day
+from shotflow.cli.options import add_var_option, bounded_int, dollars_argument, utc_day
 from shotflow.cli.paid import cmd_accept, cmd_cancel, cmd_ledger
 from shotflow.cli.run import cmd_run
 from shotflow.cli.servers import cmd_deploy, cmd_serve, cmd_server
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL=N",
         help="cap one model's requests in flight (repeatable)",
     )
-    p.add_argument("--max-cost", type=usd, metavar="USD", help="refuse to start if the estimate is higher")
+    p.add_argument("--max-cost", type=dollars_argument, metavar="USD", help="refuse to start if the estimate is higher")
     p.add_argument("--force", action="append", default=[], metavar="SHOT", help="regenerate this shot (repeatable)")
     p.add_argument(
         "--force-descendants",
