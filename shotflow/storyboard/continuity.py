@@ -18,8 +18,9 @@ from shotflow.storyboard.yamlsource import Located
 
 
 @dataclass(frozen=True)
-class Frames:
-    """A shot's frames as the storyboard gives them, checked: what the model rules and the plan need."""
+class FrameSources:
+    """Where a shot's frames come from, as the storyboard gives them, checked: what the model rules
+    and the plan need (the frames themselves are made at generation: shotflow.media.frames)."""
 
     source: str | None = None  # the shot whose last frame is the first frame
     image: str | None = None  # a still as the first frame: an absolute path or an https URL
@@ -31,12 +32,12 @@ def warning(file: str, line: int | None, shot: str, message: str) -> str:
     return f"warning: {Problem(file, line, message, shot)}"
 
 
-def check_continuity(board: Storyboard, located: Located, file: str) -> tuple[dict[int, Frames], list[Problem], list[str]]:
+def check_continuity(board: Storyboard, located: Located, file: str) -> tuple[dict[int, FrameSources], list[Problem], list[str]]:
     """The frames of every shot that has any (by index), the problems, and the warnings."""
     index_of: dict[str, int] = {}
     for i, shot in enumerate(board.shots):
         index_of.setdefault(shot.id, i)  # a duplicate id is reported by the schema's rules
-    frames: dict[int, Frames] = {}
+    frames: dict[int, FrameSources] = {}
     sources: dict[int, str] = {}  # the from: that name another shot: the graph the cycles are looked for in
     problems: list[Problem] = []
     warnings: list[str] = []
@@ -75,7 +76,7 @@ def check_continuity(board: Storyboard, located: Located, file: str) -> tuple[di
                 stills[key], wrong = still_source(text, file)
                 if wrong:
                     problems.append(Problem(file, line(key), f"{key}: {wrong}", shot.id))
-        frames[i] = Frames(source, stills.get("image"), stills.get("end_image"))
+        frames[i] = FrameSources(source, stills.get("image"), stills.get("end_image"))
     problems.extend(_cycles(board, located, file, sources, index_of))
     return frames, problems, warnings
 

@@ -6,8 +6,8 @@ accepts. Values that a shot inherits (from `defaults:` or `output:`) are only re
 models that have a field for them; values a shot sets itself must be honoured exactly. What
 passes is a `ValidShot`: the exact request body and the clip's shape (the plan prices it).
 
-A shot that starts from a frame (`from:`, `image:`, `end_image:`: `continuity.Frames`) goes to its
-model's image endpoint: the same rules run against that endpoint's own schema and price
+A shot that starts from a frame (`from:`, `image:`, `end_image:`: `continuity.FrameSources`) goes to
+its model's image endpoint: the same rules run against that endpoint's own schema and price
 (`ModelSpec.for_images`), and its body leaves out the frame fields (added once the frames exist).
 """
 
@@ -23,7 +23,7 @@ from shotflow import catalog
 from shotflow.catalog import ModelSpec, find_model
 from shotflow.errors import Problem, ShotflowError
 from shotflow.model import FRAME_REF
-from shotflow.storyboard.continuity import Frames
+from shotflow.storyboard.continuity import FrameSources
 from shotflow.storyboard.schema import ASPECT_PATTERN, Storyboard, or_list
 from shotflow.storyboard.yamlsource import Located
 
@@ -43,13 +43,13 @@ class ValidShot:
     seconds: int
     aspect_ratio: str
     resolution: str
-    frames: Frames | None = None  # where its first (and last) frame come from
+    frames: FrameSources | None = None  # where its first (and last) frame come from
     image_field: str | None = None  # the image endpoint's field for the first frame
     end_field: str | None = None  # ... and for the last frame, when the endpoint takes one
 
 
 def check_shot(
-    board: Storyboard, located: Located, file: str, index: int, frames: Frames | None = None
+    board: Storyboard, located: Located, file: str, index: int, frames: FrameSources | None = None
 ) -> tuple[ValidShot | None, list[Problem]]:
     """Shot `index` of `board` (placeholders filled) against its model (its image endpoint when the
     shot has `frames`): the request, or every problem."""
@@ -71,7 +71,7 @@ def check_shot(
     return rules.check(), rules.problems
 
 
-def _image_endpoint_problem(spec: ModelSpec, frames: Frames) -> tuple[str, str] | None:
+def _image_endpoint_problem(spec: ModelSpec, frames: FrameSources) -> tuple[str, str] | None:
     """Why `spec` cannot take these frames (the field to point at, the message), or None."""
     key = "from" if frames.source else "image" if frames.image else "end_image"
     if spec.image is None:
@@ -91,7 +91,7 @@ def _image_endpoint_problem(spec: ModelSpec, frames: Frames) -> tuple[str, str] 
 class _ShotRules:
     """The rules of one shot's model, in the order a reader meets them; every problem is kept."""
 
-    def __init__(self, board: Storyboard, located: Located, file: str, index: int, spec: ModelSpec, frames: Frames | None):
+    def __init__(self, board: Storyboard, located: Located, file: str, index: int, spec: ModelSpec, frames: FrameSources | None):
         self.board, self.located, self.file = board, located, file
         self.index, self.shot, self.frames = index, board.shots[index], frames
         self.image = spec.image if frames is not None else None
