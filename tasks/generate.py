@@ -97,8 +97,8 @@ def generate_shot(
         raise first.with_traceback(None) from None
     settings = get_settings()
     if shot.needs_frames:  # its frames are made now (its source's clip is there): the shot gets its key
-        source = upstream if isinstance(upstream, GeneratedClip) else None  # None: the source failed, said so
-        shot = continuity.resolve(shot, source, settings.cache_dir, settings)
+        upstream_clip = upstream if isinstance(upstream, GeneratedClip) else None  # None: the source failed, said so
+        shot = continuity.resolve(shot, upstream_clip, settings.cache_dir, settings)
     key = fal_key(settings) if backend == "fal" else None
     # the run key is recorded on intents: a clip this run already paid for is reported as generated
     with closing(open_backend(backend, settings, key=key, storyboard=storyboard, run_token=run_key)) as source:
