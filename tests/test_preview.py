@@ -95,13 +95,6 @@ def test_preview_clips_never_pass_for_paid_ones(backend):
     assert backend.store.find(ClipStore.key("fal", VEO)) is None
 
 
-def test_forget_draws_it_again(backend):
-    clip = backend.generate(VEO)
-    backend.forget(VEO)
-    assert not clip.path.exists()
-    assert not backend.generate(VEO).cache_hit
-
-
 # --- continuity: a dependent shot opens on its first frame ------------------------------------
 
 

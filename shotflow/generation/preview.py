@@ -78,12 +78,6 @@ class PreviewBackend:
     def close(self) -> None:
         return None  # nothing held between shots
 
-    def forget(self, shot: ShotPlan) -> None:
-        """Drop the stored preview clip (and what was derived from it); the next run draws it again."""
-        key = ClipStore.key(NAME, shot)
-        for path in self.store.clips.glob(f"{key}.*"):
-            path.unlink(missing_ok=True)
-
 
 def render_preview(shot: ShotPlan, dst: str | os.PathLike, *, timeout: float | None = None) -> Path:
     """Draw the shot's animatic into `dst` (mp4): shot.width x shot.height, shot.fps, shot.seconds."""

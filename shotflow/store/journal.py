@@ -49,8 +49,6 @@ SCHEMA = 2
 STATES = ("intended", "uncertain", "submitted", "completed", "downloaded", "refused", "failed", "lost", "quarantined")
 # fal has the request and nobody has its clip yet: re-attach, never submit again
 LIVE = frozenset({"submitted", "completed"})
-# the request reached the end of its road (finished_at is set when a record enters one)
-FINISHED = frozenset({"refused", "failed", "lost", "downloaded", "quarantined"})
 # the fields of one request kept in `previous` (the ledger reads these names)
 HISTORY_FIELDS = (
     "request_id", "state", "endpoint", "shot", "storyboard", "estimated_cost_usd", "intended_at",
@@ -114,6 +112,7 @@ class JobRecord:
     submitted_at: str | None = None
     completed_at: str | None = None
     downloaded_at: str | None = None
+    # set when the request reaches the end of its road: refused, failed, lost, downloaded, quarantined
     finished_at: str | None = None
     storyboard: str | None = None  # the run that sent it; None for records older than schema 2
     estimated_cost_usd: str | None = None  # a decimal string, None when unknown
