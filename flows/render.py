@@ -39,7 +39,7 @@ from shotflow.errors import ShotflowError
 from shotflow.generation import events
 from shotflow.generation.choose import choose_backend
 from shotflow.money import run_cost
-from shotflow.plan import check_budget, load_plan, plan_from_data
+from shotflow.plan import load_plan, plan_from_data
 from shotflow.preflight import preflight
 from shotflow.report.manifest import ShotRecord, cost_summary, sidecar, write_manifest
 from shotflow.settings import get_settings
@@ -90,13 +90,13 @@ def render_storyboard(
     else:
         plan = load_plan(storyboard, out=out, vars=vars)
     forced = set(force or [])
-    for shot_id in forced:
-        plan.shot(shot_id)  # an unknown id is an error before anything runs
     key = fal_key(settings) if backend in ("auto", "fal") else None
     name = choose_backend(backend, key is not None)
-    check_budget(plan, max_cost, name)
-    # before anything is generated (and paid): also the consent to generate a forced shot's descendants again
-    video_path = preflight(plan, backend=name, key=key, settings=settings, force=forced, force_descendants=force_descendants)
+    # before anything is generated (and paid): the forced ids, max_cost, and the consent to generate a
+    # forced shot's descendants again
+    video_path = preflight(
+        plan, backend=name, key=key, settings=settings, max_cost=max_cost, force=forced, force_descendants=force_descendants
+    )
     # the output, resolved once by the preflight against the folder the run started in
     plan = dataclasses.replace(plan, output=dataclasses.replace(plan.output, path=str(video_path)))
     logger.info(

@@ -26,18 +26,18 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from shotflow.errors import KeyShapeError, Problem, StoryboardError
 from shotflow.generation.fal.key import clean_key
 from shotflow.model import SIDECARS, PathVar, Plan
+from shotflow.plan import check_budget
 from shotflow.settings import Settings, get_settings
 from shotflow.spend import budget_problems, consent_problems
 from shotflow.storyboard.paths import output_path
-
-# the assembly writes these next to the video (see manifest.sidecar): they must not clobber inputs
 
 
 @dataclass(frozen=True)
@@ -59,16 +59,24 @@ def preflight(
     key: str | None = None,
     settings: Settings | None = None,
     cwd: str | Path | None = None,
+    max_cost: float | Decimal | None = None,
     force: Collection[str] = (),
-    force_descendants: bool = False,
+    force_descendants: bool | Callable[[str], bool] = False,
 ) -> Path:
     """Check that `plan` can finish before anything is paid; the resolved output path.
 
-    `backend` is the backend that will run ("fal" checks the key: `key` if given, else FAL_KEY
-    from the settings; that the shots made again because they continue a forced one are consented
-    to (`force_descendants`); and the daily budget, `force` naming the shots bought again). Outputs
-    resolve against `cwd` (default: the working directory), inputs were resolved against the
-    storyboard's folder by the plan. PreflightError lists every problem."""
+    First, at once: every id in `force` is a shot of the plan (else ShotflowError), and the
+    estimate is within `max_cost` (`plan.check_budget`: BudgetError). Then every other problem is
+    collected. `backend` is the backend that will run ("fal" checks the key: `key` if given, else
+    FAL_KEY from the settings; the daily budget, `force` naming the shots bought again; and that
+    the shots made again because they continue a forced one are consented to: `force_descendants`,
+    or a callable asked with the line naming them once nothing else stops the run, such as the
+    CLI's question on a terminal). Outputs resolve against `cwd` (default: the working directory),
+    inputs were resolved against the storyboard's folder by the plan. PreflightError lists every
+    problem."""
+    for shot_id in force:
+        plan.shot(shot_id)  # an unknown id: an error before anything is looked at
+    check_budget(plan, max_cost, backend or "")
     settings = settings or get_settings()
     base = Path(cwd) if cwd is not None else Path.cwd()
     problems: list[Check] = []
@@ -85,8 +93,9 @@ def preflight(
         problems += input_problems(plan)
     if backend == "fal":
         problems += key_problems(key, settings)
-        problems += [Check("", None, m) for m in consent_problems(plan, force, force_descendants, settings)]
         problems += [Check("SHOTFLOW_DAILY_BUDGET", None, m) for m in budget_problems(plan, settings, force)]
+        if not problems or not callable(force_descendants):  # nobody is asked about a run refused anyway
+            problems += [Check("", None, m) for m in consent_problems(plan, force, force_descendants, settings)]
     if problems:
         raise PreflightError(problems)
     return output

@@ -16,7 +16,7 @@ rest, before anything is paid. This module imports no Prefect.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from decimal import Decimal
 
 from shotflow.errors import ShotflowError
@@ -80,10 +80,13 @@ def made_again_line(plan: Plan, force: Collection[str], settings: Settings | Non
     )
 
 
-def consent_problems(plan: Plan, force: Collection[str], consent: bool, settings: Settings | None = None) -> list[str]:
-    """Shots paid for again because they continue a forced shot need the user's consent."""
+def consent_problems(
+    plan: Plan, force: Collection[str], consent: bool | Callable[[str], bool], settings: Settings | None = None
+) -> list[str]:
+    """Shots paid for again because they continue a forced shot need the user's consent: `consent`,
+    or its answer when asked with the line naming them (the CLI's question on a terminal)."""
     line = made_again_line(plan, force, settings)
-    if not line or consent:
+    if not line or (consent(line) if callable(consent) else consent):
         return []
     return [
         f"{line}. Nothing was sent: consent with --force-descendants (the flow parameter "
@@ -138,7 +141,7 @@ def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ())
     if unpriced:
         return [
             f"no known price for shot(s) {', '.join(unpriced)}, so the run cannot be held to the daily budget "
-            f"of ${budget:.2f}: nothing was sent"
+            f"of {usd(budget)}: nothing was sent"
         ]
     try:
         spent, _ = spent_on_day(journal.records(), today())
@@ -146,8 +149,8 @@ def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ())
         return [f"today's spend cannot be read from the journal ({exc})"]
     if spent + to_pay > budget:
         return [
-            f"the run may pay ${to_pay:.2f} for {len(paying)} new clip(s) ({', '.join(paying)}); today's estimated "
-            f"spend (UTC) is ${spent:.2f}, so it would pass the daily budget of ${budget:.2f} "
+            f"the run may pay {usd(to_pay)} for {len(paying)} new clip(s) ({', '.join(paying)}); today's estimated "
+            f"spend (UTC) is {usd(spent)}, so it would pass the daily budget of {usd(budget)} "
             "(see `shotflow ledger`): nothing was sent"
         ]
     return []

@@ -299,6 +299,9 @@ def test_force_pays_again_for_the_descendants_only_with_consent(board, fal_env, 
     assert jobs["arrival"][0].body == jobs["arrival"][1].body  # the same request, bought again
     assert jobs["driver"][0].body != jobs["driver"][1].body  # a new first frame: the new arrival's last
     assert KEY not in done.stdout + done.stderr
+    # the same run again: up to date, so it pays nothing and no --max-cost stops it
+    again = cli(str(board), "--max-cost", "0", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "is up to date" in again.stdout, again.stdout + again.stderr
 
 
 def test_the_continuity_example_renders_with_the_preview_backend(tmp_path, fake_fal, clip_store):

@@ -575,3 +575,37 @@ def test_forcing_a_shot_makes_again_what_continues_a_shot_sharing_its_clip(tmp_p
     assert "--force d also generates again the shots that continue it (from:), or continue e" in str(info.value)
     assert "--force-descendants" in str(info.value)
     preflight(plan, backend="fal", key=KEY, settings=settings, cwd=tmp_path, force=["d"], force_descendants=True)
+
+
+def test_the_preflight_checks_forced_ids_and_max_cost_first_and_asks_consent_last(tmp_path, clip_store, monkeypatch):
+    from decimal import Decimal
+
+    from shotflow.errors import BudgetError, ShotflowError
+    from shotflow.spend import made_again_line
+
+    monkeypatch.delenv("FAL_KEY", raising=False)
+    board = tmp_path / "twins.yaml"
+    board.write_text(TWINS)
+    plan = load_plan(board)
+    settings = Settings(_env_file=None)
+    asked: list[str] = []
+
+    def no(line: str) -> bool:
+        asked.append(line)
+        return False
+
+    run = dict(backend="fal", key=KEY, cwd=tmp_path, force_descendants=no)
+    with pytest.raises(ShotflowError, match=r"no shot 'zz' \(shots: a, b, c, d, e, f\)"):
+        preflight(plan, settings=settings, force=["zz"], **run)
+    with pytest.raises(BudgetError, match=r"cannot hold the run to \$1.00: no known price"):
+        preflight(plan, settings=settings, max_cost=1, force=["a"], **run)
+    # another problem (today's budget, worded by money.usd): refused without asking anybody
+    with pytest.raises(PreflightError) as info:
+        preflight(plan, settings=settings.model_copy(update={"daily_budget": Decimal("0.005")}), force=["a"], **run)
+    assert "cannot be held to the daily budget of $0.005: nothing was sent" in str(info.value)
+    assert asked == []
+    # nothing else stops the run: asked once, with the shots it pays for again; "no" refuses
+    with pytest.raises(PreflightError, match="--force-descendants"):
+        preflight(plan, settings=settings, force=["a"], **run)
+    assert asked == [made_again_line(plan, ["a"], settings)]
+    preflight(plan, settings=settings, force=["a"], **(run | {"force_descendants": lambda line: True}))

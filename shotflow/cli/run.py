@@ -1,13 +1,15 @@
-"""`shotflow run`: read the storyboard, check budget and preflight, answer an unchanged
-storyboard from its manifest, else start the early generations and the render flow
-(shotflow/cli/flowrun.py). With --json, stdout gets one JSON object at the end.
+"""`shotflow run`: read the storyboard, answer an unchanged storyboard from its manifest, else
+preflight it (shotflow/preflight.py: --force's ids, --max-cost, everything a paid run needs) and
+start the early generations and the render flow (shotflow/cli/flowrun.py). With --json, stdout
+gets one JSON object at the end.
 
 `run` imports the flow lazily and says what it is doing from its first second, since Prefect's
 embedded start alone takes seconds.
 
 `--force SHOT` generates again, and pays for, the shots that continue SHOT (`from:`): they are
-listed with their prices and, on a terminal, the user is asked; `--force-descendants` consents
-ahead; with no terminal and no flag the run is refused (by the preflight) before anything is paid.
+listed with their prices and, on a terminal, the user is asked (by the preflight, once nothing
+else stops the run); `--force-descendants` consents ahead; with no terminal and no flag the run
+is refused before anything is paid.
 """
 
 from __future__ import annotations
@@ -26,10 +28,9 @@ from shotflow.errors import ShotflowError
 from shotflow.generation.choose import choose_backend
 from shotflow.model import Plan
 from shotflow.money import run_cost
-from shotflow.plan import check_budget, load_plan
+from shotflow.plan import load_plan
 from shotflow.preflight import preflight
 from shotflow.settings import get_settings
-from shotflow.spend import made_again_line
 
 
 def cmd_run(args) -> int:
@@ -80,20 +81,24 @@ def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
     return True
 
 
-def _consent(plan: Plan, backend: str, args, settings) -> bool:
+class _Consent:
     """Whether the user agrees to pay again for the shots that continue a forced one: the flag, or
-    an answer on a terminal. No terminal: False (the preflight then refuses, naming the flag)."""
-    line = made_again_line(plan, args.force, settings) if backend == "fal" else ""
-    if not line or args.force_descendants:
+    an answer on a terminal, asked by the preflight with the line naming them. No terminal: no
+    (the preflight then refuses, naming the flag). `given`: the flow's force_descendants."""
+
+    def __init__(self, given: bool):
+        self.given = given
+
+    def __call__(self, line: str) -> bool:
+        if self.given or not (sys.stdin.isatty() and sys.stderr.isatty()):
+            return self.given
+        print(f"shotflow: {line}.", file=sys.stderr)
+        print("Generate them again and pay for them? [y/N] ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()  # "" at the end of input: no
+        if answer.strip().lower() not in ("y", "yes"):
+            raise ShotflowError("not run: the shots that continue the forced shot(s) were not consented to; nothing was sent")
+        self.given = True
         return True
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        return False
-    print(f"shotflow: {line}.", file=sys.stderr)
-    print("Generate them again and pay for them? [y/N] ", end="", file=sys.stderr, flush=True)
-    answer = sys.stdin.readline()  # "" at the end of input: no
-    if answer.strip().lower() not in ("y", "yes"):
-        raise ShotflowError("not run: the shots that continue the forced shot(s) were not consented to; nothing was sent")
-    return True
 
 
 def _render(args, report: dict) -> int:
@@ -104,15 +109,12 @@ def _render(args, report: dict) -> int:
     backend = choose_backend(args.backend, settings.names_a_key)
     for warning in plan.warnings:
         print(f"shotflow: {warning}", flush=True)
-    for shot_id in args.force:
-        plan.shot(shot_id)
     model_limits = parse_model_limits(args.model_concurrency)
-    check_budget(plan, args.max_cost, backend)
-    if not args.force and _up_to_date(plan, backend, settings, report):
+    if not args.force and _up_to_date(plan, backend, settings, report):  # pays nothing, whatever --max-cost says
         return 0
-    consent = _consent(plan, backend, args, settings)
-    # nothing is paid for a run that cannot finish (nor for a forced shot's descendants without consent)
-    preflight(plan, backend=backend, settings=settings, force=args.force, force_descendants=consent)
+    consent = _Consent(args.force_descendants)
+    # nothing is paid for a run that cannot finish, over --max-cost, or for a forced shot's descendants without consent
+    preflight(plan, backend=backend, settings=settings, max_cost=args.max_cost, force=args.force, force_descendants=consent)
     if args.backend is None and backend == "preview":
         print("shotflow: no FAL_KEY, so this is an offline preview (an animatic, $0); set FAL_KEY to generate for real")
     print(
@@ -143,7 +145,7 @@ def _render(args, report: dict) -> int:
                     concurrency=args.concurrency if args.concurrency is not None else settings.concurrency,
                     max_cost=float(args.max_cost) if args.max_cost is not None else None,
                     force=args.force,
-                    force_descendants=consent,
+                    force_descendants=consent.given,
                     model_concurrency=model_limits or None,
                     vars=overrides or None,
                     run_token=early.token,
