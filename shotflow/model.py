@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -78,11 +78,6 @@ class ShotPlan:
         if not self.resolved:
             raise ShotflowError(f"shot '{self.id}': its request depends on its first frame, which does not exist yet")
         return body_hash(self.endpoint, self.body)
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["cost"] = None if self.cost is None else str(self.cost)
-        return data
 
 
 @dataclass(frozen=True)
