@@ -688,3 +688,14 @@ def fake_fal() -> FakeFal:
     server.reset()
     yield server
     server.reset()
+
+
+@pytest.fixture
+def fal_env(monkeypatch, fake_fal) -> FakeFal:
+    """The product pointed at the fake fal server through its environment (a key, the media host,
+    fast polls and retries): what a run in a test process or its subprocesses reads."""
+    monkeypatch.setenv("FAL_KEY", KEY)
+    monkeypatch.setenv("SHOTFLOW_MEDIA_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("SHOTFLOW_FAL_POLL_INTERVAL", "0.1")
+    monkeypatch.setenv("SHOTFLOW_FAL_RETRY_BACKOFF", "0.05")
+    return fake_fal

@@ -59,11 +59,9 @@ DEPENDENTS = {"arrival": "approach", "driver": "arrival", "keeper": "arrival"}
 
 
 @pytest.fixture
-def fal_env(monkeypatch, fake_fal):
-    monkeypatch.setenv("FAL_KEY", KEY)
-    monkeypatch.setenv("SHOTFLOW_MEDIA_HOSTS", "127.0.0.1")
-    monkeypatch.setenv("SHOTFLOW_FAL_POLL_INTERVAL", "0.1")
-    monkeypatch.setenv("SHOTFLOW_FAL_RETRY_BACKOFF", "0.05")
+def fal_env(fal_env):
+    """fakefal's fal_env, with jobs long enough to overlap and a clip colour per job."""
+    fake_fal = fal_env
     fake_fal.reset(queue_seconds=0.3, run_seconds=0.6)
     fake_fal.distinct_clips = True  # every job's clip a colour of its own
     return fake_fal

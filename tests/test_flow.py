@@ -20,15 +20,6 @@ from shotflow.plan import load_plan
 ALL_TEN = (Path(__file__).parent / "fixtures" / "ten-models.yaml").read_text()  # the ten models, shared with bench/bench_run.py
 
 
-@pytest.fixture
-def fal_env(monkeypatch, fake_fal):
-    monkeypatch.setenv("FAL_KEY", KEY)
-    monkeypatch.setenv("SHOTFLOW_MEDIA_HOSTS", "127.0.0.1")
-    monkeypatch.setenv("SHOTFLOW_FAL_POLL_INTERVAL", "0.1")
-    monkeypatch.setenv("SHOTFLOW_FAL_RETRY_BACKOFF", "0.05")
-    return fake_fal
-
-
 def write(tmp_path, text: str, name="sb.yaml"):
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
