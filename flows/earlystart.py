@@ -119,8 +119,8 @@ class EarlyStart:
         return clean_key(self.settings.fal_key.get_secret_value())
 
     def __enter__(self) -> EarlyStart:
-        if self.backend != "fal" or not self.settings.early_start or names_a_server():
-            return self
+        if self.backend != "fal" or not self.settings.early_start or names_a_server() or self.plan.review:
+            return self  # a reviewed run pays nothing before its plan is approved
         key = self._key()
         if key is None:
             return self
@@ -139,7 +139,7 @@ class EarlyStart:
         self._shown.callback(events.subscribe(self.display))
         print("shotflow: generating the shots while Prefect starts", flush=True)
         self.generation = EarlyGeneration(
-            self.plan.shots,
+            self.plan.all_takes,
             lambda: open_backend("fal", settings, key=key, storyboard=source, run_token=token),
             token=token,
             limits=limits,
@@ -151,16 +151,20 @@ class EarlyStart:
 
     def _normaliser(self):
         """Each clip brought to the output spec as soon as it is stored (cached next to it, where the
-        flow's normalise task finds it), no more encodes at once than cores."""
-        from shotflow.assembly.normalise import normalise_stored
+        flow's normalise task finds it) and checked for the join, no more encodes at once than cores."""
+        from shotflow.assembly.conformance import normalise_checked
         from shotflow.store.clips import ClipStore
 
         store, output = ClipStore(self.settings.cache_dir), self.plan.output
         encoders = threading.BoundedSemaphore(os.cpu_count() or 2)
 
+        picked = {s.label for s in self.plan.shots}
+
         def normalise(shot, clip) -> None:
+            if shot.label not in picked:
+                return  # a take the video is not cut from
             with encoders:
-                normalise_stored(store, clip, shot, output)
+                normalise_checked(store, clip, shot, output)
 
         return normalise
 

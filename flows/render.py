@@ -118,10 +118,16 @@ def render_storyboard(
     sheet_frames = contactsheet.Frames()  # the contact sheet's frames, grabbed as clips land
     try:
         source = f"inline:{plan.title}" if inline is not None else str(Path(plan.source).resolve())  # for the ledger
-        generated = {}
-        for s in plan.order:  # a source before the shots that continue it: Prefect waits on its future
-            upstream = allow_failure(generated[s.source]) if s.source else None  # a failure reaches the task, which names it
-            generated[s.id] = generate_shot.submit(s, name, run_key, force=s.id in forced, storyboard=source, upstream=upstream)
+        takes = {}  # every take of every shot, by (shot id, take)
+        for picked in plan.order:  # a source before the shots that continue it: Prefect waits on its future
+            # a continuing shot starts from its source's picked take; a failure reaches the task, which names it
+            source_take = plan.shot(picked.source) if picked.source else None
+            upstream = allow_failure(takes[source_take.id, source_take.take]) if source_take else None
+            for s in plan.takes_of(picked.id):
+                takes[s.id, s.take] = generate_shot.submit(
+                    s, name, run_key, force=s.id in forced, storyboard=source, upstream=upstream
+                )
+        generated = {s.id: takes[s.id, s.take] for s in plan.shots}  # the take each shot is cut from
         # for the run's timings (wall clock, as the clip store's mtimes): when the flow had each
         # clip, downloaded and verified, and when its normalisation was done
         landed_at: dict[str, float] = {}
@@ -185,6 +191,13 @@ def render_storyboard(
             # normalised by whoever got there first (an early start may have): its file's time
             ready_at[s.id] = min(ready_at.get(s.id, float("inf")), _mtime(normalised[-1]))
         records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
+    others = []  # the takes not cut into the video: paid for too, kept, and listed in the manifest
+    for s in plan.all_takes:
+        if (s.id, s.take) != (s.id, plan.pick_of(s.id)):
+            try:
+                others.append(takes[s.id, s.take].result())
+            except Exception as exc:
+                failures.append(f"shot '{s.label}': {_describe(exc)}")
     if failures:
         sheet_frames.close()
         artifacts.shot_table(plan, records, backend=name)
@@ -213,7 +226,7 @@ def render_storyboard(
     try:
         manifest = write_manifest(
             plan,
-            clips,
+            clips + others,
             backend=name,
             video=Path(video),
             duration=duration,

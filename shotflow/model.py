@@ -6,12 +6,13 @@ No behaviour beyond what the data itself answers (a shot's body hash, a plan's l
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 from shotflow.errors import ShotflowError
 
@@ -63,6 +64,14 @@ class ShotPlan:
     end_field: str | None = None  # ... and for the last frame (None: the endpoint takes none)
     # once resolved (the frames exist): one per frame field, and the body holds each one's reference
     frames: tuple[FrameInput, ...] = ()
+    # takes: several paid generations of one shot, to pick from; take 1 is the shot's request as written
+    take: int = 1  # which take this request is
+    takes: int = 1  # how many the shot has
+
+    @property
+    def label(self) -> str:
+        """How messages name this generation: the shot id, and the take when the shot has several."""
+        return self.id if self.takes == 1 else f"{self.id} take {self.take}"
 
     @property
     def needs_frames(self) -> bool:
@@ -77,7 +86,7 @@ class ShotPlan:
     def body_hash(self) -> str:
         if not self.resolved:
             raise ShotflowError(f"shot '{self.id}': its request depends on its first frame, which does not exist yet")
-        return body_hash(self.endpoint, self.body)
+        return body_hash(self.endpoint, self.body, self.take)
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,41 @@ class Plan:
     output: OutputSpec
     path_vars: tuple[PathVar, ...] = ()
     warnings: tuple[str, ...] = ()  # allowed but worth saying (e.g. `from:` a later shot), each with file and line
+    # every take of every shot (cut order, then take): all are paid. `shots` holds the picked take of
+    # each shot (take 1 until someone picks), which is what the video is cut from. Empty: one take each.
+    generations: tuple[ShotPlan, ...] = ()
+    picks_file: str | None = None  # where the picks and extra takes are kept (shotflow.picks)
+    review: bool = False  # wait for approval before paying and for a pick of each shot's take
+    review_timeout: int = 24 * 3600  # seconds a review gate waits before the run ends without spending
+
+    @property
+    def all_takes(self) -> tuple[ShotPlan, ...]:
+        """Every generation the run pays for: each take of each shot."""
+        return self.generations or self.shots
+
+    @property
+    def has_takes(self) -> bool:
+        return any(s.takes > 1 for s in self.all_takes)
+
+    def takes_of(self, shot_id: str) -> tuple[ShotPlan, ...]:
+        self.shot(shot_id)  # an unknown id is an error naming the shots
+        return tuple(s for s in self.all_takes if s.id == shot_id)
+
+    def pick_of(self, shot_id: str) -> int:
+        return self.shot(shot_id).take
+
+    def with_picks(self, picks: Mapping[str, int]) -> Plan:
+        """The plan with the given take of each named shot cut into the video."""
+        chosen = list(self.shots)
+        for shot_id, take in picks.items():
+            takes = self.takes_of(shot_id)
+            found = [t for t in takes if t.take == take]
+            if not found:
+                raise ShotflowError(
+                    f"{self.source}: shot '{shot_id}' has no take {take} (takes: {', '.join(str(t.take) for t in takes)})"
+                )
+            chosen[found[0].index] = found[0]
+        return dataclasses.replace(self, shots=tuple(chosen))
 
     @property
     def order(self) -> tuple[ShotPlan, ...]:
@@ -188,10 +232,12 @@ class Plan:
 
     @property
     def known_cost(self) -> Decimal:
-        return sum((s.cost for s in self.shots if s.cost is not None), Decimal(0))
+        """What every generation (every take) costs, where its price is known."""
+        return sum((s.cost for s in self.all_takes if s.cost is not None), Decimal(0))
 
     @property
     def unpriced(self) -> tuple[ShotPlan, ...]:
+        """The shots whose price is not known (one entry per shot, whatever its takes)."""
         return tuple(s for s in self.shots if s.cost is None)
 
     def shot(self, shot_id: str) -> ShotPlan:
@@ -201,9 +247,13 @@ class Plan:
         raise ShotflowError(f"{self.source}: no shot '{shot_id}' (shots: {', '.join(s.id for s in self.shots)})")
 
 
-def body_hash(endpoint: str, body: dict[str, Any]) -> str:
-    """Content key of a generation: the endpoint and the exact body, canonically encoded."""
-    canonical = json.dumps({"endpoint": endpoint, "body": body}, sort_keys=True, separators=(",", ":"))
+def body_hash(endpoint: str, body: dict[str, Any], take: int = 1) -> str:
+    """Content key of a generation: the endpoint and the exact body, canonically encoded; and the take
+    after the first (two takes of a model without a seed send the same body, and are two clips)."""
+    content: dict[str, Any] = {"endpoint": endpoint, "body": body}
+    if take > 1:
+        content["take"] = take
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -240,3 +290,4 @@ class GeneratedClip:
     accepted_despite: str | None = None
     # continuity: the frames the request was made with (their hashes and stored paths, never the data)
     frames: tuple[FrameInput, ...] = ()
+    take: int = 1  # which take of the shot

@@ -36,15 +36,15 @@ def same_clip(plan: Plan, force: Collection[str], settings: Settings | None = No
         return forced
     from shotflow.store.clips import ClipStore
 
-    keys = {s.id: ClipStore.key("fal", s) for s in plan.shots if not s.needs_frames}
+    keys = {s.label: (s.id, ClipStore.key("fal", s)) for s in plan.all_takes if not s.needs_frames}
     if any(plan.shot(shot_id).needs_frames for shot_id in forced):
         from shotflow.generation.known import known_requests
 
         settings = settings or get_settings()
         known = known_requests(plan, "fal", settings.cache_dir, settings)
-        keys.update((shot_id, ClipStore.key("fal", k[0])) for shot_id, k in known.items() if k is not None)
-    replaced = {keys[shot_id] for shot_id in forced if shot_id in keys}
-    return forced | {shot_id for shot_id, key in keys.items() if key in replaced}
+        keys.update((label, (k[0].id, ClipStore.key("fal", k[0]))) for label, k in known.items() if k is not None)
+    replaced = {key for shot_id, key in keys.values() if shot_id in forced}
+    return forced | {shot_id for shot_id, key in keys.values() if key in replaced}
 
 
 def made_again(plan: Plan, force: Collection[str], settings: Settings | None = None) -> tuple[ShotPlan, ...]:
@@ -118,10 +118,10 @@ def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ())
     # a shot sharing a forced shot's clip pays nothing itself, but what continues it is not known
     known = known_requests(plan, "fal", settings.cache_dir, settings, made_again=again | replaced)
     paying, unpriced, to_pay = [], [], Decimal(0)
-    for shot in plan.shots:
+    for shot in plan.all_takes:  # every take is paid
         # a shot that continues one without a stored clip: its request is not known yet, so it is paid for
-        if shot.id not in again and known.get(shot.id) is not None:
-            sent, stored = known[shot.id]
+        if shot.id not in again and known.get(shot.label) is not None:
+            sent, stored = known[shot.label]
             if stored is not None:
                 continue
             key = ClipStore.key("fal", sent)
@@ -131,9 +131,9 @@ def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ())
                 continue
             if record is not None and (record.state not in _SUBMITS_AGAIN or record.permanent):
                 continue
-        paying.append(shot.id)
+        paying.append(shot.label)
         if shot.cost is None:
-            unpriced.append(shot.id)
+            unpriced.append(shot.label)
         else:
             to_pay += shot.cost
     if not paying:

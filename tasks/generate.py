@@ -58,7 +58,7 @@ def describe(event: ShotEvent) -> str:
 
 @task(
     name="generate-shot",
-    task_run_name="generate-{shot.id}",
+    task_run_name="generate-{shot.label}",
     retries=retry.TASK.attempts - 1,
     retry_delay_seconds=retry.TASK.delays(),
     retry_jitter_factor=retry.TASK.jitter,
@@ -87,12 +87,12 @@ def generate_shot(
         events.publish(event)
 
     if interrupt.stop_requested():  # stopped before this shot's turn: send nothing
-        raise interrupt.Interrupted(shot.id)
+        raise interrupt.Interrupted(shot.label)
     # the CLI may have started this shot before Prefect was up: let that attempt end first
-    early.wait_turn(run_key, shot.id)
+    early.wait_turn(run_key, shot.label)
     # ... it was the shot's first attempt: a transient failure its loops already tried again is not
     # tried twice over (shotflow.generation.retry); one this task owns is, as a retry would be
-    first = early.failure(run_key, shot.id)
+    first = early.failure(run_key, shot.label)
     if isinstance(first, GenerationError) and first.transient and not retry.task_retries(first):
         raise first.with_traceback(None) from None
     settings = get_settings()
@@ -102,11 +102,11 @@ def generate_shot(
     key = fal_key(settings) if backend == "fal" else None
     # the run key is recorded on intents: a clip this run already paid for is reported as generated
     with closing(open_backend(backend, settings, key=key, storyboard=storyboard, run_token=run_key)) as source:
-        with limits_for(run_key).slot(shot.model, shot.id):
+        with limits_for(run_key).slot(shot.model, shot.label):
             with account_slot(settings.concurrency_limit_name) if backend == "fal" else nullcontext():
                 if interrupt.stop_requested():  # stopped while waiting for a turn: send nothing
-                    raise interrupt.Interrupted(shot.id)
+                    raise interrupt.Interrupted(shot.label)
                 # the run's key is the force token: a retry of this forced task never pays twice
                 clip = source.generate(shot, force=run_key if force else None, on_event=on_event)
-    events.publish(ShotEvent(shot.id, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
+    events.publish(ShotEvent(shot.label, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
     return clip

@@ -170,8 +170,8 @@ def _kept_aside(plan: Plan, shot: ShotPlan, settings, journal, storyboard: str) 
         chain.append(at)
     ids = {s.id for s in chain}
     known = known_requests(replace(plan, shots=tuple(s for s in plan.shots if s.id in ids)), "fal", settings.cache_dir, settings)
-    if known.get(shot.id) is not None:
-        return ClipStore.key("fal", known[shot.id][0]), True
+    if known.get(shot.label) is not None:  # the picked take
+        return ClipStore.key("fal", known[shot.label][0]), True
     wanted = same_storyboard(storyboard)
     kept = [
         r

@@ -69,6 +69,7 @@ def _problem_json(problem) -> dict:
 def _totals_json(plan: Plan) -> dict:
     return {
         "shots": len(plan.shots),
+        "takes": len(plan.all_takes),
         "generated_seconds": plan.generated_seconds,
         "final_seconds": plan.final_seconds,
         "width": plan.output.width,
@@ -103,6 +104,8 @@ def _file_json(file: str, plan: Plan | None, problems: list, *, shots: bool) -> 
                 "height": s.height,
                 "audio": s.audio,
                 "cost_usd": _usd_json(s.cost),
+                "takes": len(plan.takes_of(s.id)),
+                "take": s.take,
                 "price": _price(s).describe(),
                 "from": s.source,
                 "image": _shown(s.image),
@@ -111,6 +114,17 @@ def _file_json(file: str, plan: Plan | None, problems: list, *, shots: bool) -> 
             for s in plan.shots
         ]
     return entry
+
+
+def _takes(plan: Plan, shot: ShotPlan) -> str:
+    """A shot's takes as the estimate shows them: how many, and the one the video uses."""
+    takes = plan.takes_of(shot.id)
+    return str(len(takes)) if len(takes) == 1 else f"{len(takes)} (uses {shot.take})"
+
+
+def _all_takes_cost(plan: Plan, shot: ShotPlan):
+    costs = [t.cost for t in plan.takes_of(shot.id)]
+    return None if any(c is None for c in costs) else sum(costs)
 
 
 def _shown(still: str | None) -> str | None:
@@ -179,10 +193,15 @@ def cmd_estimate(args) -> int:
         if any(s.needs_frames for s in plan.shots):  # continuity: where each first frame comes from
             rows = [row[:2] + [_frames(s)] + row[2:] for row, s in zip(rows, plan.shots)]
             headers[2:2] = ["frames"]
+        if plan.has_takes:  # every take is paid: the cost column is the shot's, all its takes
+            for row, s in zip(rows, plan.shots):
+                row[-1:] = [_takes(plan, s), usd(_all_takes_cost(plan, s))]
+            headers[-1:] = ["takes", "cost"]
         print(("\n" if i else "") + f"{plan.title} ({plan.source})")
         print(table(rows, headers))
+        takes = f" ({len(plan.all_takes)} takes)" if plan.has_takes else ""
         print(
-            f"\n{len(plan.shots)} shots, {plan.generated_seconds} s generated, final video {plan.final_seconds:g} s "
+            f"\n{len(plan.shots)} shots{takes}, {plan.generated_seconds} s generated, final video {plan.final_seconds:g} s "
             f"at {plan.output.width}x{plan.output.height} {plan.output.fps} fps"
         )
         print(f"estimated cost: {plan_cost(plan)}")

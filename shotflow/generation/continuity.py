@@ -54,7 +54,7 @@ def resolve(
         made.append(_first_frame(shot, upstream, cache_dir, limit, timeout))
     if shot.end_image:
         if not shot.end_field:
-            raise GenerationError(shot.id, f"its endpoint {shot.endpoint} takes no last frame (end_image)", transient=False)
+            raise GenerationError(shot.label, f"its endpoint {shot.endpoint} takes no last frame (end_image)", transient=False)
         stored = _made(shot, lambda: media.still(shot.end_image, cache_dir, max_uri_bytes=limit, timeout=timeout))
         made.append(FrameInput(shot.end_field, stored.sha256, str(stored.path), _origin(shot.end_image)))
     body = dict(shot.body)
@@ -66,18 +66,20 @@ def resolve(
 def _first_frame(shot: ShotPlan, upstream: GeneratedClip | None, cache_dir, limit: int, timeout: float) -> FrameInput:
     if not shot.image_field:
         raise GenerationError(
-            shot.id, f"its endpoint {shot.endpoint} has no first-frame field (planned without an image endpoint)", transient=False
+            shot.label,
+            f"its endpoint {shot.endpoint} has no first-frame field (planned without an image endpoint)",
+            transient=False,
         )
     if shot.source:
         if upstream is None:
             raise GenerationError(
-                shot.id,
+                shot.label,
                 f"it starts on the last frame of shot '{shot.source}', which has no clip (it failed or was not "
                 "generated); nothing was sent for this shot",
                 transient=False,
             )
         if upstream.shot != shot.source:
-            raise ShotflowError(f"shot '{shot.id}': continues '{shot.source}', but was given the clip of '{upstream.shot}'")
+            raise ShotflowError(f"shot '{shot.label}': continues '{shot.source}', but was given the clip of '{upstream.shot}'")
         stored = _made(shot, lambda: media.last_frame(upstream.path, cache_dir, max_uri_bytes=limit))
         return FrameInput(shot.image_field, stored.sha256, str(stored.path), f"last frame of {shot.source}")
     stored = _made(shot, lambda: media.still(shot.image, cache_dir, max_uri_bytes=limit, timeout=timeout))
@@ -95,10 +97,10 @@ def _made(shot: ShotPlan, make) -> media.StoredFrame:
         return make()
     except media.FrameError as exc:
         if exc.transient:
-            raise RetryLater(shot.id, f"{exc}; nothing was sent for this shot") from None
-        raise GenerationError(shot.id, f"{exc}; nothing was sent for this shot", transient=False) from None
+            raise RetryLater(shot.label, f"{exc}; nothing was sent for this shot") from None
+        raise GenerationError(shot.label, f"{exc}; nothing was sent for this shot", transient=False) from None
     except ShotflowError as exc:  # a full disk, a clip that is not a video
-        raise GenerationError(shot.id, f"{exc}; nothing was sent for this shot", transient=False) from None
+        raise GenerationError(shot.label, f"{exc}; nothing was sent for this shot", transient=False) from None
 
 
 def frame_limit(shot: ShotPlan) -> int:
@@ -122,19 +124,19 @@ def request_body(shot: ShotPlan) -> dict[str, Any]:
     file checked against its hash first, so the bytes sent are the ones the key names)."""
     if not shot.resolved:
         raise GenerationError(
-            shot.id, "its first frame does not exist yet (resolve the shot first); nothing was sent", transient=False
+            shot.label, "its first frame does not exist yet (resolve the shot first); nothing was sent", transient=False
         )
     body = dict(shot.body)
     for frame in shot.frames:
         if body.get(frame.field) != frame.reference:
-            raise ShotflowError(f"shot '{shot.id}': body field {frame.field} does not hold its frame's reference")
+            raise ShotflowError(f"shot '{shot.label}': body field {frame.field} does not hold its frame's reference")
         try:
             intact = file_sha256(frame.path) == frame.sha256
         except OSError:
             intact = False
         if not intact:
             raise GenerationError(
-                shot.id,
+                shot.label,
                 f"its frame {frame.path} ({frame.origin}) is missing or changed since it was made; run again to "
                 "make it again. Nothing was sent",
                 transient=False,
@@ -142,5 +144,5 @@ def request_body(shot: ShotPlan) -> dict[str, Any]:
         body[frame.field] = media.data_uri(frame.path)
     stray = [name for name, value in body.items() if isinstance(value, str) and value.startswith(FRAME_REF)]
     if stray:
-        raise ShotflowError(f"shot '{shot.id}': body fields {', '.join(stray)} hold frame references without frames")
+        raise ShotflowError(f"shot '{shot.label}': body fields {', '.join(stray)} hold frame references without frames")
     return body

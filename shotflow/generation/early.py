@@ -75,7 +75,7 @@ class EarlyGeneration:
         self.forced = set(forced)
         self.on_event = on_event
         self.after = after
-        self.state = {s.id: WAITING for s in self.shots}
+        self.state = {s.label: WAITING for s in self.shots}
         self.clips: dict[str, GeneratedClip] = {}
         self.errors: dict[str, BaseException] = {}
         self._changed = threading.Condition()
@@ -85,31 +85,31 @@ class EarlyGeneration:
         with _lock:
             _runs[self.token] = self
         for shot in self.shots:
-            thread = threading.Thread(target=self._generate, args=(shot,), name=f"shotflow-early-{shot.id}", daemon=True)
+            thread = threading.Thread(target=self._generate, args=(shot,), name=f"shotflow-early-{shot.label}", daemon=True)
             self._threads.append(thread)
             thread.start()
         return self
 
     def _generate(self, shot: ShotPlan) -> None:
         try:
-            with self.limits.slot(shot.model, shot.id):
-                if not self._begin(shot.id):
+            with self.limits.slot(shot.model, shot.label):
+                if not self._begin(shot.label):
                     return  # the flow's task took it first
                 if shot.needs_frames and self.resolve is not None:
                     shot = self.resolve(shot)  # its still, fetched and stored: the task finds it by its URL
                 with closing(self.open_backend()) as backend:
                     clip = backend.generate(shot, force=self.token if shot.id in self.forced else None, on_event=self.on_event)
-                self.clips[shot.id] = clip
+                self.clips[shot.label] = clip
             # the slot is for requests in flight: the work after the download does not hold one
-            self.on_event(ShotEvent(shot.id, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
+            self.on_event(ShotEvent(shot.label, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
             if self.after is not None and not interrupt.stop_requested():
                 self.after(shot, clip)
         except BaseException as exc:  # never raised: the flow's task for this shot reports it
-            self.errors[shot.id] = exc
+            self.errors[shot.label] = exc
         finally:
             with self._changed:
-                if self.state[shot.id] in (WAITING, RUNNING):
-                    self.state[shot.id] = DONE
+                if self.state[shot.label] in (WAITING, RUNNING):
+                    self.state[shot.label] = DONE
                 self._changed.notify_all()
 
     def _begin(self, shot_id: str) -> bool:

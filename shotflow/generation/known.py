@@ -29,26 +29,31 @@ from shotflow.store.clips import ClipStore
 def known_requests(
     plan: Plan, backend: str, cache_dir: str | os.PathLike, settings: Settings | None = None, *, made_again: Collection[str] = ()
 ) -> dict[str, tuple[ShotPlan, Path | None] | None]:
-    """For each shot id: the shot as it would be sent and its clip's file in the store (None if
-    there is none; not verified here: `ClipStore.stored` does that, and moves a bad one aside), or
-    None when its request cannot be known yet. `made_again`: shots whose clips this run makes again
-    whatever the store holds (forced): their dependents are not known. `settings`: how long
-    fetching a still not stored yet may stall (continuity.resolve)."""
+    """For each generation (every take of every shot, by its `label`): the shot as it would be sent
+    and its clip's file in the store (None if there is none; not verified here: `ClipStore.stored`
+    does that, and moves a bad one aside), or None when its request cannot be known yet. A shot
+    that continues another starts from its source's picked take. `made_again`: shot ids whose
+    clips this run makes again whatever the store holds (forced): their dependents are not known.
+    `settings`: how long fetching a still not stored yet may stall (continuity.resolve)."""
     store = ClipStore(Path(cache_dir))
     known: dict[str, tuple[ShotPlan, Path | None] | None] = {}
-    for shot in plan.order:  # a source before the shots that continue it
+    for picked in plan.order:  # a source before the shots that continue it
         upstream = None
-        if shot.source:
-            source = known.get(shot.source)
-            if source is None or source[1] is None or shot.source in made_again:
-                known[shot.id] = None  # the frame it starts from does not exist yet
+        if picked.source:
+            source = known.get(plan.shot(picked.source).label)
+            if source is None or source[1] is None or picked.source in made_again:
+                for shot in plan.takes_of(picked.id):
+                    known[shot.label] = None  # the frame it starts from does not exist yet
                 continue
             sent, clip = source
-            upstream = GeneratedClip(shot.source, clip, ClipStore.key(backend, sent), backend, cache_hit=True, frames=sent.frames)
-        try:
-            resolved = continuity.resolve(shot, upstream, cache_dir, settings)
-            path = store.path(ClipStore.key(backend, resolved))
-            known[shot.id] = (resolved, path if path.is_file() else None)
-        except ShotflowError:  # a still that cannot be had now: the run reports it, before paying
-            known[shot.id] = None
+            upstream = GeneratedClip(
+                picked.source, clip, ClipStore.key(backend, sent), backend, cache_hit=True, frames=sent.frames
+            )
+        for shot in plan.takes_of(picked.id):
+            try:
+                resolved = continuity.resolve(shot, upstream, cache_dir, settings)
+                path = store.path(ClipStore.key(backend, resolved))
+                known[shot.label] = (resolved, path if path.is_file() else None)
+            except ShotflowError:  # a still that cannot be had now: the run reports it, before paying
+                known[shot.label] = None
     return known

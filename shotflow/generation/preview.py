@@ -55,25 +55,25 @@ class PreviewBackend:
 
     def generate(self, shot: ShotPlan, *, force: bool = False, on_event: OnEvent = ignore_events) -> GeneratedClip:
         if not shot.resolved:
-            raise GenerationError(shot.id, "its first frame does not exist yet (resolve the shot first)", transient=False)
+            raise GenerationError(shot.label, "its first frame does not exist yet (resolve the shot first)", transient=False)
         key = ClipStore.key(NAME, shot)
         # two shots with the same body share a clip: render it once
         with self._lock(key):
             found = None if force else self.store.find(key)
             if found is not None:
-                on_event(ShotEvent(shot.id, "cached", "preview clip from the clip store"))
-                return GeneratedClip(shot.id, found, key, NAME, cache_hit=True, frames=shot.frames)
-            on_event(ShotEvent(shot.id, "running", f"drawing a {shot.seconds} s {shot.width}x{shot.height} animatic"))
+                on_event(ShotEvent(shot.label, "cached", "preview clip from the clip store"))
+                return GeneratedClip(shot.id, found, key, NAME, cache_hit=True, frames=shot.frames, take=shot.take)
+            on_event(ShotEvent(shot.label, "running", f"drawing a {shot.seconds} s {shot.width}x{shot.height} animatic"))
             tmp = self.store.temp_path(key).with_suffix(f".{os.urandom(4).hex()}.part")
             try:
                 render_preview(shot, tmp)
                 verify(tmp, expected_seconds=shot.seconds, tolerance=1 / shot.fps)
                 path = self.store.put(key, tmp, keep_previous=False).path  # an animatic costs nothing to draw again
             except MediaError as exc:
-                raise GenerationError(shot.id, f"preview clip came out wrong: {exc}", transient=False) from None
+                raise GenerationError(shot.label, f"preview clip came out wrong: {exc}", transient=False) from None
             finally:
                 tmp.unlink(missing_ok=True)
-            return GeneratedClip(shot.id, path, key, NAME, cache_hit=False, frames=shot.frames)
+            return GeneratedClip(shot.id, path, key, NAME, cache_hit=False, frames=shot.frames, take=shot.take)
 
     def close(self) -> None:
         return None  # nothing held between shots
@@ -123,7 +123,7 @@ def render_preview(shot: ShotPlan, dst: str | os.PathLike, *, timeout: float | N
             kwargs.update({"c:a": "aac", "b:a": "96k", "ar": 48000, "ac": 2})
         runner.run(
             ff.output(*streams, str(dst), **kwargs),
-            what=f"drawing the preview of shot '{shot.id}'",
+            what=f"drawing the preview of shot '{shot.label}'",
             timeout=timeout or 60 + 10 * seconds,
             error=MediaError,
         )
@@ -190,7 +190,7 @@ def draw_card(shot: ShotPlan) -> Image.Image:
     draw = ImageDraw.Draw(image)
     draw.rectangle((0, 0, w, h), fill=(0, 0, 0, 90))
     y = margin
-    for line in wrap(shot.id, title, w - 2 * margin)[:2]:
+    for line in wrap(shot.label, title, w - 2 * margin)[:2]:
         draw.text((margin, y), line, font=title, fill=(255, 255, 255, 255))
         y += _line_height(title)
     y += _line_height(title) * 0.2

@@ -57,12 +57,12 @@ class ShotDisplay:
         self.stream = stream or sys.stdout
         self.console = Console(file=self.stream)
         self.live_mode = self.console.is_terminal
-        self.rows = {s.id: _Row() for s in plan.shots}
+        self.rows = {s.label: _Row() for s in plan.all_takes}  # a row per take
         self.assembly: AssemblyEvent | None = None
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.live: Live | None = None
-        self.width = max(len(s.id) for s in plan.shots)
+        self.width = max(len(s.label) for s in plan.all_takes)
 
     # kept for callers that read (label, detail, request) per shot
     @property
@@ -137,16 +137,16 @@ class ShotDisplay:
         now = time.monotonic()
         with self.lock:
             done = sum(1 for r in self.rows.values() if r.label == "done")
-            title = f"{self.plan.title}: {done}/{len(self.plan.shots)} shots ready"
+            title = f"{self.plan.title}: {done}/{len(self.rows)} {'takes' if self.plan.has_takes else 'shots'} ready"
             table = Table(title=title, title_justify="left", box=None)
             cost_header = "would cost" if self.backend == PREVIEW else "cost"  # a preview pays nothing
             for column in ("shot", "model", "state", "queue", "elapsed", "retries", cost_header, "detail"):
                 table.add_column(column, justify="right" if column in ("queue", "elapsed", "retries", cost_header) else "left")
-            for s in self.plan.shots:
-                r = self.rows[s.id]
+            for s in self.plan.all_takes:
+                r = self.rows[s.label]
                 elapsed = "" if r.started is None else f"{(r.finished or now) - r.started:.0f} s"
                 table.add_row(
-                    s.id, s.model, r.label, "" if r.queue is None else str(r.queue), elapsed,
+                    s.label, s.model, r.label, "" if r.queue is None else str(r.queue), elapsed,
                     str(r.retries) if r.retries else "", usd(s.cost), r.detail[-40:],
                 )  # fmt: skip
             if self.assembly is None:

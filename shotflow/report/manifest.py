@@ -66,11 +66,16 @@ def write_manifest(
     plan: Plan, clips: list[GeneratedClip], *, backend: str, video: Path, duration: float, extra: dict[str, Any] | None = None
 ) -> Path:
     """Write `<video stem>.manifest.json` beside the video (the current VERSION); returns its path."""
-    by_id = {c.shot: c for c in clips}
-    plan = replace(plan, shots=tuple(as_made(s, by_id[s.id]) for s in plan.shots))  # every shot as it was sent
+    made = {(c.shot, c.take): c for c in clips}  # a clip of every take of every shot
+    # every shot (every take) as it was sent
+    plan = replace(
+        plan,
+        shots=tuple(as_made(s, made[s.id, s.take]) for s in plan.shots),
+        generations=tuple(as_made(s, made[s.id, s.take]) for s in plan.generations),
+    )
     shots = []
     for s in plan.shots:
-        clip = by_id[s.id]
+        clip = made[s.id, s.take]
         shots.append(
             {
                 "id": s.id,
@@ -89,6 +94,12 @@ def write_manifest(
                 "clip_sha256": file_sha256(clip.path),
                 # a clip kept aside by verification, then accepted by the user: why it failed
                 **({"accepted_despite": clip.accepted_despite} if clip.accepted_despite else {}),
+                # several takes: the one cut into the video, and every take made
+                **(
+                    {"take": s.take, "takes": [_take(t, made[t.id, t.take], backend) for t in plan.takes_of(s.id)]}
+                    if s.takes > 1
+                    else {}
+                ),
             }
         )
     manifest = {
@@ -106,7 +117,7 @@ def write_manifest(
             "duration": round(duration, 3),
             "sha256": file_sha256(video),
         },
-        **cost_fields(backend, plan.shots, {c.shot for c in clips if not c.cache_hit}),
+        **cost_fields(backend, plan.all_takes, {(c.shot, c.take) for c in clips if not c.cache_hit}),
         "shots": shots,
         # what `shotflow run` compares, before importing Prefect, to answer "up to date"
         "fingerprint": fingerprint(plan, backend),
@@ -114,6 +125,21 @@ def write_manifest(
     }
     # a manifest is for sharing, like the video beside it: readable by others (0o644)
     return write_text_atomic(sidecar(video, "manifest.json"), json.dumps(manifest, indent=2) + "\n", mode=0o644)
+
+
+def _take(take: ShotPlan, clip: GeneratedClip, backend: str) -> dict[str, Any]:
+    """One take of a shot with several, as the manifest lists it."""
+    return {
+        "take": take.take,
+        "body_hash": take.body_hash,
+        **({"prompt": take.body["prompt"]} if take.body.get("prompt") else {}),
+        **({"seed": take.body["seed"]} if "seed" in take.body else {}),
+        _shot_cost_key(backend): None if take.cost is None else str(take.cost),
+        "request_id": clip.request_id,
+        "cache_hit": clip.cache_hit,
+        "clip": str(clip.path),
+        "clip_sha256": file_sha256(clip.path),
+    }
 
 
 def as_made(shot: ShotPlan, clip: GeneratedClip) -> ShotPlan:
@@ -132,15 +158,15 @@ def _shot_cost_key(backend: str) -> str:
     return "cost_usd_on_fal" if backend == PREVIEW else "cost_usd"
 
 
-def cost_fields(backend: str, shots: Iterable, generated: set[str]) -> dict[str, Any]:
-    """The manifest's top-level money keys for these shots (ShotPlans); `generated`: the ids
-    of the shots made in this run (not found in the clip store)."""
+def cost_fields(backend: str, shots: Iterable, generated: set[tuple[str, int]]) -> dict[str, Any]:
+    """The manifest's top-level money keys for these shots (ShotPlans: every take); `generated`:
+    the (shot id, take) made in this run (not found in the clip store)."""
     shots = list(shots)
     known = sum((s.cost for s in shots if s.cost is not None), Decimal(0))
-    unpriced = [s.id for s in shots if s.cost is None]
+    unpriced = list(dict.fromkeys(s.id for s in shots if s.cost is None))
     if backend == PREVIEW:
         return {"spent": False, "estimated_cost_usd_on_fal": str(known), "unpriced_shots": unpriced}
-    spent = sum((s.cost for s in shots if s.id in generated and s.cost is not None), Decimal(0))
+    spent = sum((s.cost for s in shots if (s.id, s.take) in generated and s.cost is not None), Decimal(0))
     return {
         "spent": bool(generated),
         "estimated_cost_usd": str(known),

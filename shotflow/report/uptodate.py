@@ -5,7 +5,8 @@ version, the backend, the storyboard as planned (vars resolved, `{{ date }}` inc
 plan's `storyboard_hash`), the output spec, every shot's request body hash and the hash of every
 input file (the soundtrack). A re-run is "up to date" when that fingerprint is the same now, every
 clip is still in the clip store and verified there (`ClipStore.stored` checks size and sha256)
-with the hash the manifest recorded, and the output file still has the manifest's sha256.
+with the hash the manifest recorded, so is each shot's normalised clip (an editor's timeline
+points at it: report/timeline.py), and the output file still has the manifest's sha256.
 Anything else (or no manifest, or one written before fingerprints) renders; `--force` always does.
 A shot that continues another (`from:`) has a body hash only once its frame exists: it is
 resolved from its source's stored clip (shotflow.generation.known); when that clip is not in the
@@ -50,7 +51,10 @@ def input_files(plan: Plan) -> dict[str, str]:
 def fingerprint(plan: Plan, backend: str) -> dict[str, Any]:
     """What the video depends on, apart from the clips and the output file themselves (`plan`'s
     shots as they were sent: a shot that continues another, resolved)."""
-    return {**_settled(plan, backend), "shots": [[s.id, s.body_hash] for s in plan.shots]}
+    found = {**_settled(plan, backend), "shots": [[s.label, s.body_hash] for s in plan.all_takes]}
+    if plan.has_takes:  # which take of each shot the video is cut from
+        found["picks"] = {s.id: s.take for s in plan.shots}
+    return found
 
 
 def _settled(plan: Plan, backend: str) -> dict[str, Any]:
@@ -116,8 +120,10 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
             return Verdict(False, f"{what} changed since {path} was written", manifest, path)
     # each shot as it would be sent: one that continues another, from its source's stored clip
     known = known_requests(plan, backend, cache_dir, settings)
-    sent = [[s.id, known[s.id][0].body_hash if known[s.id] else None] for s in plan.shots]  # None: not known now
+    sent = [[s.label, known[s.label][0].body_hash if known[s.label] else None] for s in plan.all_takes]  # None: not known now
     was = stored.get("shots") or []
+    if stored.get("picks") != ({s.id: s.take for s in plan.shots} if plan.has_takes else None):
+        return Verdict(False, f"the picked takes changed since {path} was written", manifest, path)
     if len(was) != len(sent) or any(then != it and (it[1] is not None or then[:1] != it[:1]) for then, it in zip(was, sent)):
         return Verdict(False, f"the shots changed since {path} was written", manifest, path)
     if stored.get("inputs") != now["inputs"]:
@@ -128,17 +134,22 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
         return Verdict(False, f"input file(s) changed: {', '.join(changed)}", manifest, path)
     store = ClipStore(cache_dir)
     recorded = {s.get("id"): s for s in manifest.get("shots") or []}
-    for shot in plan.shots:
-        if known[shot.id] is None:  # its source's clip is not stored (said at that shot), or its still is unreadable
+    picked = {s.label for s in plan.shots}
+    for shot in plan.all_takes:  # every take's clip, and the picked ones the video was made of
+        if known[shot.label] is None:  # its source's clip is not stored (said at that shot), or its still is unreadable
             why = "its still cannot be read"
             if shot.source:
                 why = f"starts from the last frame of shot '{shot.source}', which has no clip in the clip store"
-            return Verdict(False, f"shot '{shot.id}': {why}", manifest, path)
-        found = store.stored(ClipStore.key(backend, known[shot.id][0]))  # size and sha256 checked
+            return Verdict(False, f"shot '{shot.label}': {why}", manifest, path)
+        found = store.stored(ClipStore.key(backend, known[shot.label][0]))  # size and sha256 checked
         if found is None:
-            return Verdict(False, f"shot '{shot.id}': its clip is no longer in the clip store", manifest, path)
-        if found.sha256 != (recorded.get(shot.id) or {}).get("clip_sha256"):
+            return Verdict(False, f"shot '{shot.label}': its clip is no longer in the clip store", manifest, path)
+        if shot.label in picked and found.sha256 != (recorded.get(shot.id) or {}).get("clip_sha256"):
             return Verdict(False, f"shot '{shot.id}': its stored clip is not the one the video was made of", manifest, path)
+    for shot in plan.shots:  # the clips as the assembly made them: what `shotflow export`'s timelines point at
+        normalised = (recorded.get(shot.id) or {}).get("normalised") or {}
+        if not Path(normalised.get("path") or "").is_file():
+            return Verdict(False, f"shot '{shot.id}': its normalised clip is gone (or not recorded in {path})", manifest, path)
     output = manifest.get("output") or {}
     try:
         if not video.is_file() or file_sha256(video) != output.get("sha256"):

@@ -93,7 +93,7 @@ class JobRecord:
     """
 
     key: str
-    shot: str
+    shot: str  # the shot's id (the take is `take`)
     endpoint: str
     body_hash: str
     state: str
@@ -124,6 +124,7 @@ class JobRecord:
     quarantine_reason: str | None = None
     # continuity: the frames the request was sent with, {field, sha256, path, origin} each (never the data)
     frames: tuple[dict[str, Any], ...] = ()
+    take: int = 1  # which take of the shot (takes: N in the storyboard, shotflow reroll)
     # earlier requests for this key (HISTORY_FIELDS each): what was paid for, for the ledger
     previous: tuple[dict[str, Any], ...] = ()
     schema: int = SCHEMA

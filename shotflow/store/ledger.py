@@ -25,6 +25,7 @@ from shotflow.store.journal import parse_utc
 # the fields of one ledger row, in the order `shotflow ledger` prints them
 FIELDS = (
     "shot",
+    "take",
     "storyboard",
     "endpoint",
     "request_id",
@@ -48,7 +49,7 @@ def request_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     for entry in [*(record.get("previous") or ()), latest]:
         if not isinstance(entry, dict):
             continue
-        row = {name: entry.get(name, record.get(name) if name in ("shot", "endpoint") else None) for name in FIELDS}
+        row = {name: entry.get(name, record.get(name) if name in ("shot", "take", "endpoint") else None) for name in FIELDS}
         row["intended_at"] = entry.get("intended_at")
         row["permanent"] = bool(entry.get("permanent"))
         row["key"] = record.get("key")

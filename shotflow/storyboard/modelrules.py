@@ -46,6 +46,7 @@ class ValidShot:
     frames: FrameSources | None = None  # where its first (and last) frame come from
     image_field: str | None = None  # the image endpoint's field for the first frame
     end_field: str | None = None  # ... and for the last frame, when the endpoint takes one
+    takes: int = 1  # paid generations of this shot (the shot's takes:, else defaults.takes, else 1)
 
 
 def check_shot(
@@ -149,6 +150,7 @@ class _ShotRules:
             self.frames,
             image.image_field if image else None,
             image.end_field if image else None,
+            self.shot.takes or self.board.defaults.takes or 1,
         )
 
     def duration(self) -> int:

@@ -25,6 +25,8 @@ ASPECT_PATTERN = r"^[1-9][0-9]?:[1-9][0-9]?$"
 RESOLUTION_PATTERN = r"^[1-9][0-9]{2,3}p$"
 MAX_SHOTS = 500
 MAX_INTERVAL = 10 * 365 * 24 * 3600  # seconds; a schedule further apart is an rrule's job
+MAX_TAKES = 10  # paid generations of one shot in a run (more takes come one at a time: `shotflow reroll`)
+DAY = 24 * 3600
 
 AspectRatio = Field(pattern=ASPECT_PATTERN, description='Width:height, e.g. "16:9", "9:16", "1:1"')
 Resolution = Field(pattern=RESOLUTION_PATTERN, description='Lines of the short side, e.g. "720p"')
@@ -99,6 +101,7 @@ class Defaults(Strict):
     aspect_ratio: str | None = Field(None, pattern=ASPECT_PATTERN, description="Requested from every model that takes one")
     resolution: str | None = Field(None, pattern=RESOLUTION_PATTERN, description="Asked of every model that takes one")
     negative_prompt: str | None = Field(None, description="Sent to every model that takes one")
+    takes: int | None = Field(None, ge=1, le=MAX_TAKES, description="Paid generations of every shot (default 1)")
 
 
 class Shot(Strict):
@@ -112,6 +115,9 @@ class Shot(Strict):
     negative_prompt: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="Model-specific fields, checked against the model")
     transition: Transition | None = Field(None, description="The cut INTO this shot; default output.transition")
+    takes: int | None = Field(
+        None, ge=1, le=MAX_TAKES, description="Paid generations of this shot to pick from (default defaults.takes, else 1)"
+    )
     # continuity: the first (and last) frame; the shot is then sent to its model's image endpoint
     from_: str | None = Field(
         None,
@@ -200,6 +206,12 @@ class Schedule(Strict):
 VarValue = str | int | float
 
 
+class Review(Strict):
+    """The review gates: approve the plan and its price before paying, then pick a take of each shot."""
+
+    timeout: int = Field(DAY, ge=60, le=30 * DAY, description="Seconds a gate waits; then the run ends without spending")
+
+
 class Storyboard(Strict):
     """A storyboard file, format version 1."""
 
@@ -212,6 +224,9 @@ class Storyboard(Strict):
     vars: dict[str, VarValue] = Field(default_factory=dict, description="Values for {{ name }} placeholders")
     defaults: Defaults = Field(default_factory=Defaults)
     output: Output = Field(default_factory=Output)
+    review: bool | Review = Field(
+        False, description="true (or {timeout: SECONDS}): wait for approval before paying and for a pick of each shot's take"
+    )
     shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
 
     @field_validator("vars")

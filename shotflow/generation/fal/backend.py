@@ -103,7 +103,7 @@ class FalBackend:
             raise TypeError("FalBackend.generate: force is the run's token (a string) or None, not a bool")
         if not shot.resolved:  # its key needs its frames: refused before anything is paid
             raise GenerationError(
-                shot.id, "its first frame does not exist yet (resolve the shot first); nothing was sent", transient=False
+                shot.label, "its first frame does not exist yet (resolve the shot first); nothing was sent", transient=False
             )
         emit = self._emitter(on_event)
         key = ClipStore.key(self.name, shot)
@@ -116,14 +116,24 @@ class FalBackend:
             if cached is not None:
                 rid = record.request_id if record else None
                 if self._generated_in_this_run(record):  # paid for by this run (its early start): not reused
-                    return GeneratedClip(shot.id, cached, key, self.name, cache_hit=False, request_id=rid, frames=shot.frames)
-                emit(ShotEvent(shot.id, "cached", "from the clip store"))
+                    return GeneratedClip(
+                        shot.id, cached, key, self.name, cache_hit=False, request_id=rid, frames=shot.frames, take=shot.take
+                    )
+                emit(ShotEvent(shot.label, "cached", "from the clip store"))
                 accepted = record.quarantine_reason if record and record.state == "downloaded" else None
                 return GeneratedClip(
-                    shot.id, cached, key, self.name, cache_hit=True, request_id=rid, accepted_despite=accepted, frames=shot.frames
+                    shot.id,
+                    cached,
+                    key,
+                    self.name,
+                    cache_hit=True,
+                    request_id=rid,
+                    accepted_despite=accepted,
+                    frames=shot.frames,
+                    take=shot.take,
                 )
         if _decide(record, forced) == "attach":
-            emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
+            emit(ShotEvent(shot.label, "reattached", _resume_detail(record), record.request_id))
             job = Job(self.journal, record)
         else:
             job = self._submit(shot, key, force, emit)
@@ -131,7 +141,7 @@ class FalBackend:
             return replace(Collector(job, self, shot, emit).run(), frames=shot.frames)
         except LockTimeout as exc:  # another run holds this clip's record (downloading it, say)
             raise RetryLater(
-                shot.id, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it"
+                shot.label, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it"
             ) from None
 
     # --- submitting ----------------------------------------------------------------------------
@@ -144,7 +154,7 @@ class FalBackend:
                 record = self.journal.read(key)
                 forced = _forced(force, record)
                 if _decide(record, forced) == "attach":
-                    emit(ShotEvent(shot.id, "reattached", _resume_detail(record), record.request_id))
+                    emit(ShotEvent(shot.label, "reattached", _resume_detail(record), record.request_id))
                     return Job(self.journal, record)
                 if record is not None and record.state == "intended":
                     # we hold the lock, so the process that wrote it is gone: fal may have its submit
@@ -152,13 +162,13 @@ class FalBackend:
                 if record is not None and not forced and _blocks(record):
                     raise blocked_error(shot, record)
                 if forced and record is not None:
-                    emit(ShotEvent(shot.id, "retrying", f"forced: submitting again, paying again ({price(shot.cost)})"))
+                    emit(ShotEvent(shot.label, "retrying", f"forced: submitting again, paying again ({price(shot.cost)})"))
                 # the token stays on every submit of the forced attempt and its retries (a retry after a
                 # refusal that billed nothing submits again, still as that forced attempt)
                 carried = force is not None and record is not None and record.force_token == force
                 return self._submit_locked(shot, key, record, force if forced or carried else None, emit)
         except LockTimeout as exc:
-            raise RetryLater(shot.id, str(exc)) from None
+            raise RetryLater(shot.label, str(exc)) from None
 
     def _gone_writer(self, record: JobRecord) -> JobRecord:
         """An `intended` record read under the clip's lock: its writer died between sending and
@@ -169,7 +179,7 @@ class FalBackend:
 
     def _submit_locked(self, shot: ShotPlan, key: str, prior: JobRecord | None, token: str | None, emit) -> Job:
         if interrupt.stop_requested():
-            raise Interrupted(shot.id)
+            raise Interrupted(shot.label)
         # the frames' data URIs, read (and checked against their hashes) before the intent: a
         # missing frame stops the shot with nothing journaled and nothing paid
         body = request_body(shot)
@@ -182,7 +192,7 @@ class FalBackend:
         def before_send() -> None:
             if interrupt.stop_requested():
                 job.refused("stopped before submitting (Ctrl-C): nothing was sent", permanent=False)
-                raise Interrupted(shot.id)
+                raise Interrupted(shot.label)
 
         outcome = send_submit(
             self.fal,
@@ -191,7 +201,7 @@ class FalBackend:
             start_timeout=self.settings.fal_start_timeout,
             policy=RetryPolicy.in_call(self.settings),
             before_send=before_send,
-            on_retry=lambda why: emit(ShotEvent(shot.id, "retrying", why)),
+            on_retry=lambda why: emit(ShotEvent(shot.label, "retrying", why)),
             scrub=self.scrub,
         )
         if isinstance(outcome, Accepted):
@@ -199,15 +209,15 @@ class FalBackend:
                 job.accepted(outcome)
             except (OSError, ShotflowError) as exc:
                 raise self._unjournaled(shot, job, outcome, exc) from None
-            emit(ShotEvent(shot.id, "submitted", shot.endpoint, outcome.request_id))
+            emit(ShotEvent(shot.label, "submitted", shot.endpoint, outcome.request_id))
             return job
         if isinstance(outcome, Refused):
             if outcome.status is not None and outcome.permanent:
-                error = http_error(outcome.status, outcome.detail, shot.id, shot.endpoint, "submitting", scrub=self.scrub)
-                error = GenerationError(shot.id, error.reason, transient=False)
+                error = http_error(outcome.status, outcome.detail, shot.label, shot.endpoint, "submitting", scrub=self.scrub)
+                error = GenerationError(shot.label, error.reason, transient=False)
             else:
                 error = GenerationError(
-                    shot.id, f"fal did not take the submit: {outcome.reason}", transient=not outcome.permanent
+                    shot.label, f"fal did not take the submit: {outcome.reason}", transient=not outcome.permanent
                 )
             job.refused(error.reason, permanent=outcome.permanent)
             raise error
@@ -257,7 +267,7 @@ class FalBackend:
             return
         from shotflow.store.ledger import check_daily_budget
 
-        check_daily_budget(self.journal, budget, shot.cost, shot=f"shot '{shot.id}'")
+        check_daily_budget(self.journal, budget, shot.cost, shot=f"shot '{shot.label}'")
 
     # --- on purpose: cancel, accept (the CLI) ----------------------------------------------------
 

@@ -106,17 +106,17 @@ class Collector:
             if isinstance(status, Queued):
                 if status.position != position:
                     position = status.position
-                    self.emit(ShotEvent(self.shot.id, "queued", f"position {position}", rid, queue_position=position))
+                    self.emit(ShotEvent(self.shot.label, "queued", f"position {position}", rid, queue_position=position))
             elif isinstance(status, (InProgress, Completed)):
                 if not running:
                     running = True
-                    self.emit(ShotEvent(self.shot.id, "running", "", rid))
+                    self.emit(ShotEvent(self.shot.label, "running", "", rid))
                 logs = status.logs if status.logs is not None else []
                 if not isinstance(logs, list):
                     raise self._odd(f"its status carried logs of another shape ({type(logs).__name__}, not a list)")
                 for entry in logs[logs_seen:]:
                     message = entry.get("message", "") if isinstance(entry, dict) else str(entry)
-                    self.emit(ShotEvent(self.shot.id, "log", self.backend.scrub(str(message)), rid))
+                    self.emit(ShotEvent(self.shot.label, "log", self.backend.scrub(str(message)), rid))
                 logs_seen = max(logs_seen, len(logs))
                 if isinstance(status, Completed):
                     return status
@@ -126,7 +126,7 @@ class Collector:
             if wait_timeout is not None and time.monotonic() - start > wait_timeout:
                 state = "queued" if isinstance(status, Queued) else "running"
                 raise RetryLater(
-                    self.shot.id,
+                    self.shot.label,
                     f"fal request {rid} is still {state} after {wait_timeout:g} s (SHOTFLOW_FAL_WAIT_TIMEOUT); it keeps "
                     "running and the next attempt re-attaches to it (nothing is paid twice)",
                 )
@@ -157,7 +157,7 @@ class Collector:
                 # the job itself failed on fal's side (a 5xx, which fal does not bill) or was
                 # cancelled: there is no result to fetch, the next attempt submits anew
                 self.job.failed(error.reason, permanent=False)
-                raise RetryLater(self.shot.id, f"{error.reason}; fal request {rid} failed on fal's side (not billed)")
+                raise RetryLater(self.shot.label, f"{error.reason}; fal request {rid} failed on fal's side (not billed)")
             failures = self._again(failures, error, failure, "result fetch: ", "a re-run fetches its result again")
             del failure
         if not isinstance(result, dict):
@@ -186,10 +186,12 @@ class Collector:
             rid, url = self.record.request_id, self.record.video_url
             found = store.find(key)
             if found is not None and self.record.state == "downloaded":  # another run got it meanwhile
-                return GeneratedClip(self.shot.id, found, key, self.backend.name, cache_hit=False, request_id=rid)
+                return GeneratedClip(
+                    self.shot.id, found, key, self.backend.name, cache_hit=False, request_id=rid, take=self.shot.take
+                )
             if self.record.state not in ("completed", "downloaded") or not url:
                 return self._dead_end()
-            self.emit(ShotEvent(self.shot.id, "downloading", urlsplit(url).netloc, rid))
+            self.emit(ShotEvent(self.shot.label, "downloading", urlsplit(url).netloc, rid))
             try:
                 stored = download_clip(
                     url,
@@ -202,13 +204,15 @@ class Collector:
                     policy=RetryPolicy.downloads(self.settings),
                     timeout=self.settings.download_timeout,
                     on_retry=lambda attempt, why: self.emit(
-                        ShotEvent(self.shot.id, "retrying", f"download {attempt}: {why}", rid)
+                        ShotEvent(self.shot.label, "retrying", f"download {attempt}: {why}", rid)
                     ),
                 )
             except DownloadError as exc:
                 return self._download_failed(exc)
             self.job.downloaded(stored)
-        return GeneratedClip(self.shot.id, stored.path, key, self.backend.name, cache_hit=False, request_id=rid)
+        return GeneratedClip(
+            self.shot.id, stored.path, key, self.backend.name, cache_hit=False, request_id=rid, take=self.shot.take
+        )
 
     def _download_failed(self, exc: DownloadError) -> GeneratedClip:
         rid = self.record.request_id
@@ -230,7 +234,7 @@ class Collector:
             )
         self.job.noted(f"download failed: {reason}")
         raise GenerationError(
-            self.shot.id,
+            self.shot.label,
             f"fal request {rid} is done (and paid for) but its clip did not download: {reason}. Its URL is kept "
             "in the job journal: a re-run downloads it again, without paying",
             # a URL refused by a setting (host not allowed, too big) waits for the setting, not a retry
@@ -248,9 +252,9 @@ class Collector:
             raise error
         if retried_by_fal_client(exc) or not self.policy.again(failures):
             raise GenerationError(
-                self.shot.id, f"{error.reason}; fal request {self.record.request_id} is kept: {kept}", transient=True
+                self.shot.label, f"{error.reason}; fal request {self.record.request_id} is kept: {kept}", transient=True
             )
-        self.emit(ShotEvent(self.shot.id, "retrying", doing + error.reason, self.record.request_id))
+        self.emit(ShotEvent(self.shot.label, "retrying", doing + error.reason, self.record.request_id))
         if interrupt.wait(self.policy.wait(failures)):
             raise self._stopped()
         return failures
@@ -265,9 +269,9 @@ class Collector:
             return self._odd(
                 f"fal's answer while {doing} was of another shape ({type(exc).__name__}: {self.backend.scrub(str(exc))})"
             )
-        error = classify(exc, self.shot.id, self.shot.endpoint, doing, scrub=self.backend.scrub)
+        error = classify(exc, self.shot.label, self.shot.endpoint, doing, scrub=self.backend.scrub)
         if code is not None and code not in FAL_CLIENT_RETRY_CODES and code < 500 and error.transient:
-            error = GenerationError(self.shot.id, error.reason, transient=False)
+            error = GenerationError(self.shot.label, error.reason, transient=False)
         return error
 
     def _not_found(self, doing: str) -> GenerationError:
@@ -275,7 +279,7 @@ class Collector:
         rid, age = self.record.request_id, self.job.age("submitted_at")
         if age is not None and age < RESULT_RETENTION:
             return GenerationError(
-                self.shot.id,
+                self.shot.label,
                 f"fal answered 404 while {doing} (request {rid}, submitted {age:.0f} s ago, well within the "
                 f"~{RESULT_RETENTION / 3600:g} h fal keeps requests); it is kept and the next attempt re-attaches to it",
                 transient=True,
@@ -297,7 +301,7 @@ class Collector:
 
     def _stopped(self) -> Interrupted:
         return Interrupted(
-            self.shot.id,
+            self.shot.label,
             f"stopped: fal request {self.record.request_id} is paid and still running on fal; "
             "a re-run collects it without paying again",
         )

@@ -142,7 +142,7 @@ def forcing(shot: ShotPlan, does: str = "buys a new one") -> str:
 
 def stopped_at(shot: ShotPlan, message: str) -> GenerationError:
     """A shot stopped at a request fal took (or may have): trying again cannot help, the user decides."""
-    return GenerationError(shot.id, message, transient=False)
+    return GenerationError(shot.label, message, transient=False)
 
 
 def uncertain_of(record: JobRecord, shot: ShotPlan) -> GenerationError:

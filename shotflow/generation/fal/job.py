@@ -112,6 +112,7 @@ class Job:
             force_token=force_token,
             run_token=run_token,
             frames=tuple(frame_note(f) for f in shot.frames),
+            take=shot.take,
         )
         return cls(journal, journal.write(record))
 
