@@ -191,13 +191,16 @@ def render_storyboard(
             # normalised by whoever got there first (an early start may have): its file's time
             ready_at[s.id] = min(ready_at.get(s.id, float("inf")), _mtime(normalised[-1]))
         records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
-    others = []  # the takes not cut into the video: paid for too, kept, and listed in the manifest
+    # the takes the video is not cut from: paid for too, kept, and listed in the manifest. One that
+    # failed does not hold the video back: it is said, and the next run (not up to date) redoes it
+    others, failed_takes = [], []
     for s in plan.all_takes:
-        if (s.id, s.take) != (s.id, plan.pick_of(s.id)):
+        if s.take != plan.pick_of(s.id):
             try:
                 others.append(takes[s.id, s.take].result())
             except Exception as exc:
-                failures.append(f"shot '{s.label}': {_describe(exc)}")
+                failed_takes.append(f"shot '{s.label}': {_describe(exc)}")
+                logger.warning(f"shot '{s.label}' (not the picked take) failed: {_describe(exc)}; a re-run redoes it")
     if failures:
         sheet_frames.close()
         artifacts.shot_table(plan, records, backend=name)
@@ -237,6 +240,7 @@ def render_storyboard(
                     "audio_encoded_ahead": joined.audio_copied,
                 },
                 "timings": timings,
+                **({"failed_takes": failed_takes} if failed_takes else {}),
             },
         )
         artifacts.shot_table(plan, records, backend=name)
@@ -258,6 +262,7 @@ def render_storyboard(
         "shots": [r.__dict__ for r in records],
         **timings,  # last_clip_to_final_s, and that clip's normalisation (last_clip_normalise_s)
         "earlier_video": earlier,  # None, or what became of an earlier, different video at the output path
+        "failed_takes": failed_takes,  # takes the video is not cut from that failed (a re-run redoes them)
     }
 
 

@@ -195,3 +195,19 @@ def test_two_takes_through_fal_each_paid_once_recorded_and_found_again(tmp_path,
     # a re-run pays nothing: every take is found in the store
     render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "again.mp4"))
     assert sum(fal_env.billed.values()) == 4
+
+
+def test_a_failed_take_the_video_is_not_cut_from_does_not_hold_the_video_back(tmp_path, fal_env, monkeypatch):
+    from shotflow.flows.render import render_storyboard
+
+    monkeypatch.setenv("SHOTFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    fal_env.fault("job", outcome="refused", match="forbidden", times=5)
+    sb = tmp_path / "film.yaml"
+    sb.write_text("version: 1\noutput: {resolution: 360p}\nshots:\n  - {id: lake, prompt: a quiet lake, model: kling}\n")
+    picks, take = load_picks(tmp_path / "film.picks.yaml").with_extra_take("lake", 1, "a forbidden lake")
+    save_picks(picks, "film.yaml")
+    result = render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "film.mp4"))
+    assert take == 2 and result["failed_takes"] and "shot 'lake take 2'" in result["failed_takes"][0]
+    manifest = json.loads((tmp_path / "film.manifest.json").read_text())
+    assert [t["take"] for t in manifest["shots"][0]["takes"]] == [1]
+    assert manifest["failed_takes"] == result["failed_takes"]

@@ -71,7 +71,7 @@ def write_manifest(
     plan = replace(
         plan,
         shots=tuple(as_made(s, made[s.id, s.take]) for s in plan.shots),
-        generations=tuple(as_made(s, made[s.id, s.take]) for s in plan.generations),
+        generations=tuple(as_made(s, made[s.id, s.take]) for s in plan.generations if (s.id, s.take) in made),
     )
     shots = []
     for s in plan.shots:
@@ -96,7 +96,10 @@ def write_manifest(
                 **({"accepted_despite": clip.accepted_despite} if clip.accepted_despite else {}),
                 # several takes: the one cut into the video, and every take made
                 **(
-                    {"take": s.take, "takes": [_take(t, made[t.id, t.take], backend) for t in plan.takes_of(s.id)]}
+                    {
+                        "take": s.take,
+                        "takes": [_take(t, made[t.id, t.take], backend) for t in plan.takes_of(s.id) if (t.id, t.take) in made],
+                    }
                     if s.takes > 1
                     else {}
                 ),
