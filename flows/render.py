@@ -28,6 +28,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 from shotflow.tasks import artifacts
 from shotflow.tasks.assemble import clip_audio, contact_sheet, encode_soundtrack, join_clips, normalise_clip, prepare_join
+from shotflow.tasks.export import export_timelines
 from shotflow.tasks.generate import generate_shot
 from shotflow.tasks.limits import close_limits, open_limits
 from shotflow.tasks.secrets import fal_key
@@ -42,6 +43,7 @@ from shotflow.money import run_cost
 from shotflow.plan import load_plan, plan_from_data
 from shotflow.preflight import preflight
 from shotflow.report.manifest import ShotRecord, cost_summary, sidecar, write_manifest
+from shotflow.report.timeline import ExportFormat, check_formats
 from shotflow.settings import get_settings
 from shotflow.spend import made_again_line
 
@@ -65,6 +67,7 @@ def render_storyboard(
     vars: dict[str, str] | None = None,
     inline: dict[str, Any] | None = None,
     run_token: str | None = None,
+    export: list[ExportFormat] | None = None,
 ) -> dict[str, Any]:
     """Render a storyboard to a video.
 
@@ -82,6 +85,7 @@ def render_storyboard(
         inline: A whole storyboard as structured data, used instead of the file.
         run_token: The run's token (default: the flow run's id): its force token and limits key; the CLI
             passes the one its early start (before Prefect was up) generated with.
+        export: Timelines to write next to the video for an editor: otio, fcpxml, edl (see `shotflow export`).
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -92,6 +96,7 @@ def render_storyboard(
     forced = set(force or [])
     key = fal_key(settings) if backend in ("auto", "fal") else None
     name = choose_backend(backend, key is not None)
+    check_formats(export or (), plan.output.fps)  # a timeline that cannot be written is said before anything is paid
     # before anything is generated (and paid): the forced ids, max_cost, and the consent to generate a
     # forced shot's descendants again
     video_path = preflight(
@@ -233,6 +238,7 @@ def render_storyboard(
             backend=name,
             video=Path(video),
             duration=duration,
+            normalised=dict(zip((s.id for s in plan.shots), normalised)),  # what the timelines point at
             extra={
                 "join": {
                     "video_copied": joined.video_copied,
@@ -247,6 +253,7 @@ def render_storyboard(
         sheet = drawn.result()
     finally:
         sheet_frames.close()
+    exports = export_timelines(manifest, list(export)) if export else []  # for an editor, next to the video
     events.publish(events.AssemblyEvent("done", len(plan.shots) + 2, len(plan.shots) + 2))
     artifacts.summary(
         plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records
@@ -262,6 +269,7 @@ def render_storyboard(
         "shots": [r.__dict__ for r in records],
         **timings,  # last_clip_to_final_s, and that clip's normalisation (last_clip_normalise_s)
         "earlier_video": earlier,  # None, or what became of an earlier, different video at the output path
+        "exports": exports,  # each timeline written (format, path, description, warnings) or its error
         "failed_takes": failed_takes,  # takes the video is not cut from that failed (a re-run redoes them)
     }
 

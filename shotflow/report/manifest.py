@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from shotflow.assembly.recipe import frames
 from shotflow.errors import ShotflowError
 from shotflow.model import GeneratedClip, Plan, ShotPlan
 from shotflow.money import PREVIEW, on_fal, unpriced_shots, usd
@@ -63,9 +64,18 @@ class ShotRecord:
 
 
 def write_manifest(
-    plan: Plan, clips: list[GeneratedClip], *, backend: str, video: Path, duration: float, extra: dict[str, Any] | None = None
+    plan: Plan,
+    clips: list[GeneratedClip],
+    *,
+    backend: str,
+    video: Path,
+    duration: float,
+    extra: dict[str, Any] | None = None,
+    normalised: Mapping[str, Path] | None = None,
 ) -> Path:
-    """Write `<video stem>.manifest.json` beside the video (the current VERSION); returns its path."""
+    """Write `<video stem>.manifest.json` beside the video (the current VERSION); returns its path.
+    `normalised`: each shot's clip as the assembly brought it to the output, by shot id (what an
+    editor's timeline points at: report/timeline.py)."""
     made = {(c.shot, c.take): c for c in clips}  # a clip of every take of every shot
     # every shot (every take) as it was sent
     plan = replace(
@@ -92,6 +102,9 @@ def write_manifest(
                 "cache_hit": clip.cache_hit,
                 "clip": str(clip.path),
                 "clip_sha256": file_sha256(clip.path),
+                # for an editor's timeline (report/timeline.py): the clip the video is cut from, and the cut into it
+                **({"normalised": _normalised(normalised[s.id], s, plan)} if normalised and s.id in normalised else {}),
+                **({"cut_into": _cut_into(plan, s.index)} if s.index else {}),
                 # a clip kept aside by verification, then accepted by the user: why it failed
                 **({"accepted_despite": clip.accepted_despite} if clip.accepted_despite else {}),
                 # several takes: the one cut into the video, and every take made
@@ -143,6 +156,15 @@ def _take(take: ShotPlan, clip: GeneratedClip, backend: str) -> dict[str, Any]:
         "clip": str(clip.path),
         "clip_sha256": file_sha256(clip.path),
     }
+
+
+def _normalised(path: Path, shot: ShotPlan, plan: Plan) -> dict[str, Any]:
+    return {"path": str(path), "frames": frames(shot.seconds, plan.output.fps)}
+
+
+def _cut_into(plan: Plan, index: int) -> dict[str, Any]:
+    cut = plan.output.cut_into(index)
+    return {"effect": cut.effect, "frames": frames(cut.overlap, plan.output.fps)}
 
 
 def as_made(shot: ShotPlan, clip: GeneratedClip) -> ShotPlan:
