@@ -8,6 +8,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from shotflow.cli.export import cmd_export
 from shotflow.cli.models import cmd_models
 from shotflow.cli.options import add_var_option, bounded_int, dollars_argument, utc_day
 from shotflow.cli.paid import cmd_accept, cmd_cancel, cmd_ledger
@@ -16,6 +17,8 @@ from shotflow.cli.servers import cmd_deploy, cmd_serve, cmd_server
 from shotflow.cli.storyboards import cmd_estimate, cmd_new, cmd_schema, cmd_validate
 from shotflow.errors import ShotflowError, StoryboardError
 from shotflow.report.uptodate import shotflow_version
+
+TIMELINES = ["otio", "fcpxml", "edl"]  # shotflow.report.timeline.FORMATS, without importing OpenTimelineIO for every command
 
 
 def add_files_command(sub, name: str, func, help: str, json_help: str) -> None:
@@ -81,9 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --force: consent to pay again for the shots that continue it (from:)",
     )
     add_var_option(p)
+    p.add_argument(
+        "--export",
+        action="append",
+        choices=TIMELINES,
+        metavar="FORMAT",
+        help="also write the cut as a timeline next to the video: otio, fcpxml or edl (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object at the end (and nothing else on stdout)")
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines too")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("export", help="write a storyboard's last run as a timeline for an editor (OTIO, FCPXML, EDL)")
+    p.add_argument("file", metavar="FILE", help="the storyboard (or its run's NAME.manifest.json)")
+    p.add_argument("--format", required=True, choices=TIMELINES, help="otio (full fidelity), fcpxml (Final Cut), edl (CMX3600)")
+    p.add_argument("--out", metavar="PATH", help="where to write it (default: next to the video, NAME.otio etc.)")
+    p.add_argument("--video", metavar="PATH", help="the video of a run made with `run --out PATH`")
+    add_var_option(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ledger", help="every fal request the journal knows, with spend per day and per model")
     p.add_argument("--json", action="store_true", help="a JSON list, one object per request")

@@ -53,7 +53,7 @@ def cmd_run(args) -> int:
     return code
 
 
-def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
+def _up_to_date(plan: Plan, backend: str, settings, report: dict, export=()) -> bool:
     """Answer an unchanged storyboard from its manifest (shotflow/report/uptodate.py), without Prefect."""
     from shotflow.report import uptodate
     from shotflow.report.manifest import cost_line, sidecar
@@ -72,6 +72,7 @@ def _up_to_date(plan: Plan, backend: str, settings, report: dict) -> bool:
         "backend": backend,
         "cost": cost_line(manifest),
         "manifest_data": manifest,
+        "exports": _exports(verdict.manifest_path, export),  # --export: from the manifest, as a run would
     }
     print(
         f"shotflow: {plan.output.path} is up to date (storyboard, vars, inputs, clips and video unchanged; --force renders anyway)"
@@ -101,6 +102,14 @@ class _Consent:
         return True
 
 
+def _exports(manifest, formats) -> list[dict]:
+    if not formats:
+        return []
+    from shotflow.report.timeline import export_each
+
+    return export_each(manifest, formats)
+
+
 def _render(args, report: dict) -> int:
     print(f"shotflow: reading {args.file}", flush=True)
     overrides = parse_vars(args.var)
@@ -110,7 +119,11 @@ def _render(args, report: dict) -> int:
     for warning in plan.warnings:
         print(f"shotflow: {warning}", flush=True)
     model_limits = parse_model_limits(args.model_concurrency)
-    if not args.force and _up_to_date(plan, backend, settings, report):  # pays nothing, whatever --max-cost says
+    if args.export:  # a timeline that cannot be written is said before anything is paid (the early start pays)
+        from shotflow.report.timeline import check_formats
+
+        check_formats(args.export, plan.output.fps)
+    if not args.force and _up_to_date(plan, backend, settings, report, args.export):  # pays nothing, whatever --max-cost says
         return 0
     consent = _Consent(args.force_descendants)
     # nothing is paid for a run that cannot finish, over --max-cost, or for a forced shot's descendants without consent
@@ -149,6 +162,7 @@ def _render(args, report: dict) -> int:
                     model_concurrency=model_limits or None,
                     vars=overrides or None,
                     run_token=early.token,
+                    export=args.export or None,
                 ),
                 signals,
                 report,

@@ -3,6 +3,8 @@ and the JSON object `run --json` prints."""
 
 from __future__ import annotations
 
+from shotflow.cli.export import print_exports
+
 
 def run_report(result: dict, *, up_to_date: bool) -> dict:
     """The JSON object `run --json` prints: outputs, duration, per-shot state, request id, cost."""
@@ -29,6 +31,7 @@ def run_report(result: dict, *, up_to_date: bool) -> dict:
         "cost": result.get("cost"),
         "last_clip_to_final_s": result.get("last_clip_to_final_s"),
         "last_clip_normalise_s": result.get("last_clip_normalise_s"),
+        "exports": result.get("exports") or [],
         "shots": shots,
     }
 
@@ -49,6 +52,7 @@ def print_summary(result: dict, *, up_to_date: bool) -> None:
         print(f"cost:          {result['cost']}")
     if result.get("earlier_video"):
         print(f"earlier video: {result['earlier_video']}")
+    print_exports(result.get("exports") or [])
     if not up_to_date:
         print(f"reused:        {reused} of {len(shots)} clips from the clip store")
         if result.get("last_clip_to_final_s") is not None:
