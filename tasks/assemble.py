@@ -11,7 +11,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from shotflow.assembly import contactsheet, join, normalise, soundtrack
+from shotflow.assembly import conformance, contactsheet, join, normalise, soundtrack
+from shotflow.assembly.pieces import pieces_folder
 from shotflow.model import GeneratedClip, OutputSpec, Plan, ShotPlan
 from shotflow.settings import get_settings
 from shotflow.store.clips import ClipStore
@@ -22,14 +23,15 @@ _encoders = threading.BoundedSemaphore(os.cpu_count() or 2)
 
 @task(name="normalise-clip", task_run_name="normalise-{shot.id}", cache_policy=NO_CACHE)
 def normalise_clip(clip: GeneratedClip, shot: ShotPlan, output: OutputSpec) -> Path:
-    """The clip brought to the output spec by the one fixed recipe, cached next to the raw clip."""
+    """The clip brought to the output spec by the one fixed recipe, cached next to the raw clip, and
+    checked against it as it lands (the join then checks only the last clip)."""
     with _encoders:
-        return normalise.normalise_stored(ClipStore(get_settings().cache_dir), clip, shot, output)
+        return conformance.normalise_checked(ClipStore(get_settings().cache_dir), clip, shot, output)
 
 
 def pieces_dir() -> Path:
     """Overlaps (any transition but a cut) and audio spans, kept between runs: a re-render redoes only what changed."""
-    return ClipStore(get_settings().cache_dir).root / "pieces"
+    return pieces_folder(get_settings().cache_dir)
 
 
 @task(name="prepare-join", cache_policy=NO_CACHE)

@@ -215,6 +215,26 @@ def test_a_stored_clip_is_normalised_once_next_to_the_raw_one(mixed, tmp_path):
     assert normalise_stored(store, clip, shot, FADE) != first  # another recipe, another file
 
 
+def test_clips_checked_as_they_land_are_not_demuxed_again_by_the_join(mixed, tmp_path, monkeypatch):
+    from shotflow.assembly import conformance
+    from shotflow.assembly.pieces import pieces_folder
+
+    store = ClipStore(tmp_path / "store")
+    normalised = []
+    for i, src in enumerate(mixed[:2]):
+        shot = ShotPlan(f"s{i}", i, None, "kling-v2", "fal-ai/x", {"prompt": f"p{i}"}, 1, "16:9", "720p", 160, 90, 24, True, None)
+        key = ClipStore.key("fal", shot)
+        stored = store.put(key, Path(shutil.copy(src, store.temp_path(key))))
+        clip = GeneratedClip(shot.id, getattr(stored, "path", stored), key, "fal", cache_hit=False)
+        normalised.append(conformance.normalise_checked(store, clip, shot, CUT))
+    demuxed = []
+    real = conformance.video_keyframes
+    monkeypatch.setattr(conformance, "video_keyframes", lambda path: demuxed.append(Path(path)) or real(path))
+    result = join(normalised, [1, 1], CUT, tmp_path / "out.mp4", pieces_dir=pieces_folder(store.root))
+    assert result.video_copied and result.renormalised == ()
+    assert not set(normalised) & set(demuxed), demuxed
+
+
 def test_a_stored_clips_sound_is_taken_once_and_again_when_the_clip_is_generated_again(mixed, tmp_path):
     store = ClipStore(tmp_path / "store")
     shot = ShotPlan("s1", 0, None, "kling-v2", "fal-ai/x", {"prompt": "p"}, 1, "16:9", "720p", 160, 90, 24, True, None)

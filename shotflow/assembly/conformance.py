@@ -11,12 +11,13 @@ from pathlib import Path
 import av
 
 from shotflow.assembly.encoding import AUDIO_RATE, timescale
-from shotflow.assembly.normalise import normalise
-from shotflow.assembly.pieces import piece_name
-from shotflow.assembly.recipe import cut_points, frames
+from shotflow.assembly.normalise import normalise, normalise_stored
+from shotflow.assembly.pieces import piece_name, pieces_folder
+from shotflow.assembly.recipe import clip_edges, cut_points, frames
 from shotflow.errors import MediaError
 from shotflow.media.probe import probe
-from shotflow.model import OutputSpec
+from shotflow.model import GeneratedClip, OutputSpec, ShotPlan
+from shotflow.store.clips import ClipStore
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,20 @@ def fits_checked(path: Path, seconds: float, out: OutputSpec, edges: tuple[int, 
         return False
     marker.touch()
     return True
+
+
+def normalise_checked(store: ClipStore, clip: GeneratedClip, shot: ShotPlan, out: OutputSpec) -> Path:
+    """`normalise_stored`, and the result's length and keyframes checked now, as the clip lands
+    (remembered in the store's pieces folder): the join after the last clip then demuxes only
+    what it has not seen, the last clip."""
+    path = normalise_stored(store, clip, shot, out)
+    try:
+        pieces = pieces_folder(store.root)
+        pieces.mkdir(parents=True, exist_ok=True)
+        fits_checked(path, shot.seconds, out, clip_edges(out, shot.index), pieces)
+    except Exception:  # only an optimisation: the join checks the clip again, and says what is wrong
+        pass
+    return path
 
 
 class RecipeCheck:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,12 @@ from shotflow.assembly.concat import Entry
 from shotflow.assembly.encoding import AUDIO_RATE, RECIPE_VERSION, WAV_ARGS, encode
 from shotflow.assembly.recipe import frames, overlap_frames, us_down, us_up
 from shotflow.assembly.transitions import overlap_audio, render_overlap
+
+
+def pieces_folder(cache_dir: str | os.PathLike) -> Path:
+    """Where a cache keeps the join's pieces between runs: overlaps, audio spans, the soundtrack
+    encoded ahead, and which clips were checked against the recipe (a clip is checked once)."""
+    return Path(cache_dir) / "pieces"
 
 
 def piece_name(kind: str, *parts, suffix: str = ".mp4") -> str:
