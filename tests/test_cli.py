@@ -87,6 +87,36 @@ def test_version_comes_from_the_package_metadata():
     assert r.returncode == 0 and r.stdout.strip() == f"shotflow {version('shotflow')}"
 
 
+def test_help_lists_every_command_and_imports_none_of_them():
+    """`--help` and `--version` answer without importing the commands' modules (nor Prefect): each
+    command's module is imported when it runs."""
+    code = (
+        "import json, sys\n"
+        "from shotflow.cli.parser import build_parser, main\n"
+        "sub = build_parser()._subparsers._group_actions[0]\n"
+        "lazy = {n: p.get_default('func').__module__ == 'shotflow.cli.parser' for n, p in sub.choices.items()}\n"
+        "helps = {a.dest: a.help for a in sub._choices_actions}\n"
+        "for argv in (['--help'], ['--version']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(json.dumps({'lazy': lazy, 'helps': helps, 'modules': sorted(sys.modules)}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    commands = set("new validate models estimate schema run ledger cancel accept server serve deploy".split())
+    assert commands <= set(seen["helps"]) and all(seen["helps"].values()), seen["helps"]
+    assert all(seen["lazy"][c] for c in commands), seen["lazy"]
+    for name in ("run", "paid", "servers", "models", "storyboards"):
+        assert f"shotflow.cli.{name}" not in seen["modules"]
+    assert "prefect" not in seen["modules"] and "shotflow.cli.flowrun" not in seen["modules"]
+    for command in commands:  # and each one's module is there when it runs
+        r = shotflow(command, "--help")
+        assert r.returncode == 0 and r.stdout.startswith("usage: shotflow " + command), (command, r.stderr)
+
+
 VARS = """\
 version: 1
 vars: {who: cat}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 from decimal import Decimal
 
-from shotflow.catalog import find_model
 from shotflow.errors import ShotflowError
 
 
@@ -28,6 +27,8 @@ def parse_vars(items: list[str]) -> dict[str, str]:
 
 
 def parse_model_limits(items: list[str]) -> dict[str, int]:
+    from shotflow.catalog import find_model  # here: the parser is built without the catalog
+
     limits = {}
     for item in items:
         model, _, n = item.partition("=")

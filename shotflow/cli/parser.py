@@ -5,18 +5,53 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Sequence
 
 from shotflow.cli.export import cmd_export
-from shotflow.cli.models import cmd_models
 from shotflow.cli.options import add_var_option, bounded_int, dollars_argument, utc_day
-from shotflow.cli.paid import cmd_accept, cmd_cancel, cmd_ledger
-from shotflow.cli.run import cmd_run
-from shotflow.cli.servers import cmd_deploy, cmd_serve, cmd_server
-from shotflow.cli.storyboards import cmd_estimate, cmd_new, cmd_schema, cmd_validate
 from shotflow.errors import ShotflowError, StoryboardError
-from shotflow.report.uptodate import shotflow_version
+
+
+def command(module: str, name: str):
+    """The command `name` of `module`, imported when it runs: `shotflow --help` and `--version`
+    import no command's code, and each command only its own (the catalog's input classes alone
+    take a quarter of a second)."""
+
+    def run(args):
+        return getattr(importlib.import_module(module), name)(args)
+
+    run.__name__ = run.__qualname__ = name
+    return run
+
+
+cmd_new = command("shotflow.cli.storyboards", "cmd_new")
+cmd_validate = command("shotflow.cli.storyboards", "cmd_validate")
+cmd_estimate = command("shotflow.cli.storyboards", "cmd_estimate")
+cmd_schema = command("shotflow.cli.storyboards", "cmd_schema")
+cmd_models = command("shotflow.cli.models", "cmd_models")
+cmd_run = command("shotflow.cli.run", "cmd_run")
+cmd_ledger = command("shotflow.cli.paid", "cmd_ledger")
+cmd_cancel = command("shotflow.cli.paid", "cmd_cancel")
+cmd_accept = command("shotflow.cli.paid", "cmd_accept")
+cmd_server = command("shotflow.cli.servers", "cmd_server")
+cmd_serve = command("shotflow.cli.servers", "cmd_serve")
+cmd_deploy = command("shotflow.cli.servers", "cmd_deploy")
+
+
+class VersionAction(argparse.Action):
+    """--version: the installed version, looked up only when asked for."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help="show the version and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from shotflow.report.uptodate import shotflow_version
+
+        print(f"shotflow {shotflow_version(unknown='unknown (not installed: pip install -e .)')}")
+        parser.exit()
+
 
 TIMELINES = ["otio", "fcpxml", "edl"]  # shotflow.report.timeline.FORMATS, without importing OpenTimelineIO for every command
 
@@ -32,8 +67,7 @@ def add_files_command(sub, name: str, func, help: str, json_help: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shotflow", description="Storyboard YAML to finished video.")
-    version = shotflow_version(unknown="unknown (not installed: pip install -e .)")
-    parser.add_argument("--version", action="version", version=f"shotflow {version}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("new", help="write a commented starter storyboard NAME.yaml")
