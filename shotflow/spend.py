@@ -8,7 +8,8 @@
 - With `SHOTFLOW_DAILY_BUDGET` set, `budget_problems`: the clips the run may pay for fit in what
   is left of today's budget (the check before each submit still holds the line; this one stops a
   run before it has paid for half of its shots). A shot that continues one whose clip is not
-  stored counts as paid for (shotflow.generation.known).
+  stored counts as paid for (shotflow.generation.known). `paid_for` lists what a run would pay
+  for (also what `shotflow pick` and `shotflow reroll` say a pick or a new take costs).
 
 Each check returns the messages of what it refuses; `shotflow.preflight` reports them with the
 rest, before anything is paid. This module imports no Prefect.
@@ -101,36 +102,48 @@ def consent_problems(
 _SUBMITS_AGAIN = ("refused", "failed")
 
 
-def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ()) -> list[str]:
-    """With SHOTFLOW_DAILY_BUDGET set: what the run may pay for on fal fits in what is left today
-    (each problem's message; the preflight names the setting)."""
-    budget = settings.daily_budget
-    if budget is None:
-        return []
+def paid_for(plan: Plan, settings: Settings, force: Collection[str] = ()) -> list[ShotPlan]:
+    """The generations (every take) a fal run of `plan` would pay for: those without a clip in the
+    store and without a journal record that a run collects, re-attaches or stops at (a shot that
+    continues one without a stored clip: its request is not known yet, so it is paid for), and the
+    forced shots and what continues them."""
     from shotflow.generation.known import known_requests
     from shotflow.store.clips import ClipStore
     from shotflow.store.journal import Journal
-    from shotflow.store.ledger import spent_on_day, today
 
     journal = Journal.in_cache(settings.cache_dir, lock_timeout=settings.lock_timeout)
     replaced = same_clip(plan, force, settings)
     again = set(force) | {s.id for s in _continuing(plan, replaced)}
     # a shot sharing a forced shot's clip pays nothing itself, but what continues it is not known
     known = known_requests(plan, "fal", settings.cache_dir, settings, made_again=again | replaced)
-    paying, unpriced, to_pay = [], [], Decimal(0)
+    paying = []
     for shot in plan.all_takes:  # every take is paid
-        # a shot that continues one without a stored clip: its request is not known yet, so it is paid for
         if shot.id not in again and known.get(shot.label) is not None:
             sent, stored = known[shot.label]
             if stored is not None:
                 continue
-            key = ClipStore.key("fal", sent)
             try:
-                record = journal.read(key)
+                record = journal.read(ClipStore.key("fal", sent))
             except ShotflowError:  # an unreadable record: the backend reports it, without paying
                 continue
             if record is not None and (record.state not in _SUBMITS_AGAIN or record.permanent):
                 continue
+        paying.append(shot)
+    return paying
+
+
+def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ()) -> list[str]:
+    """With SHOTFLOW_DAILY_BUDGET set: what the run may pay for on fal fits in what is left today
+    (each problem's message; the preflight names the setting)."""
+    budget = settings.daily_budget
+    if budget is None:
+        return []
+    from shotflow.store.journal import Journal
+    from shotflow.store.ledger import spent_on_day, today
+
+    journal = Journal.in_cache(settings.cache_dir, lock_timeout=settings.lock_timeout)
+    paying, unpriced, to_pay = [], [], Decimal(0)
+    for shot in paid_for(plan, settings, force):
         paying.append(shot.label)
         if shot.cost is None:
             unpriced.append(shot.label)
