@@ -9,7 +9,6 @@ import importlib
 import sys
 from typing import Sequence
 
-from shotflow.cli.export import cmd_export
 from shotflow.cli.options import add_var_option, bounded_int, dollars_argument, utc_day
 from shotflow.errors import ShotflowError, StoryboardError
 
@@ -38,6 +37,7 @@ cmd_accept = command("shotflow.cli.paid", "cmd_accept")
 cmd_server = command("shotflow.cli.servers", "cmd_server")
 cmd_serve = command("shotflow.cli.servers", "cmd_serve")
 cmd_deploy = command("shotflow.cli.servers", "cmd_deploy")
+cmd_export = command("shotflow.cli.export", "cmd_export")
 
 
 class VersionAction(argparse.Action):
