@@ -34,6 +34,7 @@ cmd_run = command("shotflow.cli.run", "cmd_run")
 cmd_ledger = command("shotflow.cli.paid", "cmd_ledger")
 cmd_cancel = command("shotflow.cli.paid", "cmd_cancel")
 cmd_accept = command("shotflow.cli.paid", "cmd_accept")
+cmd_gc = command("shotflow.cli.gc", "cmd_gc")
 cmd_server = command("shotflow.cli.servers", "cmd_server")
 cmd_serve = command("shotflow.cli.servers", "cmd_serve")
 cmd_deploy = command("shotflow.cli.servers", "cmd_deploy")
@@ -155,6 +156,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", metavar="PATH", help="use this video file instead of the copy kept aside")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="the vars of the run that paid for it")
     p.set_defaults(func=cmd_accept)
+
+    p = sub.add_parser("gc", help="prune the clip store: what no storyboard, manifest or journal entry still needs")
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted, with sizes, and delete nothing")
+    p.add_argument(
+        "--older-than",
+        type=bounded_int(0, 100000),
+        metavar="DAYS",
+        help="also delete takes no video is cut from, stored more than DAYS days ago (default: keep every take)",
+    )
+    p.add_argument(
+        "--storyboards",
+        nargs="+",
+        metavar="PATH",
+        help="the storyboards whose clips are kept: files or folders (default: ./*.yaml and pipelines/)",
+    )
+    p.add_argument(
+        "--include-only-copies",
+        action="store_true",
+        help="also delete clips nothing needs that are the only copy of something paid for (fal keeps results only a while)",
+    )
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("server", help="a persistent local Prefect server that every run reuses: start, stop, status")
     p.add_argument("action", choices=["start", "stop", "status"])
