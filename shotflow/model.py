@@ -16,8 +16,9 @@ from typing import Any, Callable, Literal, Mapping
 
 from shotflow.errors import ShotflowError
 
-# the files written beside a final video NAME.mp4: NAME.contact.png, NAME.manifest.json
-SIDECARS = ("contact.png", "manifest.json")
+# the files written beside a final video NAME.mp4: NAME.contact.png, NAME.manifest.json, and
+# NAME.takes.png when the storyboard has takes
+SIDECARS = ("contact.png", "manifest.json", "takes.png")
 
 # a frame's place in a request body until the moment it is sent: FRAME_REF + the frame's sha256.
 # Cache keys, the journal and the manifest see this reference; only the submit sees the data URI.

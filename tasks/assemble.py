@@ -1,6 +1,6 @@
 """Assembly as Prefect tasks: normalise each clip as it lands (and take its sound: a cut join's
 soundtrack is encoded before the last clip's video is done), join, draw the contact sheet (from
-frames grabbed as clips landed)."""
+frames grabbed as clips landed) and, for a storyboard with takes, the takes view."""
 
 from __future__ import annotations
 
@@ -71,4 +71,22 @@ def contact_sheet(
     by_id = {c.shot: c.path for c in clips}
     return contactsheet.contact_sheet(
         plan.shots, [by_id.get(s.id) for s in plan.shots], dst, title=plan.title, backend=backend, frames=frames
+    )
+
+
+@task(name="takes-sheet", cache_policy=NO_CACHE)
+def takes_sheet(
+    plan: Plan, clips: list[GeneratedClip], dst: Path, backend: str = "fal", frames: contactsheet.Frames | None = None
+) -> Path:
+    """The takes view of a storyboard with takes: one row per shot, one labelled frame per take
+    (`clips`: a clip of every take), the take the video is cut from marked."""
+    by_take = {(c.shot, c.take): c.path for c in clips}
+    return contactsheet.takes_sheet(
+        plan.all_takes,
+        [by_take.get((s.id, s.take)) for s in plan.all_takes],
+        dst,
+        picked={s.id: s.take for s in plan.shots},
+        title=plan.title,
+        backend=backend,
+        frames=frames,
     )

@@ -1,4 +1,5 @@
-"""The contact sheet: one labelled frame per shot, from the middle of its clip, laid out by aspect ratio."""
+"""The contact sheet: one labelled frame per shot, from the middle of its clip, laid out by aspect ratio; and the
+takes view: a row per shot, a frame per take, the picked take marked."""
 
 from __future__ import annotations
 
@@ -10,7 +11,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shotflow.assembly.contactsheet import BACKGROUND, CELL, Frames, contact_sheet, frame_box, label_lines, layout, middle_frame
+from shotflow.assembly.contactsheet import (
+    BACKGROUND,
+    CELL,
+    PICKED,
+    Frames,
+    contact_sheet,
+    frame_box,
+    label_lines,
+    layout,
+    middle_frame,
+    take_frames,
+    take_lines,
+    takes_sheet,
+)
 from shotflow.media.ffmpeg import ffmpeg_exe
 from shotflow.model import ShotPlan
 
@@ -189,3 +203,59 @@ def test_grabbed_frames_are_kept_small_and_in_their_shape(tmp_path):
     assert frames.frame(clip).size == (320, 180)
     assert frames.frame(tmp_path / "missing.mp4") is None  # a missing clip: no frame, no error
     frames.close()
+
+
+# --- the takes view ------------------------------------------------------------------------------
+
+
+def near(image, rgb, tolerance=60):
+    return (np.abs(image.astype(int) - np.array(rgb)) < tolerance).all(axis=2)
+
+
+def test_the_takes_view_has_a_row_per_shot_and_a_column_per_take_with_the_pick_marked(tmp_path):
+    colours = {  # the middle colour of each take's clip
+        ("wide", 1): ("lime", (0, 255, 0)),
+        ("wide", 2): ("blue", (0, 0, 255)),
+        ("wide", 3): ("red", (255, 0, 0)),
+        ("tall", 1): ("magenta", (255, 0, 255)),
+        ("pair", 1): ("cyan", (0, 255, 255)),
+    }
+    wide = [replace(SHOT, id="wide", take=k, takes=3) for k in (1, 2, 3)]
+    tall = [replace(PORTRAIT, id="tall")]
+    pair = [replace(SHOT, id="pair", take=k, takes=2, model="veo3") for k in (1, 2)]
+    takes = [*wide, *tall, *pair]
+    clips = []
+    for t in takes:
+        if (t.id, t.take) not in colours:
+            clips.append(None)  # pair take 2: not generated
+            continue
+        size = "36x64" if t.id == "tall" else "64x36"
+        clips.append(solid_thirds(tmp_path / f"{t.id}{t.take}.mp4", ("black", colours[t.id, t.take][0], "black"), size))
+    sheet = takes_sheet(takes, clips, tmp_path / "film.takes.png", picked={"wide": 2, "tall": 1}, title="Film", thumb_width=192)
+    image = np.asarray(Image.open(sheet).convert("RGB"))
+    boxes = {k: box_of(image, near(image, rgb)) for k, (_, rgb) in colours.items()}
+    # rows: one per shot, in order; a row's takes side by side, in take order
+    assert boxes["wide", 1][1] == boxes["wide", 2][1] == boxes["wide", 3][1]
+    assert boxes["wide", 1][0] < boxes["wide", 2][0] < boxes["wide", 3][0]
+    assert boxes["wide", 1][1] + boxes["wide", 1][3] < boxes["tall", 1][1] < boxes["pair", 1][1]
+    # columns: take k of every shot in column k, as many columns as the most takes
+    assert boxes["wide", 1][0] == boxes["tall", 1][0] == boxes["pair", 1][0] == 8
+    column = boxes["wide", 2][0] - boxes["wide", 1][0]
+    assert boxes["wide", 3][0] - boxes["wide", 2][0] == column and image.shape[1] == 8 + 3 * column
+    assert (boxes["tall", 1][2], boxes["tall", 1][3]) == pytest.approx(frame_box(9 / 16, 192), abs=2)  # its own shape
+    # pair's take 2 has no clip: an empty box of its shot's shape in column 2
+    empty = box_of(image, (image == CELL).all(axis=2) & (np.arange(image.shape[0])[:, None] >= boxes["pair", 1][1]))
+    assert empty[0] == boxes["wide", 2][0] and empty[1] == boxes["pair", 1][1]
+    # the picked takes are framed; the others are not
+    x, y, w, h = boxes["wide", 2]
+    assert tuple(image[y + h // 2, x - 2]) == PICKED and tuple(image[y - 2, x + w // 2]) == PICKED
+    x, y, w, h = boxes["wide", 1]
+    assert tuple(image[y + h // 2, x - 2]) == BACKGROUND
+    assert tuple(image[boxes["pair", 1][1] + 5, boxes["pair", 1][0] - 2]) == BACKGROUND  # pair: none picked here
+    assert take_lines(wide[1], "fal", True) == ("wide · take 2 · picked", "kling-v2 · 5 s", "$1.40 on fal")
+    assert take_lines(pair[0], "preview", False) == ("pair · take 1", "veo3 · 5 s", "would cost $1.40 on fal")
+    # each take's frame as its own picture, for whoever shows them apart (the review gates)
+    written = take_frames(takes, clips, tmp_path / "frames", max_side=32)
+    assert set(written) == set(colours) and written["wide", 3] == tmp_path / "frames" / "wide.take3.png"
+    assert Image.open(written["wide", 3]).size == (32, 18)
+    assert near(np.asarray(Image.open(written["wide", 3]).convert("RGB")), (255, 0, 0)).all()

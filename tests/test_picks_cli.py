@@ -178,7 +178,9 @@ def test_reroll_buys_exactly_one_take_and_keeps_its_prompt(tmp_path, fal_env, cl
     monkeypatch.chdir(tmp_path)
     board = tmp_path / "film.yaml"
     board.write_text(BOARD)
-    render_storyboard(storyboard=str(board), backend="fal")
+    result = render_storyboard(storyboard=str(board), backend="fal")
+    assert result["takes_sheet"] == str(tmp_path / "out" / "film.takes.png")  # a row per shot, a frame per take
+    assert Path(result["takes_sheet"]).is_file()
     paid = sum(fal_env.billed.values())
     assert paid == 3
     env = fakefal.product_env(clip_store) | {"SHOTFLOW_FAL_POLL_INTERVAL": "0.1", "SHOTFLOW_FAL_RETRY_BACKOFF": "0.05"}
@@ -194,6 +196,7 @@ def test_reroll_buys_exactly_one_take_and_keeps_its_prompt(tmp_path, fal_env, cl
     assert picks(board) == {"extra_takes": {"lake": [{"take": 3, "prompt": "a quiet lake at dawn"}]}}  # the pick is unchanged
     assert "shot 'lake': take 3 with the prompt 'a quiet lake at dawn' is recorded in film.picks.yaml" in r.stdout
     assert "To cut the new one in: shotflow pick film.yaml lake 3" in r.stdout
+    assert f"takes:         {tmp_path / 'out' / 'film.takes.png'}" in r.stdout  # drawn again, with take 3
     assert ClipStore(clip_store).find(ClipStore.key("fal", new)) is not None
 
     # --max-cost holds what the reroll pays: one take

@@ -9,6 +9,11 @@ row holds as many frames as fit: more vertical frames per row than wide ones. Fr
 storyboard order, rows wrap like text. Every frame is labelled with its shot id, model,
 duration and cost (for a preview: what it would cost on fal).
 
+The takes view (`takes_sheet`, NAME.takes.png beside a video whose storyboard has takes, and the
+review gates' picture of what there is to pick from): one row per shot, one frame per take in
+take order, each labelled with the shot id, take, model, duration and cost, the picked take
+framed and labelled "picked". `take_frames` writes each take's frame as its own PNG.
+
 Decoding the frames is most of a sheet's cost: `Frames` grabs them in the background as clips
 land (while others still generate), so the sheet drawn after the final file is only drawing.
 """
@@ -21,7 +26,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -35,6 +40,7 @@ CELL = (40, 40, 46)
 TEXT = (235, 235, 235)
 DIM = (160, 160, 168)
 WARN = (240, 120, 100)
+PICKED = (250, 200, 60)  # the frame around the take a video is cut from, and its label
 # a 32:9 panorama or a 9:32 strip is drawn in the box of the nearest of these, letterboxed
 WIDEST, TALLEST = 21 / 9, 9 / 21
 
@@ -248,3 +254,123 @@ def contact_sheet(
     with replacing(dst) as tmp:
         sheet.save(tmp, format="PNG", optimize=False)
     return dst
+
+
+# --- the takes view ------------------------------------------------------------------------------
+
+
+def take_lines(shot: ShotPlan, backend: str, picked: bool) -> tuple[str, str, str]:
+    """The three lines under a take: shot id and take (and "picked"); model and duration; cost."""
+    name = f"{shot.id} · take {shot.take}" + (" · picked" if picked else "")
+    return name, f"{shot.model} · {shot.seconds:g} s", cost_label(shot, backend)
+
+
+def takes_sheet(
+    takes: Sequence[ShotPlan],
+    clips: Sequence[str | os.PathLike | None],
+    dst: str | os.PathLike,
+    *,
+    picked: Mapping[str, int] | None = None,
+    title: str | None = None,
+    backend: str = "fal",
+    thumb_width: int = 240,
+    frames: Frames | None = None,
+) -> Path:
+    """Write a PNG with one row per shot and one labelled frame per take to `dst` (clips[i] is
+    takes[i]'s clip; None, or a missing file: a labelled empty box).
+
+    Rows are in the order the shots first appear in `takes`, a row's takes in take order, so column
+    k holds every shot's k-th take; every column is as wide as the widest frame (frames keep their
+    shape: see `frame_box`). `picked` (shot id -> take): the takes a video is cut from, framed and
+    labelled "picked". `backend` words the cost; `frames`: middle frames grabbed ahead. Used for
+    NAME.takes.png and by the review gates (any set of shots: those of one level of `from:`)."""
+    if len(takes) != len(clips):
+        raise ValueError(f"{len(takes)} takes but {len(clips)} clips")
+    picked = picked or {}
+    grab = frames.frame if frames is not None else middle_frame
+    rows: dict[str, list[tuple[ShotPlan, str | os.PathLike | None, Image.Image | None]]] = {}
+    for take, clip in zip(takes, clips):
+        picture = grab(clip) if clip is not None and Path(clip).is_file() else None
+        rows.setdefault(take.id, []).append((take, clip, picture))
+    boxes = {}
+    for shot_id, row in rows.items():
+        row.sort(key=lambda cell: cell[0].take)
+        seen = next((p for _, _, p in row if p is not None), None)
+        aspect = seen.width / seen.height if seen is not None else row[0][0].width / row[0][0].height
+        boxes[shot_id] = frame_box(aspect, thumb_width)
+
+    pad = max(6, thumb_width // 24)
+    label_font, meta_font = _font(max(10, thumb_width // 18)), _font(max(9, thumb_width // 24))
+    line = lambda font: font.getbbox("Ag")[3] + 4  # noqa: E731
+    label_h = line(label_font) + 2 * line(meta_font) + pad // 2
+    header_font = _font(max(12, thumb_width // 12))
+    header_h = line(header_font) + pad if title else 0
+    column = max(w for w, _ in boxes.values()) + pad
+    width = pad + column * max(len(row) for row in rows.values())
+    height = header_h + pad + sum(h + label_h + pad for _, h in boxes.values())
+    if title:
+        width = max(width, round(header_font.getlength(title)) + 2 * pad)
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, pad), _fit_text(title, header_font, width - 2 * pad), font=header_font, fill=TEXT)
+
+    y = header_h + pad
+    for shot_id, row in rows.items():
+        w, h = boxes[shot_id]
+        for k, (take, clip, picture) in enumerate(row):
+            x = pad + k * column
+            chosen = picked.get(take.id) == take.take
+            if chosen:
+                edge = max(2, pad // 3)
+                draw.rectangle((x - edge, y - edge, x + w - 1 + edge, y + h - 1 + edge), fill=PICKED)
+            draw.rectangle((x, y, x + w - 1, y + h - 1), fill=CELL)
+            if picture is not None:
+                picture = ImageOps.contain(picture, (w, h))
+                sheet.paste(picture, (x + (w - picture.width) // 2, y + (h - picture.height) // 2))
+            else:
+                note = "no clip" if clip is None or not Path(clip).is_file() else "unreadable clip"
+                draw.text((x + w // 2, y + h // 2), _fit_text(note, meta_font, w - pad), font=meta_font, fill=WARN, anchor="mm")
+            name, model, cost = take_lines(take, backend, chosen)
+            ty = y + h + pad // 3
+            draw.text((x, ty), _fit_text(name, label_font, column - pad), font=label_font, fill=PICKED if chosen else TEXT)
+            ty += line(label_font)
+            for text in (model, cost):
+                draw.text((x, ty), _fit_text(text, meta_font, column - pad), font=meta_font, fill=DIM)
+                ty += line(meta_font)
+        y += h + label_h + pad
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(dst) as tmp:
+        sheet.save(tmp, format="PNG", optimize=False)
+    return dst
+
+
+def take_frames(
+    takes: Sequence[ShotPlan],
+    clips: Sequence[str | os.PathLike | None],
+    folder: str | os.PathLike,
+    *,
+    max_side: int = 320,
+    frames: Frames | None = None,
+) -> dict[tuple[str, int], Path]:
+    """Each take's middle frame as its own PNG, `<folder>/<shot id>.take<N>.png`, at most
+    `max_side` pixels on its longer side (clips[i] is takes[i]'s clip); a take without a readable
+    clip gets none. Returns {(shot id, take): path}: e.g. for an artifact that shows each take."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for take, clip in zip(takes, clips):
+        if clip is None or not Path(clip).is_file():
+            continue
+        picture = frames.frame(clip) if frames is not None else middle_frame(clip)
+        if picture is None:
+            continue
+        picture = picture.copy()
+        picture.thumbnail((max_side, max_side))
+        dst = folder / f"{take.id}.take{take.take}.png"
+        with replacing(dst) as tmp:
+            picture.save(tmp, format="PNG")
+        written[take.id, take.take] = dst
+    return written

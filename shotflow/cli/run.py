@@ -68,6 +68,7 @@ def _up_to_date(plan: Plan, backend: str, settings, report: dict, export=()) -> 
         "video": manifest["output"]["path"],
         "duration": manifest["output"].get("duration") or 0.0,
         "contact_sheet": str(sidecar(plan.output.path, "contact.png")),
+        "takes_sheet": str(sidecar(plan.output.path, "takes.png")) if plan.has_takes else None,
         "manifest": str(verdict.manifest_path),
         "backend": backend,
         "cost": cost_line(manifest),

@@ -26,6 +26,7 @@ def run_report(result: dict, *, up_to_date: bool) -> dict:
         "video": result.get("video"),
         "manifest": result.get("manifest"),
         "contact_sheet": result.get("contact_sheet"),
+        "takes_sheet": result.get("takes_sheet"),
         "duration": result.get("duration"),
         "backend": result.get("backend"),
         "cost": result.get("cost"),
@@ -47,6 +48,8 @@ def print_summary(result: dict, *, up_to_date: bool) -> None:
         + ("  (up to date: nothing rendered)" if up_to_date else "")
     )
     print(f"contact sheet: {result['contact_sheet']}")
+    if result.get("takes_sheet"):  # a storyboard with takes: a row per shot, a frame per take
+        print(f"takes:         {result['takes_sheet']}")
     print(f"manifest:      {result['manifest']}")
     if result.get("cost"):
         print(f"cost:          {result['cost']}")
