@@ -26,16 +26,9 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
+from shotflow.flows import review as reviewing
 from shotflow.tasks import artifacts
-from shotflow.tasks.assemble import (
-    clip_audio,
-    contact_sheet,
-    encode_soundtrack,
-    join_clips,
-    normalise_clip,
-    prepare_join,
-    takes_sheet,
-)
+from shotflow.tasks.assemble import clip_audio, contact_sheet, encode_soundtrack, join_clips, normalise_clip, prepare_join
 from shotflow.tasks.export import export_timelines
 from shotflow.tasks.generate import generate_shot
 from shotflow.tasks.limits import close_limits, open_limits
@@ -52,6 +45,7 @@ from shotflow.plan import load_plan, plan_from_data
 from shotflow.preflight import preflight
 from shotflow.report.manifest import ShotRecord, cost_summary, sidecar, write_manifest
 from shotflow.report.timeline import ExportFormat, check_formats
+from shotflow.review import ReviewCancelled
 from shotflow.settings import get_settings
 from shotflow.spend import made_again_line
 
@@ -76,6 +70,7 @@ def render_storyboard(
     inline: dict[str, Any] | None = None,
     run_token: str | None = None,
     export: list[ExportFormat] | None = None,
+    review: bool | None = None,
 ) -> dict[str, Any]:
     """Render a storyboard to a video.
 
@@ -94,13 +89,20 @@ def render_storyboard(
         run_token: The run's token (default: the flow run's id): its force token and limits key; the CLI
             passes the one its early start (before Prefect was up) generated with.
         export: Timelines to write next to the video for an editor: otio, fcpxml, edl (see `shotflow export`).
+        review: Wait for approval before paying and for a pick of each shot's take, in this UI (default:
+            the storyboard's review:).
     """
     logger = get_run_logger()
     settings = get_settings()
-    if inline is not None:
-        plan = plan_from_data(inline, out=out, vars=vars)
-    else:
-        plan = load_plan(storyboard, out=out, vars=vars)
+
+    def planned(picks=None):  # the storyboard's plan; again with the takes bought at a review gate
+        if inline is not None:
+            return plan_from_data(inline, out=out, vars=vars, picks=picks)
+        return load_plan(storyboard, out=out, vars=vars, picks=picks)
+
+    plan = planned()
+    if review is not None:
+        plan = dataclasses.replace(plan, review=review)
     forced = set(force or [])
     key = fal_key(settings) if backend in ("auto", "fal") else None
     name = choose_backend(backend, key is not None)
@@ -121,6 +123,12 @@ def render_storyboard(
         logger.info(f"shot '{shot_id}': forced: generated again even though its clip is stored")
     if again := made_again_line(plan, forced, settings):
         logger.info(again)
+    budget = max_cost
+    if plan.review:  # nothing is paid before the plan is approved (flows/review.py)
+        try:
+            plan, budget = reviewing.gate_before_paying(plan, max_cost=max_cost, backend=name)
+        except ReviewCancelled as exc:
+            return Cancelled(message=str(exc))
 
     per_model = {find_model(model).alias: n for model, n in (model_concurrency or {}).items()}
     total = concurrency or settings.concurrency
@@ -132,7 +140,21 @@ def render_storyboard(
     try:
         source = f"inline:{plan.title}" if inline is not None else str(Path(plan.source).resolve())  # for the ledger
         takes = {}  # every take of every shot, by (shot id, take)
-        for picked in plan.order:  # a source before the shots that continue it: Prefect waits on its future
+        if plan.review:  # a level of from: at a time: its takes, then their picks, before what continues them
+            try:
+                plan, takes = reviewing.generate_and_pick(
+                    plan,
+                    lambda s, up: generate_shot.submit(
+                        s, name, run_key, force=s.id in forced, storyboard=source, upstream=allow_failure(up) if up else None
+                    ),
+                    planned,
+                    budget=budget,
+                    backend=name,
+                )
+            except ReviewCancelled as exc:
+                sheet_frames.close()
+                return Cancelled(message=str(exc))
+        for picked in plan.order if not plan.review else ():  # a source before the shots that continue it
             # a continuing shot starts from its source's picked take; a failure reaches the task, which names it
             source_take = plan.shot(picked.source) if picked.source else None
             upstream = allow_failure(takes[source_take.id, source_take.take]) if source_take else None
@@ -239,10 +261,6 @@ def render_storyboard(
     # after the final file, and side by side: the sheet (from the frames grabbed as clips landed)
     # is drawn by the task runner while the manifest is written and the artifacts are sent
     drawn = contact_sheet.submit(plan, clips, sidecar(video, "contact.png"), backend=name, frames=sheet_frames)
-    # with takes, their view too: a row per shot, a frame per take, the picked one marked
-    takes_view = None
-    if plan.has_takes:
-        takes_view = takes_sheet.submit(plan, clips + others, sidecar(video, "takes.png"), name, sheet_frames)
     try:
         manifest = write_manifest(
             plan,
@@ -263,7 +281,6 @@ def render_storyboard(
         )
         artifacts.shot_table(plan, records, backend=name)
         sheet = drawn.result()
-        takes_png = str(takes_view.result()) if takes_view else None
     finally:
         sheet_frames.close()
     exports = export_timelines(manifest, list(export)) if export else []  # for an editor, next to the video
@@ -276,7 +293,6 @@ def render_storyboard(
         "video": str(video),
         "duration": duration,
         "contact_sheet": str(sheet),
-        "takes_sheet": takes_png,  # NAME.takes.png when the storyboard has takes, else None
         "manifest": str(manifest),
         "backend": name,
         **cost_summary(manifest),  # a preview's "would cost on fal", never as if spent; "cost": the sentence
