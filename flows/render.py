@@ -28,7 +28,15 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 from shotflow.flows import review as reviewing
 from shotflow.tasks import artifacts
-from shotflow.tasks.assemble import clip_audio, contact_sheet, encode_soundtrack, join_clips, normalise_clip, prepare_join
+from shotflow.tasks.assemble import (
+    clip_audio,
+    contact_sheet,
+    encode_soundtrack,
+    join_clips,
+    normalise_clip,
+    prepare_join,
+    takes_sheet,
+)
 from shotflow.tasks.export import export_timelines
 from shotflow.tasks.generate import generate_shot
 from shotflow.tasks.limits import close_limits, open_limits
@@ -261,6 +269,10 @@ def render_storyboard(
     # after the final file, and side by side: the sheet (from the frames grabbed as clips landed)
     # is drawn by the task runner while the manifest is written and the artifacts are sent
     drawn = contact_sheet.submit(plan, clips, sidecar(video, "contact.png"), backend=name, frames=sheet_frames)
+    # with takes, their view too: a row per shot, a frame per take, the picked one marked
+    takes_view = None
+    if plan.has_takes:
+        takes_view = takes_sheet.submit(plan, clips + others, sidecar(video, "takes.png"), name, sheet_frames)
     try:
         manifest = write_manifest(
             plan,
@@ -281,6 +293,7 @@ def render_storyboard(
         )
         artifacts.shot_table(plan, records, backend=name)
         sheet = drawn.result()
+        takes_png = str(takes_view.result()) if takes_view else None
     finally:
         sheet_frames.close()
     exports = export_timelines(manifest, list(export)) if export else []  # for an editor, next to the video
@@ -293,6 +306,7 @@ def render_storyboard(
         "video": str(video),
         "duration": duration,
         "contact_sheet": str(sheet),
+        "takes_sheet": takes_png,  # NAME.takes.png when the storyboard has takes, else None
         "manifest": str(manifest),
         "backend": name,
         **cost_summary(manifest),  # a preview's "would cost on fal", never as if spent; "cost": the sentence
