@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -397,3 +398,36 @@ def test_a_deployment_run_is_suspended_at_each_gate_and_executed_again_without_p
     assert sum(1 for s in history if s["name"] == "Resuming") == 3
     assert set(fal_env.billed.values()) == {1} and len(fal_env.billed) == 6
     assert_cut_from(out, out.with_name("harbour.manifest.json"), {"boats": 2, "gulls": 2, "quay": 1})
+
+
+def test_run_review_waits_for_approval_on_the_prefect_server_and_cancelling_there_pays_nothing(server, fal_env, tmp_path):
+    board = tmp_path / "plain.yaml"
+    board.write_text(STORYBOARD.replace("review: true\n", ""))  # --review asks all the same
+    env = {
+        **product_env(tmp_path / "cache"),
+        "PREFECT_API_URL": server.api_url,
+        "PREFECT_HOME": str(tmp_path / "client-home"),
+        "SHOTFLOW_FAL_POLL_INTERVAL": "0.1",
+    }
+    shotflow = str(Path(sys.executable).with_name("shotflow"))
+    log = tmp_path / "run.log"
+    with open(log, "wb") as sink:
+        cli = subprocess.Popen(
+            [shotflow, "run", str(board), "--review", "--backend", "fal", "--out", str(tmp_path / "plain.mp4")],
+            env=env,
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        gate = paused(server, "approve-plan", log=log)
+        assert gate["state"]["name"] == "Paused"  # a process run: paused, not suspended
+        assert resume(server, gate, {"approve": False})["status"] == "ACCEPT"
+        code = cli.wait(timeout=120)
+    finally:
+        stop_group(cli)
+    text = log.read_text()
+    assert code == 1 and "cancelled at the review before paying; nothing was paid" in text, text
+    assert not fal_env.jobs, "nothing was sent to fal"

@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --force: consent to pay again for the shots that continue it (from:)",
     )
+    p.add_argument(
+        "--review",
+        action="store_true",
+        help="approve the plan before paying and pick each shot's take (as the storyboard's review: true)",
+    )
     add_var_option(p)
     p.add_argument(
         "--export",

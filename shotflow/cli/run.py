@@ -14,6 +14,7 @@ is refused before anything is paid.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -115,6 +116,8 @@ def _render(args, report: dict) -> int:
     print(f"shotflow: reading {args.file}", flush=True)
     overrides = parse_vars(args.var)
     plan = load_plan(args.file, out=args.out, vars=overrides)
+    if getattr(args, "review", False):  # as review: true: the early start then pays nothing either
+        plan = dataclasses.replace(plan, review=True)
     settings = get_settings()
     backend = choose_backend(args.backend, settings.names_a_key)
     for warning in plan.warnings:
@@ -164,6 +167,7 @@ def _render(args, report: dict) -> int:
                     vars=overrides or None,
                     run_token=early.token,
                     export=args.export or None,
+                    review=True if getattr(args, "review", False) else None,
                 ),
                 signals,
                 report,
