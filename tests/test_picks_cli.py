@@ -206,3 +206,13 @@ def test_reroll_buys_exactly_one_take_and_keeps_its_prompt(tmp_path, fal_env, cl
     )  # fmt: skip
     assert r.returncode == 1 and f"the reroll's estimated {usd(new.cost)} is over the budget of $0.10" in r.stderr
     assert len(load_plan(board).takes_of("lake")) == 3 and sum(fal_env.billed.values()) == paid + 1
+
+
+def test_reroll_pick_asks_before_paying_again_for_what_continues_the_shot(chain, fake_fal, capsys):
+    chain.write_text(CHAIN.replace("takes: 3", "takes: 2"))  # every take, and arrival, in the store
+    arrival = load_plan(chain).shot("arrival")
+    assert main(["reroll", "film.yaml", "approach", "--pick"]) == 1  # no terminal, no --yes
+    err = capsys.readouterr().err
+    assert "film.picks.yaml: not changed, nothing sent: the new take of 'approach' changes the frame" in err
+    assert f"arrival ({usd(arrival.cost)})" in err and "Consent with --yes" in err
+    assert picks(chain) == {} and fake_fal.count("submit") == 0
