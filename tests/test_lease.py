@@ -163,11 +163,11 @@ def test_a_killed_holders_lease_expires_and_is_taken_over(team, tmp_path):
 
 def test_renewal_keeps_a_lease_past_its_ttl(team):
     clip = clip_key()
-    with make_lease(team, clip, ttl=0.6) as lease:
-        # four renewals, one every 0.2 s: the lease has outlived its 0.6 s TTL
+    with make_lease(team, clip, ttl=1.2) as lease:
+        # four renewals, one every 0.4 s: the lease has outlived its 1.2 s TTL
         wait_for("four renewals", lambda: lease.renewals >= 4, timeout=30, interval=0.05)
         with pytest.raises(LeaseBusy):
-            with make_lease(team, clip, ttl=0.6):
+            with make_lease(team, clip, ttl=1.2):
                 pass
         assert not lease.lost
         lease.ensure()
@@ -177,7 +177,7 @@ def test_losing_the_lease_is_noticed_before_submitting(team):
     store, url = team
     clip = clip_key()
     reasons = []
-    with make_lease(team, clip, ttl=0.9, on_lost=reasons.append) as lease:
+    with make_lease(team, clip, ttl=1.5, on_lost=reasons.append) as lease:
         # another worker takes it over (as one whose clock ran ahead would)
         if url is None:
             current = store.get_bytes(lease.key)
@@ -204,3 +204,20 @@ def test_the_coordination_check_picks_the_lease(team, endpoint):
     coordination = check_coordination(store, redis_url=url)
     lease = lease_for(clip_key(), store=store, coordination=coordination)
     assert isinstance(lease, RedisLease if url else StoreLease)
+
+
+def test_a_holder_that_cannot_reach_redis_stops_counting_on_its_lease(tmp_path):
+    import redis
+
+    reasons = []
+    with redis_server(tmp_path) as url:
+        with RedisLease(url, "test", clip_key(), ttl=1.5, on_lost=reasons.append) as lease:
+            lease.ensure()
+            try:
+                redis.Redis.from_url(url).shutdown(nosave=True)
+            except redis.ConnectionError:
+                pass  # the server closes the connection as it goes
+            wait_for("the holder to give the lease up", lambda: lease.lost, timeout=30, interval=0.05)
+            with pytest.raises(LeaseLost, match=r"lease lost \(not renewed for \d+\.\d s"):
+                lease.ensure()
+    assert len(reasons) == 1

@@ -45,6 +45,9 @@ from shotflow.store.coordination import Coordination
 from shotflow.store.shared import ConditionFailed, SharedStore, SharedStoreError, check_key
 
 TTL = 30.0  # seconds a lease lives without a renewal
+# the holder counts its lease lost once this share of the TTL has passed since its last renewal
+# was sent, so it stops before a taker may (ttl + clock_skew after that renewal reached the store)
+HOLD = 0.8
 
 
 class LeaseBusy(SharedStoreError):
@@ -81,6 +84,8 @@ class Lease(ABC):
         self.renewals = 0
         self.reason: str | None = None
         self._lost = threading.Event()
+        self._losing = threading.Lock()
+        self._renewed: float | None = None  # monotonic time the last successful write was sent
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy = ("another worker", "unknown")
@@ -103,19 +108,30 @@ class Lease(ABC):
 
     @property
     def lost(self) -> bool:
+        """True once the lease is lost, or once it has gone unrenewed for most of its TTL (a renewal
+        stuck on a slow store counts as lost before anyone else may take the lease over)."""
+        if not self._lost.is_set() and self._renewed is not None and time.monotonic() - self._renewed >= self.ttl * HOLD:
+            self._lose(f"not renewed for {time.monotonic() - self._renewed:.1f} s")
         return self._lost.is_set()
 
     def ensure(self) -> None:
         """Raise LeaseLost unless the lease is still held: call right before submitting."""
-        if self._lost.is_set():
+        if self.lost:
             raise LeaseLost(f"clip {self.clip}: lease lost ({self.reason}); not submitting")
 
     def __enter__(self) -> Lease:
+        if self._renewed is not None:
+            raise RuntimeError(f"clip {self.clip}: a Lease is taken once; make a new one")
         deadline = time.monotonic() + self.wait
-        while not self._try_acquire():
+        while True:
+            # the clock starts before the write: the record's expiry (or Redis's TTL) starts later
+            started = time.monotonic()
+            if self._try_acquire():
+                break
             if time.monotonic() >= deadline:
                 raise LeaseBusy(self.clip, *self._busy)
             time.sleep(min(self.poll, max(0.0, deadline - time.monotonic())))
+        self._renewed = started
         self._thread = threading.Thread(target=self._keep, name=f"lease {self.clip}", daemon=True)
         self._thread.start()
         return self
@@ -124,29 +140,32 @@ class Lease(ABC):
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if not self._lost.is_set():
+        if not self.lost:
             try:
                 self._release()
             except (LeaseLost, SharedStoreError):
                 pass  # it expires by itself; whoever takes it next re-reads the journal
 
     def _keep(self) -> None:
-        interval = self.ttl / 3
-        renewed = time.monotonic()
-        while not self._stop.wait(interval):
+        while not self._stop.wait(self.ttl / 3) and not self._lost.is_set():
+            started = time.monotonic()
             try:
                 self._renew()
-                renewed = time.monotonic()
+                self._renewed = started
                 self.renewals += 1
             except LeaseLost as exc:
                 return self._lose(str(exc))
             except Exception as exc:  # the store or Redis unreachable: try again until it is too late
-                if time.monotonic() - renewed >= self.ttl * 0.8:
-                    return self._lose(f"could not renew it for {time.monotonic() - renewed:.1f} s: {exc}")
+                if self.lost:
+                    self.reason = f"{self.reason}: {exc}"
+                    return
 
     def _lose(self, reason: str) -> None:
-        self.reason = reason
-        self._lost.set()
+        with self._losing:
+            if self._lost.is_set():
+                return
+            self.reason = reason
+            self._lost.set()
         if self.on_lost is not None:
             self.on_lost(reason)
 
