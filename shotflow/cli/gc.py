@@ -40,10 +40,10 @@ def cmd_gc(args) -> int:
         folder = _output_folder(plan.output.path)
         if folder not in folders:
             folders.append(folder)
+    from shotflow.report.manifest import read_manifest
+
     for folder in folders:
         for path in sorted(folder.glob("*.manifest.json")):
-            from shotflow.report.manifest import read_manifest
-
             try:
                 manifest_needs(read_manifest(path), path, root, needs)
                 manifests.append(path)
