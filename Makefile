@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_generation.py
 	$(BIN)/python bench/bench_assembly.py
 	$(BIN)/python bench/bench_run.py
+	$(BIN)/python bench/bench_store.py
 
 schema: $(STAMP)
 	$(BIN)/shotflow schema -o storyboard.schema.json
