@@ -131,6 +131,14 @@ def stock_moto_server(folder: Path):
         yield endpoint
 
 
+@pytest.fixture(scope="session", name="endpoint")
+def endpoint_fixture(tmp_path_factory):
+    """`endpoint`: one S3 server for the session's tests (each uses its own prefix or keys); a
+    test file imports this to have it."""
+    with s3_server(tmp_path_factory.mktemp("s3")) as url:
+        yield url
+
+
 def redis_binary() -> str:
     """redis-server's path, or skip (fail under CI) saying how to get it."""
     found = shutil.which("redis-server")

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from teamservers import redis_server, s3_env, s3_server, s3_store
+from teamservers import endpoint_fixture, redis_server, s3_env, s3_store  # noqa: F401 (endpoint_fixture: the fixture `endpoint`)
 from waiting import stop_group, tail, wait_for
 
 from shotflow.store.coordination import check_coordination
@@ -24,12 +24,6 @@ from shotflow.store.lease import LeaseBusy, LeaseLost, LeaseRecord, RedisLease, 
 
 HERE = Path(__file__).resolve().parent
 BUCKET_URL = "s3://shotflow-test/leases-test"
-
-
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory):
-    with s3_server(tmp_path_factory.mktemp("s3")) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from teamservers import s3_client, s3_server, s3_store, stock_moto_server
+from teamservers import endpoint_fixture, s3_client, s3_store, stock_moto_server  # noqa: F401 (endpoint_fixture: the fixture `endpoint`)
 
 from shotflow.store.coordination import AGREEMENT, UnsafeStoreError, check_coordination, probe_capabilities
 from shotflow.store.remote import FsspecStore
@@ -31,12 +31,6 @@ from shotflow.store.shared import (
     open_store,
     parse_store,
 )
-
-
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory):
-    with s3_server(tmp_path_factory.mktemp("s3")) as url:
-        yield url
 
 
 @pytest.fixture
