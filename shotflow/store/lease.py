@@ -147,18 +147,20 @@ class Lease(ABC):
                 pass  # it expires by itself; whoever takes it next re-reads the journal
 
     def _keep(self) -> None:
-        while not self._stop.wait(self.ttl / 3) and not self._lost.is_set():
+        delay = self.ttl / 3
+        while not self._stop.wait(delay) and not self._lost.is_set():
             started = time.monotonic()
             try:
                 self._renew()
-                self._renewed = started
+                self._renewed, delay = started, self.ttl / 3
                 self.renewals += 1
             except LeaseLost as exc:
                 return self._lose(str(exc))
-            except Exception as exc:  # the store or Redis unreachable: try again until it is too late
+            except Exception as exc:  # the store or Redis unreachable: try again soon, until it is too late
                 if self.lost:
                     self.reason = f"{self.reason}: {exc}"
                     return
+                delay = self.ttl / 12
 
     def _lose(self, reason: str) -> None:
         with self._losing:
