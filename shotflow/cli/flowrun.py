@@ -73,19 +73,25 @@ def open_prefect_api():
 class FlowThread(threading.Thread):
     """Runs the flow off the main thread, so signals reach shotflow's handler, not the flow."""
 
-    def __init__(self, api_url: str, parameters: dict):
+    def __init__(self, api_url: str, parameters: dict, *, private: bool = False):
         super().__init__(name="shotflow-flow", daemon=True)
         self.api_url = api_url
         self.parameters = parameters
+        self.private = private
         self.state = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
         from shotflow.flows.render import render_storyboard
 
+        updates = {PREFECT_API_URL: self.api_url}
+        if self.private:
+            # heartbeats tell a lasting server that a run still lives; a private server ends with
+            # the run, and the flow's end joins the heartbeat thread mid-sleep (up to 1 s)
+            updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
         try:
-            with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+            with temporary_settings(updates=updates):
                 self.state = render_storyboard(**self.parameters, return_state=True)
         except BaseException as exc:  # handed to the main thread, which reports it
             self.error = exc
@@ -128,7 +134,7 @@ def run_flow(plan: Plan, api_url: str, parameters: dict, signals: Signals, repor
     from shotflow.flows.render import render_storyboard  # noqa: F401  (here, not in the thread: import errors surface as usual)
 
     interrupt.reset()
-    runner = FlowThread(api_url, parameters)
+    runner = FlowThread(api_url, parameters, private=signals.server is not None)
     stopped_at = None
     with early.shown() if early else ShotDisplay(plan, backend=parameters.get("backend")) as display:
         unsubscribe = events.subscribe(display)
