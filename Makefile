@@ -37,7 +37,7 @@ test-slow: $(STAMP)
 
 # the browser test (Debian's Chromium) writes the README's pictures of the Prefect UI to docs/
 screenshots: $(STAMP)
-	SHOTFLOW_SCREENSHOTS=docs $(BIN)/pytest -q tests/test_browser.py
+	SHOTFLOW_SCREENSHOTS=docs $(BIN)/pytest -q tests/test_browser.py tests/test_review_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_generation.py

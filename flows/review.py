@@ -78,7 +78,7 @@ def run_input(name: str, fields: tuple[Field, ...], description: str) -> type[Ru
         elif f.kind == "money":
             kind = Annotated[float | None, pydantic.Field(ge=0)]
         else:
-            kind = str | None
+            kind, default = str, f.default or ""  # a plain text box in the UI ("" is no text)
         spec[f.name] = (kind, pydantic.Field(default, title=f.title, description=f.description))
     model = pydantic.create_model(name, __base__=RunInput, **spec)
     model._description = description  # shown above the form (markdown), as RunInput.with_initial_data does
@@ -120,11 +120,12 @@ def gate_before_paying(plan: Plan, *, max_cost: float | Decimal | None, backend:
     problem = None
     for round in range(1, MAX_ROUNDS + 1):
         question = approval_question(plan, max_cost, backend, problem=problem, round=round)
-        text = question.markdown()
-        create_markdown_artifact(text, key=artifact_key(plan.title, "review-plan"), description="Review before paying")
+        create_markdown_artifact(
+            question.markdown(), key=artifact_key(plan.title, "review-plan"), description="Review before paying"
+        )
         logger.info(f"review: waiting for the plan to be approved (gate '{question.key}'; Resume in the Prefect UI)")
         try:
-            approved, budget = approve(plan, question.answer(ask(question, text)), backend)
+            approved, budget = approve(plan, question.answer(ask(question, question.markdown(heading=False))), backend)
         except AnswerRefused as exc:
             problem = str(exc)
             logger.warning(f"review: answer refused, asked again: {problem}")
@@ -167,13 +168,16 @@ def generate_and_pick(
                         takes[s.id, s.take] = submit(s, upstream)
             clips, failed = _landed({k: f for k, f in takes.items() if k[0] in level})
             question = pick_question(plan, number, level, clips, failed, of_levels=len(graph), problem=problem, round=round)
-            text = question.markdown({path: frame_uri(path) for path in clips.values()})
             create_markdown_artifact(
-                text, key=artifact_key(plan.title, f"review-takes-{number}"), description=f"Takes to pick from, level {number}"
+                question.markdown({path: frame_uri(path) for path in clips.values()}),
+                key=artifact_key(plan.title, f"review-takes-{number}"),
+                description=f"Takes to pick from, level {number}",
             )
             logger.info(f"review: waiting for the picks of {', '.join(level)} (gate '{question.key}'; Resume in the Prefect UI)")
             try:
-                outcome = apply_picks(plan, picks, question, question.answer(ask(question, text)), budget, backend)
+                small = {path: frame_uri(path, question.form_side) for path in clips.values()}  # to fit the form's box
+                values = ask(question, question.markdown(small, heading=False))
+                outcome = apply_picks(plan, picks, question, question.answer(values), budget, backend)
             except AnswerRefused as exc:
                 problem, round = str(exc), round + 1
                 logger.warning(f"review: answer refused, asked again: {problem}")

@@ -30,10 +30,11 @@ from shotflow.money import PREVIEW, on_fal, plan_cost, usd
 from shotflow.picks import Picks
 from shotflow.plan import check_budget
 
-THUMB_SIDE = 320  # a take's frame in the UI: small, since it travels inside the page as a data URI
+THUMB_SIDE = 320  # a take's frame in the gate's artifact: small, since it travels inside the page as a data URI
+FORM_WIDTH = 300  # what the takes of a shot may span in the UI's Resume form (a box about 470 px wide)
 THUMB_QUALITY = 70
-ANOTHER = "another take"  # a field name no shot id can take (ids have no spaces)
-PROMPT = " prompt"  # "<shot> prompt": the prompt of another take of that shot
+ANOTHER = "another take"  # field names no shot id can take (ids have no spaces)
+NEW_PROMPT = "new prompt"
 
 Kind = Literal["bool", "choice", "choices", "money", "text"]
 
@@ -127,13 +128,15 @@ class ApprovalQuestion:
             max_cost=None if money is None else Decimal(str(money)),
         )
 
-    def markdown(self) -> str:
+    def markdown(self, *, heading: bool = True) -> str:
+        """The cost table, then what to do; `heading`: a title first (an artifact; the UI's form
+        shows the text in a box of its own, where the table comes first)."""
         plan, backend = self.plan, self.backend
-        lines = [
-            f"# Review before paying: {plan.title}",
-            "",
+        lines = [f"# Review before paying: {plan.title}", ""] if heading else []
+        lines += [
             ask_again(self.problem)
-            + f"{len(plan.shots)} shots, {len(plan.all_takes)} generations: {_cost(plan_cost(plan), backend)}"
+            + ("" if heading else f"**{plan.title}**: ")
+            + f"{len(plan.shots)} shots, {len(plan.all_takes)} generations, {_cost(plan_cost(plan), backend)}"
             + (f"; budget {usd(self.budget)}" if self.budget is not None else "")
             + ".",
             "",
@@ -275,11 +278,15 @@ class PickQuestion:
 
     @property
     def fields(self) -> tuple[Field, ...]:
+        """A pick for each shot with a choice (a shot with one take made takes it), the shots to
+        make another take of, and one new prompt (for one shot at a time): few fields, so the UI's
+        form leaves room for the frames above it."""
         found = [
             Field(c.shot, c.shot, f"The take of '{c.shot}' cut into the video", "choice", c.takes, _default(c))
             for c in self.choices
+            if len(c.takes) > 1
         ]
-        found.append(
+        found += [
             Field(
                 ANOTHER,
                 "Another take",
@@ -287,33 +294,44 @@ class PickQuestion:
                 "choices",
                 tuple(c.shot for c in self.choices),
                 (),
-            )
-        )
-        found += [
-            Field(c.shot + PROMPT, f"{c.shot}: prompt of another take", "Optional; given, another take is made with it", "text")
-            for c in self.choices
+            ),
+            Field(NEW_PROMPT, "New prompt", "Optional, with one shot in Another take: its new take's prompt", "text"),
         ]
         return tuple(found)
 
     def answer(self, values: Mapping[str, Any]) -> PickAnswer:
         shots = [c.shot for c in self.choices]
+        another = tuple(values.get(ANOTHER) or ())
+        prompt = str(values.get(NEW_PROMPT) or "").strip()
+        if prompt and len(another) != 1:
+            raise AnswerRefused(f"new prompt: name exactly one shot in '{ANOTHER}' for it (named: {_listed(another)})")
         return PickAnswer(
             picks={s: int(values[s]) for s in shots if values.get(s) is not None},
-            another=tuple(values.get(ANOTHER) or ()),
-            prompts={s: str(values[s + PROMPT]).strip() for s in shots if str(values.get(s + PROMPT) or "").strip()},
+            another=another,
+            prompts={another[0]: prompt} if prompt else {},
         )
 
-    def markdown(self, frames: Mapping[str, str | None] | None = None) -> str:
-        """The takes side by side, one row per shot; `frames`: a clip path -> an image URL (a data URI)."""
+    @property
+    def columns(self) -> int:
+        """The takes side by side: as many as the shot with the most."""
+        return max((max((*c.takes, *c.failed), default=1) for c in self.choices), default=1)
+
+    @property
+    def form_side(self) -> int:
+        """The frames' long side in the UI's form, so a shot's takes fit its width side by side."""
+        return max(64, min(160, FORM_WIDTH // self.columns))
+
+    def markdown(self, frames: Mapping[str, str | None] | None = None, *, heading: bool = True) -> str:
+        """The takes side by side, one row per shot, then what to do; `frames`: a clip path -> an
+        image URL (a data URI); `heading`: a title first (an artifact; the UI's form shows the text
+        in a box of its own, where the frames come first)."""
         frames = frames or {}
-        width = max((max((*c.takes, *c.failed), default=1) for c in self.choices), default=1)
-        lines = [
-            f"# Pick the takes: {self.title}" + (f", level {self.level} of {self.of_levels}" if self.of_levels > 1 else ""),
-            "",
-            ask_again(self.problem)
-            + "A frame from the middle of every take. Pick one take of each shot, or ask for another take "
-            f"(with a new prompt if you like). Unanswered in {_duration(self.timeout)}, the run ends without paying for more.",
-            "",
+        width = self.columns
+        where = f"{self.title}" + (f", level {self.level} of {self.of_levels}" if self.of_levels > 1 else "")
+        lines = [f"# Pick the takes: {where}", ""] if heading else []
+        if self.problem:
+            lines += [ask_again(self.problem).strip(), ""]
+        lines += [
             "| shot | " + " | ".join(f"take {t}" for t in range(1, width + 1)) + " |",
             "|---|" + "---|" * width,
         ]
@@ -325,9 +343,15 @@ class PickQuestion:
                     cells.append(f"![{c.shot} take {t}]({uri})" if uri else f"take {t}")
                 else:
                     cells.append(f"failed: {c.failed[t]}" if t in c.failed else "")
-            lines.append(f"| **{c.shot}** (picked: {c.picked}) | " + " | ".join(cells) + " |")
-        lines.append("")
-        lines += [f"- **{c.shot}**: {c.prompt}" for c in self.choices]
+            lines.append(f"| **{c.shot}**" + (f" (picked: {c.picked})" if heading else "") + " | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            ("A" if heading else f"**{where}**: a")
+            + " frame from the middle of every take. Pick one take of each shot, or ask for another take "
+            f"(with a new prompt if you like). Unanswered in {_duration(self.timeout)}, the run ends without paying for more.",
+            "",
+            *(f"- **{c.shot}**: {c.prompt}" for c in self.choices),
+        ]
         return "\n".join(lines)
 
 
@@ -409,11 +433,13 @@ def apply_picks(
 
 
 def frame_uri(clip: str | Path, side: int = THUMB_SIDE) -> str | None:
-    """A small JPEG of the clip's middle frame as a data URI (the UI renders it in markdown), or None."""
+    """The clip's middle frame as a JPEG data URI (the UI renders it in markdown), `side` pixels on
+    its long side whatever the clip's size (the takes line up), or None when it cannot be decoded."""
     frame = middle_frame(clip)
     if frame is None:
         return None
-    frame.thumbnail((side, side))
+    scale = side / max(frame.size)
+    frame = frame.resize((max(1, round(frame.width * scale)), max(1, round(frame.height * scale))))
     data = io.BytesIO()
     frame.convert("RGB").save(data, "JPEG", quality=THUMB_QUALITY)
     return "data:image/jpeg;base64," + base64.b64encode(data.getvalue()).decode()

@@ -9,6 +9,8 @@ take it is). A gate nobody answers ends the run without paying; a deployment's r
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 import waiting
 from fakefal import product_env
+from PIL import Image
 from waiting import prefect_server, stop_group, tail, wait_for
 
 from shotflow.errors import ShotflowError
@@ -28,6 +31,7 @@ from shotflow.picks import Picks, load_picks
 from shotflow.plan import plan_from_text
 from shotflow.review import (
     ANOTHER,
+    NEW_PROMPT,
     AnswerRefused,
     Approval,
     PickAnswer,
@@ -72,7 +76,8 @@ def test_gate_1_shows_every_take_and_its_price_and_skipping_a_shot_skips_what_co
     text = question.markdown()
     assert "| **boats** | pika-2.2 | 5 | 2 | $0.20 | $0.40 |  |" in text
     assert "| **quay** | seedance-1.0-pro | 5 | 2 | $0.12 | $0.24 | boats |" in text
-    assert "7 generations: estimated $1.24; budget $5.00" in text
+    assert "4 shots, 7 generations, estimated $1.24; budget $5.00." in text
+    assert question.markdown(heading=False).startswith("**Harbour review**: 4 shots")  # the form's text: the table first
     fields = {f.name: f for f in question.fields}
     assert fields["skip"].choices == ("boats", "gulls", "quay", "storm") and fields["max_cost"].default == 5.0
     assert question.answer({}) == Approval(True, (), Decimal(5))
@@ -118,14 +123,17 @@ def test_gate_2_comes_once_per_level_and_another_take_is_numbered_saved_and_aske
     clips = {(s.id, s.take): f"/clips/{s.label}.mp4" for s in plan.all_takes if s.id in ("boats", "gulls", "storm")}
     question = pick_question(plan, 1, levels(plan)[0], clips, of_levels=2)
     fields = {f.name: f for f in question.fields}
-    assert fields["boats"].choices == (1, 2) and fields["boats"].default == 1 and fields["storm"].choices == (1,)
-    assert fields[ANOTHER].choices == ("boats", "gulls", "storm") and fields["gulls prompt"].kind == "text"
+    assert fields["boats"].choices == (1, 2) and fields["boats"].default == 1
+    assert "storm" not in fields, "one take: nothing to pick"
+    assert fields[ANOTHER].choices == ("boats", "gulls", "storm") and fields[NEW_PROMPT].kind == "text"
     text = question.markdown({"/clips/boats take 2.mp4": "data:image/jpeg;base64,AAAA"})
     assert "| **boats** (picked: 1) | take 1 | ![boats take 2](data:image/jpeg;base64,AAAA) |" in text
     assert "level 1 of 2" in text
 
-    answer = question.answer({"boats": 2, "gulls": 1, "storm": 1, "gulls prompt": "  gulls at dusk "})
-    assert answer == PickAnswer({"boats": 2, "gulls": 1, "storm": 1}, (), {"gulls": "gulls at dusk"})
+    answer = question.answer({"boats": 2, "gulls": 1, ANOTHER: ["gulls"], NEW_PROMPT: "  gulls at dusk "})
+    assert answer == PickAnswer({"boats": 2, "gulls": 1}, ("gulls",), {"gulls": "gulls at dusk"})
+    with pytest.raises(AnswerRefused, match="new prompt: name exactly one shot"):
+        question.answer({ANOTHER: ["gulls", "boats"], NEW_PROMPT: "at dusk"})
     outcome = apply_picks(plan, Picks(str(tmp_path / "p.yaml")), question, answer, None, "fal")
     assert outcome.picked == {"boats": 2, "storm": 1} and outcome.rerolls == (("gulls", 3, "gulls at dusk"),)
     assert outcome.picks.picked == {"boats": 2, "storm": 1} and outcome.picks.extra["gulls"][0].take == 3
@@ -149,14 +157,16 @@ def test_gate_2_comes_once_per_level_and_another_take_is_numbered_saved_and_aske
         apply_picks(plan, Picks(""), question, PickAnswer(another=("gulls",)), Decimal("1.3"), "fal")
     # a failed take is shown, and not offered; a shot without any take made cannot be asked about
     failed = pick_question(plan, 1, ("boats",), {("boats", 2): "/b2.mp4"}, {("boats", 1): "refused by fal"})
-    assert {f.name: f for f in failed.fields}["boats"].choices == (2,) and "failed: refused by fal" in failed.markdown()
+    assert "boats" not in {f.name for f in failed.fields} and "failed: refused by fal" in failed.markdown()
     with pytest.raises(ShotflowError, match="shot 'boats': no take to pick from"):
         pick_question(plan, 1, ("boats",), {}, {("boats", 1): "refused", ("boats", 2): "refused"})
 
 
 def test_a_take_is_shown_as_a_small_jpeg_data_uri(fake_fal):
-    uri = frame_uri(fake_fal.clip(1, "0xff0000"))
+    uri = frame_uri(fake_fal.clip(1, "0xff0000"))  # a 32x18 clip
     assert uri.startswith("data:image/jpeg;base64,") and len(uri) < 20_000
+    image = Image.open(io.BytesIO(base64.b64decode(uri.partition(",")[2])))
+    assert image.size == (320, 180) and image.getpixel((160, 90))[0] > 200  # red, 320 px wide like every take
     assert frame_uri("/nonexistent.mp4") is None
 
 
@@ -268,7 +278,7 @@ def test_a_reviewed_run_pauses_before_paying_pays_each_take_once_and_cuts_the_pi
         ]
         assert text.count("](data:image/jpeg;base64,") == 4, "a frame of every take"
         # another take of gulls, with an edited prompt: bought, saved, then asked about again
-        assert resume(server, gate, {"boats": 2, "gulls": 1, "gulls prompt": "gulls at dusk"})["status"] == "ACCEPT"
+        assert resume(server, gate, {"boats": 2, ANOTHER: ["gulls"], NEW_PROMPT: "gulls at dusk"})["status"] == "ACCEPT"
         again = paused(server, "pick-level-1-", box)
         while again["state"]["state_details"]["pause_key"] == gate["state"]["state_details"]["pause_key"]:
             again = paused(server, "pick-level-1-", box)
@@ -281,7 +291,7 @@ def test_a_reviewed_run_pauses_before_paying_pays_each_take_once_and_cuts_the_pi
 
         gate = paused(server, "pick-level-2-", box)
         schema, _ = form(server, gate)
-        assert set(schema["properties"]) == {"quay", ANOTHER, "quay prompt"}
+        assert set(schema["properties"]) == {"quay", ANOTHER, NEW_PROMPT}
         assert resume(server, gate, {"quay": 2})["status"] == "ACCEPT"
         thread.join(240)
     finally:
