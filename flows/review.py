@@ -1,9 +1,10 @@
 """The review gates in Prefect: the flow waits for a person's answer, given in the Prefect UI's form
 (or through the API), before paying and after each level of takes.
 
-What is asked and what an answer does is `shotflow.review`'s; here each question becomes a
-`RunInput` form (built at run time: the takes per shot are known only then), a markdown artifact
-(the cost table; a frame of every take, as data URIs, which the UI renders), and a wait:
+What is asked and what an answer does is `shotflow.review`'s (gate 1) and `shotflow.picking`'s
+(gate 2); here each question becomes a `RunInput` form (built at run time: the takes per shot are
+known only then), a markdown artifact (the cost table; a frame of every take, as data URIs, which
+the UI renders), and a wait:
 `pause_flow_run` in a run started by a process (it blocks that process), `suspend_flow_run` in a
 deployment's run (the worker is freed; the answered run is executed again from its start, finds
 its clips in the store and each answered gate's input under the question's key). A gate nobody
@@ -32,19 +33,15 @@ from shotflow.tasks.artifacts import artifact_key
 
 from shotflow.errors import ShotflowError
 from shotflow.model import Plan, ShotPlan
+from shotflow.picking import PickQuestion, apply_picks, frame_uri, levels, pick_question
 from shotflow.picks import Picks, load_picks, save_picks
 from shotflow.review import (
     AnswerRefused,
     ApprovalQuestion,
     Field,
-    PickQuestion,
     ReviewCancelled,
-    apply_picks,
     approval_question,
     approve,
-    frame_uri,
-    levels,
-    pick_question,
     same_run,
 )
 

@@ -1,9 +1,9 @@
-"""The review gates (issue 13): what each gate asks and what an answer does (shotflow/review.py),
-and the gates in Prefect (flows/review.py) against a real `prefect server` on 127.0.0.1 and the
-fake fal server: the run pauses before paying, is resumed through Prefect's REST API with typed
-input, pays for every take once, pauses for the picks of each level of `from:`, and cuts the
-picked takes into the video (each fake job's clip has a colour of its own, so a frame tells which
-take it is). A gate nobody answers ends the run without paying; a deployment's run is suspended
+"""The review gates (issue 13): what each gate asks and what an answer does (shotflow/review.py,
+shotflow/picking.py), and the gates in Prefect (flows/review.py) against a real `prefect server`
+on 127.0.0.1 and the fake fal server: the run pauses before paying, is resumed through Prefect's
+REST API with typed input, pays for every take once, pauses for the picks of each level of
+`from:`, and cuts the picked takes into the video (each fake job's clip has a colour of its own,
+so a frame tells which take it is). A gate nobody answers ends the run without paying; a deployment's run is suspended
 (its worker freed) and re-executed after each answer without paying again or asking again.
 """
 
@@ -27,23 +27,10 @@ from PIL import Image
 from waiting import prefect_server, stop_group, tail, wait_for
 
 from shotflow.errors import ShotflowError
+from shotflow.picking import ANOTHER, NEW_PROMPT, PickAnswer, apply_picks, frame_uri, levels, pick_question
 from shotflow.picks import Picks, load_picks
 from shotflow.plan import plan_from_text
-from shotflow.review import (
-    ANOTHER,
-    NEW_PROMPT,
-    AnswerRefused,
-    Approval,
-    PickAnswer,
-    ReviewCancelled,
-    apply_picks,
-    approval_question,
-    approve,
-    frame_uri,
-    levels,
-    pick_question,
-    same_run,
-)
+from shotflow.review import AnswerRefused, Approval, ReviewCancelled, approval_question, approve, same_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
