@@ -83,10 +83,14 @@ def run_input(name: str, fields: tuple[Field, ...], description: str) -> type[Ru
 
 
 def ask(question: Question, description: str) -> Mapping[str, Any]:
-    """The answer to `question`: from the answerer if one is set, else from the UI or API."""
-    if _answerer is not None:
-        return _answerer(question)
+    """The answer to `question`: from the answerer if one is set, else from the UI or API; either
+    way checked by the same form (a value of the wrong type is refused: asked again)."""
     form = run_input("ApprovePlan" if isinstance(question, ApprovalQuestion) else "PickTakes", question.fields, description)
+    if _answerer is not None:
+        try:
+            return form.model_validate(_answerer(question)).model_dump()
+        except pydantic.ValidationError as exc:
+            raise AnswerRefused("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
     try:
         if deployment.id:  # a worker runs it: free it while waiting
             answer = suspend_flow_run(wait_for_input=form, key=question.key, timeout=question.timeout)

@@ -428,3 +428,37 @@ def test_run_review_waits_for_approval_on_the_prefect_server_and_cancelling_ther
     text = log.read_text()
     assert code == 1 and "cancelled at the review before paying; nothing was paid" in text, text
     assert not fal_env.jobs, "nothing was sent to fal"
+
+
+def test_an_answerer_in_the_flows_process_answers_the_same_questions_checked_by_the_same_forms(server, fal_env, tmp_path):
+    from shotflow.flows.review import set_answerer
+
+    board = tmp_path / "harbour.yaml"
+    board.write_text(STORYBOARD)
+    asked = []
+    answers = iter(
+        [
+            {"skip": ["sea"]},  # not a shot: refused by the form, asked again saying why
+            {"skip": ["storm", "quay"]},
+            {"boats": 2, "gulls": "two"},  # not a take number: asked again
+            {"boats": 2, "gulls": 2},
+        ]
+    )
+
+    def answer(question):
+        asked.append((question.key, question.problem, [f.name for f in question.fields]))
+        return next(answers)
+
+    set_answerer(answer)
+    try:
+        thread, box = flow_in_thread(server, storyboard=str(board), backend="fal", out=str(tmp_path / "h.mp4"))
+        thread.join(240)
+    finally:
+        set_answerer(None)
+    assert "error" not in box and box["state"].is_completed(), box
+    keys = [key for key, _, _ in asked]
+    assert keys[:2] == ["approve-plan", "approve-plan-2"] and keys[2].startswith("pick-level-1-") and keys[3] == keys[2] + "-2"
+    assert "skip.0" in asked[1][1] and "gulls" in asked[3][1]
+    assert asked[2][2] == ["boats", "gulls", ANOTHER, NEW_PROMPT]
+    assert [s["id"] for s in box["state"].result()["shots"]] == ["boats", "gulls"]
+    assert set(fal_env.billed.values()) == {1} and len(fal_env.billed) == 4
