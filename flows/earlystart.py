@@ -168,6 +168,11 @@ class EarlyStart:
 
         return normalise
 
+    def wait_sent(self, timeout: float = 3.0) -> None:
+        """Before the caller imports Prefect: let the early requests go out first (bounded)."""
+        if self.generation is not None:
+            self.generation.wait_sent(timeout)
+
     @contextmanager
     def shown(self) -> Iterator[ShotDisplay]:
         """The live table the flow's events go to: the one open since the early start (closed on

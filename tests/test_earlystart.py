@@ -189,6 +189,37 @@ def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_
     assert fake_fal.count("submit") == 1
 
 
+def test_the_cli_waits_for_the_early_requests_to_go_out_and_not_for_a_shot_waiting_its_turn(fake_fal, tmp_path):
+    """EarlyGeneration.wait_sent (the CLI imports Prefect after it): with two slots and three
+    shots, it returns once two requests are out, the third shot waiting for a slot."""
+    from shotflow.generation import early
+    from shotflow.generation.choose import open_backend
+    from shotflow.generation.limits import RunLimits
+    from shotflow.plan import plan_from_data
+
+    plan = plan_from_data(
+        {
+            "version": 1,
+            "title": "Early",
+            "shots": [{"id": f"w{i}", "prompt": f"wait {i}", "model": "pika", "duration": 5} for i in range(3)],
+        }
+    )
+    settings = fakefal.settings_for(tmp_path / "cache")
+    fake_fal.hold()
+    run = early.EarlyGeneration(
+        plan.shots, lambda: open_backend("fal", settings, key=fakefal.KEY, run_token="t3"), token="t3", limits=RunLimits(2)
+    )
+    run.start()
+    try:
+        assert run.wait_sent(60), run.state
+        assert fake_fal.count("submit") == 2 and len(run.running()) == 2
+    finally:
+        fake_fal.release()
+        run.finish(60)
+        run.close()
+    assert fake_fal.count("submit") == 2  # the third never began: the flow's task would take it
+
+
 def test_an_early_submit_that_ends_uncertain_fails_its_shot_through_the_flow_and_is_not_sent_again(
     fake_fal, tmp_path, prefect_home
 ):

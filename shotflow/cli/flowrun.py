@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Callable
 
 from shotflow import interrupt
 from shotflow.cli.summary import print_summary, run_report
@@ -20,9 +21,10 @@ from shotflow.report.display import ShotDisplay
 PREFECT_START_TIMEOUT = 300.0
 
 
-def open_prefect_api():
+def open_prefect_api(meanwhile: Callable[[], object] = lambda: None):
     """The Prefect API this run reports to: the configured one (checked first), else a private
-    server in its own session, which a Ctrl-C in the terminal never reaches."""
+    server in its own session, which a Ctrl-C in the terminal never reaches. `meanwhile()` is
+    called once that server is launched, before this process imports Prefect."""
     from shotflow.deployments.server import PrefectServer, check_api
 
     configured = os.environ.get("PREFECT_API_URL")
@@ -45,6 +47,7 @@ def open_prefect_api():
         flush=True,
     )
     try:
+        meanwhile()
         # a Prefect profile or prefect.toml may name a server too (read while ours starts)
         from prefect.settings import get_current_settings
 

@@ -150,7 +150,7 @@ def _render(args, report: dict) -> int:
     )
     with Signals() as signals, early:
         try:
-            server, api_url = open_prefect_api()
+            server, api_url = open_prefect_api(meanwhile=early.wait_sent)  # the early requests go out first
             signals.server = server
             return run_flow(
                 plan,

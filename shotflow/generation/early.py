@@ -80,6 +80,8 @@ class EarlyGeneration:
         self.errors: dict[str, BaseException] = {}
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
+        # shots that sent their request (or needed none), wait for a slot, or ended: see wait_sent
+        self._settled: set[str] = set()
 
     def start(self) -> EarlyGeneration:
         with _lock:
@@ -92,13 +94,13 @@ class EarlyGeneration:
 
     def _generate(self, shot: ShotPlan) -> None:
         try:
-            with self.limits.slot(shot.model, shot.label):
+            with self.limits.slot(shot.model, shot.label, on_wait=lambda: self._settle(shot.label)):
                 if not self._begin(shot.label):
                     return  # the flow's task took it first
                 if shot.needs_frames and self.resolve is not None:
                     shot = self.resolve(shot)  # its still, fetched and stored: the task finds it by its URL
                 with closing(self.open_backend()) as backend:
-                    clip = backend.generate(shot, force=self.token if shot.id in self.forced else None, on_event=self.on_event)
+                    clip = backend.generate(shot, force=self.token if shot.id in self.forced else None, on_event=self._event)
                 self.clips[shot.label] = clip
             # the slot is for requests in flight: the work after the download does not hold one
             self.on_event(ShotEvent(shot.label, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
@@ -110,7 +112,27 @@ class EarlyGeneration:
             with self._changed:
                 if self.state[shot.label] in (WAITING, RUNNING):
                     self.state[shot.label] = DONE
+                self._settled.add(shot.label)
                 self._changed.notify_all()
+
+    def _event(self, event: ShotEvent) -> None:
+        """The backend's events: the first one says the shot's request went out (or was not needed)."""
+        self._settle(event.shot)
+        self.on_event(event)
+
+    def _settle(self, label: str) -> None:
+        with self._changed:
+            if label not in self._settled:
+                self._settled.add(label)
+                self._changed.notify_all()
+
+    def wait_sent(self, timeout: float) -> bool:
+        """Wait up to `timeout` s until every shot started here has sent its request (or needed
+        none, waits for a slot, or ended). Work the caller would do meanwhile (importing Prefect)
+        only slows the submits down: this process's threads share one interpreter lock. True when
+        every one has."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._settled) >= len(self.shots), timeout=timeout)
 
     def _begin(self, shot_id: str) -> bool:
         with self._changed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
+from typing import Callable, Iterator
 
 from shotflow import interrupt
 
@@ -23,18 +23,25 @@ class RunLimits:
         self.per_model = {m: threading.BoundedSemaphore(max(1, n)) for m, n in (per_model or {}).items()}
 
     @contextmanager
-    def slot(self, model: str, shot: str = "") -> Iterator[None]:
-        """One request in flight; a shot still waiting for its turn when a stop comes never gets one."""
+    def slot(self, model: str, shot: str = "", on_wait: Callable[[], object] | None = None) -> Iterator[None]:
+        """One request in flight; a shot still waiting for its turn when a stop comes never gets one.
+        `on_wait()` is called when the shot has to wait for its turn."""
         per_model = self.per_model.get(model)
-        with _acquired(self.total, shot), _acquired(per_model, shot) if per_model is not None else nullcontext():
+        with (
+            _acquired(self.total, shot, on_wait),
+            _acquired(per_model, shot, on_wait) if per_model is not None else nullcontext(),
+        ):
             yield
 
 
 @contextmanager
-def _acquired(semaphore: threading.BoundedSemaphore, shot: str) -> Iterator[None]:
-    while not semaphore.acquire(timeout=0.5):
-        if interrupt.stop_requested():
-            raise interrupt.Interrupted(shot)
+def _acquired(semaphore: threading.BoundedSemaphore, shot: str, on_wait: Callable[[], object] | None = None) -> Iterator[None]:
+    if not semaphore.acquire(blocking=False):
+        if on_wait is not None:
+            on_wait()
+        while not semaphore.acquire(timeout=0.5):
+            if interrupt.stop_requested():
+                raise interrupt.Interrupted(shot)
     try:
         yield
     finally:
