@@ -152,7 +152,6 @@ class EarlyStart:
     def _normaliser(self):
         """Each clip brought to the output spec as soon as it is stored (cached next to it, where the
         flow's normalise task finds it) and checked for the join, no more encodes at once than cores."""
-        from shotflow.assembly.conformance import normalise_checked
         from shotflow.store.clips import ClipStore
 
         store, output = ClipStore(self.settings.cache_dir), self.plan.output
@@ -163,6 +162,9 @@ class EarlyStart:
         def normalise(shot, clip) -> None:
             if shot.label not in picked:
                 return  # a take the video is not cut from
+            # here, not before the shots are sent: ffmpeg-python and PyAV load while they generate
+            from shotflow.assembly.conformance import normalise_checked
+
             with encoders:
                 normalise_checked(store, clip, shot, output)
 

@@ -20,6 +20,9 @@ gives one, else `DEFAULT_MAX_URI_BYTES` (8 MiB, a request body under fal's commo
 for the rest of the JSON), shared by the frames of one request. A frame too large is encoded as
 high-quality JPEG (quality 95, no chroma subsampling), and scaled down (aspect kept) only if that
 is still too large. Every file is written with `shotflow.store.atomic`.
+
+PyAV and Pillow are imported when a frame is first made: `shotflow run` sends its first requests
+before they load.
 """
 
 from __future__ import annotations
@@ -34,15 +37,16 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import av
-from PIL import Image, ImageOps
 
 from shotflow.errors import MediaError
 from shotflow.store.atomic import write_bytes_atomic
 from shotflow.store.digest import file_sha256
 from shotflow.store.locks import flocked
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 DEFAULT_MAX_URI_BYTES = 8 * 1024 * 1024
 MAX_STILL_BYTES = 64 * 1024 * 1024  # the largest still read from disk or fetched
@@ -122,6 +126,8 @@ def last_frame(
 
 def decode_last(clip: str | os.PathLike) -> Image.Image:
     """The last frame a full decode of `clip`'s first video stream yields, as an RGB image."""
+    import av
+
     last = None
     try:
         with av.open(str(clip)) as container:
@@ -164,6 +170,8 @@ def still(
     image, ext = _open_image(data, what)
     if ext is not None and data_uri_length(len(data), ext) <= max_uri_bytes:
         return _store(root, data, ext)
+    from PIL import ImageOps
+
     return _store(root, *fit(ImageOps.exif_transpose(image), max_uri_bytes, what=what))
 
 
@@ -211,6 +219,8 @@ def _fetched(url: str, root: Path, *, timeout: float, max_bytes: int) -> StoredF
 
 def _open_image(data: bytes, what: str) -> tuple[Image.Image, str | None]:
     """The decoded image, and the extension it is sent under as it is (None: it must be re-encoded)."""
+    from PIL import Image
+
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
@@ -226,6 +236,8 @@ def _open_image(data: bytes, what: str) -> tuple[Image.Image, str | None]:
 def fit(image: Image.Image, max_uri_bytes: int, *, what: str) -> tuple[bytes, str]:
     """`image` encoded so that its data URI stays within `max_uri_bytes`: PNG, else JPEG at quality
     95, else JPEG scaled down (aspect kept). Returns (bytes, extension)."""
+    from PIL import Image
+
     image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info else "RGB")
     data = _encode(image, "PNG")
     if data_uri_length(len(data), "png") <= max_uri_bytes:

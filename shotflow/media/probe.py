@@ -1,12 +1,11 @@
-"""What a clip really is, read in-process with PyAV (the bundled ffmpeg has no ffprobe)."""
+"""What a clip really is, read in-process with PyAV (the bundled ffmpeg has no ffprobe). PyAV is
+imported at the first probe: `shotflow run` sends its first requests before it loads."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import av
 
 from shotflow.errors import MediaError
 
@@ -29,6 +28,8 @@ class ClipInfo:
 
 
 def _open(path: str | Path):
+    import av
+
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
@@ -42,6 +43,8 @@ def probe(path: str | Path) -> ClipInfo:
 
 
 def _info(path, container) -> ClipInfo:
+    import av
+
     if not container.streams.video:
         raise MediaError(f"{path}: no video stream")
     v = container.streams.video[0]
@@ -76,6 +79,8 @@ def verify(path: str | Path, *, expected_seconds: float | None = None, tolerance
     A plain probe passes a truncated faststart mp4 (its index is at the front); counting the
     packets against the index's frame count catches it, at the cost of a demux (no decode).
     """
+    import av
+
     with _open(path) as container:
         info = _info(path, container)
         packets = 0
