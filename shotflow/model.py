@@ -68,6 +68,7 @@ class ShotPlan:
     # takes: several paid generations of one shot, to pick from; take 1 is the shot's request as written
     take: int = 1  # which take this request is
     takes: int = 1  # how many the shot has
+    request: str = ""  # the hash of the shot's request as written (take 1, frames left out): what picks are for
 
     @property
     def label(self) -> str:

@@ -4,6 +4,12 @@ They are kept beside the storyboard file as NAME.picks.yaml (human-readable, saf
 for a storyboard given inline (a deployment parameter, the UI), in the clip store's folder under
 picks/, named by the storyboard's hash. `shotflow pick`, `shotflow reroll` and the review gates
 write them; every later run reads them. A shot not listed uses take 1.
+
+Each pick and extra take records the request it was made for (`request:`, the start of the hash
+of the shot's request as written: prompt, vars filled, model, settings). A shot whose request
+has changed since (its prompt edited, or another value of a var in it) is another shot: the pick
+and the extra takes do not apply to it (the plan says so in a warning), so one var's run never
+cuts a take made for another. A pick written by hand without `request:` applies to any version.
 """
 
 from __future__ import annotations
@@ -28,22 +34,64 @@ class ExtraTake:
 
     take: int
     prompt: str | None = None  # the prompt it was made with, when it was edited; None: the shot's own
+    request: str | None = None  # what the shot's request was (see the module's docstring); None: any
+
+
+@dataclass(frozen=True)
+class Pick:
+    take: int
+    request: str | None = None  # what the shot's request was when it was picked; None: any
+
+    def applies(self, request: str) -> bool:
+        return self.request is None or request.startswith(self.request)
 
 
 @dataclass(frozen=True)
 class Picks:
     file: str  # where they are kept
-    picked: dict[str, int] = field(default_factory=dict)  # shot id -> take
+    picked: dict[str, Pick] = field(default_factory=dict)  # shot id -> its pick
     extra: dict[str, tuple[ExtraTake, ...]] = field(default_factory=dict)  # shot id -> its extra takes
+    lines: dict[str, int] = field(default_factory=dict, compare=False)  # shot id -> its line, for messages
 
-    def with_pick(self, shot: str, take: int) -> Picks:
-        return dataclasses.replace(self, picked={**self.picked, shot: take})
+    def with_pick(self, shot: str, take: int, request: str | None = None) -> Picks:
+        """`request`: the picked shot's `ShotPlan.request` (so the pick holds for that version only)."""
+        return dataclasses.replace(self, picked={**self.picked, shot: Pick(take, _short(request))})
 
-    def with_extra_take(self, shot: str, takes_now: int, prompt: str | None = None) -> tuple[Picks, int]:
+    def with_extra_take(
+        self, shot: str, takes_now: int, prompt: str | None = None, request: str | None = None
+    ) -> tuple[Picks, int]:
         """One more take of `shot`, numbered after every take it has (`takes_now`, extras included)."""
         take = max([takes_now, *(t.take for t in self.extra.get(shot, ()))]) + 1
-        extra = {**self.extra, shot: (*self.extra.get(shot, ()), ExtraTake(take, prompt or None))}
+        extra = {**self.extra, shot: (*self.extra.get(shot, ()), ExtraTake(take, prompt or None, _short(request)))}
         return dataclasses.replace(self, extra=extra), take
+
+    def pick_for(self, shot: str, request: str) -> int | None:
+        """The take picked for this version of the shot, if any."""
+        pick = self.picked.get(shot)
+        return pick.take if pick is not None and pick.applies(request) else None
+
+    def extra_for(self, shot: str, request: str) -> tuple[ExtraTake, ...]:
+        """The extra takes bought for this version of the shot."""
+        return tuple(t for t in self.extra.get(shot, ()) if t.request is None or request.startswith(t.request))
+
+    def stale(self, requests: dict[str, str]) -> list[str]:
+        """What in the file no longer applies, given each shot's request now: one sentence each."""
+        found = []
+        for shot in dict.fromkeys([*self.picked, *self.extra]):
+            where = f"{self.file}:{self.lines[shot]}" if shot in self.lines else self.file
+            if shot not in requests:
+                found.append(f"{where}: no shot '{shot}' in the storyboard: its picks are not used")
+                continue
+            pick = self.picked.get(shot)
+            ignored = [t.take for t in self.extra.get(shot, ()) if t not in self.extra_for(shot, requests[shot])]
+            if pick is not None and not pick.applies(requests[shot]):
+                ignored.insert(0, pick.take)
+            if ignored:
+                found.append(
+                    f"{where}: shot '{shot}' changed since its takes were picked or bought (its request is another): "
+                    f"take(s) {', '.join(map(str, dict.fromkeys(ignored)))} recorded there are not used"
+                )
+        return found
 
     def to_yaml(self, storyboard: str) -> str:
         lines = [
@@ -53,10 +101,19 @@ class Picks:
         ]
         data: dict[str, Any] = {}
         if self.picked:
-            data["picks"] = dict(self.picked)
+            data["picks"] = {
+                shot: {"take": p.take, "request": p.request} if p.request else p.take for shot, p in self.picked.items()
+            }
         if self.extra:
             data["extra_takes"] = {
-                shot: [{"take": t.take, **({"prompt": t.prompt} if t.prompt else {})} for t in takes]
+                shot: [
+                    {
+                        "take": t.take,
+                        **({"prompt": t.prompt} if t.prompt else {}),
+                        **({"request": t.request} if t.request else {}),
+                    }
+                    for t in takes
+                ]
                 for shot, takes in self.extra.items()
             }
         body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100) if data else "{}\n"
@@ -86,31 +143,51 @@ def load_picks(path: str | Path) -> Picks:
 
     if not isinstance(data, dict) or set(data) - {"picks", "extra_takes"}:
         raise problem((), "a picks file holds `picks:` (shot: take) and `extra_takes:` (shot: list of takes)")
-    picked: dict[str, int] = {}
-    for shot, take in (data.get("picks") or {}).items():
-        if not _whole(take) or take < 1:
-            raise problem(("picks", shot), f"picks: shot '{shot}': {take!r} is not a take number (1, 2, ...)")
-        picked[str(shot)] = take
+    for part in ("picks", "extra_takes"):
+        if not isinstance(data.get(part) or {}, dict):
+            raise problem((part,), f"{part}: give one entry per shot id (shot: ...), not a list or a value")
+    picked: dict[str, Pick] = {}
+    lines: dict[str, int] = {}
+    for shot, entry in (data.get("picks") or {}).items():
+        take, request = (entry.get("take"), entry.get("request")) if isinstance(entry, dict) else (entry, None)
+        bad_keys = isinstance(entry, dict) and set(entry) - {"take", "request"}
+        if not _whole(take) or take < 1 or bad_keys or (request is not None and not isinstance(request, str)):
+            raise problem(("picks", shot), f"picks: shot '{shot}': {entry!r} is not a take number (1, 2, ...)")
+        picked[str(shot)] = Pick(take, request)
+        lines[str(shot)] = located.line(("picks", shot)) or 0
     extra: dict[str, tuple[ExtraTake, ...]] = {}
     for shot, takes in (data.get("extra_takes") or {}).items():
         found = []
         for i, item in enumerate(takes if isinstance(takes, list) else [takes]):
-            if not isinstance(item, dict) or not _whole(item.get("take")) or item["take"] < 2 or set(item) - {"take", "prompt"}:
+            if (
+                not isinstance(item, dict)
+                or not _whole(item.get("take"))
+                or item["take"] < 2
+                or set(item) - {"take", "prompt", "request"}
+            ):
                 raise problem(
                     ("extra_takes", shot, i), f"extra_takes: shot '{shot}': give each as take: N (N >= 2), prompt: TEXT"
                 )
             prompt = item.get("prompt")
             if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
                 raise problem(("extra_takes", shot, i, "prompt"), f"extra_takes: shot '{shot}': the prompt must be text")
-            found.append(ExtraTake(item["take"], prompt))
+            request = item.get("request")
+            if request is not None and not isinstance(request, str):
+                raise problem(("extra_takes", shot, i, "request"), f"extra_takes: shot '{shot}': request is shotflow's hash")
+            found.append(ExtraTake(item["take"], prompt, request))
         extra[str(shot)] = tuple(found)
-    return Picks(file, picked, extra)
+        lines.setdefault(str(shot), located.line(("extra_takes", shot)) or 0)
+    return Picks(file, picked, extra, lines)
 
 
 def save_picks(picks: Picks, storyboard: str) -> Path:
     path = Path(picks.file)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(path, picks.to_yaml(storyboard))
+
+
+def _short(request: str | None) -> str | None:
+    return request[:12] if request else None  # enough to tell versions of one shot apart, short to read
 
 
 def _whole(value: Any) -> bool:

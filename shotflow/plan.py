@@ -54,6 +54,7 @@ def plan_storyboard(valid: ValidStoryboard, picks: Picks | None = None) -> Plan:
     if picks is None:
         picks = load_picks(picks_path(file, storyboard_hash, get_settings().cache_dir))
     generations = tuple(take for s in valid.shots for take in take_plans(s, picks))
+    stale = picks.stale({g.id: g.request for g in generations})  # picks made for another version of a shot
     review = board.review
     return Plan(
         source=file,
@@ -62,7 +63,7 @@ def plan_storyboard(valid: ValidStoryboard, picks: Picks | None = None) -> Plan:
         shots=picked_takes(valid, generations, picks),
         output=output_spec(valid),
         path_vars=valid.path_vars,
-        warnings=valid.warnings,
+        warnings=(*valid.warnings, *stale),
         generations=generations,
         picks_file=picks.file,
         review=review is not False,
@@ -78,9 +79,9 @@ def take_plans(shot: ValidShot, picks: Picks) -> tuple[ShotPlan, ...]:
     takes are found in the store on every run; on a model without one it is the same request, a
     distinct generation by its take number (the cache key holds it)."""
     base = shot_plan(shot)
-    extra = {t.take: t for t in picks.extra.get(shot.id, ())}
-    numbers = sorted(set(range(1, shot.takes + 1)) | set(extra))
     first = body_hash(base.endpoint, base.body)  # frames are added later: the request as written
+    extra = {t.take: t for t in picks.extra_for(shot.id, first)}
+    numbers = sorted(set(range(1, shot.takes + 1)) | set(extra))
     takes = []
     for take in numbers:
         body = dict(base.body)
@@ -92,7 +93,7 @@ def take_plans(shot: ValidShot, picks: Picks) -> tuple[ShotPlan, ...]:
             else:
                 digest = hashlib.sha256(f"{first}:take {take}".encode()).hexdigest()
                 body["seed"] = int(digest, 16) % SEED_SPAN
-        takes.append(dataclasses.replace(base, body=body, take=take, takes=len(numbers)))
+        takes.append(dataclasses.replace(base, body=body, take=take, takes=len(numbers), request=first))
     return tuple(takes)
 
 
@@ -101,12 +102,13 @@ def picked_takes(valid: ValidStoryboard, generations: tuple[ShotPlan, ...], pick
     chosen = []
     for shot in valid.shots:
         takes = [g for g in generations if g.id == shot.id]
-        want = picks.picked.get(shot.id)
+        want = picks.pick_for(shot.id, takes[0].request)
         found = [t for t in takes if t.take == want] if want is not None else takes[:1]
         if not found:
             numbers = ", ".join(str(t.take) for t in takes)
+            line = picks.lines.get(shot.id)
             raise StoryboardError(
-                [Problem(picks.file, None, f"picks take {want} of shot '{shot.id}', which has take(s) {numbers}", shot.id)]
+                [Problem(picks.file, line, f"picks take {want} of shot '{shot.id}', which has take(s) {numbers}", shot.id)]
             )
         chosen.append(found[0])
     return tuple(chosen)

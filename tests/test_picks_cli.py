@@ -68,8 +68,12 @@ def chain(tmp_path, clip_store, monkeypatch):
 
 
 def picks(board: Path) -> dict:
+    """The picks file as data, each pick's take (the request it was made for left out)."""
     path = board.with_name("film.picks.yaml")
-    return yaml.safe_load(path.read_text()) if path.exists() else {}
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    for shot, pick in (data.get("picks") or {}).items():
+        data["picks"][shot] = pick["take"] if isinstance(pick, dict) else pick
+    return data
 
 
 def test_a_pick_whose_descendants_are_paid_again_is_refused_without_consent(chain, capsys):
@@ -193,7 +197,9 @@ def test_reroll_buys_exactly_one_take_and_keeps_its_prompt(tmp_path, fal_env, cl
     new = plan.takes_of("lake")[2]
     assert new.take == 3 and new.body["prompt"] == "a quiet lake at dawn"
     assert sum(fal_env.billed.values()) == paid + 1 and fal_env.billed[body_hash(new.endpoint, new.body)] == 1
-    assert picks(board) == {"extra_takes": {"lake": [{"take": 3, "prompt": "a quiet lake at dawn"}]}}  # the pick is unchanged
+    request = plan.shot("lake").request[:12]  # the version of the shot it was bought for
+    assert picks(board) == {"extra_takes": {"lake": [{"take": 3, "prompt": "a quiet lake at dawn", "request": request}]}}
+    # the pick is unchanged
     assert "shot 'lake': take 3 with the prompt 'a quiet lake at dawn' is recorded in film.picks.yaml" in r.stdout
     assert "To cut the new one in: shotflow pick film.yaml lake 3" in r.stdout
     assert f"takes:         {tmp_path / 'out' / 'film.takes.png'}" in r.stdout  # drawn again, with take 3

@@ -135,6 +135,9 @@ def test_an_extra_take_with_an_edited_prompt_is_kept_in_the_picks(tmp_path):
         ("extra_takes:\n  cube:\n    - {take: 1}\n", ":3:"),
         ("nonsense: 1\n", "picks file holds"),
         ("picks: [1\n", "film.picks.yaml"),
+        ("picks: [cube, 2]\n", "not a list"),
+        ("extra_takes: [1]\n", "not a list"),
+        ("picks: {cube: {take: 2, colour: red}}\n", ":1:"),
     ],
 )
 def test_a_malformed_picks_file_is_an_error_naming_it(tmp_path, text, where):
@@ -211,3 +214,33 @@ def test_a_failed_take_the_video_is_not_cut_from_does_not_hold_the_video_back(tm
     manifest = json.loads((tmp_path / "film.manifest.json").read_text())
     assert [t["take"] for t in manifest["shots"][0]["takes"]] == [1]
     assert manifest["failed_takes"] == result["failed_takes"]
+
+
+def test_a_pick_holds_for_the_version_of_the_shot_it_was_made_for(tmp_path):
+    """A var in the prompt makes another shot for each value: one value's pick or extra take (with
+    its prompt) is never cut into another value's video."""
+    sb = tmp_path / "daily.yaml"
+    sb.write_text(
+        "version: 1\nvars: {topic: Oslo}\noutput: {resolution: 720p}\nshots:\n"
+        "  - {id: aerial, prompt: 'aerial over {{ topic }}', model: pika-2.2, duration: 5, takes: 2}\n"
+        "  - {id: street, prompt: a street, model: pika-2.2, duration: 5, takes: 2}\n"
+    )
+    oslo = load_plan(sb)
+    aerial = oslo.shot("aerial")
+    picks, take = load_picks(oslo.picks_file).with_extra_take("aerial", 2, "aerial over Oslo at dusk", aerial.request)
+    save_picks(picks.with_pick("aerial", take, aerial.request).with_pick("street", 2, oslo.shot("street").request), "daily.yaml")
+    assert f"request: {aerial.request[:12]}" in (tmp_path / "daily.picks.yaml").read_text()
+    oslo = load_plan(sb)
+    assert oslo.shot("aerial").take == 3 and oslo.shot("aerial").body["prompt"] == "aerial over Oslo at dusk"
+    assert not oslo.warnings
+    bergen = load_plan(sb, vars={"topic": "Bergen"})
+    assert [t.take for t in bergen.takes_of("aerial")] == [1, 2] and bergen.shot("aerial").take == 1
+    assert bergen.shot("aerial").body["prompt"] == "aerial over Bergen"
+    assert bergen.shot("street").take == 2  # the shot without the var is the same shot: its pick holds
+    assert len(bergen.warnings) == 1 and "shot 'aerial' changed since" in bergen.warnings[0]
+    assert "daily.picks.yaml:" in bergen.warnings[0] and "take(s) 3" in bergen.warnings[0]
+    # a pick written by hand, without request:, applies to any version
+    (tmp_path / "daily.picks.yaml").write_text("picks:\n  aerial: 2\n  ghost: 2\n")
+    bergen = load_plan(sb, vars={"topic": "Bergen"})
+    assert bergen.shot("aerial").take == 2
+    assert any("daily.picks.yaml:3: no shot 'ghost'" in w for w in bergen.warnings)

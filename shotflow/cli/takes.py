@@ -48,7 +48,7 @@ def cmd_pick(args) -> int:
                 f"{plan.picks_file}: not changed: {line}. Consent with --yes, or answer the question `shotflow pick` asks "
                 "on a terminal"
             )
-    save_picks(load_picks(plan.picks_file).with_pick(shot.id, args.take), Path(plan.source).name)
+    save_picks(load_picks(plan.picks_file).with_pick(shot.id, args.take, shot.request), Path(plan.source).name)
     print(f"shotflow: shot '{shot.id}' now uses take {args.take} (it used take {shot.take}); kept in {plan.picks_file}")
     print(f"shotflow: {next_run(picked, shot.id, args.file, settings, again)}")
     return 0
@@ -66,12 +66,14 @@ def cmd_reroll(args) -> int:
         )
     settings = get_settings()
     backend = choose_backend(args.backend, settings.names_a_key)
-    picks, take = load_picks(plan.picks_file).with_extra_take(shot.id, max(t.take for t in plan.takes_of(shot.id)), args.prompt)
+    picks, take = load_picks(plan.picks_file).with_extra_take(
+        shot.id, max(t.take for t in plan.takes_of(shot.id)), args.prompt, shot.request
+    )
     extra = load_plan(args.file, vars=overrides, out=args.out, picks=picks)  # the storyboard with its new take
     new = next(t for t in extra.takes_of(shot.id) if t.take == take)
     after, again = extra, []
     if args.pick:
-        picks = picks.with_pick(shot.id, take)
+        picks = picks.with_pick(shot.id, take, shot.request)
         after = extra.with_picks({shot.id: take})
     if backend == "fal":
         if args.pick:
