@@ -572,6 +572,32 @@ def test_accept_takes_the_clip_kept_aside_into_the_store(fake_fal, clip_store, t
     assert r.returncode == 1 and "no shot 'three'" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_accept_takes_the_clip_kept_aside_of_one_take(fake_fal, clip_store, tmp_path):
+    from shotflow.plan import load_plan
+    from shotflow.store.clips import ClipStore
+
+    board = tmp_path / "small.yaml"
+    board.write_text(SMALL.replace("{id: one, ", "{id: one, takes: 2, "))
+    take2 = load_plan(str(board)).takes_of("one")[1]
+    store = ClipStore(clip_store)
+    key = ClipStore.key("fal", take2)
+    staged = clip_store / "staged.mp4"
+    staged.write_bytes(fake_fal.clip(2).read_bytes())
+    kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
+    write_record(
+        clip_store, key, shot="one", take=2, state="quarantined", request_id="req-q2", endpoint=take2.endpoint,
+        body_hash=take2.body_hash, quarantine_path=str(kept), quarantine_reason="lasts 2.00 s, expected 5 s",
+    )  # fmt: skip
+    r = shotflow("accept", "one", str(board))  # the picked take (1) has nothing kept aside
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    r = shotflow("accept", "one", str(board), "--take", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "shot 'one take 2': the clip kept aside is now its clip" in r.stdout
+    assert store.find(key) is not None
+    r = shotflow("accept", "one", str(board), "--take", "3")
+    assert r.returncode == 1 and "shot 'one' has no take 3 (takes: 1, 2)" in r.stderr
+
+
 CHAIN = """\
 version: 1
 title: Chain

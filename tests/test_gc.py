@@ -275,3 +275,14 @@ def test_a_continuing_shots_clip_and_the_frame_memo_keeping_its_key_stay(tmp_pat
     before = files(clip_store)
     assert main(["gc", "--older-than", "0"]) == 0
     assert files(clip_store) == before  # the clip, its frame, the memo that keeps b's key exact
+
+
+def test_with_no_storyboard_in_sight_gc_refuses_and_deletes_nothing(store, tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    before = files(store.cache)
+    assert main(["gc"]) == 1
+    assert files(store.cache) == before
+    assert "no storyboard here" in capsys.readouterr().err
+    assert main(["gc", "--dry-run"]) == 0  # a dry run only lists

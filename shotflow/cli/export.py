@@ -43,9 +43,14 @@ def _manifest_of(args) -> Path:
             f"{args.file}: nothing to export yet: no manifest at {manifest} (it is written at the end of a run): "
             f"run it first (`{again}`), or give the video a run made elsewhere with --video PATH"
         )
-    if read_manifest(manifest).get("storyboard_sha256") != plan.storyboard_hash:
+    last = read_manifest(manifest)
+    picks_then = (last.get("fingerprint") or {}).get("picks")
+    picks_now = {s.id: s.take for s in plan.shots} if plan.has_takes else None
+    if last.get("storyboard_sha256") != plan.storyboard_hash or picks_then != picks_now:
+        what = "its picks changed" if last.get("storyboard_sha256") == plan.storyboard_hash else "it changed"
         print(
-            f"shotflow: note: {args.file} changed since its last run: the timeline is that run's cut (the one in its video)",
+            f"shotflow: note: {args.file}: {what} since its last run: the timeline is that run's cut (the one in its "
+            f"video); `shotflow run {args.file}` first for the new one",
             file=sys.stderr,
         )
     return manifest

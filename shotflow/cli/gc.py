@@ -56,6 +56,13 @@ def cmd_gc(args) -> int:
             "gc: what these storyboards or manifests need cannot be known, so nothing was deleted: fix them, or name the "
             "storyboards whose clips to keep with --storyboards"
         )
+    if not files and not args.storyboards and not args.dry_run:
+        # nothing to keep for would mean every normalised copy and timeline target goes: say it, do not guess
+        raise ShotflowError(
+            "gc: no storyboard here (*.yaml in this folder or pipelines/), so nothing says which clips are still needed "
+            "and nothing was deleted: run it where your storyboards are, or name them with --storyboards PATH..."
+            " (see what would go with --dry-run)"
+        )
     found = gc.survey(root, needs, older_than_days=args.older_than, include_only_copies=args.include_only_copies)
     names = ", ".join(str(f) for f in files) or "none"
     print(

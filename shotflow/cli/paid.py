@@ -137,6 +137,12 @@ def cmd_accept(args) -> int:
 
     plan = load_plan(args.file, vars=parse_vars(args.var))
     shot = plan.shot(args.shot)
+    if getattr(args, "take", None) is not None:  # a take the video is not cut from
+        takes = plan.takes_of(shot.id)
+        found = [t for t in takes if t.take == args.take]
+        if not found:
+            raise ShotflowError(f"shot '{shot.id}' has no take {args.take} (takes: {', '.join(str(t.take) for t in takes)})")
+        shot = found[0]
     settings = get_settings()
     journal = _journal(settings)
     key, current = _kept_aside(plan, shot, settings, journal, args.file)
@@ -144,7 +150,7 @@ def cmd_accept(args) -> int:
     record = accept_clip(journal, ClipStore(settings.cache_dir), key, args.clip)
     what = f"your file {args.clip}" if args.clip else "the clip kept aside"
     reason = f" (it had been kept aside because: {before.quarantine_reason})" if before and before.quarantine_reason else ""
-    print(f"shotflow: shot '{shot.id}': {what} is now its clip{reason}; fal request {record.request_id} is {record.state}")
+    print(f"shotflow: shot '{shot.label}': {what} is now its clip{reason}; fal request {record.request_id} is {record.state}")
     if current:
         print(f"shotflow: the next `shotflow run {args.file}` uses it without paying")
     else:  # a continuing shot whose first frame cannot be made now: its request depends on that frame
@@ -170,13 +176,16 @@ def _kept_aside(plan: Plan, shot: ShotPlan, settings, journal, storyboard: str) 
         chain.append(at)
     ids = {s.id for s in chain}
     known = known_requests(replace(plan, shots=tuple(s for s in plan.shots if s.id in ids)), "fal", settings.cache_dir, settings)
-    if known.get(shot.label) is not None:  # the picked take
+    if known.get(shot.label) is not None:
         return ClipStore.key("fal", known[shot.label][0]), True
     wanted = same_storyboard(storyboard)
     kept = [
         r
         for r in journal.records()
-        if r.state == "quarantined" and r.shot == shot.id and r.storyboard and same_storyboard(r.storyboard) == wanted
+        if r.state == "quarantined"
+        and (r.shot, r.take) == (shot.id, shot.take)
+        and r.storyboard
+        and same_storyboard(r.storyboard) == wanted
     ]
     if not kept:
         raise ShotflowError(

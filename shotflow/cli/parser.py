@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shot", metavar="SHOT")
     p.add_argument("file", metavar="FILE", help="the storyboard the shot belongs to")
     p.add_argument("--clip", metavar="PATH", help="use this video file instead of the copy kept aside")
+    p.add_argument("--take", type=bounded_int(1, 1000), metavar="N", help="which take of the shot (default: the picked one)")
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="the vars of the run that paid for it")
     p.set_defaults(func=cmd_accept)
 

@@ -34,6 +34,7 @@ def run_report(result: dict, *, up_to_date: bool) -> dict:
         "last_clip_normalise_s": result.get("last_clip_normalise_s"),
         "exports": result.get("exports") or [],
         "shots": shots,
+        "failed_takes": result.get("failed_takes") or [],  # takes the video is not cut from: a re-run redoes them
     }
 
 
@@ -55,6 +56,8 @@ def print_summary(result: dict, *, up_to_date: bool) -> None:
         print(f"cost:          {result['cost']}")
     if result.get("earlier_video"):
         print(f"earlier video: {result['earlier_video']}")
+    for failed in result.get("failed_takes") or []:  # not cut into the video, but paid for or perhaps paid for
+        print(f"take failed:   {failed} (the video uses another take; `shotflow run` again redoes it)")
     print_exports(result.get("exports") or [])
     if not up_to_date:
         print(f"reused:        {reused} of {len(shots)} clips from the clip store")

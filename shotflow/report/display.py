@@ -58,6 +58,7 @@ class ShotDisplay:
         self.console = Console(file=self.stream)
         self.live_mode = self.console.is_terminal
         self.rows = {s.label: _Row() for s in plan.all_takes}  # a row per take
+        self.models = {s.label: s.model for s in plan.all_takes}
         self.assembly: AssemblyEvent | None = None
         self.started = time.monotonic()
         self.lock = threading.Lock()
@@ -113,8 +114,8 @@ class ShotDisplay:
             if event.kind == "done":
                 row.finished = now
             if not self.live and (label != old_label or event.kind in ("queued", "retrying")):
-                shot = self.plan.shot(event.shot)
-                line = f"[{now - self.started:6.1f}s] {event.shot:<{self.width}}  {shot.model:<16}  {label}"
+                model = self.models.get(event.shot, "")
+                line = f"[{now - self.started:6.1f}s] {event.shot:<{self.width}}  {model:<16}  {label}"
                 if detail:
                     line += f" ({detail})"
                 if row.request and event.kind in ("submitted", "reattached"):

@@ -136,8 +136,15 @@ def price(cost: Any) -> str:
 
 
 def forcing(shot: ShotPlan, does: str = "buys a new one") -> str:
-    """What `--force SHOT` does, at its price: "`--force a` buys a new one (about $1.40)"."""
-    return f"`--force {shot.id}` {does} ({price(shot.cost)})"
+    """What `--force SHOT` does, at its price: "`--force a` buys a new one (about $1.40)". A shot
+    with takes is forced whole (every take): the way to one more take is `shotflow reroll`."""
+    if shot.takes == 1:
+        return f"`--force {shot.id}` {does} ({price(shot.cost)})"
+    every = None if shot.cost is None else shot.cost * shot.takes
+    return (
+        f"`shotflow reroll STORYBOARD {shot.id}` buys one more take instead ({price(shot.cost)}); `--force {shot.id}` "
+        f"generates all {shot.takes} takes again ({price(every)})"
+    )
 
 
 def stopped_at(shot: ShotPlan, message: str) -> GenerationError:
@@ -191,6 +198,6 @@ def quarantined_error(shot: ShotPlan, request_id: str | None, where: str) -> Gen
     """A paid clip that failed verification and is kept aside (`where`: why, and where it is)."""
     return stopped_at(
         shot,
-        f"the clip of fal request {request_id} (paid for) failed verification{where}: `shotflow accept {shot.id}` "
-        f"uses it, {forcing(shot)}",
+        f"the clip of fal request {request_id} (paid for) failed verification{where}: `shotflow accept {shot.id}"
+        f"{f' STORYBOARD --take {shot.take}' if shot.takes > 1 else ''}` uses it, {forcing(shot)}",
     )
