@@ -215,6 +215,29 @@ def test_a_stored_clip_is_normalised_once_next_to_the_raw_one(mixed, tmp_path):
     assert normalise_stored(store, clip, shot, FADE) != first  # another recipe, another file
 
 
+def test_a_clip_asked_for_twice_at_once_is_normalised_once(mixed, tmp_path, monkeypatch):
+    """The early start's thread and the flow's normalise task may ask at the same time: the
+    second waits for the first one's file."""
+    import threading
+
+    from shotflow.assembly import normalise as normalising
+
+    store = ClipStore(tmp_path / "store")
+    shot = ShotPlan("s1", 0, None, "kling-v2", "fal-ai/x", {"prompt": "p"}, 1, "16:9", "720p", 160, 90, 24, True, None)
+    key = ClipStore.key("fal", shot)
+    stored = store.put(key, Path(shutil.copy(mixed[0], store.temp_path(key))))
+    clip = GeneratedClip("s1", getattr(stored, "path", stored), key, "fal", cache_hit=False)
+    made, real = [], normalising.normalise
+    monkeypatch.setattr(normalising, "normalise", lambda *a, **k: made.append(a[1]) or real(*a, **k))
+    results: list[Path] = []
+    callers = [threading.Thread(target=lambda: results.append(normalise_stored(store, clip, shot, CUT))) for _ in range(2)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(60)
+    assert len(made) == 1 and len(results) == 2 and results[0] == results[1] == made[0]
+
+
 def test_clips_checked_as_they_land_are_not_demuxed_again_by_the_join(mixed, tmp_path, monkeypatch):
     from shotflow.assembly import conformance
     from shotflow.assembly.pieces import pieces_folder

@@ -143,7 +143,10 @@ def test_only_a_run_that_starts_a_private_server_starts_early(tmp_path, monkeypa
 
 def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_way_is_waited_for(fake_fal, tmp_path):
     """With one slot, the early start generates one shot; the flow's task takes the other over
-    (the early thread never sends it) and waits for the one under way; each body is billed once."""
+    (the early thread never sends it) and waits for the one under way until its clip is stored,
+    not for the work after it (the normalisation); each body is billed once."""
+    import threading
+
     from shotflow.generation import early
     from shotflow.generation.choose import open_backend
     from shotflow.generation.limits import RunLimits
@@ -160,9 +163,15 @@ def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_
     fake_fal.hold()
     limits = RunLimits(1)
     after = []  # the work after each stored clip (the CLI normalises it): only for the shot generated early
+    proceed = threading.Event()
+
+    def after_work(shot, clip):
+        proceed.wait(60)
+        after.append((shot.id, clip.path.is_file()))
+
     run = early.EarlyGeneration(
         plan.shots, lambda: open_backend("fal", settings, key=fakefal.KEY, run_token="t1"), token="t1", limits=limits,
-        after=lambda shot, clip: after.append((shot.id, clip.path.is_file())),
+        after=after_work,
     )  # fmt: skip
     run.start()
     try:
@@ -173,9 +182,11 @@ def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_
         assert run.state[other] == early.LEFT
         fake_fal.release()
         early.wait_turn("t1", begun)  # under way: returns once its clip is in the store
-        assert run.state[begun] == early.DONE and run.clips[begun].cache_hit is False
-        assert after == [(begun, True)]
+        assert run.state[begun] == early.STORED and run.clips[begun].cache_hit is False
+        assert after == []  # the work after the clip goes on without holding the flow's task up
+        proceed.set()
         assert run.finish(10)
+        assert run.state[begun] == early.DONE and after == [(begun, True)]
         time.sleep(0.5)
         assert fake_fal.count("submit") == 1 and set(fake_fal.billed.values()) == {1}  # the early thread left `other` alone
         with open_backend("fal", settings, key=fakefal.KEY, run_token="t1") as backend:
@@ -184,6 +195,7 @@ def test_a_shot_whose_early_turn_has_not_come_is_left_to_the_flow_and_one_under_
         with open_backend("fal", settings, key=fakefal.KEY, run_token="t2") as backend:
             assert backend.generate(plan.shot(begun)).cache_hit is True  # another run reuses it
     finally:
+        proceed.set()
         fake_fal.release()
         run.close()
     assert fake_fal.count("submit") == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -44,16 +45,29 @@ def normalise_stored(store: ClipStore, clip: GeneratedClip, shot: ShotPlan, out:
     """The normalised version of a stored clip: made once, then found next to the raw clip.
 
     Its keyframes suit the cuts into and out of the shot's place (`shot.index`). A normalised
-    file older than its raw clip (the shot was generated again) is made again."""
+    file older than its raw clip (the shot was generated again) is made again. A second caller
+    in this process while it is being made (the early start's thread and the flow's task) waits
+    for it instead of making it too."""
     edges = clip_edges(out, shot.index)
     dst = normalised_path(store, clip.key, shot.seconds, out, edges)
     raw = Path(clip.path)
-    if _made_from(dst, raw):
-        return dst
-    try:
-        return normalise(raw, dst, out, seconds=shot.seconds, edges=edges)
-    except AssemblyError as exc:
-        raise AssemblyError(f"shot '{shot.id}': {exc}") from None
+    with _making(dst):
+        if _made_from(dst, raw):
+            return dst
+        try:
+            return normalise(raw, dst, out, seconds=shot.seconds, edges=edges)
+        except AssemblyError as exc:
+            raise AssemblyError(f"shot '{shot.id}': {exc}") from None
+
+
+_locks_lock = threading.Lock()
+_locks: dict[Path, threading.Lock] = {}
+
+
+def _making(dst: Path) -> threading.Lock:
+    """The one lock of normalised file `dst` in this process."""
+    with _locks_lock:
+        return _locks.setdefault(dst, threading.Lock())
 
 
 def clip_audio_stored(store: ClipStore, clip: GeneratedClip, shot: ShotPlan, out: OutputSpec) -> Path:
