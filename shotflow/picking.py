@@ -216,15 +216,16 @@ def apply_picks(
     picked: dict[str, int] = {}
     rerolls = []
     for shot_id, choice in offered.items():
+        request = plan.shot(shot_id).request  # picks and takes hold for this version of the shot (shotflow.picks)
         if shot_id in another:
             numbers = [t.take for t in plan.takes_of(shot_id)]
-            picks, take = picks.with_extra_take(shot_id, max(numbers), answer.prompts.get(shot_id))
+            picks, take = picks.with_extra_take(shot_id, max(numbers), answer.prompts.get(shot_id), request)
             rerolls.append((shot_id, take, answer.prompts.get(shot_id)))
             continue
         take = answer.picks.get(shot_id, _default(choice))
         if take not in choice.clips:
             raise AnswerRefused(f"shot '{shot_id}': take {take} cannot be picked (takes made: {listed(choice.takes)})")
-        picks = picks.with_pick(shot_id, take)
+        picks = picks.with_pick(shot_id, take, request)
         picked[shot_id] = take
     return PickOutcome(picks, tuple(rerolls), picked)
 

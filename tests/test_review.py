@@ -10,6 +10,7 @@ so a frame tells which take it is). A gate nobody answers ends the run without p
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import subprocess
@@ -54,6 +55,10 @@ def plan_of(text: str = STORYBOARD, picks: Picks | None = None):
     return plan_from_text(text, picks=picks or Picks(""))
 
 
+def picked(picks: Picks) -> dict[str, int]:
+    return {shot: pick.take for shot, pick in picks.picked.items()}
+
+
 # --- what the gates ask and what answers do (no Prefect) --------------------------------------
 
 
@@ -71,7 +76,7 @@ def test_gate_1_shows_every_take_and_its_price_and_skipping_a_shot_skips_what_co
 
     kept, budget = approve(plan, question.answer({"skip": ["boats"], "max_cost": None}), "preview")
     assert [(s.id, s.index) for s in kept.shots] == [("gulls", 0), ("storm", 1)]  # quay starts from boats: skipped too
-    assert {g.id for g in kept.generations} == {"gulls", "storm"} and budget is None
+    assert {g.id for g in kept.generations} == {"gulls", "storm"} and budget == Decimal(5)  # an empty field keeps it
     with pytest.raises(ReviewCancelled, match="nothing was paid"):
         approve(plan, question.answer({"approve": False}), "fal")
     with pytest.raises(AnswerRefused, match="no shot 'sea'"):
@@ -79,9 +84,22 @@ def test_gate_1_shows_every_take_and_its_price_and_skipping_a_shot_skips_what_co
     with pytest.raises(AnswerRefused, match="every shot"):
         approve(plan, Approval(skip=("boats", "gulls", "storm")), "fal")
     assert approve(plan, Approval(skip=("quay",)), "fal")[0].known_cost == Decimal("1.00")
-    with pytest.raises(AnswerRefused, match=r"over the budget of \$0.50: skip shots or raise the budget"):
+    with pytest.raises(AnswerRefused, match=r"over the budget of \$0.50: skip shots, or leave the budget as the run set it"):
         approve(plan, Approval(skip=("quay",), max_cost=Decimal("0.5")), "fal")
     assert approve(plan, Approval(skip=("quay", "storm"), max_cost=Decimal("0.8")), "fal")[0].known_cost == Decimal("0.8")
+    # the review lowers the run's budget, never raises it; an empty field keeps it
+    with pytest.raises(AnswerRefused, match=r"\$1000.00 is over the run's budget of \$5.00"):
+        question.answer({"max_cost": 1000})
+    assert question.answer({"max_cost": None}).max_cost == Decimal(5)
+    assert question.answer({"max_cost": 2}).max_cost == Decimal(2)
+    assert approval_question(plan, None, "fal").answer({"max_cost": 1000}).max_cost == Decimal(1000)  # none set: any
+
+
+def test_a_plan_planned_again_after_another_take_stays_reviewed_as_the_run_asked():
+    plan = plan_of(STORYBOARD.replace("review: true\n", ""))
+    asked = dataclasses.replace(plan, review=True, review_timeout=120)  # shotflow run --review
+    again = same_run(plan_of(STORYBOARD.replace("review: true\n", "")), asked)
+    assert again.review and again.review_timeout == 120
 
 
 def test_a_skipped_shot_leaves_the_other_cuts_as_written_and_a_plain_cut_where_an_overlap_no_longer_fits():
@@ -123,7 +141,10 @@ def test_gate_2_comes_once_per_level_and_another_take_is_numbered_saved_and_aske
         question.answer({ANOTHER: ["gulls", "boats"], NEW_PROMPT: "at dusk"})
     outcome = apply_picks(plan, Picks(str(tmp_path / "p.yaml")), question, answer, None, "fal")
     assert outcome.picked == {"boats": 2, "storm": 1} and outcome.rerolls == (("gulls", 3, "gulls at dusk"),)
-    assert outcome.picks.picked == {"boats": 2, "storm": 1} and outcome.picks.extra["gulls"][0].take == 3
+    assert picked(outcome.picks) == {"boats": 2, "storm": 1} and outcome.picks.extra["gulls"][0].take == 3
+    # for this version of each shot (an edited shot is another shot: its picks do not carry over)
+    assert outcome.picks.picked["boats"].applies(plan.shot("boats").request)
+    assert not outcome.picks.picked["boats"].applies(plan.shot("gulls").request)
 
     # planned again with the new take, for this run's shots: the question is new, so is its key
     again = same_run(plan_of(picks=outcome.picks), plan)
@@ -273,7 +294,7 @@ def test_a_reviewed_run_pauses_before_paying_pays_each_take_once_and_cuts_the_pi
         assert schema["properties"]["gulls"]["enum"] == [1, 2, 3] and schema["properties"]["boats"]["default"] == 2
         assert [b["prompt"] for b in fal_env.bodies()].count("gulls at dusk") == 1
         picks = load_picks(board.with_name("harbour.picks.yaml"))
-        assert picks.extra["gulls"][0].prompt == "gulls at dusk" and picks.picked["boats"] == 2
+        assert picks.extra["gulls"][0].prompt == "gulls at dusk" and picked(picks)["boats"] == 2
         assert resume(server, again, {"boats": 2, "gulls": 3})["status"] == "ACCEPT"
 
         gate = paused(server, "pick-level-2-", box)
@@ -289,7 +310,7 @@ def test_a_reviewed_run_pauses_before_paying_pays_each_take_once_and_cuts_the_pi
     result = state.result()
     assert [(s["id"]) for s in result["shots"]] == ["boats", "gulls", "quay"]
     assert set(fal_env.billed.values()) == {1} and len(fal_env.billed) == 7  # 2 + 3 + 2 takes, storm never
-    assert load_picks(board.with_name("harbour.picks.yaml")).picked == {"boats": 2, "gulls": 3, "quay": 2}
+    assert picked(load_picks(board.with_name("harbour.picks.yaml"))) == {"boats": 2, "gulls": 3, "quay": 2}
     assert_cut_from(out, Path(result["manifest"]), {"boats": 2, "gulls": 3, "quay": 2})
 
 

@@ -113,7 +113,7 @@ def test_the_picks_of_takes_are_made_in_the_prefect_ui_form_with_a_frame_of_ever
         shots = Path(os.environ.get("SHOTFLOW_SCREENSHOTS") or tmp_path / "screenshots")
         shots = shots if shots.is_absolute() else ROOT / shots
         shots.mkdir(parents=True, exist_ok=True)
-        resumed = []
+        posted = ""
         with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="shotflow-chromium-") as profile:
             browser = pw.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000}
@@ -123,7 +123,6 @@ def test_the_picks_of_takes_are_made_in_the_prefect_ui_form_with_a_frame_of_ever
                 browser.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
                 browser.set_default_timeout(WAIT_MS)
                 page = browser.new_page()
-                page.on("request", lambda r: resumed.append(r.post_data) if r.url.endswith(f"/{run_id}/resume") else None)
                 expect = sync_api.expect
                 expect.set_options(timeout=WAIT_MS)
 
@@ -144,8 +143,9 @@ def test_the_picks_of_takes_are_made_in_the_prefect_ui_form_with_a_frame_of_ever
                 page.locator(".p-pop-over-content").get_by_role("option", name="2", exact=True).click()
                 expect(field.locator(".p-select-button__value")).to_have_text("2")
                 page.screenshot(path=shots / "ui-review.png")
-                dialog.get_by_role("button", name="Submit").click()
-                wait_for("the form to be sent", lambda: resumed, 30)
+                with page.expect_request(lambda r: r.url.endswith(f"/{run_id}/resume")) as sent:
+                    dialog.get_by_role("button", name="Submit").click()
+                posted = sent.value.post_data or ""
 
                 # the gate's artifact shows the same frames
                 artifacts = api(
@@ -167,11 +167,16 @@ def test_the_picks_of_takes_are_made_in_the_prefect_ui_form_with_a_frame_of_ever
             state = api("GET", f"{base_api}/flow_runs/{run_id}").json()["state"]
             return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
-        state = wait_for("the run to finish", finished, 240, diagnostics=lambda: tail(log_path))
+        def history() -> str:
+            states = api("GET", f"{base_api}/flow_run_states/?flow_run_id={run_id}").json()
+            return "\n".join(f"{s['timestamp']} {s['name']}: {s['message'] or ''}" for s in states) + "\n" + tail(log_path)
+
+        state = wait_for("the run to finish", finished, 360, diagnostics=history)
         assert state["type"] == "COMPLETED", f"{state}\n{tail(log_path)}"
     finally:
         stop_group(serve, grace=30)
-    assert '"gulls":2' in resumed[0].replace(" ", ""), resumed
-    assert load_picks(pipelines / "harbour-picks.picks.yaml").picked == {"boats": 1, "gulls": 2}
+    assert '"gulls":2' in posted.replace(" ", ""), posted
+    picks = load_picks(pipelines / "harbour-picks.picks.yaml").picked
+    assert {shot: pick.take for shot, pick in picks.items()} == {"boats": 1, "gulls": 2}
     assert (tmp_path / "out" / "harbour-picks.mp4").is_file()
     assert (shots / "ui-review.png").stat().st_size > 10_000
