@@ -107,7 +107,16 @@ class ApprovalQuestion:
         )
 
     def answer(self, values: Mapping[str, Any]) -> Approval:
-        money = values.get("max_cost", self.budget)
+        """The answer as an Approval. The budget can only be lowered: the run's --max-cost (or the
+        deployment's max_cost) is what the person who started it allowed; empty keeps it."""
+        money = values.get("max_cost")
+        if money is None:
+            money = self.budget
+        elif self.budget is not None and Decimal(str(money)) > self.budget:
+            raise AnswerRefused(
+                f"max_cost: {usd(Decimal(str(money)))} is over the run's budget of {usd(self.budget)}: the review can "
+                "lower the budget, not raise it (start the run again with a higher --max-cost)"
+            )
         return Approval(
             approve=bool(values.get("approve", True)),
             skip=tuple(values.get("skip") or ()),
@@ -167,7 +176,7 @@ def approve(plan: Plan, answer: Approval, backend: str) -> tuple[Plan, Decimal |
         check_budget(kept, answer.max_cost, backend)
     except BudgetError as exc:
         said = str(exc).removesuffix("; nothing was started")  # it is not refused: asked again
-        raise AnswerRefused(f"{said}: skip shots or raise the budget") from None
+        raise AnswerRefused(f"{said}: skip shots, or leave the budget as the run set it") from None
     return kept, answer.max_cost
 
 
@@ -209,7 +218,12 @@ def same_run(fresh: Plan, like: Plan) -> Plan:
     """`fresh` (the storyboard planned again, e.g. with a take bought at gate 2) with the shots and
     output `like` has: the shots skipped at gate 1 stay skipped, the output path stays resolved."""
     keep = {s.id for s in like.shots}
-    return dataclasses.replace(without_shots(fresh, {s.id for s in fresh.shots} - keep), output=like.output)
+    return dataclasses.replace(
+        without_shots(fresh, {s.id for s in fresh.shots} - keep),
+        output=like.output,
+        review=like.review,  # a run reviewed through --review (or the flow's parameter) stays reviewed
+        review_timeout=like.review_timeout,
+    )
 
 
 # --- shared by the gates ---------------------------------------------------------------------
