@@ -22,12 +22,13 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shotflow.model import Plan
-from shotflow.settings import Settings
-from shotflow.store.clips import ClipStore
 from shotflow.store.digest import file_sha256
+
+if TYPE_CHECKING:  # `shotflow --version` reads shotflow_version here without the settings' pydantic
+    from shotflow.model import Plan
+    from shotflow.settings import Settings
 
 FINGERPRINT_VERSION = 1
 
@@ -96,6 +97,7 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
     from shotflow.errors import ShotflowError
     from shotflow.generation.known import known_requests
     from shotflow.report.manifest import read_manifest, sidecar
+    from shotflow.store.clips import ClipStore
 
     video = Path(plan.output.path)
     path = sidecar(video, "manifest.json")
