@@ -14,6 +14,7 @@ is refused before anything is paid.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -112,6 +113,43 @@ def _exports(manifest, formats) -> list[dict]:
     return export_each(manifest, formats)
 
 
+def _reviewer(plan, backend: str, settings):
+    """Who answers a reviewed run's gates: this terminal (prompts), or a person in the UI of the
+    Prefect server the run reports to; refused before anything is paid when nobody can (no
+    terminal, and a private server without a UI)."""
+    from shotflow.flows.earlystart import names_a_server
+
+    if sys.stdin.isatty():
+        from shotflow.cli.review import TerminalReview
+
+        print("shotflow: review: this run asks before paying, and for a pick of each shot's take, here", flush=True)
+        return TerminalReview(plan, settings.cache_dir / "review", backend=backend)
+    if not names_a_server():
+        raise ShotflowError(
+            f"{plan.source}: review: the run would wait for answers nobody can give: there is no terminal here, and "
+            "the run's private Prefect server has no UI. Run it in a terminal, or with `shotflow serve` running "
+            "(the gates then wait in its UI); nothing was sent"
+        )
+    url = os.environ.get("PREFECT_API_URL", "").removesuffix("/api") or "the Prefect UI"
+    print(f"shotflow: review: the run waits at its gates for answers in the Prefect UI ({url}/runs)", flush=True)
+    return None
+
+
+@contextlib.contextmanager
+def _answering(answerer):
+    """The flow's gates answered by `answerer` (in this process) while the run lasts."""
+    if answerer is None:
+        yield
+        return
+    from shotflow.flows.review import set_answerer
+
+    previous = set_answerer(answerer)
+    try:
+        yield
+    finally:
+        set_answerer(previous)
+
+
 def _render(args, report: dict) -> int:
     print(f"shotflow: reading {args.file}", flush=True)
     overrides = parse_vars(args.var)
@@ -134,6 +172,7 @@ def _render(args, report: dict) -> int:
     preflight(plan, backend=backend, settings=settings, max_cost=args.max_cost, force=args.force, force_descendants=consent)
     if args.backend is None and backend == "preview":
         print("shotflow: no FAL_KEY, so this is an offline preview (an animatic, $0); set FAL_KEY to generate for real")
+    answerer = _reviewer(plan, backend, settings) if plan.review else None
     print(
         f"shotflow: '{plan.title}': {len(plan.shots)} shots, {plan.final_seconds:g} s at "
         f"{plan.output.width}x{plan.output.height}, {backend} backend, " + run_cost(plan, backend)
@@ -148,7 +187,7 @@ def _render(args, report: dict) -> int:
     early = EarlyStart(
         plan, backend, settings, concurrency=total, model_limits=model_limits, force=args.force, on_stop=report_stop
     )
-    with Signals() as signals, early:
+    with Signals() as signals, early, _answering(answerer):
         try:
             server, api_url = open_prefect_api(meanwhile=early.wait_sent)  # the early requests go out first
             signals.server = server

@@ -56,7 +56,8 @@ class ShotDisplay:
         self.backend = backend
         self.stream = stream or sys.stdout
         self.console = Console(file=self.stream)
-        self.live_mode = self.console.is_terminal
+        # a reviewed run asks its questions on this terminal: lines, not a live table redrawn over the prompts
+        self.live_mode = self.console.is_terminal and not plan.review
         self.rows = {s.label: _Row() for s in plan.all_takes}  # a row per take
         self.models = {s.label: s.model for s in plan.all_takes}
         self.assembly: AssemblyEvent | None = None
