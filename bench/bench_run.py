@@ -119,10 +119,10 @@ def storyboard(folder: Path, tag: str) -> Path:
     return path
 
 
-def overlay(tree: Path) -> Path:
-    """A folder that, first on PYTHONPATH, makes `shotflow` (with its shell packages, which an
-    installed shotflow maps from the repository root) come from the checkout `tree`."""
-    top = Path(tempfile.mkdtemp(prefix="shotflow-bench-tree-"))
+def overlay(tree: Path, under: Path) -> Path:
+    """A folder (made in `under`) that, first on PYTHONPATH, makes `shotflow` (with its shell
+    packages, which an installed shotflow maps from the repository root) come from the checkout `tree`."""
+    top = Path(tempfile.mkdtemp(prefix="tree-", dir=under))
     package = top / "shotflow"
     package.mkdir()
     shell = ("flows", "tasks", "deployments")
@@ -313,7 +313,7 @@ def main() -> None:
         stagger(0.3, 0)
         run(warm, base / "cache-warm")
         stagger(latency, args.spread)
-        trees = {"this": None, **({"against": overlay(Path(args.against))} if args.against else {})}
+        trees = {"this": None, **({"against": overlay(Path(args.against), base)} if args.against else {})}
         runs: dict[str, list[tuple[dict, dict]]] = {name: [] for name in trees}
         for i in range(args.repeat):
             for name, tree in list(trees.items())[:: -1 if i % 2 else 1]:  # alternating which goes first
