@@ -141,3 +141,19 @@ def test_a_reviewed_run_with_nobody_to_answer_is_refused_before_paying(tmp_path,
     assert r.returncode == 1, r.stdout + r.stderr
     assert "nobody can give" in r.stderr and "nothing was sent" in r.stderr and "Traceback" not in r.stderr
     assert not fake_fal.billed
+
+
+def test_ctrl_c_while_a_gate_asks_stops_the_run_without_paying(tmp_path, fake_fal, clip_store):
+    board = tmp_path / "film.yaml"
+    board.write_text(BOARD)
+    env = fakefal.product_env(clip_store) | {"HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    term = Terminal(["run", "film.yaml", "--review"], tmp_path, env)
+    try:
+        term.expect("[Y/n]: ")
+        os.killpg(term.proc.pid, signal.SIGINT)  # what Ctrl-C sends
+        assert term.wait(timeout=60) != 0
+    finally:
+        term.close()
+    assert "nothing is paid" in term.text
+    assert not fake_fal.billed

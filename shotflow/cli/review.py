@@ -5,8 +5,8 @@ The questions and what an answer does are the gates' own (shotflow.review, shotf
 flow asks them through `flows.review.set_answerer`, which checks each answer with the same form
 as the UI's. Here each question is shown (the cost table; for the picks, a sheet of a frame of
 every take, written to a PNG whose path is printed and opened where a desktop is) and its
-fields asked one by one. The end of input cancels at the first gate (nothing is paid) and keeps
-the picks shown at the second.
+fields asked one by one. The end of input (or Ctrl-C while a question waits) cancels at the first
+gate (nothing is paid) and keeps the picks shown at the second.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
+from shotflow import interrupt
 from shotflow.model import Plan
 from shotflow.money import usd
 from shotflow.picking import PickQuestion
@@ -63,8 +65,16 @@ class TerminalReview:
                 self._say(f"  {exc}")
 
     def _read(self, prompt: str) -> str:
+        """A line typed in answer; EndOfInput at the end of input, or once Ctrl-C asked the run to stop."""
         self.out.write(prompt)
         self.out.flush()
+        try:
+            fd = self.given.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file: read it as it is
+            fd = None
+        while fd is not None and not select.select([fd], [], [], 0.25)[0]:
+            if interrupt.stop_requested():
+                raise EndOfInput
         line = self.given.readline()
         if not line:
             raise EndOfInput
