@@ -11,13 +11,8 @@ import base64
 import hashlib
 import io
 import json
-import os
-import pty
-import select
-import signal
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +23,7 @@ import pytest
 from fakefal import KEY
 from PIL import Image
 from shotflow.flows.render import render_storyboard
+from terminal import answer_once
 
 from shotflow.errors import ShotflowError
 from shotflow.model import FRAME_REF
@@ -229,35 +225,7 @@ def cli(*args: str, cwd: Path, env: dict, timeout: float = 300) -> subprocess.Co
 
 def on_a_terminal(args: list[str], answer: bytes, cwd: Path, env: dict) -> tuple[int, str]:
     """`shotflow run ARGS` with a terminal as stdin and stderr: answers its question with `answer`."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shotflow.cli", "run", *args], cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
-        start_new_session=True,
-    )  # fmt: skip
-    os.close(slave)
-    seen = b""
-    try:
-        deadline = time.monotonic() + 120
-        while b"[y/N]" not in seen and time.monotonic() < deadline and proc.poll() is None:
-            if select.select([master], [], [], 0.5)[0]:
-                seen += os.read(master, 4096)
-        assert b"[y/N]" in seen, seen.decode(errors="replace")
-        os.write(master, answer)
-        code = proc.wait(timeout=120)
-        while select.select([master], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the terminal's other end is closed
-                break
-            if not chunk:
-                break
-            seen += chunk
-        return code, seen.decode(errors="replace")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        os.close(master)
+    return answer_once(["run", *args], answer, cwd, env)
 
 
 def test_force_pays_again_for_the_descendants_only_with_consent(board, fal_env, clip_store, tmp_path):

@@ -4,18 +4,14 @@ the fake fal server)."""
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import fakefal
 import pytest
 import yaml
+from terminal import answer_once
 
 from shotflow.cli import main
 from shotflow.media.ffmpeg import ffmpeg_exe
@@ -116,35 +112,7 @@ def test_a_take_not_generated_yet_is_said_and_a_missing_take_lists_the_takes(cha
 
 def on_a_terminal(args: list[str], answer: bytes, cwd: Path, env: dict) -> tuple[int, str]:
     """`shotflow ARGS` with a terminal as stdin and stderr, answering its question with `answer`."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shotflow.cli", *args], cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
-        start_new_session=True,
-    )  # fmt: skip
-    os.close(slave)
-    seen = b""
-    try:
-        deadline = time.monotonic() + 60
-        while b"[y/N]" not in seen and time.monotonic() < deadline and proc.poll() is None:
-            if select.select([master], [], [], 0.5)[0]:
-                seen += os.read(master, 4096)
-        assert b"[y/N]" in seen, seen.decode(errors="replace")
-        os.write(master, answer)
-        code = proc.wait(timeout=60)
-        while select.select([master], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the other end is closed
-                break
-            if not chunk:
-                break
-            seen += chunk
-        return code, seen.decode(errors="replace")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        os.close(master)
+    return answer_once([*args], answer, cwd, env)
 
 
 def test_on_a_terminal_the_pick_asks_and_a_no_changes_nothing(chain, clip_store):

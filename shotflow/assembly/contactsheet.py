@@ -218,12 +218,7 @@ def contact_sheet(
     aspects = [f.width / f.height if f is not None else s.width / s.height for s, f in zip(shots, pictures)]
     boxes = [frame_box(a, thumb_width) for a in aspects]
 
-    pad = max(6, thumb_width // 24)
-    label_font, meta_font = _font(max(10, thumb_width // 18)), _font(max(9, thumb_width // 24))
-    line = lambda font: font.getbbox("Ag")[3] + 4  # noqa: E731
-    label_h = line(label_font) + 2 * line(meta_font) + pad // 2
-    header_font = _font(max(12, thumb_width // 12))
-    header_h = line(header_font) + pad if title else 0
+    pad, label_font, meta_font, header_font, label_h, header_h = _lettering(thumb_width, title)
     max_width = columns * (thumb_width + pad) + pad
     tiles, width, height = layout(boxes, max_width=max_width, pad=pad, label_h=label_h, top=header_h)
     if title:
@@ -245,10 +240,10 @@ def contact_sheet(
         name, model, cost = label_lines(i, shot, backend)
         ty = tile.label_y + pad // 3
         draw.text((tile.x, ty), _fit_text(name, label_font, tile.width), font=label_font, fill=TEXT)
-        ty += line(label_font)
+        ty += _line(label_font)
         for text in (model, cost):
             draw.text((tile.x, ty), _fit_text(text, meta_font, tile.width), font=meta_font, fill=DIM)
-            ty += line(meta_font)
+            ty += _line(meta_font)
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     with replacing(dst) as tmp:
@@ -263,6 +258,22 @@ def take_lines(shot: ShotPlan, backend: str, picked: bool) -> tuple[str, str, st
     """The three lines under a take: shot id and take (and "picked"); model and duration; cost."""
     name = f"{shot.id} · take {shot.take}" + (" · picked" if picked else "")
     return name, f"{shot.model} · {shot.seconds:g} s", cost_label(shot, backend)
+
+
+def _line(font) -> int:
+    """The height of one line of `font` on a sheet."""
+    return font.getbbox("Ag")[3] + 4
+
+
+def _lettering(thumb_width: int, title: str | None):
+    """A sheet's spacing and fonts for frames `thumb_width` wide: pad, the label's, meta's and
+    header's fonts, the height of a frame's label (a name and two lines) and of the header."""
+    pad = max(6, thumb_width // 24)
+    label_font, meta_font = _font(max(10, thumb_width // 18)), _font(max(9, thumb_width // 24))
+    header_font = _font(max(12, thumb_width // 12))
+    label_h = _line(label_font) + 2 * _line(meta_font) + pad // 2
+    header_h = _line(header_font) + pad if title else 0
+    return pad, label_font, meta_font, header_font, label_h, header_h
 
 
 def takes_sheet(
@@ -299,12 +310,7 @@ def takes_sheet(
         aspect = seen.width / seen.height if seen is not None else row[0][0].width / row[0][0].height
         boxes[shot_id] = frame_box(aspect, thumb_width)
 
-    pad = max(6, thumb_width // 24)
-    label_font, meta_font = _font(max(10, thumb_width // 18)), _font(max(9, thumb_width // 24))
-    line = lambda font: font.getbbox("Ag")[3] + 4  # noqa: E731
-    label_h = line(label_font) + 2 * line(meta_font) + pad // 2
-    header_font = _font(max(12, thumb_width // 12))
-    header_h = line(header_font) + pad if title else 0
+    pad, label_font, meta_font, header_font, label_h, header_h = _lettering(thumb_width, title)
     column = max(w for w, _ in boxes.values()) + pad
     width = pad + column * max(len(row) for row in rows.values())
     height = header_h + pad + sum(h + label_h + pad for _, h in boxes.values())
@@ -334,10 +340,10 @@ def takes_sheet(
             name, model, cost = take_lines(take, backend, chosen)
             ty = y + h + pad // 3
             draw.text((x, ty), _fit_text(name, label_font, column - pad), font=label_font, fill=PICKED if chosen else TEXT)
-            ty += line(label_font)
+            ty += _line(label_font)
             for text in (model, cost):
                 draw.text((x, ty), _fit_text(text, meta_font, column - pad), font=meta_font, fill=DIM)
-                ty += line(meta_font)
+                ty += _line(meta_font)
         y += h + label_h + pad
 
     dst = Path(dst)
