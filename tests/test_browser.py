@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fakefal import product_env
-from waiting import api, stop_group, tail, wait_for
+from waiting import api, shotflow_serve, tail, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
@@ -96,24 +95,7 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
     env.pop("PREFECT_API_URL", None)
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_RUNNER_POLL_FREQUENCY="2", SHOTFLOW_FAL_POLL_INTERVAL="0.1")
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        serve = subprocess.Popen(
-            [SHOTFLOW, "serve", "--pipelines", str(pipelines)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        printed = wait_for(
-            "serve to print the UI address",
-            lambda: re.search(r"Prefect UI at (http://\S+)", log_path.read_text()),
-            180,
-            diagnostics=lambda: tail(log_path),
-        )
-        base = printed.group(1)
+    with shotflow_serve(pipelines, tmp_path, env, log_path) as base:
         # the UI learns its API from /ui-settings: the port serve printed, not Prefect's default 4200
         assert httpx.get(f"{base}/ui-settings", timeout=10).json()["api_url"] == f"{base}/api"
         base_api = f"{base}/api"
@@ -209,7 +191,5 @@ def test_the_address_serve_prints_shows_deployments_runs_and_artifacts(tmp_path,
                 raise
             finally:
                 browser.close()
-    finally:
-        stop_group(serve, grace=30)
     for name in ("ui-deployments.png", "ui-run.png", "ui-artifacts.png", "ui-failed.png"):
         assert (shots / name).stat().st_size > 10_000, f"{shots / name} looks empty"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ import httpx
 import pytest
 from fakefal import product_env
 from test_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
-from waiting import api, stop_group, tail, wait_for
+from waiting import api, shotflow_serve, tail, wait_for
 
 from shotflow.picks import load_picks
 
@@ -67,24 +66,7 @@ def test_the_picks_of_takes_are_made_in_the_prefect_ui_form_with_a_frame_of_ever
     env.pop("PREFECT_API_URL", None)
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_RUNNER_POLL_FREQUENCY="2", SHOTFLOW_FAL_POLL_INTERVAL="0.1")
     log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        serve = subprocess.Popen(
-            [SHOTFLOW, "serve", "--pipelines", str(pipelines)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        printed = wait_for(
-            "serve to print the UI address",
-            lambda: re.search(r"Prefect UI at (http://\S+)", log_path.read_text()),
-            180,
-            diagnostics=lambda: tail(log_path),
-        )
-        base = printed.group(1)
+    with shotflow_serve(pipelines, tmp_path, env, log_path) as base:
         base_api = f"{base}/api"
 
         def deployment():
@@ -173,8 +155,6 @@ def test_the_picks_of_takes_are_made_in_the_prefect_ui_form_with_a_frame_of_ever
 
         state = wait_for("the run to finish", finished, 360, diagnostics=history)
         assert state["type"] == "COMPLETED", f"{state}\n{tail(log_path)}"
-    finally:
-        stop_group(serve, grace=30)
     assert '"gulls":2' in posted.replace(" ", ""), posted
     picks = load_picks(pipelines / "harbour-picks.picks.yaml").picked
     assert {shot: pick.take for shot, pick in picks.items()} == {"boats": 1, "gulls": 2}

@@ -5,8 +5,10 @@ group with a bounded wait; a real Prefect server for a test module."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,3 +93,30 @@ def prefect_server(home: Path, **options):
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def shotflow_serve(pipelines: Path, cwd: Path, env: dict, log_path: Path, timeout: float = 180):
+    """`shotflow serve --pipelines PIPELINES` running (its output in `log_path`): yields the Prefect UI
+    address it printed; stopped (its whole process group) on leaving."""
+    shotflow = str(Path(sys.executable).with_name("shotflow"))
+    with open(log_path, "wb") as log:
+        serve = subprocess.Popen(
+            [shotflow, "serve", "--pipelines", str(pipelines)],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        printed = wait_for(
+            "serve to print the UI address",
+            lambda: re.search(r"Prefect UI at (http://\S+)", log_path.read_text()),
+            timeout,
+            diagnostics=lambda: tail(log_path),
+        )
+        yield printed.group(1)
+    finally:
+        stop_group(serve, grace=30)
