@@ -535,6 +535,20 @@ def test_run_with_a_stale_prefect_api_url_says_what_to_do_in_two_lines(tmp_path)
     assert "Traceback" not in r.stderr
 
 
+def keep_aside(fake_fal, store, shot, request_id: str, **record) -> Path:
+    """A paid clip of `shot` (a ShotPlan as sent) that failed verification (2 s of 5), kept aside by
+    the clip store and journaled as quarantined, as the fal backend leaves one: where it is kept."""
+    key = store.key("fal", shot)
+    staged = store.root / "staged.mp4"
+    staged.write_bytes(fake_fal.clip(2).read_bytes())  # paid for 5 s, fal sent 2 s
+    kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
+    write_record(
+        store.root, key, shot=shot.id, state="quarantined", request_id=request_id, endpoint=shot.endpoint,
+        body_hash=shot.body_hash, quarantine_path=str(kept), quarantine_reason="lasts 2.00 s, expected 5 s", **record,
+    )  # fmt: skip
+    return kept
+
+
 def test_accept_takes_the_clip_kept_aside_into_the_store(fake_fal, clip_store, tmp_path):
     from shotflow.plan import load_plan
     from shotflow.store.clips import ClipStore
@@ -544,21 +558,7 @@ def test_accept_takes_the_clip_kept_aside_into_the_store(fake_fal, clip_store, t
     shot = load_plan(str(board)).shot("one")
     store = ClipStore(clip_store)
     key = ClipStore.key("fal", shot)
-    staged = clip_store / "staged.mp4"
-    staged.write_bytes(fake_fal.clip(2).read_bytes())  # paid for 5 s, fal sent 2 s
-    kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
-    write_record(
-        clip_store,
-        key,
-        shot="one",
-        state="quarantined",
-        request_id="req-q",
-        endpoint=shot.endpoint,
-        body_hash=shot.body_hash,
-        quarantine_path=str(kept),
-        quarantine_reason="lasts 2.00 s, expected 5 s",
-        submitted_at="2026-12-01T08:00:00+00:00",
-    )
+    kept = keep_aside(fake_fal, store, shot, "req-q", submitted_at="2026-12-01T08:00:00+00:00")
     r = shotflow("accept", "one", str(board))
     assert r.returncode == 0, r.stdout + r.stderr
     assert (
@@ -581,13 +581,7 @@ def test_accept_takes_the_clip_kept_aside_of_one_take(fake_fal, clip_store, tmp_
     take2 = load_plan(str(board)).takes_of("one")[1]
     store = ClipStore(clip_store)
     key = ClipStore.key("fal", take2)
-    staged = clip_store / "staged.mp4"
-    staged.write_bytes(fake_fal.clip(2).read_bytes())
-    kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
-    write_record(
-        clip_store, key, shot="one", take=2, state="quarantined", request_id="req-q2", endpoint=take2.endpoint,
-        body_hash=take2.body_hash, quarantine_path=str(kept), quarantine_reason="lasts 2.00 s, expected 5 s",
-    )  # fmt: skip
+    keep_aside(fake_fal, store, take2, "req-q2", take=2)
     r = shotflow("accept", "one", str(board))  # the picked take (1) has nothing kept aside
     assert r.returncode == 1 and "Traceback" not in r.stderr
     r = shotflow("accept", "one", str(board), "--take", "2")
@@ -622,42 +616,14 @@ def test_accept_takes_the_clip_kept_aside_of_a_shot_that_continues_another(fake_
     store.put(ClipStore.key("fal", plan.shot("one")), source)
     sent, _ = known_requests(plan, "fal", clip_store)["two"]  # two as the run sent it: one's last frame in its body
     key = ClipStore.key("fal", sent)
-    staged = clip_store / "staged.mp4"
-    staged.write_bytes(fake_fal.clip(2).read_bytes())
-    kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
-    write_record(
-        clip_store,
-        key,
-        shot="two",
-        state="quarantined",
-        request_id="req-two",
-        endpoint=sent.endpoint,
-        body_hash=sent.body_hash,
-        storyboard=str(board.resolve()),
-        quarantine_path=str(kept),
-        quarantine_reason="lasts 2.00 s, expected 5 s",
-        submitted_at="2026-12-01T08:00:00+00:00",
-    )
+    kept = keep_aside(fake_fal, store, sent, "req-two", storyboard=str(board.resolve()), submitted_at="2026-12-01T08:00:00+00:00")
     r = shotflow("accept", "two", str(board))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "shot 'two': the clip kept aside is now its clip" in r.stdout and "fal request req-two is downloaded" in r.stdout
     assert store.find(key) is not None and not kept.exists()
 
     # the source's clip is gone: two's request is no longer known from the plan; the journal still names it
-    staged.write_bytes(fake_fal.clip(2).read_bytes())
-    kept = store.quarantine(key, staged, "lasts 2.00 s, expected 5 s")
-    write_record(
-        clip_store,
-        key,
-        shot="two",
-        state="quarantined",
-        request_id="req-two",
-        endpoint=sent.endpoint,
-        body_hash=sent.body_hash,
-        storyboard=str(board.resolve()),
-        quarantine_path=str(kept),
-        quarantine_reason="lasts 2.00 s, expected 5 s",
-    )
+    kept = keep_aside(fake_fal, store, sent, "req-two", storyboard=str(board.resolve()))
     store.path(ClipStore.key("fal", plan.shot("one"))).unlink()
     elsewhere = tmp_path / "copy" / "chain.yaml"  # the same shots in another storyboard: not its request
     elsewhere.parent.mkdir()
