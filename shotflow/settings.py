@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shotflow.errors import ShotflowError
@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     # seconds to wait for another run holding a clip's journal lock (or the daily-budget lock)
     lock_timeout: float = Field(LOCK_TIMEOUT, gt=0, validation_alias="SHOTFLOW_LOCK_TIMEOUT")
 
+    # --- many machines (shotflow.store.team) ---------------------------------------------------
+    # where what workers share lives: unset (the clip store in SHOTFLOW_CACHE_DIR, as on one machine),
+    # or an object-store URL (s3://bucket/prefix; gs:// and az:// untested): SHOTFLOW_CACHE_DIR is
+    # then this machine's cache of it. A local folder here is the clip store itself (= the cache dir)
+    store: str | None = Field(None, validation_alias="SHOTFLOW_STORE")
+    # a Redis server every worker reaches: clips' leases are Redis locks (else conditional writes in
+    # the store). It may hold a password: messages show only its host, port and database
+    redis_url: str | None = Field(None, validation_alias="SHOTFLOW_REDIS_URL")
+    # seconds a clip's lease lives without a renewal: how long a dead worker's shot waits for another
+    lease_ttl: float = Field(30.0, ge=5, validation_alias="SHOTFLOW_LEASE_TTL")
+
     @field_validator("fal_key", mode="before")
     @classmethod
     def _strip_key(cls, value):
@@ -85,6 +96,27 @@ class Settings(BaseSettings):
             return Path(os.path.abspath(value.expanduser()))
         except RuntimeError as exc:  # "~someone" who is not a user here
             raise ValueError(f"cannot expand {str(value)!r} ({exc}): give the full path") from None
+
+    @model_validator(mode="after")
+    def _one_local_store(self):
+        # a local SHOTFLOW_STORE is the clip store, so it is the cache dir: one folder, one rule
+        value = (self.store or "").strip()
+        if not value or "://" in value and not value.startswith("file://"):
+            return self
+        folder = Path(os.path.abspath(Path(value.removeprefix("file://")).expanduser()))
+        if "cache_dir" in self.model_fields_set and self.cache_dir != folder:
+            raise ValueError(
+                f"SHOTFLOW_STORE={value} and SHOTFLOW_CACHE_DIR={self.cache_dir} name two local folders: a local "
+                "store is the clip store itself; set one of them"
+            )
+        self.cache_dir = folder
+        return self
+
+    @property
+    def shared_store(self) -> bool:
+        """Whether SHOTFLOW_STORE names an object store other machines share."""
+        value = (self.store or "").strip()
+        return "://" in value and not value.startswith("file://")
 
     @field_validator("daily_budget", mode="before")
     @classmethod
@@ -129,7 +161,8 @@ def get_settings() -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else "a setting"
-            got = "" if name == "FAL_KEY" else f" (got {err.get('input')!r})"
+            name = str(err["loc"][0]) if err["loc"] else "settings"
+            # never the key's value; a check of several settings gets them all (the key too) as input
+            got = "" if name == "FAL_KEY" or not err["loc"] else f" (got {err.get('input')!r})"
             lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}{got}")
         raise SettingsError("\n".join(lines)) from None
