@@ -5,7 +5,10 @@ scheduler (schedules would never fire); `shotflow run` uses one (without UI or s
 of Prefect's embedded server, which starts in the terminal's process group (so Ctrl-C killed it
 before the run's final state was written) and gives a fresh database only 20 s to prepare; the
 deployment tests use it to stand up a real server. The child gets its own session, so a Ctrl-C
-in the terminal never reaches it, and `stop()` escalates from SIGTERM to SIGKILL.
+in the terminal never reaches it, and `stop()` escalates from SIGTERM to SIGKILL. A server that
+belongs to one process (`with_parent=True`: a run's private server, `shotflow serve`'s) is also
+sent SIGTERM by the kernel when that process dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG,
+set by a two-line guard that then execs Prefect), so a killed run leaves no server behind.
 """
 
 from __future__ import annotations
@@ -49,6 +52,19 @@ def check_api(url: str, timeout: float = 5) -> None:
         )
 
 
+# Run as `python -c _DIE_WITH_PARENT PARENT_PID COMMAND...`: ask the kernel for a SIGTERM when the
+# parent dies (PR_SET_PDEATHSIG = 1; Linux only, elsewhere the guard just execs), give up if it died
+# already, then become COMMAND (the setting survives exec). Popen runs in the parent's main thread,
+# whose end is the process's end.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "try:\n    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
+    "except (OSError, AttributeError):\n    pass\n"
+    "if os.getppid() != int(sys.argv[1]):\n    sys.exit(0)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
 class PrefectServer:
     def __init__(
         self,
@@ -58,6 +74,7 @@ class PrefectServer:
         log: Path | None = None,
         start_timeout: float = 90,
         api_only: bool = False,
+        with_parent: bool = False,
     ):
         self.port = port or free_port()
         self.env = {**os.environ, **(env or {})}
@@ -82,6 +99,7 @@ class PrefectServer:
         for secret in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):  # the server never needs them
             self.env.pop(secret, None)
         self.log = log
+        self.with_parent = with_parent
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
         self.started = 0.0
@@ -98,12 +116,18 @@ class PrefectServer:
         """Launch the server and wait until it answers; `progress(elapsed)` is called every `every` s."""
         return self.launch().wait_ready(progress, every)
 
+    def command(self) -> list[str]:
+        return [prefect_exe(), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+
     def launch(self) -> "PrefectServer":
         """Start the process without waiting for it (the caller can do other work meanwhile)."""
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        command = self.command()
+        if self.with_parent:
+            command = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
         try:
             self.process = subprocess.Popen(
-                [prefect_exe(), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                command,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,6 +1,7 @@
 """PrefectServer.stop and stop_soon: the end of a run does not wait for its private server to exit,
 and leaves none behind (a detached reaper SIGKILLs one that ignores SIGTERM); `stop` waits, and
-escalates to SIGKILL itself."""
+escalates to SIGKILL itself. A server launched `with_parent` (a run's private server) ends when the
+process that launched it is SIGKILLed."""
 
 from __future__ import annotations
 
@@ -77,3 +78,47 @@ def test_stopping_a_server_that_already_exited_does_nothing():
     server.stop()
     server.kill_now()
     assert server.process.returncode == 0
+
+
+# a process that launches a stand-in server `with_parent`, says its pid, and waits to be killed
+LAUNCHER = """
+import sys, time
+from shotflow.deployments.server import PrefectServer
+
+class Sleeper(PrefectServer):
+    def command(self):
+        return [sys.executable, "-c", "import time; time.sleep(120)"]
+
+server = Sleeper(with_parent=True).launch()
+print(server.process.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_server_launched_with_its_parent_ends_when_the_parent_is_killed():
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        server_pid = int(launcher.stdout.readline())
+        time.sleep(0.5)  # the guard has set its death signal and exec'd the server
+        assert alive(server_pid)
+        launcher.kill()  # SIGKILL: nothing of the launcher runs to stop its server
+        launcher.wait(10)
+        deadline = time.monotonic() + 20
+        while alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(server_pid), "the server outlived the process that launched it"
+    finally:
+        for kill in (lambda: os.killpg(launcher.pid, signal.SIGKILL), lambda: os.kill(server_pid, signal.SIGKILL)):
+            try:
+                kill()
+            except (ProcessLookupError, NameError):
+                pass
+        launcher.stdout.close()

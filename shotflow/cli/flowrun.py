@@ -40,7 +40,9 @@ def open_prefect_api(meanwhile: Callable[[], object] = lambda: None):
             flush=True,
         )
         return None, reusable
-    server = PrefectServer(api_only=True, start_timeout=PREFECT_START_TIMEOUT, log=PrefectServer.temporary_log()).launch()
+    server = PrefectServer(
+        api_only=True, start_timeout=PREFECT_START_TIMEOUT, log=PrefectServer.temporary_log(), with_parent=True
+    ).launch()
     print(
         f"shotflow: starting Prefect: a private server at {server.ui_url} for this run "
         "(its first start prepares a database: up to a minute on a busy machine)...",

@@ -65,7 +65,7 @@ def cmd_serve(args) -> int:
             "shotflow: starting a private Prefect server on 127.0.0.1 (schedules need one; a first start prepares a database)...",
             flush=True,
         )
-        server = PrefectServer(start_timeout=300).launch()
+        server = PrefectServer(start_timeout=300, with_parent=True).launch()
     try:
         if server:  # waited for inside the try: a Ctrl-C meanwhile still stops it
             server.wait_ready(lambda s: print(f"shotflow: still starting Prefect ({s:.0f} s)...", flush=True))
