@@ -12,7 +12,9 @@ answers within the plan's `review_timeout` ends the run without paying for anyth
 paused run ends Cancelled, a suspended one is failed by the server ("never resumed").
 
 `set_answerer(fn)` lets the process that runs the flow answer instead (the CLI's terminal review):
-`fn(question)` returns the values of `question.fields` by name.
+`fn(question)` returns the values of `question.fields` by name. `abandon_pause(message)` is for
+that process's Ctrl-C: a paused run's wait does not see the stop flag, so the CLI ends the run
+Cancelled on the server itself (else the UI would offer to resume a run whose process is gone).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
-from prefect.states import Cancelling
+from prefect.states import Cancelled, Cancelling
 from shotflow.tasks.artifacts import artifact_key
 
 from shotflow.errors import ShotflowError
@@ -51,6 +53,7 @@ MAX_ROUNDS = 5  # answers refused in a row before a gate gives up
 Question = ApprovalQuestion | PickQuestion
 Answerer = Callable[[Question], Mapping[str, Any]]
 _answerer: Answerer | None = None
+_paused: Any = None  # the id of this process's flow run while it waits at a gate in pause_flow_run
 
 
 def set_answerer(answerer: Answerer | None) -> Answerer | None:
@@ -95,13 +98,37 @@ def ask(question: Question, description: str) -> Mapping[str, Any]:
         if deployment.id:  # a worker runs it: free it while waiting
             answer = suspend_flow_run(wait_for_input=form, key=question.key, timeout=question.timeout)
         else:
-            answer = pause_flow_run(wait_for_input=form, key=question.key, timeout=question.timeout, poll_interval=POLL_SECONDS)
+            global _paused
+            _paused = flow_run.id
+            try:
+                answer = pause_flow_run(
+                    wait_for_input=form, key=question.key, timeout=question.timeout, poll_interval=POLL_SECONDS
+                )
+            finally:
+                _paused = None
     except FlowPauseTimeout:
         what = "the review before paying" if isinstance(question, ApprovalQuestion) else "the pick of takes"
         message = f"{what} was not answered within {question.timeout} s: the run ends, paying for nothing more"
         _cancelling(message)
         raise ReviewCancelled(message) from None
     return answer.model_dump()
+
+
+def abandon_pause(message: str, api_url: str) -> bool:
+    """End Cancelled (with `message`) the flow run this process has waiting at a gate on the API
+    at `api_url`, if one waits; True if one did. For the process's Ctrl-C (from any thread):
+    nothing more is paid, and nobody is offered a form whose answer no process would read."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    run_id = _paused
+    if run_id is None:
+        return False
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+            client.set_flow_run_state(run_id, Cancelled(message=message), force=True)
+    except Exception:  # the server is gone too: the run is as stopped as it gets
+        return False
+    return True
 
 
 def _cancelling(message: str) -> None:

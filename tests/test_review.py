@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import io
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -448,6 +449,40 @@ def test_run_review_waits_for_approval_on_the_prefect_server_and_cancelling_ther
         stop_group(cli)
     text = log.read_text()
     assert code == 1 and "cancelled at the review before paying; nothing was paid" in text, text
+    assert not fal_env.jobs, "nothing was sent to fal"
+
+
+def test_ctrl_c_while_a_run_waits_at_the_review_in_the_ui_ends_it_cancelled_there_paying_nothing(server, fal_env, tmp_path):
+    board = tmp_path / "plain.yaml"
+    board.write_text(STORYBOARD.replace("review: true\n", ""))
+    env = {
+        **product_env(tmp_path / "cache"),
+        "PREFECT_API_URL": server.api_url,
+        "PREFECT_HOME": str(tmp_path / "client-home"),
+    }
+    shotflow = str(Path(sys.executable).with_name("shotflow"))
+    log = tmp_path / "run.log"
+    with open(log, "wb") as sink:
+        cli = subprocess.Popen(
+            [shotflow, "run", str(board), "--review", "--backend", "fal", "--out", str(tmp_path / "plain.mp4")],
+            env=env,
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        gate = paused(server, "approve-plan", log=log)
+        cli.send_signal(signal.SIGINT)
+        code = cli.wait(timeout=120)
+    finally:
+        stop_group(cli)
+    text = log.read_text()
+    assert code == 130, text
+    assert "cancelled on the Prefect server" in text, text
+    state = call(server, "GET", f"/flow_runs/{gate['id']}")["state"]
+    assert state["type"] == "CANCELLED" and "Ctrl-C" in state["message"], state
     assert not fal_env.jobs, "nothing was sent to fal"
 
 
