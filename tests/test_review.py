@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -419,7 +420,10 @@ def test_a_deployment_run_is_suspended_at_each_gate_and_executed_again_without_p
     assert_cut_from(out, out.with_name("harbour.manifest.json"), {"boats": 2, "gulls": 2, "quay": 1})
 
 
-def test_run_review_waits_for_approval_on_the_prefect_server_and_cancelling_there_pays_nothing(server, fal_env, tmp_path):
+@contextmanager
+def reviewed_run(server, tmp_path):
+    """`shotflow run --review` (no `review:` in the file) reporting to `server`, in its own session:
+    yields the process and its log; stopped on leaving."""
     board = tmp_path / "plain.yaml"
     board.write_text(STORYBOARD.replace("review: true\n", ""))  # --review asks all the same
     env = {
@@ -441,46 +445,29 @@ def test_run_review_waits_for_approval_on_the_prefect_server_and_cancelling_ther
             start_new_session=True,
         )
     try:
+        yield cli, log
+    finally:
+        stop_group(cli)
+
+
+def test_run_review_waits_for_approval_on_the_prefect_server_and_cancelling_there_pays_nothing(server, fal_env, tmp_path):
+    with reviewed_run(server, tmp_path) as (cli, log):
         gate = paused(server, "approve-plan", log=log)
         assert gate["state"]["name"] == "Paused"  # a process run: paused, not suspended
         assert resume(server, gate, {"approve": False})["status"] == "ACCEPT"
         code = cli.wait(timeout=120)
-    finally:
-        stop_group(cli)
     text = log.read_text()
     assert code == 1 and "cancelled at the review before paying; nothing was paid" in text, text
     assert not fal_env.jobs, "nothing was sent to fal"
 
 
 def test_ctrl_c_while_a_run_waits_at_the_review_in_the_ui_ends_it_cancelled_there_paying_nothing(server, fal_env, tmp_path):
-    board = tmp_path / "plain.yaml"
-    board.write_text(STORYBOARD.replace("review: true\n", ""))
-    env = {
-        **product_env(tmp_path / "cache"),
-        "PREFECT_API_URL": server.api_url,
-        "PREFECT_HOME": str(tmp_path / "client-home"),
-    }
-    shotflow = str(Path(sys.executable).with_name("shotflow"))
-    log = tmp_path / "run.log"
-    with open(log, "wb") as sink:
-        cli = subprocess.Popen(
-            [shotflow, "run", str(board), "--review", "--backend", "fal", "--out", str(tmp_path / "plain.mp4")],
-            env=env,
-            cwd=tmp_path,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
+    with reviewed_run(server, tmp_path) as (cli, log):
         gate = paused(server, "approve-plan", log=log)
         cli.send_signal(signal.SIGINT)
         code = cli.wait(timeout=120)
-    finally:
-        stop_group(cli)
     text = log.read_text()
-    assert code == 130, text
-    assert "cancelled on the Prefect server" in text, text
+    assert code == 130 and "cancelled on the Prefect server" in text, text
     state = call(server, "GET", f"/flow_runs/{gate['id']}")["state"]
     assert state["type"] == "CANCELLED" and "Ctrl-C" in state["message"], state
     assert not fal_env.jobs, "nothing was sent to fal"
