@@ -7,6 +7,11 @@ deployment's schedule, description and parameters. Two ways to run them:
 - `shotflow deploy --pool NAME`: registers them on a Prefect server for `prefect worker start`
   on a `process` work pool, creating the pool and the global concurrency limit on in-flight fal
   requests if missing (the path to many machines).
+
+Both carry the team's settings to the workers as the deployments' job variables (`team_env`):
+the shared store, the Redis address, the lease TTL, the S3 endpoint and region, and the name of
+the Secret block with what is secret (tasks/secrets.py). Secrets themselves are never written
+into a deployment: a Redis URL with a password belongs in that block.
 """
 
 from __future__ import annotations
@@ -24,6 +29,37 @@ from shotflow.storyboard.validate import validate_file
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = "flows/render.py:render_storyboard"
+
+
+def team_env(settings=None, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a deployment gives its workers' flow runs: the shared store's settings,
+    as set where `shotflow deploy` runs ({} on one machine: a local store needs nothing)."""
+    import os
+    from urllib.parse import urlsplit
+
+    settings = settings or get_settings()
+    environ = os.environ if environ is None else environ
+    if not settings.shared_store:
+        return {}
+    env = {"SHOTFLOW_STORE": settings.store.strip(), "SHOTFLOW_LEASE_TTL": f"{settings.lease_ttl:g}"}
+    if settings.secrets_block:
+        env["SHOTFLOW_SECRETS_BLOCK"] = settings.secrets_block
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_REGION"):
+        if environ.get(name, "").strip():
+            env[name] = environ[name].strip()
+    if settings.redis_url:
+        parts = urlsplit(settings.redis_url)
+        if parts.password or parts.username:
+            if not settings.secrets_block:
+                raise ShotflowError(
+                    f"SHOTFLOW_REDIS_URL holds a password ({parts.hostname}:{parts.port or 6379}): a deployment would "
+                    "show it to everyone who can read it. Put SHOTFLOW_REDIS_URL in a Prefect Secret block (a JSON "
+                    "object of environment variables) and name it in SHOTFLOW_SECRETS_BLOCK"
+                )
+            # left to the Secret block, which the flow applies for variables not already set
+        else:
+            env["SHOTFLOW_REDIS_URL"] = settings.redis_url
+    return env
 
 
 @dataclass(frozen=True)
@@ -134,6 +170,7 @@ def prefect_yaml(pool: str = "shotflow", folder: str | Path = ROOT / "pipelines"
     import yaml
 
     settings = get_settings()
+    env = team_env(settings)
     deployments = []
     for s in scheduled_storyboards(folder):
         deployments.append(
@@ -144,7 +181,7 @@ def prefect_yaml(pool: str = "shotflow", folder: str | Path = ROOT / "pipelines"
                 "tags": s.tags,
                 "parameters": s.parameters,
                 "schedules": [s.board.schedule.settings()],
-                "work_pool": {"name": pool},
+                "work_pool": {"name": pool, **({"job_variables": {"env": env}} if env else {})},
             }
         )
     config = {
@@ -186,6 +223,7 @@ def deploy(
     if not PREFECT_API_URL.value():
         raise ShotflowError("deploy needs a Prefect server: start one (prefect server start) and set PREFECT_API_URL")
     storyboards = scheduled_storyboards(folder)
+    env = team_env()
     ensure_work_pool(pool)
     ensure_concurrency_limit(limit_name or get_settings().concurrency_limit_name, limit)
     remote = flow.from_source(source=str(source), entrypoint=ENTRYPOINT)
@@ -198,6 +236,7 @@ def deploy(
             parameters=s.parameters,
             tags=s.tags,
             description=s.description,
+            job_variables={"env": env} if env else None,
             print_next_steps=False,
             build=False,
             push=False,

@@ -40,7 +40,7 @@ from shotflow.tasks.assemble import (
 from shotflow.tasks.export import export_timelines
 from shotflow.tasks.generate import generate_shot
 from shotflow.tasks.limits import close_limits, open_limits
-from shotflow.tasks.secrets import fal_key
+from shotflow.tasks.secrets import fal_key, load_secret_env
 
 from shotflow import interrupt
 from shotflow.assembly import contactsheet
@@ -101,6 +101,8 @@ def render_storyboard(
             the storyboard's review:).
     """
     logger = get_run_logger()
+    if applied := load_secret_env():  # a worker's secrets (SHOTFLOW_SECRETS_BLOCK), before anything reads the settings
+        logger.info(f"from the Secret block SHOTFLOW_SECRETS_BLOCK names: {', '.join(applied)}")
     settings = get_settings()
 
     def planned(picks=None):  # the storyboard's plan; again with the takes bought at a review gate

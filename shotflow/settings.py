@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias="SHOTFLOW_REDIS_URL")
     # seconds a clip's lease lives without a renewal: how long a dead worker's shot waits for another
     lease_ttl: float = Field(30.0, ge=5, validation_alias="SHOTFLOW_LEASE_TTL")
+    # name of a Prefect Secret block holding a JSON object of environment variables (AWS keys, a Redis
+    # URL with its password, FAL_KEY): a deployment's flow sets those not already set when it starts
+    secrets_block: str | None = Field(None, validation_alias="SHOTFLOW_SECRETS_BLOCK")
 
     @field_validator("fal_key", mode="before")
     @classmethod

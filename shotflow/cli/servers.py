@@ -114,7 +114,7 @@ def _stop_on_signals():
 
 
 def cmd_deploy(args) -> int:
-    from shotflow.deployments.storyboards import deploy, prefect_yaml
+    from shotflow.deployments.storyboards import deploy, prefect_yaml, team_env
 
     if args.prefect_yaml:
         write_file(args.prefect_yaml, prefect_yaml(args.pool, args.pipelines, args.limit))
@@ -124,5 +124,7 @@ def cmd_deploy(args) -> int:
     names = deploy(args.pool, folder=args.pipelines, source=args.source, limit=args.limit)
     for name in names:
         print(f"shotflow: deployed {name} to work pool '{args.pool}'")
+    if env := team_env():
+        print(f"shotflow: its runs get {', '.join(sorted(env))} (job variables; secrets stay in their Secret block)")
     print(f"shotflow: start a worker with: prefect worker start --pool {args.pool}")
     return 0
