@@ -15,6 +15,9 @@ Layout under `<root>/clips/`:
 - `.locks/<key>.lock` one flock per key: puts and finds of one key, from any thread or process,
   happen one at a time, so two runs sharing the store never race on a rename.
 
+With a shared store (SHOTFLOW_STORE=s3://...) this folder is the machine's cache of it:
+`shotflow.store.teamclips.TeamClipStore`, opened by `shotflow.store.team`.
+
 Nothing paid for is ever deleted here: every move goes through `shotflow.store.atomic` (rename,
 then fsync the folder), so a clip the journal calls downloaded survives a power cut.
 """
@@ -93,6 +96,12 @@ class ClipStore:
         with self._locked(key):
             found = self._find_locked(key)
         return found.path if found is not None else None
+
+    def locate(self, key: str) -> Path | None:
+        """The file of clip `key` if the store holds one, unchecked (`find` checks it); a shared
+        store's clip is fetched into the cache first (shotflow.store.teamclips)."""
+        path = self.path(key)
+        return path if path.is_file() else None
 
     def stored(self, key: str) -> StoredClip | None:
         """`find` with the clip's checked hash and size (for the journal)."""

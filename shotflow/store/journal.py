@@ -15,7 +15,8 @@ Layout: `<cache_dir>/jobs/<key>.json`, written by `shotflow.store.atomic.write_b
 is held while one process decides whether to submit, records what it submitted, updates the
 record or downloads the clip (`shotflow.store.locks.flocked`). The lock is re-entrant within a
 thread. The kernel drops it when its holder exits, even on SIGKILL, so there are no stale locks
-to break.
+to break. With a shared store (SHOTFLOW_STORE=s3://...) the records live in the store and the lock
+is the clip's lease: `shotflow.store.teamjournal.TeamJournal`, opened by `shotflow.store.team`.
 
 A record holds the shot id, endpoint, body hash, the request's URLs, the result's video URL, the
 state, UTC timestamps, the storyboard and estimated cost of the run that sent it, and the
@@ -222,23 +223,13 @@ class Journal:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise _unreadable(path, exc) from None
-        if not isinstance(data, dict):
-            raise _unreadable(path, f"it holds a JSON {type(data).__name__}, not an object")
-        try:
-            return JobRecord.from_json(data)
-        except (ValueError, TypeError) as exc:
-            raise _unreadable(path, exc) from None
+        return parse_record(path, text)
 
     def write(self, record: JobRecord) -> JobRecord:
         """Durably replace the record of `record.key` (Job's transitions are the only callers).
 
         Disk full: StoreFullError naming the journal file."""
-        record = replace(record, updated_at=now(), schema=SCHEMA)
-        data = json.dumps(record.to_json(), indent=2, sort_keys=True).encode()
+        record, data = encode_record(record)
         path = self.path(record.key)
         try:
             write_bytes_atomic(path, data)
@@ -284,6 +275,11 @@ class Journal:
 
     lock = submit_lock
 
+    def ensure_held(self, key: str) -> None:
+        """Raise (LeaseLost, a ShotflowError) if this thread no longer holds the lock of `key`: called
+        right before a paid POST. A flock cannot be lost while its holder lives, so here it never
+        raises; a shared store's lease can expire (shotflow.store.teamjournal)."""
+
     @contextmanager
     def _locked(self, key: str, *, timeout: float, poll: float = 0.02) -> Iterator[None]:
         """The flock on `<key>.lock`; a thread that already holds it just goes on."""
@@ -304,7 +300,27 @@ class Journal:
                 held.discard(token)
 
 
-def _unreadable(path: Path, why: Any) -> JournalError:
+def parse_record(path: Any, text: str | bytes) -> JobRecord:
+    """A record from its JSON; JournalError naming `path` (a file, or a store URL) if it cannot be read."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _unreadable(path, exc) from None
+    if not isinstance(data, dict):
+        raise _unreadable(path, f"it holds a JSON {type(data).__name__}, not an object")
+    try:
+        return JobRecord.from_json(data)
+    except (ValueError, TypeError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def encode_record(record: JobRecord) -> tuple[JobRecord, bytes]:
+    """The record as it is written (stamped now, schema 2) and its JSON."""
+    record = replace(record, updated_at=now(), schema=SCHEMA)
+    return record, json.dumps(record.to_json(), indent=2, sort_keys=True).encode()
+
+
+def _unreadable(path: Any, why: Any) -> JournalError:
     # never guess: treating it as absent could pay for a clip a second time
     return JournalError(
         f"{path}: unreadable job record ({why}); it may name a fal request already paid for. "

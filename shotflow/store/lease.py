@@ -25,7 +25,8 @@ seconds of its own (monotonic) time, whichever comes first, so a wrong clock del
 but cannot hurry one past a live holder's renewals. The new holder then reads the shared journal:
 the dead holder's intent record (written before its POST) makes the shot `uncertain` under the
 money-safety rules (/work/notes/issue9-design.md), so it is never sent again without `--force`.
-That wiring is not done yet (issue 14): this module only decides who may submit.
+This module only decides who may submit: the journal of a shared store takes a clip's lease as the
+clip's lock (shotflow.store.teamjournal), and the backend checks it right before the paid POST.
 """
 
 from __future__ import annotations

@@ -15,9 +15,11 @@ One store client and one coordination check per process and store URL.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from shotflow.settings import Settings
 from shotflow.store.clips import ClipStore
@@ -67,6 +69,14 @@ def open_clip_store(settings: Settings) -> ClipStore:
     from shotflow.store.teamclips import TeamClipStore
 
     return TeamClipStore(settings.cache_dir, shared)
+
+
+def clip_store_at(cache_dir: str | os.PathLike, settings: Settings | None = None) -> ClipStore:
+    """The clip store in `cache_dir`: the shared store's (cached there) when `cache_dir` is this
+    process's cache of SHOTFLOW_STORE, else the local store in that folder."""
+    if settings is not None and settings.shared_store and Path(cache_dir) == Path(settings.cache_dir):
+        return open_clip_store(settings)
+    return ClipStore(Path(cache_dir))
 
 
 def open_journal(settings: Settings) -> Journal:
