@@ -14,7 +14,9 @@ been billed without anyone knowing its id:
    `quarantined`: stop the shot and say what `--force` (or `shotflow accept`) does;
 5. otherwise, under the clip's journal lock (and the daily-budget lock), check the stop flag and
    the budget, write the intent, send the submit once (`submit.send_submit`) and journal its
-   outcome through the Job.
+   outcome through the Job. With a shared store the lock is the clip's lease: right before the
+   POST the backend checks it still holds it (`Journal.ensure_held`); a lease lost meanwhile
+   sends nothing (the intent becomes `refused`, not billed) and the shot is tried again later.
 
 A shot that continues another (continuity) arrives resolved: its body holds frame references
 and its key their hashes; one that is not is refused before anything is paid. The body sent is
@@ -52,6 +54,7 @@ from shotflow.model import GeneratedClip, OnEvent, ShotEvent, ShotPlan, ignore_e
 from shotflow.settings import Settings, get_settings
 from shotflow.store.clips import ClipStore
 from shotflow.store.journal import LIVE, JobRecord, Journal, LockTimeout
+from shotflow.store.lease import LeaseLost
 
 
 class FalBackend:
@@ -85,7 +88,7 @@ class FalBackend:
         self.scrub = Scrubber(key)
         self.fal = fal_client.SyncClient(key=key)
         self.store = store
-        self.journal = journal or Journal(store.root / "jobs", lock_timeout=self.settings.lock_timeout)
+        self.journal = journal or _journal_of(store, self.settings)
         self.storyboard = storyboard
         self.run_token = run_token
 
@@ -193,6 +196,15 @@ class FalBackend:
             if interrupt.stop_requested():
                 job.refused("stopped before submitting (Ctrl-C): nothing was sent", permanent=False)
                 raise Interrupted(shot.label)
+            try:  # a shared store's lease can expire (its renewals could not reach the store)
+                self.journal.ensure_held(key)
+            except LeaseLost as exc:
+                why = f"lease lost before sending: nothing was sent ({exc})"
+                try:
+                    job.refused(why, permanent=False)
+                except ShotflowError:
+                    pass  # another worker took the clip over and changed its record: it decides now
+                raise RetryLater(shot.label, f"{why}; the next attempt reads the journal again") from None
 
         outcome = send_submit(
             self.fal,
@@ -311,6 +323,16 @@ class FalBackend:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+def _journal_of(store: ClipStore, settings: Settings) -> Journal:
+    """The journal that goes with `store`: the shared store's for a TeamClipStore, else the local one."""
+    team = getattr(store, "team", None)
+    if team is not None:
+        from shotflow.store.teamjournal import TeamJournal
+
+        return TeamJournal(store.root, team, lock_timeout=settings.lock_timeout)
+    return Journal(store.root / "jobs", lock_timeout=settings.lock_timeout)
 
 
 def accept_clip(journal: Journal, store: ClipStore, key: str, file=None) -> JobRecord:

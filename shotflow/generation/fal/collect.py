@@ -2,7 +2,8 @@
 
 `Collector.run` waits for the request (status polls), fetches its result (the video URL, kept in
 the record), and downloads and verifies the clip under the clip's lock (re-checking the store
-after taking it, so two runs never download it twice). Every step moves the `Job` through its
+after taking it, so two runs never download it twice; with a shared store the clip is in the
+store before the record says `downloaded`, and an upload that fails is tried again later). Every step moves the `Job` through its
 transitions (shotflow.generation.fal.job); nothing here writes the journal itself.
 
 What each outcome means: a download that fails keeps the request `completed` with its URL and
@@ -41,6 +42,7 @@ from shotflow.generation.retry import RetryLater, RetryPolicy
 from shotflow.interrupt import Interrupted
 from shotflow.model import GeneratedClip, ShotEvent, ShotPlan
 from shotflow.store.journal import JobRecord
+from shotflow.store.shared import SharedStoreError
 
 if TYPE_CHECKING:
     from shotflow.generation.fal.backend import FalBackend
@@ -209,6 +211,12 @@ class Collector:
                 )
             except DownloadError as exc:
                 return self._download_failed(exc)
+            except SharedStoreError as exc:  # fetched and checked here, but not in the shared store yet
+                raise RetryLater(
+                    self.shot.label,
+                    f"fal request {rid}: its clip is downloaded on this machine but could not be put in the shared "
+                    f"store ({exc}); the next attempt puts it there, without paying again",
+                ) from None
             self.job.downloaded(stored)
         return GeneratedClip(
             self.shot.id, stored.path, key, self.backend.name, cache_hit=False, request_id=rid, take=self.shot.take
