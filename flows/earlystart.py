@@ -152,9 +152,9 @@ class EarlyStart:
     def _normaliser(self):
         """Each clip brought to the output spec as soon as it is stored (cached next to it, where the
         flow's normalise task finds it) and checked for the join, no more encodes at once than cores."""
-        from shotflow.store.clips import ClipStore
+        from shotflow.store.team import open_clip_store
 
-        store, output = ClipStore(self.settings.cache_dir), self.plan.output
+        store, output = open_clip_store(self.settings), self.plan.output
         encoders = threading.BoundedSemaphore(os.cpu_count() or 2)
 
         picked = {s.label for s in self.plan.shots}

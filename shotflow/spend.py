@@ -109,9 +109,9 @@ def paid_for(plan: Plan, settings: Settings, force: Collection[str] = ()) -> lis
     forced shots and what continues them."""
     from shotflow.generation.known import known_requests
     from shotflow.store.clips import ClipStore
-    from shotflow.store.journal import Journal
+    from shotflow.store.team import open_journal
 
-    journal = Journal.in_cache(settings.cache_dir, lock_timeout=settings.lock_timeout)
+    journal = open_journal(settings)
     replaced = same_clip(plan, force, settings)
     again = set(force) | {s.id for s in _continuing(plan, replaced)}
     # a shot sharing a forced shot's clip pays nothing itself, but what continues it is not known
@@ -138,10 +138,10 @@ def budget_problems(plan: Plan, settings: Settings, force: Collection[str] = ())
     budget = settings.daily_budget
     if budget is None:
         return []
-    from shotflow.store.journal import Journal
     from shotflow.store.ledger import spent_on_day, today
+    from shotflow.store.team import open_journal
 
-    journal = Journal.in_cache(settings.cache_dir, lock_timeout=settings.lock_timeout)
+    journal = open_journal(settings)
     paying, unpriced, to_pay = [], [], Decimal(0)
     for shot in paid_for(plan, settings, force):
         paying.append(shot.label)

@@ -15,7 +15,7 @@ from shotflow.assembly import conformance, contactsheet, join, normalise, soundt
 from shotflow.assembly.pieces import pieces_folder
 from shotflow.model import GeneratedClip, OutputSpec, Plan, ShotPlan
 from shotflow.settings import get_settings
-from shotflow.store.clips import ClipStore
+from shotflow.store.team import open_clip_store
 
 # ffmpeg is CPU-bound: more encodes at once than cores only slows each one down
 _encoders = threading.BoundedSemaphore(os.cpu_count() or 2)
@@ -26,7 +26,7 @@ def normalise_clip(clip: GeneratedClip, shot: ShotPlan, output: OutputSpec) -> P
     """The clip brought to the output spec by the one fixed recipe, cached next to the raw clip, and
     checked against it as it lands (the join then checks only the last clip)."""
     with _encoders:
-        return conformance.normalise_checked(ClipStore(get_settings().cache_dir), clip, shot, output)
+        return conformance.normalise_checked(open_clip_store(get_settings()), clip, shot, output)
 
 
 def pieces_dir() -> Path:
@@ -52,7 +52,7 @@ def join_clips(normalised: list[Path], durations: list[int], output: OutputSpec,
 def clip_audio(clip: GeneratedClip, shot: ShotPlan, output: OutputSpec) -> Path:
     """The clip's sound as the recipe makes it, a WAV kept beside the raw clip: for a cut join's
     soundtrack, encoded before the last clip's video is normalised. Takes no encoder slot (cheap)."""
-    return normalise.clip_audio_stored(ClipStore(get_settings().cache_dir), clip, shot, output)
+    return normalise.clip_audio_stored(open_clip_store(get_settings()), clip, shot, output)
 
 
 @task(name="encode-soundtrack", cache_policy=NO_CACHE)

@@ -17,9 +17,9 @@ from shotflow.settings import get_settings
 
 
 def _journal(settings):
-    from shotflow.store.journal import Journal
+    from shotflow.store.team import open_journal  # the shared store's (SHOTFLOW_STORE) when there is one
 
-    return Journal.in_cache(settings.cache_dir, lock_timeout=settings.lock_timeout)
+    return open_journal(settings)
 
 
 def _short_time(stamp: str | None) -> str:
@@ -133,7 +133,7 @@ def cmd_cancel(args) -> int:
 
 def cmd_accept(args) -> int:
     from shotflow.generation.fal.backend import accept_clip
-    from shotflow.store.clips import ClipStore
+    from shotflow.store.team import open_clip_store
 
     plan = load_plan(args.file, vars=parse_vars(args.var))
     shot = plan.shot(args.shot)
@@ -147,7 +147,7 @@ def cmd_accept(args) -> int:
     journal = _journal(settings)
     key, current = _kept_aside(plan, shot, settings, journal, args.file)
     before = journal.read(key)
-    record = accept_clip(journal, ClipStore(settings.cache_dir), key, args.clip)
+    record = accept_clip(journal, open_clip_store(settings), key, args.clip)
     what = f"your file {args.clip}" if args.clip else "the clip kept aside"
     reason = f" (it had been kept aside because: {before.quarantine_reason})" if before and before.quarantine_reason else ""
     print(f"shotflow: shot '{shot.label}': {what} is now its clip{reason}; fal request {record.request_id} is {record.state}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shotflow.errors import MissingKeyError, ShotflowError
 from shotflow.generation.backend import Backend
 from shotflow.settings import Settings
-from shotflow.store.clips import ClipStore
+from shotflow.store.team import open_clip_store
 
 NO_KEY = (
     "no fal key: set FAL_KEY (or SHOTFLOW_FAL_KEY_BLOCK to the name of a Prefect Secret block "
@@ -29,7 +29,7 @@ def open_backend(
 ) -> Backend:
     """The backend `name`; `storyboard` (the run's file, or inline name) is recorded with each
     paid request, for the ledger; `run_token` too (see FalBackend)."""
-    store = ClipStore(settings.cache_dir)
+    store = open_clip_store(settings)  # the shared store's (SHOTFLOW_STORE) when there is one
     if name == "preview":
         from shotflow.generation.preview import PreviewBackend
 

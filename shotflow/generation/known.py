@@ -24,6 +24,7 @@ from shotflow.generation import continuity
 from shotflow.model import GeneratedClip, Plan, ShotPlan
 from shotflow.settings import Settings
 from shotflow.store.clips import ClipStore
+from shotflow.store.team import clip_store_at
 
 
 def known_requests(
@@ -35,7 +36,7 @@ def known_requests(
     that continues another starts from its source's picked take. `made_again`: shot ids whose
     clips this run makes again whatever the store holds (forced): their dependents are not known.
     `settings`: how long fetching a still not stored yet may stall (continuity.resolve)."""
-    store = ClipStore(Path(cache_dir))
+    store = clip_store_at(cache_dir, settings)  # a shared store's clip is fetched into the cache
     known: dict[str, tuple[ShotPlan, Path | None] | None] = {}
     for picked in plan.order:  # a source before the shots that continue it
         upstream = None
@@ -52,8 +53,7 @@ def known_requests(
         for shot in plan.takes_of(picked.id):
             try:
                 resolved = continuity.resolve(shot, upstream, cache_dir, settings)
-                path = store.path(ClipStore.key(backend, resolved))
-                known[shot.label] = (resolved, path if path.is_file() else None)
+                known[shot.label] = (resolved, store.locate(ClipStore.key(backend, resolved)))
             except ShotflowError:  # a still that cannot be had now: the run reports it, before paying
                 known[shot.label] = None
     return known

@@ -98,6 +98,7 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
     from shotflow.generation.known import known_requests
     from shotflow.report.manifest import read_manifest, sidecar
     from shotflow.store.clips import ClipStore
+    from shotflow.store.team import clip_store_at
 
     video = Path(plan.output.path)
     path = sidecar(video, "manifest.json")
@@ -134,7 +135,7 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
             | {k for k in now["inputs"] if (stored.get("inputs") or {}).get(k) != now["inputs"][k]}
         )
         return Verdict(False, f"input file(s) changed: {', '.join(changed)}", manifest, path)
-    store = ClipStore(cache_dir)
+    store = clip_store_at(cache_dir, settings)
     recorded = {s.get("id"): s for s in manifest.get("shots") or []}
     picked = {s.label for s in plan.shots}
     for shot in plan.all_takes:  # every take's clip, and the picked ones the video was made of
