@@ -7,6 +7,8 @@ generated, so a run that cannot finish stops while it has cost nothing. It check
   not the storyboard, not an input file, not inside the clip store and journal
   (`Settings.cache_dir`), its folder exists or can be created, and a probe file can be written
   there;
+- a shared store (SHOTFLOW_STORE=s3://...): reachable, and it keeps two machines from paying for
+  one shot (conditional writes, or a Redis server that answers), else the run stops here;
 - every input file (the soundtrack): it exists, is a file, and holds an audio stream;
 - vars whose values end up in paths: no path separator, `..`, leading `/` or `~`, or NUL, so a
   value given by someone else (a deployment parameter, a UI run) cannot climb out of the
@@ -79,7 +81,7 @@ def preflight(
     check_budget(plan, max_cost, backend or "")
     settings = settings or get_settings()
     base = Path(cwd) if cwd is not None else Path.cwd()
-    problems: list[Check] = []
+    problems: list[Check] = store_problems(settings)
     refused = {var.where for var in plan.path_vars if var_problem(var.value)}
     problems += var_problems(plan)
     # a path a refused var went into is not looked at (nor probed: it may point anywhere); the
@@ -99,6 +101,36 @@ def preflight(
     if problems:
         raise PreflightError(problems)
     return output
+
+
+# --- the shared store -----------------------------------------------------------------------
+
+
+def store_problems(settings: Settings) -> list[Check]:
+    """A shared store (SHOTFLOW_STORE=s3://...) answers, keeps two machines from paying for one shot
+    (shotflow.store.coordination: conditional writes, or Redis), and its Redis answers when set."""
+    if not settings.shared_store:
+        return []
+    from shotflow.store.coordination import redis_location
+    from shotflow.store.shared import SharedStoreError
+    from shotflow.store.team import team
+
+    try:
+        shared = team(settings)
+    except SharedStoreError as exc:
+        return [Check("SHOTFLOW_STORE", None, str(exc))]
+    except Exception as exc:  # the store's client failing before any answer (e.g. botocore's connection errors)
+        return [Check("SHOTFLOW_STORE", None, f"{settings.store} cannot be reached ({type(exc).__name__}: {exc})")]
+    if shared is None or shared.coordination.mode != "redis":
+        return []
+    import redis
+
+    url = shared.coordination.redis_url or ""
+    try:
+        redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:  # its text names host and port, never the URL's password
+        return [Check("SHOTFLOW_REDIS_URL", None, f"the Redis server at {redis_location(url)} does not answer ({exc})")]
+    return []
 
 
 # --- vars in paths --------------------------------------------------------------------------

@@ -22,6 +22,8 @@ the store:
 - `pieces/`: the join's overlaps, sound spans and checks, remade by the next render that needs them.
 - Never touched: the journal (`jobs/`), `clips/quarantine/`, `clips/corrupt/`, locks, picks.
 
+A store shared by many machines (SHOTFLOW_STORE=s3://...) is refused: not supported yet.
+
 Anything changed in the last `recent` seconds (an hour) stays: a run may be using it. `sweep`
 deletes under each clip's store and journal locks, checking again that the record is settled.
 """
@@ -36,7 +38,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shotflow.errors import ShotflowError
 from shotflow.money import usd
+from shotflow.settings import Settings, get_settings
 from shotflow.store.clips import ClipStore
 from shotflow.store.digest import file_sha256
 from shotflow.store.journal import JobRecord, Journal, JournalError
@@ -98,7 +102,10 @@ def survey(
     now: float | None = None,
     recent: float = RECENT,
 ) -> Survey:
-    """What `sweep` would delete from the store at `cache_dir`, and what stays although nothing needs it."""
+    """What `sweep` would delete from the store at `cache_dir`, and what stays although nothing needs it.
+
+    Refused (ShotflowError) when SHOTFLOW_STORE is shared by many machines: see `refuse_shared`."""
+    refuse_shared()
     root = Path(cache_dir)
     now = time.time() if now is None else now
     found = Survey(root)
@@ -174,6 +181,7 @@ def survey(
 def sweep(found: Survey) -> tuple[list[Entry], list[tuple[Entry, str]]]:
     """Delete what `found` lists; returns what was deleted, and what was not, with why (changed
     since, or its request came alive: a run is using it)."""
+    refuse_shared()
     store = ClipStore(found.root)
     journal = Journal.in_cache(found.root, lock_timeout=1.0)
     deleted, skipped = [], []
@@ -198,6 +206,18 @@ def sweep(found: Survey) -> tuple[list[Entry], list[tuple[Entry, str]]]:
         except JournalError as exc:  # its lock is held by a run, or its record became unreadable
             skipped.append((entry, str(exc)))
     return deleted, skipped
+
+
+def refuse_shared(settings: Settings | None = None) -> None:
+    """ShotflowError when SHOTFLOW_STORE is an object store many machines share: what other workers'
+    runs need is not known here, and their journal and clips are not in this folder. Not supported yet."""
+    settings = settings or get_settings()
+    if settings.shared_store:
+        raise ShotflowError(
+            f"gc: SHOTFLOW_STORE={settings.store} is shared by many machines, and shotflow gc prunes only a local "
+            f"clip store (a shared one is not supported yet): nothing was deleted. {settings.cache_dir} is only this "
+            "machine's cache of it"
+        )
 
 
 # --- the parts ---------------------------------------------------------------------------------
