@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo lint test test-slow bench schema screenshots clean
+.PHONY: demo lint test test-slow bench schema screenshots clean cluster-demo cluster-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_assembly.py
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_store.py
+
+# a team's cluster on this machine (tests/cluster.py): a Prefect server, Redis, an S3 endpoint (moto), the fake
+# fal server, a work pool and two workers; renders the three storyboards of tests/fixtures/cluster (sharing 4
+# shots), prints where the videos are and keeps running (pid file .shotflow/cluster/cluster.pid)
+cluster-demo: $(STAMP)
+	$(BIN)/python tests/cluster.py up
+
+cluster-down:
+	$(BIN)/python tests/cluster.py down
 
 schema: $(STAMP)
 	$(BIN)/shotflow schema -o storyboard.schema.json
