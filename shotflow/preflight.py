@@ -7,6 +7,8 @@ generated, so a run that cannot finish stops while it has cost nothing. It check
   not the storyboard, not an input file, not inside the clip store and journal
   (`Settings.cache_dir`), its folder exists or can be created, and a probe file can be written
   there;
+  an output that is a URL of the shared store (`s3://bucket/prefix/x.mp4`, shotflow.store.publish)
+  is in SHOTFLOW_STORE, names a key and an extension shotflow writes; it is rendered in the cache;
 - a shared store (SHOTFLOW_STORE=s3://...): reachable, and it keeps two machines from paying for
   one shot (conditional writes, or a Redis server that answers), else the run stops here;
 - every input file (the soundtrack): it exists, is a file, and holds an audio stream;
@@ -39,6 +41,7 @@ from shotflow.model import SIDECARS, PathVar, Plan
 from shotflow.plan import check_budget
 from shotflow.settings import Settings, get_settings
 from shotflow.spend import budget_problems, consent_problems
+from shotflow.store.publish import is_store_url, render_path, url_key
 from shotflow.storyboard.paths import output_path
 
 
@@ -202,6 +205,8 @@ def output_problems(plan: Plan, settings: Settings, base: Path) -> tuple[Path, l
         return Path(shown), [Check(shown, None, "the output path contains a NUL character")]
     if text.startswith("~"):
         return Path(text), [Check(text, None, "the output path starts with '~', which is not expanded: give the full path")]
+    if is_store_url(text):  # rendered in the cache, then published at that key (shotflow.store.publish)
+        return store_output_problems(text, settings)
     output = output_path(text, base)
     problems: list[Check] = []
 
@@ -239,6 +244,27 @@ def output_problems(plan: Plan, settings: Settings, base: Path) -> tuple[Path, l
 
     problems += folder_problems(output.parent)
     return output, problems
+
+
+def store_output_problems(url: str, settings: Settings) -> tuple[Path, list[Check]]:
+    """An output that is a URL of the shared store: where it is rendered here (the cache) and what
+    stops it (no shared store, another store, not a key, an extension shotflow does not write)."""
+    from shotflow.assembly.formats import OUTPUT_FORMATS
+    from shotflow.store.shared import SharedStoreError
+    from shotflow.store.team import store_location
+
+    try:
+        key = url_key(url, store_location(settings))
+    except SharedStoreError as exc:
+        return Path(settings.cache_dir) / "outputs", [Check(url, None, str(exc).removeprefix(f"{url}: "))]
+    output = render_path(settings.cache_dir, key)
+    problems = []
+    if output.suffix.lower() not in OUTPUT_FORMATS:
+        what = f"a '{output.suffix}' file" if output.suffix else "a file without an extension"
+        problems.append(
+            Check(url, None, f"shotflow writes {', '.join(sorted(OUTPUT_FORMATS))} videos, not {what}: give the URL one of these")
+        )
+    return output, problems + folder_problems(output.parent)
 
 
 def folder_problems(folder: Path) -> list[Check]:

@@ -16,6 +16,10 @@ stored path and origin (from the clip's `GeneratedClip.frames`).
 without rendering; `timings.last_clip_to_final_s` (from the flow) is how long the video took
 from the last clip verified in the store to the final file.
 
+With a shared store (SHOTFLOW_STORE=s3://...), `store` gives where the run publishes the video and
+its sidecars (role -> s3:// URL, shotflow.store.publish) and `output.url` the video's: lasting
+names, from which links are made when shown (a presigned link expires).
+
 `read_manifest` reads every version written so far, and gives the current shape: a version 1
 manifest (before the wording above) is upgraded in memory. `cost_line` is the one sentence the
 run summary and the CLI show (its amounts worded by shotflow/money.py, as everywhere).
@@ -72,10 +76,13 @@ def write_manifest(
     duration: float,
     extra: dict[str, Any] | None = None,
     normalised: Mapping[str, Path] | None = None,
+    store: Mapping[str, str] | None = None,
 ) -> Path:
     """Write `<video stem>.manifest.json` beside the video (the current VERSION); returns its path.
     `normalised`: each shot's clip as the assembly brought it to the output, by shot id (what an
-    editor's timeline points at: report/timeline.py)."""
+    editor's timeline points at: report/timeline.py). `store`: with a shared store, where the run
+    publishes each output (role -> s3:// URL: shotflow.store.publish), recorded as `store` and the
+    video's `output.url`."""
     made = {(c.shot, c.take): c for c in clips}  # a clip of every take of every shot
     # every shot (every take) as it was sent
     plan = replace(
@@ -132,7 +139,10 @@ def write_manifest(
             "fps": plan.output.fps,
             "duration": round(duration, 3),
             "sha256": file_sha256(video),
+            **({"url": store["video"]} if store and store.get("video") else {}),
         },
+        # with a shared store: where the video and its sidecars are published (links are made from these)
+        **({"store": dict(store)} if store else {}),
         **cost_fields(backend, plan.all_takes, {(c.shot, c.take) for c in clips if not c.cache_hit}),
         "shots": shots,
         # what `shotflow run` compares, before importing Prefect, to answer "up to date"

@@ -21,7 +21,9 @@ def input_path(text: str, storyboard: str) -> Path:
 
 def output_path(text: str, cwd: str | Path | None = None) -> Path:
     """Where a run writes (`output.path`, `--out`): relative to the folder the run starts in
-    (`cwd`, default the working directory: a deployment's, for scheduled and UI runs), resolved."""
+    (`cwd`, default the working directory: a deployment's, for scheduled and UI runs), resolved.
+    An output that is a URL of the shared store (s3://...) is not a path: the preflight renders
+    it in the cache and the run publishes it there (shotflow.store.publish)."""
     path = Path(text)
     path = path if path.is_absolute() else Path(cwd if cwd is not None else Path.cwd()) / path
     try:
