@@ -56,6 +56,8 @@ from shotflow.report.timeline import ExportFormat, check_formats
 from shotflow.review import ReviewCancelled
 from shotflow.settings import get_settings
 from shotflow.spend import made_again_line
+from shotflow.store import publish
+from shotflow.store.team import shared_store
 
 BackendName = Literal["auto", "fal", "preview"]
 
@@ -122,8 +124,9 @@ def render_storyboard(
     video_path = preflight(
         plan, backend=name, key=key, settings=settings, max_cost=max_cost, force=forced, force_descendants=force_descendants
     )
-    # the output, resolved once by the preflight against the folder the run started in
-    plan = dataclasses.replace(plan, output=dataclasses.replace(plan.output, path=str(video_path)))
+    outputs = publish.planned(plan, video_path, shared_store(settings))  # with a shared store: where outputs go in it
+    # the output, resolved once by the preflight against the folder the run started in (an output URL: the cache)
+    plan = dataclasses.replace(plan, output=publish.rendered_here(plan.output, video_path, outputs))
     logger.info(
         f"'{plan.title}': {len(plan.shots)} shots with the {name} backend, {plan.final_seconds:g} s, {run_cost(plan, name)}"
     )
@@ -292,16 +295,21 @@ def render_storyboard(
                 "timings": timings,
                 **({"failed_takes": failed_takes} if failed_takes else {}),
             },
+            store=outputs.store_urls(publish.roles(plan.has_takes)) if outputs else None,
         )
         artifacts.shot_table(plan, records, backend=name)
         sheet = drawn.result()
         takes_png = str(takes_view.result()) if takes_view else None
     finally:
         sheet_frames.close()
+    published = publish.publish_run(outputs, settings, plan, source, (video, sheet, takes_png, manifest)) if outputs else None
+    if published:  # the checked files are in the shared store: nothing on this machine is needed afterwards
+        earlier = published.with_earlier(earlier)
+        logger.info(f"published to {published.store_urls['video']}" + (f"; {earlier}" if earlier else ""))
     exports = export_timelines(manifest, list(export)) if export else []  # for an editor, next to the video
     events.publish(events.AssemblyEvent("done", len(plan.shots) + 2, len(plan.shots) + 2))
     artifacts.summary(
-        plan, backend=name, video=str(video), manifest=str(manifest), contact_sheet=str(sheet), duration=duration, records=records
+        plan, records, backend=name, video=video, manifest=manifest, contact_sheet=sheet, duration=duration, published=published
     )
     logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
     return {
@@ -317,6 +325,7 @@ def render_storyboard(
         "earlier_video": earlier,  # None, or what became of an earlier, different video at the output path
         "exports": exports,  # each timeline written (format, path, description, warnings) or its error
         "failed_takes": failed_takes,  # takes the video is not cut from that failed (a re-run redoes them)
+        **(published.as_result() if published else {}),  # store: s3:// URLs; links: presigned https URLs
     }
 
 

@@ -1,8 +1,10 @@
-"""What a run shows in the Prefect UI: a shot table, a progress bar, a summary, and which shots failed."""
+"""What a run shows in the Prefect UI: a shot table, a progress bar, a summary (with a shared store,
+links to the outputs there), and which shots failed."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -15,6 +17,7 @@ from prefect.artifacts import (
 from shotflow.model import Plan
 from shotflow.money import PREVIEW, usd
 from shotflow.report.manifest import ShotRecord, cost_line, read_manifest
+from shotflow.store.publish import EXPIRES, Published
 
 
 def artifact_key(title: str, suffix: str) -> str:
@@ -77,15 +80,46 @@ def failures(plan: Plan, records: list[ShotRecord]) -> None:
 
 
 def summary(
-    plan: Plan, *, backend: str, video: str, manifest: str, contact_sheet: str, duration: float, records: list[ShotRecord]
+    plan: Plan,
+    records: list[ShotRecord],
+    *,
+    backend: str,
+    video: str | Path,
+    manifest: str | Path,
+    contact_sheet: str | Path,
+    duration: float,
+    published: Published | None = None,
 ) -> None:
+    """Where the outputs are. With a shared store, each is a link a browser opens (a presigned
+    https URL, valid 7 days) to the copy in the store, its s3:// URL beside it: the worker's
+    local paths are of no use to whoever reads the run elsewhere."""
     generated = sum(1 for r in records if r.cache_hit is False)
+    shape = f"({duration:.2f} s, {plan.output.width}x{plan.output.height} @ {plan.output.fps} fps)"
+    if published is not None:
+        days = EXPIRES // 86400
+        where = [
+            f"- **{label}**: [open]({published.links[role]}) (link valid {days} days) `{published.store_urls[role]}`"
+            + (f" {shape}" if role == "video" else "")
+            for role, label in (
+                ("video", "video"),
+                ("contact_sheet", "contact sheet"),
+                ("takes_sheet", "takes"),
+                ("manifest", "manifest"),
+            )
+            if role in published.links
+        ]
+        if line := published.earlier_line():
+            where.append(f"- **earlier video**: {line}")
+    else:
+        where = [
+            f"- **video**: `{video}` {shape}",
+            f"- **contact sheet**: `{contact_sheet}`",
+            f"- **manifest**: `{manifest}`",
+        ]
     lines = [
         f"# {plan.title}",
         "",
-        f"- **video**: `{video}` ({duration:.2f} s, {plan.output.width}x{plan.output.height} @ {plan.output.fps} fps)",
-        f"- **contact sheet**: `{contact_sheet}`",
-        f"- **manifest**: `{manifest}`",
+        *where,
         f"- **backend**: {backend}; {generated} shot(s) generated, {len(records) - generated} from the clip store",
         f"- **cost**: {cost_line(read_manifest(manifest))}",
         f"- **storyboard**: `{plan.source}`",
