@@ -27,14 +27,22 @@ def _short_time(stamp: str | None) -> str:
 
 
 def cmd_ledger(args) -> int:
+    from shotflow.cli.published import print_videos, videos
     from shotflow.store.ledger import FIELDS, ledger_rows, totals
 
+    if getattr(args, "videos", False):  # only the videos published to the shared store, with fresh links
+        if args.json:
+            print(json.dumps(videos(get_settings()) or [], indent=2))
+        elif not print_videos(get_settings()):
+            print("no shared store (SHOTFLOW_STORE): no videos there")
+        return 0
     rows = ledger_rows(_journal(get_settings()).records(), since=args.since, storyboard=args.storyboard)
     if args.json:
         print(json.dumps([{name: row.get(name) for name in (*FIELDS, "intended_at")} for row in rows], indent=2))
         return 0
     if not rows:
         print("no fal request in the journal" + (" for that selection" if args.since or args.storyboard else ""))
+        print_videos(get_settings())  # with a shared store: the videos there, with links
         return 0
     print(
         table(
@@ -70,6 +78,7 @@ def cmd_ledger(args) -> int:
                 [title, "requests fal may have billed", "estimated cost"],
             )
         )
+    print_videos(get_settings())  # with a shared store: the videos there, with links
     return 0
 
 

@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="a JSON list, one object per request")
     p.add_argument("--since", type=utc_day, metavar="DATE", help="requests sent on or after this UTC day (YYYY-MM-DD)")
     p.add_argument("--storyboard", metavar="FILE", help="requests sent by runs of this storyboard")
+    p.add_argument("--videos", action="store_true", help="only the videos in the shared store (SHOTFLOW_STORE), with links")
     p.set_defaults(func=cmd_ledger)
 
     p = sub.add_parser("cancel", help="cancel paid requests still running on fal (checks fal's answer)")
