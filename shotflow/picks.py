@@ -2,7 +2,9 @@
 
 They are kept beside the storyboard file as NAME.picks.yaml (human-readable, safe to commit), or,
 for a storyboard given inline (a deployment parameter, the UI), in the clip store's folder under
-picks/, named by the storyboard's hash. `shotflow pick`, `shotflow reroll` and the review gates
+picks/, named by the storyboard's hash; with a shared store (SHOTFLOW_STORE=s3://...), there, as
+`picks/<hash>.yaml`, so every worker reads the same picks (written only if unchanged since read:
+two reviewers saving at once do not silently undo each other). `shotflow pick`, `shotflow reroll` and the review gates
 write them; every later run reads them. A shot not listed uses take 1.
 
 Each pick and extra take records the request it was made for (`request:`, the start of the hash
@@ -26,6 +28,9 @@ from shotflow.store.atomic import write_text_atomic
 from shotflow.storyboard.yamlsource import load_yaml
 
 SUFFIX = ".picks.yaml"
+# picks in a shared store saved by this process: (url, the version it replaced) -> the version it wrote,
+# so picks read once and saved at each review round replace only this process's own writes
+_OWN_WRITES: dict[tuple[str, str | None], str] = {}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Picks:
     picked: dict[str, Pick] = field(default_factory=dict)  # shot id -> its pick
     extra: dict[str, tuple[ExtraTake, ...]] = field(default_factory=dict)  # shot id -> its extra takes
     lines: dict[str, int] = field(default_factory=dict, compare=False)  # shot id -> its line, for messages
+    etag: str | None = field(default=None, compare=False)  # in a shared store: the version read (None: none was)
 
     def with_pick(self, shot: str, take: int, request: str | None = None) -> Picks:
         """`request`: the picked shot's `ShotPlan.request` (so the pick holds for that version only)."""
@@ -120,9 +126,17 @@ class Picks:
         return "\n".join(lines) + "\n" + body
 
 
-def picks_path(source: str, storyboard_hash: str, cache_dir: Path) -> Path:
-    """NAME.picks.yaml beside a storyboard file; <cache>/picks/<hash>.yaml for one given inline."""
+def picks_path(source: str, storyboard_hash: str, cache_dir: Path) -> Path | str:
+    """NAME.picks.yaml beside a storyboard file; for one given inline, <cache>/picks/<hash>.yaml,
+    or with a shared store the URL of picks/<hash>.yaml there."""
     if source.startswith("<"):
+        from shotflow.settings import get_settings
+
+        settings = get_settings()
+        if settings.shared_store:
+            from shotflow.store.team import store_location
+
+            return store_location(settings).url_of(f"picks/{storyboard_hash}.yaml")
         return Path(cache_dir) / "picks" / f"{storyboard_hash}.yaml"
     path = Path(source)
     name = path.name.removesuffix(".yaml").removesuffix(".yml")
@@ -133,9 +147,19 @@ def load_picks(path: str | Path) -> Picks:
     """The picks kept at `path` (none if the file does not exist); a malformed file is an error
     naming the file and line."""
     file = str(path)
+    etag = None
+    if _in_store(file):
+        store, key = _store_key(file)
+        found = store.get_bytes(key)
+        if found is None:
+            return Picks(file)
+        etag, path = found.etag, _local_copy(file, found.data)
     if not Path(path).exists():
         return Picks(file)
-    located = load_yaml(path)
+    try:
+        located = load_yaml(path)
+    except StoryboardError as exc:  # a copy of a picks file in the store: name the store's URL
+        raise StoryboardError([dataclasses.replace(p, file=file) for p in exc.problems]) from None
     data = located.data if located.data is not None else {}
 
     def problem(where: tuple, message: str) -> StoryboardError:
@@ -177,13 +201,57 @@ def load_picks(path: str | Path) -> Picks:
             found.append(ExtraTake(item["take"], prompt, request))
         extra[str(shot)] = tuple(found)
         lines.setdefault(str(shot), located.line(("extra_takes", shot)) or 0)
-    return Picks(file, picked, extra, lines)
+    return Picks(file, picked, extra, lines, etag)
 
 
-def save_picks(picks: Picks, storyboard: str) -> Path:
+def save_picks(picks: Picks, storyboard: str) -> Path | str:
+    if _in_store(picks.file):  # only if unchanged since read (or still absent): never over another's picks
+        from shotflow.store.shared import ConditionFailed
+
+        store, key = _store_key(picks.file)
+        data = picks.to_yaml(storyboard).encode()
+        etag = picks.etag
+        while (picks.file, etag) in _OWN_WRITES:  # picks read before this process saved them again
+            etag = _OWN_WRITES[picks.file, etag]
+        try:
+            if etag is None:
+                written = store.put_bytes_if_absent(key, data)
+            else:
+                written = store.put_bytes_if_match(key, data, etag)
+            _OWN_WRITES[picks.file, etag] = written
+        except ConditionFailed:
+            raise StoryboardError(
+                [Problem(picks.file, None, "changed by another run since it was read: nothing saved; pick again")]
+            ) from None
+        return picks.file
     path = Path(picks.file)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(path, picks.to_yaml(storyboard))
+
+
+def _in_store(file: str) -> bool:
+    return "://" in file and not file.startswith("file://")
+
+
+def _store_key(url: str):
+    """The shared store and the key of a picks file's URL in it."""
+    from shotflow.settings import get_settings
+    from shotflow.store.publish import url_key
+    from shotflow.store.team import shared_store
+
+    store = shared_store(get_settings())
+    return store, url_key(url, store.location if store else None)
+
+
+def _local_copy(url: str, data: bytes) -> Path:
+    """A picks file read from the store, as a local file the YAML reader takes (messages name the URL)."""
+    import hashlib
+
+    from shotflow.settings import get_settings
+
+    path = get_settings().cache_dir / "picks" / "from-store" / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(path, data.decode("utf-8", errors="replace"))
 
 
 def _short(request: str | None) -> str | None:
