@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_assembly.py
 	$(BIN)/python bench/bench_run.py
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_team.py
 
 # a team's cluster on this machine (tests/cluster.py): a Prefect server, Redis, an S3 endpoint (moto), the fake
 # fal server, a work pool and two workers; renders the three storyboards of tests/fixtures/cluster (sharing 4
