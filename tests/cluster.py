@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -422,8 +423,11 @@ PIDFILE = DEMO / "cluster.pid"
 
 def _demo_serve() -> None:
     """The background process of `up`: the cluster, the three renders, then wait for SIGTERM."""
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+
+    def stop(*_):  # unwinds the cluster's ExitStack wherever this process is: everything is stopped
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     summary = DEMO / "summary.txt"
     with Cluster(DEMO / "run", ui=True) as cluster:
         runs = cluster.submit(sorted(cluster.deployments()), {"backend": "fal"})
@@ -438,8 +442,8 @@ def _demo_serve() -> None:
             f"in the bucket: {', '.join(k for k in cluster.bucket_keys() if k.startswith('team/outputs/')) or 'no outputs'}"
         )
         summary.write_text("\n".join(lines) + "\n")
-        while not stopping:
-            time.sleep(0.5)
+        while True:
+            time.sleep(1)
 
 
 def demo_up(timeout: float = 900) -> int:
@@ -447,6 +451,7 @@ def demo_up(timeout: float = 900) -> int:
         print(f"a cluster is already running (pid file {PIDFILE}): make cluster-down first")
         return 1
     DEMO.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(DEMO / "run", ignore_errors=True)  # the last demo's servers' state and logs
     summary = DEMO / "summary.txt"
     summary.unlink(missing_ok=True)
     log = DEMO / "cluster.log"
@@ -479,7 +484,7 @@ def demo_down() -> int:
         print("no cluster is running")
         return 0
     below = descendants(pid)
-    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 5)):
+    for sig, wait in ((signal.SIGTERM, 120), (signal.SIGKILL, 5)):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
