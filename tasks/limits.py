@@ -13,6 +13,11 @@ from typing import Iterator
 # the per-run semaphores live in the core, shared with the CLI's early start (no Prefect there)
 from shotflow.generation.limits import RunLimits, close_limits, limits_for, open_limits  # noqa: F401
 
+# seconds a held slot of the global limit outlives its holder's last renewal (Prefect renews it
+# every 3/4 of this while held): a worker killed mid-request frees its slots for the others this
+# soon. Prefect's shortest; its default, 300 s, held a dead machine's slots for five minutes.
+SLOT_LEASE_SECONDS = 60
+
 
 def uses_server() -> bool:
     """True when runs report to a shared Prefect server (not the embedded one, nor the private one
@@ -31,5 +36,5 @@ def account_slot(limit_name: str) -> Iterator[None]:
         return
     from prefect.concurrency.sync import concurrency
 
-    with concurrency(limit_name, occupy=1, strict=False):
+    with concurrency(limit_name, occupy=1, strict=False, lease_duration=SLOT_LEASE_SECONDS):
         yield
