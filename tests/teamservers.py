@@ -139,6 +139,20 @@ def endpoint_fixture(tmp_path_factory):
         yield url
 
 
+@pytest.fixture(scope="module", name="redis_url")
+def redis_url_fixture(tmp_path_factory):
+    """`redis_url`: one redis-server for the module's tests; a test file imports this to have it."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(params=["store", "redis"], name="kind")
+def kind_fixture(request):
+    """`kind`: how the machines' leases work, conditional writes in the bucket or Redis locks (each
+    test that takes it runs once with each); a test file imports this to have it."""
+    return request.param
+
+
 def redis_binary() -> str:
     """redis-server's path, or skip (fail under CI) saying how to get it."""
     found = shutil.which("redis-server")

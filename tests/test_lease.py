@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from teamservers import endpoint_fixture, redis_server, s3_env, s3_store  # noqa: F401 (endpoint_fixture: the fixture `endpoint`)
+from teamservers import endpoint_fixture, kind_fixture, redis_server, redis_url_fixture, s3_env, s3_store  # noqa: F401 (the fixtures `endpoint`, `kind`, `redis_url`)
 from waiting import stop_group, tail, wait_for
 
 from shotflow.store.coordination import check_coordination
@@ -24,17 +24,6 @@ from shotflow.store.lease import LeaseBusy, LeaseLost, LeaseRecord, RedisLease, 
 
 HERE = Path(__file__).resolve().parent
 BUCKET_URL = "s3://shotflow-test/leases-test"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
-
-
-@pytest.fixture(params=["store", "redis"])
-def kind(request):
-    return request.param
 
 
 @pytest.fixture

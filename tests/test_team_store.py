@@ -26,7 +26,7 @@ from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from teamservers import endpoint_fixture, free_port, redis_server, s3_env, s3_store  # noqa: E402, F401 (endpoint_fixture: the fixture `endpoint`)
+from teamservers import endpoint_fixture, free_port, kind_fixture, redis_url_fixture, s3_env, s3_store  # noqa: E402, F401 (the fixtures `endpoint`, `kind`, `redis_url`)
 from waiting import stop_group, tail, wait_for  # noqa: E402
 
 from shotflow.errors import BudgetError, GenerationError  # noqa: E402
@@ -55,18 +55,6 @@ def board(prompt: str = "a harbour at dawn") -> str:
 
 def a_shot(prompt: str = "a harbour at dawn"):
     return plan_from_text(board(prompt), "sb.yaml").shots[0]
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
-
-
-@pytest.fixture(params=["store", "redis"])
-def kind(request):
-    """How the machines' leases work: conditional writes in the bucket, or Redis locks."""
-    return request.param
 
 
 @pytest.fixture
