@@ -268,7 +268,7 @@ def render_storyboard(
         "kept": f"the earlier video at {video} was kept as {joined.kept} (output.existing: keep)",
         "replaced": f"the earlier video at {video} was replaced (output.existing: replace)",
     }.get(joined.earlier)
-    if earlier:
+    if earlier and not (outputs and outputs.in_cache):  # a cache copy bound for the store: publish says
         logger.info(earlier)
     events.publish(events.AssemblyEvent("contact sheet and manifest", len(plan.shots) + 1, len(plan.shots) + 2))
     # after the final file, and side by side: the sheet (from the frames grabbed as clips landed)
