@@ -95,6 +95,7 @@ class Fault:
     drop: bool = False  # submit faults: accept the job (it is billed), then close the connection unanswered
     accept: bool = False  # submit faults: accept the job (it is billed), then answer with `status` (a 502 ...)
     garble: bool = False  # submit faults: accept the job (billed), answer 200 with a body that cannot be decoded
+    delay: float = 0.0  # submit faults: accept the job (billed), then answer as usual this many seconds later
     payload: Any = None  # status/result faults: answer 200 with this JSON instead (odd shapes)
     hits: int = 0
 
@@ -423,7 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"detail": "Invalid JSON body"}, "submit")
         text = endpoint + " " + str(body.get("prompt", "") if isinstance(body, dict) else "")
         fault = fake.take_fault("submit", text)
-        if fault is not None and not (fault.drop or fault.accept or fault.garble):
+        if fault is not None and not (fault.drop or fault.accept or fault.garble or fault.delay):
             return self._fail(fault, "submit")  # not accepted: no job, nothing billed
         job = Job(
             id=str(uuid.uuid4()),
@@ -464,6 +465,8 @@ class _Handler(BaseHTTPRequestHandler):
             # accepted (and billed), but the answer is lost: the client sees the connection close
             self.close_connection = True
             return self._record("submit", 0)
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)  # accepted (and billed); the answer comes late
         owner, alias = endpoint.split("/")[:2]
         base = f"{fake.base}{'/private' if fake.private_urls else ''}/{owner}/{alias}/requests/{job.id}"
         self._send(

@@ -156,6 +156,22 @@ def test_renewal_keeps_a_lease_past_its_ttl(team):
         lease.ensure()
 
 
+def test_a_holder_whose_clock_lags_is_not_taken_over_while_it_renews(endpoint, monkeypatch):
+    from shotflow.store import lease as leases
+
+    store = s3_store(endpoint, BUCKET_URL)
+    clip = clip_key()
+    # the holder's wall clock is a minute behind: every record it writes looks long expired
+    lagging = leases._utc
+    monkeypatch.setattr(leases, "_utc", lambda seconds_from_now=0.0: lagging(seconds_from_now - 60))
+    with StoreLease(store, clip, clock_skew=0.5, ttl=1.2) as holder:
+        wait_for("a renewal", lambda: holder.renewals >= 1, timeout=30, interval=0.05)
+        with pytest.raises(LeaseBusy):  # waits past a TTL: the holder's renewals keep it
+            with StoreLease(store, clip, clock_skew=0.5, ttl=1.2, wait=2.5):
+                pass
+        holder.ensure()
+
+
 def test_losing_the_lease_is_noticed_before_submitting(team):
     store, url = team
     clip = clip_key()

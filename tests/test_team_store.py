@@ -26,7 +26,7 @@ from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from teamservers import endpoint_fixture, free_port, kind_fixture, redis_url_fixture, s3_env, s3_store  # noqa: E402, F401 (the fixtures `endpoint`, `kind`, `redis_url`)
+from teamservers import endpoint_fixture, free_port, kind_fixture, redis_url_fixture, s3_env, s3_server, s3_store  # noqa: E402, F401 (the fixtures `endpoint`, `kind`, `redis_url`)
 from waiting import stop_group, tail, wait_for  # noqa: E402
 
 from shotflow.errors import BudgetError, GenerationError  # noqa: E402
@@ -269,10 +269,44 @@ def test_a_lease_lost_before_sending_sends_nothing(fake_fal, team_env, tmp_path)
         wait_for("the worker noticing", lambda: lease.lost, timeout=30)
     thread.join(timeout=60)
     (error,) = result
-    assert isinstance(error, RetryLater) and "lease lost before sending: nothing was sent" in str(error)
+    assert isinstance(error, RetryLater) and "lease lost" in str(error) and "nothing was sent" in str(error), error
     assert fake_fal.count("submit") == 0
-    record = json.loads(bucket.get_bytes(f"jobs/{key}.json").data)
-    assert record["state"] == "refused" and not record["permanent"] and "lease lost" in record["error"]
+    # lost before its intent was written (no record), or after (the intent refused: nothing billed)
+    written = bucket.get_bytes(f"jobs/{key}.json")
+    if written is not None:
+        record = json.loads(written.data)
+        assert record["state"] == "refused" and not record["permanent"] and "lease lost" in record["error"]
+
+
+def test_a_store_out_of_reach_when_fal_answers_cancels_the_request_and_stops_the_shot_uncertain(fake_fal, monkeypatch, tmp_path):
+    """The bucket goes away between fal taking the submit and its id being journaled: the request
+    is cancelled (checked) and the shot stopped as uncertain with the id, never left silent."""
+    from contextlib import ExitStack
+
+    with ExitStack() as servers:
+        (tmp_path / "s3").mkdir()
+        endpoint = servers.enter_context(s3_server(tmp_path / "s3"))
+        url = f"s3://shotflow-outage/{uuid.uuid4().hex[:10]}"
+        s3_store(endpoint, url)  # makes the bucket
+        env = {**s3_env(endpoint), "SHOTFLOW_STORE": url, "SHOTFLOW_LEASE_TTL": TTL}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        backend = machine(tmp_path / "m1", env)
+        shot = a_shot()
+        fake_fal.fault("submit", delay=2.0)
+        outcome: dict = {}
+        worker = threading.Thread(target=lambda: outcome.update(result=_outcome(backend, shot)))
+        worker.start()
+        wait_for("fal to take the submit", lambda: fake_fal.billed, timeout=60, interval=0.02)
+        servers.close()  # the bucket is out of reach before fal's answer arrives
+        worker.join(timeout=240)
+    assert not worker.is_alive()
+    error = outcome["result"]
+    assert isinstance(error, GenerationError) and not error.transient, error
+    (request_id,) = [job.id for job in fake_fal.jobs.values()]
+    assert "uncertain" in str(error) and request_id in str(error), error
+    assert fake_fal.cancels() == [request_id]  # cancelled, and fal asked how it ended
+    assert fake_fal.submits == {shot.body_hash: 1} and not fake_fal.billed  # cancelled while queued: not billed
 
 
 def _outcome(backend: FalBackend, shot):

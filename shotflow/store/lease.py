@@ -19,10 +19,10 @@ before it submits, so a worker that lost its lease stops without paying.
 
 When the holder dies (SIGKILL, power cut, a lost machine), nothing renews the lease, and it expires
 `ttl` seconds after its last renewal: Redis drops the key by the server's clock; a store lease is
-taken over once its `expires_at` (the holder's UTC clock) is `clock_skew` seconds past on the
-taker's clock, or once the taker has seen the same record unchanged for `ttl + clock_skew`
-seconds of its own (monotonic) time, whichever comes first, so a wrong clock delays a takeover
-but cannot hurry one past a live holder's renewals. The new holder then reads the shared journal:
+taken over once the taker has seen the same record unchanged for `ttl + clock_skew` seconds of
+its own (monotonic) time. No wall clock decides (a holder whose clock lags would look expired
+while it still renews; the record's `expires_at` is for people), so a takeover waits at most
+that long after the taker first looks, and never hurries past a live holder's renewals. The new holder then reads the shared journal:
 the dead holder's intent record (written before its POST) makes the shot `uncertain` under the
 money-safety rules (/work/notes/issue9-design.md), so it is never sent again without `--force`.
 This module only decides who may submit: the journal of a shared store takes a clip's lease as the
@@ -237,15 +237,9 @@ class StoreLease(Lease):
         if self._seen is None or self._seen[0] != etag:
             self._seen = (etag, now)
         ttl = record.ttl if record is not None else self.ttl
-        if now - self._seen[1] >= ttl + self.clock_skew:
-            return True
-        if record is None:
-            return False
-        try:
-            expires = datetime.fromisoformat(record.expires_at)
-        except ValueError:
-            return False
-        return datetime.now(timezone.utc) > expires + timedelta(seconds=self.clock_skew)
+        # only this worker's own clock: a holder whose wall clock lags would otherwise look expired
+        # while it still renews (its `expires_at` is for people reading the record)
+        return now - self._seen[1] >= ttl + self.clock_skew
 
     def _try_acquire(self) -> bool:
         current = self.store.get_bytes(self.key)

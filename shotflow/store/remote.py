@@ -88,13 +88,15 @@ class S3Store(SharedStore):
         return SharedStoreError(f"{where}: {doing} failed: {exc}")
 
     def stat(self, key: str) -> ObjectInfo | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
         except ClientError as exc:
             if _code(exc) in MISSING:
                 return None
+            raise self._failed(exc, key, "reading its metadata") from None
+        except BotoCoreError as exc:  # no connection, a timeout, no credentials
             raise self._failed(exc, key, "reading its metadata") from None
         return ObjectInfo(key, head["ContentLength"], head["ETag"], head.get("Metadata", {}).get("sha256"))
 
@@ -118,20 +120,25 @@ class S3Store(SharedStore):
             raise self._failed(exc, key, f"downloading to {dest}") from None
 
     def delete(self, key: str) -> None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise self._failed(exc, key, "deleting") from None
 
     def list(self, prefix: str = "") -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         base = f"{self.location.prefix}/" if self.location.prefix else ""
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base + prefix)
-        return sorted(item["Key"].removeprefix(base) for page in pages for item in page.get("Contents", ()))
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base + prefix)
+            return sorted(item["Key"].removeprefix(base) for page in pages for item in page.get("Contents", ()))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._failed(exc, prefix or ".", "listing") from None
 
     def get_bytes(self, key: str) -> Versioned | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
@@ -140,15 +147,19 @@ class S3Store(SharedStore):
             if _code(exc) in MISSING:
                 return None
             raise self._failed(exc, key, "reading") from None
+        except (BotoCoreError, OSError) as exc:  # no connection, a timeout, a body cut short
+            raise self._failed(exc, key, "reading") from None
 
     def _put(self, key: str, data: bytes, doing: str, **condition) -> str:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=data, **condition)["ETag"]
         except ClientError as exc:
             if condition.get("IfMatch") and _code(exc) in MISSING:
                 raise ConditionFailed(f"{self.location.url_of(key)}: {doing}: it is gone") from None
+            raise self._failed(exc, key, doing) from None
+        except BotoCoreError as exc:  # no connection, a timeout: whether it was written is unknown
             raise self._failed(exc, key, doing) from None
 
     def put_bytes(self, key: str, data: bytes) -> str:
@@ -161,9 +172,14 @@ class S3Store(SharedStore):
         return self._put(key, data, "replacing it if unchanged", IfMatch=etag)
 
     def url(self, key: str, expires: int = 3600) -> str:
-        return self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._name(key)}, ExpiresIn=expires
-        )
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            return self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self._name(key)}, ExpiresIn=expires
+            )
+        except BotoCoreError as exc:  # no credentials to sign with
+            raise self._failed(exc, key, "signing a link") from None
 
 
 def _code(exc: Exception) -> str:

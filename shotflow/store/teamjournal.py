@@ -77,7 +77,8 @@ class TeamJournal(Journal):
 
     def read(self, key: str) -> JobRecord | None:
         got = self.store.get_bytes(self.object_key(key))
-        if self._holds(key):  # the version the next write of this holder must still find
+        lease = self._mine().get(self._token(key))
+        if lease is not None and not lease.lost:  # the version the next write of this holder must still find
             with self._etags_lock:
                 if got is None:
                     self._etags.pop(key, None)
@@ -93,6 +94,9 @@ class TeamJournal(Journal):
         changed it meanwhile, and nothing is overwritten."""
         record, data = encode_record(record)
         name = self.object_key(record.key)
+        lease = self._mine().get(self._token(record.key))
+        if lease is not None:
+            lease.ensure()  # LeaseLost: another worker may hold it now; it decides
         with self._etags_lock:
             etag = self._etags.get(record.key)
         try:
@@ -103,6 +107,11 @@ class TeamJournal(Journal):
             else:
                 written = self.store.put_bytes_if_match(name, data, etag)
         except ConditionFailed:
+            current = self.store.get_bytes(name)
+            if current is not None and current.data == data:  # our own write, landed before a retry of it
+                with self._etags_lock:
+                    self._etags[record.key] = current.etag
+                return record
             with self._etags_lock:
                 self._etags.pop(record.key, None)
             sent = "; nothing was sent for it" if record.state == "intended" else ""
@@ -142,9 +151,6 @@ class TeamJournal(Journal):
     @staticmethod
     def _mine() -> dict[tuple[str, str], Lease]:
         return _HELD.__dict__.setdefault("leases", {})
-
-    def _holds(self, key: str) -> bool:
-        return self._token(key) in self._mine()
 
     @contextmanager
     def _locked(self, key: str, *, timeout: float, poll: float = 0.05) -> Iterator[None]:

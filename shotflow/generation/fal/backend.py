@@ -172,6 +172,8 @@ class FalBackend:
                 return self._submit_locked(shot, key, record, force if forced or carried else None, emit)
         except LockTimeout as exc:
             raise RetryLater(shot.label, str(exc)) from None
+        except LeaseLost as exc:  # lost before the intent was written (a shared store): nothing was sent
+            raise RetryLater(shot.label, f"{exc}: nothing was sent; the next attempt reads the journal again") from None
 
     def _gone_writer(self, record: JobRecord) -> JobRecord:
         """An `intended` record read under the clip's lock: its writer died between sending and
@@ -218,9 +220,12 @@ class FalBackend:
         )
         if isinstance(outcome, Accepted):
             try:
-                job.accepted(outcome)
-            except (OSError, ShotflowError) as exc:
+                recorded = job.accepted(outcome)
+            except Exception as exc:  # a full disk, a shared store out of reach, a lease lost: fal has it, the journal not
                 raise self._unjournaled(shot, job, outcome, exc) from None
+            if not recorded:  # another worker moved the record on meanwhile (took over a lease this one lost)
+                moved = ShotflowError(f"another worker changed the record to '{job.record.state}' before the answer was written")
+                raise self._unjournaled(shot, job, outcome, moved) from None
             emit(ShotEvent(shot.label, "submitted", shot.endpoint, outcome.request_id))
             return job
         if isinstance(outcome, Refused):
@@ -257,12 +262,13 @@ class FalBackend:
         why = f"fal request {rid} could not be recorded in the job journal ({self.scrub(str(exc))}); {said}"
         try:
             job.uncertain(why)
-        except (OSError, ShotflowError):
-            pass  # the disk is still full: the `intended` record on disk reads as uncertain
+        except Exception:
+            pass  # the disk is still full (the store out of reach): the `intended` record reads as uncertain
         return stopped_at(
             shot,
             f"uncertain: {why}. Sent at {job.record.intended_at}; fal may have billed it. It is not submitted again "
-            f"automatically; free some space, then {forcing(shot, 'submits it again and pays again')}",
+            f"automatically; once the journal can be written (space on the disk, the shared store in reach), "
+            f"{forcing(shot, 'submits it again and pays again')}",
         )
 
     def _budget(self):
