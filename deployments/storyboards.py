@@ -44,7 +44,9 @@ def team_env(settings=None, environ: dict[str, str] | None = None) -> dict[str, 
     env = {"SHOTFLOW_STORE": settings.store.strip(), "SHOTFLOW_LEASE_TTL": f"{settings.lease_ttl:g}"}
     if settings.secrets_block:
         env["SHOTFLOW_SECRETS_BLOCK"] = settings.secrets_block
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_REGION"):
+    if settings.daily_budget is not None:  # one budget for the team: every worker holds runs to it
+        env["SHOTFLOW_DAILY_BUDGET"] = str(settings.daily_budget)
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"):
         if environ.get(name, "").strip():
             env[name] = environ[name].strip()
     if settings.redis_url:

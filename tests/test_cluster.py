@@ -48,6 +48,9 @@ def test_a_deployment_carries_the_store_and_leaves_secrets_to_the_secret_block()
     with pytest.raises(ShotflowError) as refused:
         team_env(team_settings(SHOTFLOW_REDIS_URL="redis://:hunter2-pw@redis.internal:6379/0"), {})
     assert "SHOTFLOW_SECRETS_BLOCK" in str(refused.value) and "hunter2" not in str(refused.value)
+    # the team's daily budget goes with the store: every worker holds its runs to it
+    budgeted = team_env(team_settings(SHOTFLOW_DAILY_BUDGET="$40"), {"AWS_DEFAULT_REGION": "eu-west-3"})
+    assert budgeted["SHOTFLOW_DAILY_BUDGET"] == "40" and budgeted["AWS_DEFAULT_REGION"] == "eu-west-3"
     # one machine's store needs nothing carried
     assert team_env(Settings(), {}) == {}
 
