@@ -78,6 +78,14 @@ def outputs_of(folder: Path, name: str = "film", marker: bytes = b"") -> dict[st
     return files
 
 
+def test_two_folders_videos_of_one_name_get_keys_of_their_own(tmp_path):
+    run = tmp_path / "run"
+    keys = {publish.default_key("/boards/show.yaml", "Show", run / "out" / ep / "film.mp4", run) for ep in ("ep1", "ep2")}
+    assert keys == {"outputs/show/out/ep1/film.mp4", "outputs/show/out/ep2/film.mp4"}
+    # outside the run's folder: its file name
+    assert publish.default_key("/boards/show.yaml", "Show", tmp_path / "elsewhere" / "film.mp4", run) == "outputs/show/film.mp4"
+
+
 def test_outputs_are_put_verified_and_their_links_open_without_credentials(store, tmp_path):
     files = outputs_of(tmp_path / "out")
     outputs = publish.Outputs(store, publish.default_key("/work/boards/film.yaml", "Film", files["video"]))
@@ -211,24 +219,24 @@ def test_runs_publish_their_outputs_and_the_ledger_links_them_after_the_cache_is
     r = shotflow("run", str(board), "--out", str(out), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     base = shared.location.url
-    assert f"in the store:  {base}/outputs/film/film.mp4" in r.stdout
+    assert f"in the store:  {base}/outputs/film/out/film.mp4" in r.stdout
     video_link = r.stdout.split("  video:         ", 1)[1].split()[0]
     assert fetch(video_link) == out.read_bytes()
     manifest = json.loads(out.with_name("film.manifest.json").read_text())
-    assert manifest["output"]["url"] == f"{base}/outputs/film/film.mp4"
-    assert manifest["store"]["contact_sheet"] == f"{base}/outputs/film/film.contact.png"
-    assert json.loads(shared.get_bytes("outputs/film/film.manifest.json").data) == manifest
+    assert manifest["output"]["url"] == f"{base}/outputs/film/out/film.mp4"
+    assert manifest["store"]["contact_sheet"] == f"{base}/outputs/film/out/film.contact.png"
+    assert json.loads(shared.get_bytes("outputs/film/out/film.manifest.json").data) == manifest
     first = out.read_bytes()
 
     # the storyboard changed: a different video under the same name; the first is kept, in the bucket too
     board.write_text(BOARD.replace("a red door", "a green door"))
     r = shotflow("run", str(board), "--out", str(out), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"the earlier video at {base}/outputs/film/film.mp4 was kept as {base}/outputs/film/film.20" in r.stdout
-    kept = [k for k in shared.list("outputs/film/") if k.endswith(".mp4") and k != "outputs/film/film.mp4"]
+    assert f"the earlier video at {base}/outputs/film/out/film.mp4 was kept as {base}/outputs/film/out/film.20" in r.stdout
+    kept = [k for k in shared.list("outputs/film/out/") if k.endswith(".mp4") and k != "outputs/film/out/film.mp4"]
     assert len(kept) == 1 and fetch(shared.url(kept[0])) == first
     second = out.read_bytes()
-    assert second != first and fetch(shared.url("outputs/film/film.mp4")) == second
+    assert second != first and fetch(shared.url("outputs/film/out/film.mp4")) == second
 
     # an output that is a URL of the store: rendered in the cache, put at that key
     r = shotflow("run", str(board), "--out", f"{base}/renders/final.mp4", "--json", cwd=tmp_path)
@@ -246,6 +254,6 @@ def test_runs_publish_their_outputs_and_the_ledger_links_them_after_the_cache_is
     assert "videos in the store (3" in r.stdout and f"{base}/renders/final.mp4" in r.stdout
     r = shotflow("ledger", "--videos", "--json", cwd=tmp_path)
     videos = {v["video"]: v for v in json.loads(r.stdout)}
-    assert set(videos) == {f"{base}/renders/final.mp4", f"{base}/outputs/film/film.mp4", f"{shared.location.url}/{kept[0]}"}
-    assert fetch(videos[f"{base}/outputs/film/film.mp4"]["link"]) == second
+    assert set(videos) == {f"{base}/renders/final.mp4", f"{base}/outputs/film/out/film.mp4", f"{shared.location.url}/{kept[0]}"}
+    assert fetch(videos[f"{base}/outputs/film/out/film.mp4"]["link"]) == second
     assert fetch(videos[f"{base}/{kept[0]}"]["link"]) == first

@@ -3,7 +3,8 @@
 With `SHOTFLOW_STORE=s3://bucket/prefix` (shotflow.store.team), every run publishes what it made to
 the store once the local files are checked, so nothing in a worker's folders is needed afterwards:
 
-- `outputs/<storyboard name>/<video file name>` for a video written to a local path (the manifest
+- `outputs/<storyboard name>/<video path>` for a video written to a local path (its path under the
+  folder the run started in, else its file name; the manifest
   and the sheets beside it, named as locally: `film.manifest.json`, `film.contact.png`,
   `film.takes.png`); an output that is itself a URL of the store (`output.path` or `--out`
   `s3://bucket/prefix/renders/x.mp4`) is rendered into the local cache (`<cache>/outputs/<key>`)
@@ -73,11 +74,18 @@ def render_path(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / "outputs" / check_key(key)
 
 
-def default_key(source: str, title: str, video: Path) -> str:
-    """`outputs/<storyboard name>/<video file name>` for a video written to a local path."""
+def default_key(source: str, title: str, video: Path, run_folder: Path | None = None) -> str:
+    """`outputs/<storyboard name>/<the video's path>` for a video written to a local path: its path
+    under the folder the run started in (`out/ep1/film.mp4`, so two folders' videos of one name
+    never share a key), else its file name."""
     stem = Path(source).stem if not source.startswith("<") else title
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "storyboard"
-    return check_key(f"{OUTPUTS}{stem}/{video.name}")
+    try:
+        where = Path(video).resolve().relative_to((run_folder or Path.cwd()).resolve()).parts
+    except ValueError:
+        where = (Path(video).name,)
+    parts = [re.sub(r"[^A-Za-z0-9._-]+", "-", part).strip("-.") for part in (stem, *where)]
+    parts = [part or "_" for part in parts]
+    return check_key(OUTPUTS + "/".join(parts))
 
 
 def sidecar_key(video_key: str, suffix: str) -> str:
