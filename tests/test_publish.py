@@ -257,3 +257,16 @@ def test_runs_publish_their_outputs_and_the_ledger_links_them_after_the_cache_is
     assert set(videos) == {f"{base}/renders/final.mp4", f"{base}/outputs/film/out/film.mp4", f"{shared.location.url}/{kept[0]}"}
     assert fetch(videos[f"{base}/outputs/film/out/film.mp4"]["link"]) == second
     assert fetch(videos[f"{base}/{kept[0]}"]["link"]) == first
+
+
+def test_a_video_missing_from_the_store_is_not_up_to_date_and_is_published_again(shared, clip_store, tmp_path):
+    board = tmp_path / "film.yaml"
+    board.write_text(BOARD)
+    out = tmp_path / "out" / "film.mp4"
+    assert shotflow("run", str(board), "--out", str(out), cwd=tmp_path).returncode == 0
+    again = shotflow("run", str(board), "--out", str(out), cwd=tmp_path)
+    assert again.returncode == 0 and "up to date" in again.stdout, again.stdout + again.stderr
+    shared.delete("outputs/film/out/film.mp4")  # its publish lost, say, or the bucket cleaned by hand
+    r = shotflow("run", str(board), "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0 and "up to date" not in r.stdout, r.stdout + r.stderr
+    assert shared.stat("outputs/film/out/film.mp4").sha256 == sha(out.read_bytes())

@@ -6,7 +6,8 @@ plan's `storyboard_hash`), the output spec, every shot's request body hash and t
 input file (the soundtrack). A re-run is "up to date" when that fingerprint is the same now, every
 clip is still in the clip store and verified there (`ClipStore.stored` checks size and sha256)
 with the hash the manifest recorded, so is each shot's normalised clip (an editor's timeline
-points at it: report/timeline.py), and the output file still has the manifest's sha256.
+points at it: report/timeline.py), the output file still has the manifest's sha256, and, with a
+shared store, the store holds that video where the manifest says it was published.
 Anything else (or no manifest, or one written before fingerprints) renders; `--force` always does.
 A shot that continues another (`from:`) has a body hash only once its frame exists: it is
 resolved from its source's stored clip (shotflow.generation.known); when that clip is not in the
@@ -159,4 +160,31 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
             return Verdict(False, f"{video} is missing or was modified since it was rendered", manifest, path)
     except OSError as exc:
         return Verdict(False, f"{video}: cannot be read ({exc.strerror})", manifest, path)
+    unpublished = _not_in_the_store(manifest, output.get("sha256"), settings)
+    if unpublished:
+        return Verdict(False, unpublished, manifest, path)
     return Verdict(True, "", manifest, path)
+
+
+def _not_in_the_store(manifest: dict[str, Any], sha256: str | None, settings: Settings | None) -> str | None:
+    """With a shared store, why the video is not there as rendered (its publish failed, or the
+    store was set after it was made), else None: a run then renders it again (paying nothing) and
+    publishes it."""
+    from shotflow.settings import get_settings
+    from shotflow.store.publish import url_key
+    from shotflow.store.shared import SharedStoreError
+    from shotflow.store.team import shared_store
+
+    store = shared_store(settings or get_settings())
+    if store is None:
+        return None
+    url = (manifest.get("store") or {}).get("video")
+    if not url:
+        return f"the video was never put in the shared store ({store.location.url})"
+    try:
+        info = store.stat(url_key(url, store.location))
+    except SharedStoreError as exc:
+        return f"its copy in the shared store cannot be checked ({exc})"
+    if info is None or info.sha256 != sha256:
+        return f"{url} is missing from the shared store, or is another video"
+    return None
