@@ -397,3 +397,37 @@ def test_serve_reuses_the_recorded_local_server_and_prints_its_ui(server, tmp_pa
         assert proc.wait(timeout=60) == 0, tail(log_path)
     assert httpx.get(f"{server.api_url}/health", timeout=5).status_code == 200  # not serve's to stop
     assert (home / "shotflow-server.json").exists()
+
+
+def test_the_readme_team_automations_are_accepted_and_a_crashed_render_is_scheduled_again(server, api_env):
+    """docs/automation-team.yaml (README, "Running on a team's machines"): the server takes both
+    automations, and a render-storyboard run that ends Crashed is set back to Scheduled for any
+    worker of the pool (the heartbeat one needs minutes of silence: only its schema is checked)."""
+    assert "docs/automation-team.yaml" in (ROOT / "README.md").read_text()
+    r = subprocess.run(
+        [prefect_exe(), "automation", "create", "-f", str(ROOT / "docs" / "automation-team.yaml")],
+        env=api_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    created = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", r.stdout.replace("\n", ""))
+    try:
+        assert len(set(created)) == 2, r.stdout
+        url = server.api_url
+        flow = waiting.api("POST", f"{url}/flows/", json={"name": "render-storyboard"}).json()
+        run = waiting.api("POST", f"{url}/flow_runs/", json={"flow_id": flow["id"], "name": "lost-machine"}).json()
+        for state in ("RUNNING", "CRASHED"):  # (created Pending) its worker died mid-run
+            answer = waiting.api("POST", f"{url}/flow_runs/{run['id']}/set_state", json={"state": {"type": state}})
+            assert answer.json()["status"] == "ACCEPT", answer.json()
+
+        def rescheduled():
+            state = waiting.api("GET", f"{url}/flow_runs/{run['id']}").json()["state"]
+            return state if state["type"] == "SCHEDULED" else None
+
+        state = wait_for("the automation to schedule the crashed run again", rescheduled, timeout=180, interval=1)
+        assert state["message"] == "re-run on another worker"
+    finally:  # the module's other tests share this server: no run of theirs is rescheduled
+        for automation in set(created):
+            waiting.api("DELETE", f"{server.api_url}/automations/{automation}")
