@@ -192,9 +192,11 @@ def test_two_machines_pay_once_for_shared_shots_and_finish_a_dead_machines_run(t
         assert fake.max_in_flight <= cluster.limit, fake.max_in_flight  # the fal-requests limit held both machines
 
         keys = cluster.bucket_keys()
-        for board in BOARDS:  # outputs/<storyboard>/<the video's path under the run's folder>
-            for name in (f"/out/cluster/{board}.mp4", f"/out/cluster/{board}.manifest.json"):
-                assert any(k.startswith(f"team/outputs/{board}/") and k.endswith(name) for k in keys), keys
+        for board in BOARDS:  # outputs/<storyboard>/<the video's path under the run's folder, else its name>
+            for name in (f"/{board}.mp4", f"/{board}.manifest.json"):
+                assert any(k.startswith(f"team/outputs/{board}/") and k.endswith(name) for k in keys), [
+                    k for k in keys if "/outputs/" in k
+                ]
         links = {board: cluster.urls(runs[board]) for board in BOARDS}
 
         # nothing on the machines is needed any more: their caches and the videos they wrote go
