@@ -235,7 +235,9 @@ def test_sigterm_stops_a_run_on_its_private_prefect_server_and_stops_that_server
         run.kill()
         fake_fal.release()
     text = run.output()
-    assert code == 130 and took < 8, f"{code} after {took:.1f} s\n{text}"
+    # fal holds both jobs until the end: a run that ends at all did not wait for them (the bound only
+    # keeps a hang from passing; the stop's own waits, a grace and the server's exit, vary with load)
+    assert code == 130 and took < 45, f"{code} after {took:.1f} s\n{text}"
     assert "Traceback" not in text and "a re-run collects them without paying again" in text
     assert fake_fal.count("submit") == 2
     with pytest.raises(httpx.HTTPError):  # the private server is gone with the run

@@ -158,9 +158,10 @@ def run_flow(plan: Plan, api_url: str, parameters: dict, signals: Signals, repor
     if stopped_at is not None or interrupt.stop_requested():
         report_stop(display)
         if runner.is_alive():  # a shot still in a wait that does not see the stop: not waited for
-            from shotflow.flows.review import abandon_pause
-
-            if abandon_pause("stopped with Ctrl-C while waiting at the review: nothing more was paid", runner.api_url):
+            review = sys.modules.get("shotflow.flows.review")  # loaded by the flow only when it reviews
+            if review and review.abandon_pause(
+                "stopped with Ctrl-C while waiting at the review: nothing more was paid", runner.api_url
+            ):
                 print("shotflow: the run waiting at the review is cancelled on the Prefect server.", file=sys.stderr)
             drain_prefect_workers()
             if signals.server:
