@@ -422,8 +422,9 @@ def test_an_old_request_fal_no_longer_knows_is_lost_and_bought_again_only_with_f
     with pytest.raises(GenerationError):
         make_backend(cache, fal_wait_timeout=0.05).generate(shot)
     record = journal.read(key)
-    two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
-    journal.write(replace(record, submitted_at=two_hours_ago.isoformat()))  # older than fal keeps requests
+    # older than fal keeps requests: the start timeout (1 h), a run and the hour after it
+    five_hours_ago = datetime.now(timezone.utc) - timedelta(hours=5)
+    journal.write(replace(record, submitted_at=five_hours_ago.isoformat()))
     fake_fal.fault("status", 404, times=10)
     with pytest.raises(GenerationError) as info:
         generate_retrying(make_backend(cache), shot)
@@ -439,6 +440,32 @@ def test_an_old_request_fal_no_longer_knows_is_lost_and_bought_again_only_with_f
     assert "lost" in str(again.value) and fake_fal.submits == {shot.body_hash: 1}
     clip = make_backend(cache).generate(shot, force="run-2")  # the user decides to buy it again
     assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 2}
+
+
+@pytest.mark.parametrize("completed", [None, 10], ids=["queued two hours", "completed ten minutes ago"])
+def test_a_404_about_a_request_fal_may_still_keep_is_a_glitch_not_a_loss(fake_fal, cache, completed):
+    """Submitted two hours ago: fal may have held it in its queue up to the start timeout (an
+    hour), run it, and keeps its result an hour after it completed."""
+    shot = a_shot()
+    key = ClipStore.key("fal", shot)
+    journal = Journal(cache / "jobs")
+    fake_fal.hold()
+    with pytest.raises(GenerationError):
+        make_backend(cache, fal_wait_timeout=0.05).generate(shot)
+    now = datetime.now(timezone.utc)
+    old = replace(journal.read(key), submitted_at=(now - timedelta(hours=2)).isoformat())
+    if completed is not None:
+        old = replace(old, state="completed", completed_at=(now - timedelta(minutes=completed)).isoformat())
+    journal.write(old)
+    fake_fal.release()
+    fake_fal.fault("status", 404, times=100)
+    fake_fal.fault("result", 404, times=100)
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache).generate(shot)
+    assert info.value.transient and "kept" in str(info.value) and journal.read(key).state == old.state
+    fake_fal.faults.clear()
+    clip = make_backend(cache).generate(shot)  # the next attempt collects it, paying nothing
+    assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 1}
 
 
 def test_a_request_is_reached_at_the_urls_fal_answered(fake_fal, cache):
@@ -650,6 +677,32 @@ def test_a_forced_attempt_keeps_its_token_through_a_failed_job_and_a_refusal(fak
     again = make_backend(cache).generate(shot, force="run-5")  # the same token once more: its clip, no 4th submit
     assert again.cache_hit and again.request_id == clip.request_id
     assert fake_fal.submits == {shot.body_hash: 3}
+
+
+@pytest.mark.parametrize("stop", ["download fails", "stopped while fal works"])
+def test_a_forced_request_left_uncollected_is_collected_by_the_next_run_not_replaced_by_the_old_clip(fake_fal, cache, stop):
+    fake_fal.distinct_clips = True  # the forced take differs from the clip it replaces, as real ones do
+    shot = a_shot()
+    first = make_backend(cache).generate(shot)
+    old = first.path.read_bytes()
+    if stop == "download fails":
+        fake_fal.fault("media", 403, times=100)
+        with pytest.raises(GenerationError):
+            make_backend(cache, download_attempts=1).generate(shot, force="run-2")
+        fake_fal.faults.clear()
+    else:  # Ctrl-C, or the run's wait ran out: the forced request is journaled, still running on fal
+        fake_fal.hold()
+        with pytest.raises(GenerationError):
+            make_backend(cache, fal_wait_timeout=0.1).generate(shot, force="run-2")
+        fake_fal.release()
+    forced = Journal(cache / "jobs").read(first.key)
+    assert forced.request_id != first.request_id and forced.state in ("submitted", "completed")
+    events = []
+    clip = make_backend(cache).generate(shot, on_event=events.append)  # the next run, without --force
+    assert events[0].kind == "reattached" and not clip.cache_hit and clip.request_id == forced.request_id
+    assert clip.path.read_bytes() != old  # the new take the user paid for, not the one it replaces
+    assert [p.read_bytes() for p in (cache / "clips" / "superseded").glob("*.mp4")] == [old]  # paid: kept
+    assert fake_fal.billed == {shot.body_hash: 2} and Journal(cache / "jobs").read(first.key).state == "downloaded"
 
 
 # --- retries: one layer for each failure (shotflow.generation.retry) ------------------------------

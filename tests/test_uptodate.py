@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from contextlib import chdir, contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from shotflow.plan import load_plan
 from shotflow.report import uptodate
 from shotflow.store.clips import ClipStore
 from shotflow.store.digest import file_sha256
+from shotflow.store.journal import JobRecord, Journal
 
 STORYBOARD = """\
 version: 1
@@ -154,6 +156,26 @@ def test_a_deleted_or_corrupted_clip_renders(rendered):
             changed = verdict(work, env)
             assert not changed.up_to_date and "shot 'two'" in changed.reason
         assert verdict(work, env).up_to_date
+
+
+def test_a_paid_request_not_collected_yet_renders(rendered):
+    """A forced take stopped before its clip landed (Ctrl-C, a failing download): the next run
+    collects it, so the old video is not up to date."""
+    work, env = rendered
+    cache = Path(env["SHOTFLOW_CACHE_DIR"])
+    with chdir(work):
+        shot = load_plan("sb.yaml").shot("two")
+    key = ClipStore.key("preview", shot)
+    journal = Journal.in_cache(cache)
+    pending = JobRecord(key, "two", shot.endpoint, shot.body_hash, "submitted", request_id="req-forced")
+    journal.write(pending)
+    try:
+        changed = verdict(work, env)
+        assert not changed.up_to_date and "shot 'two'" in changed.reason and "req-forced" in changed.reason
+        journal.write(replace(pending, state="downloaded"))  # collected: the video stands again
+        assert verdict(work, env).up_to_date
+    finally:
+        journal.path(key).unlink()
 
 
 def test_a_modified_output_renders_through_the_cli(rendered):

@@ -99,7 +99,7 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
     from shotflow.generation.known import known_requests
     from shotflow.report.manifest import read_manifest, sidecar
     from shotflow.store.clips import ClipStore
-    from shotflow.store.team import clip_store_at
+    from shotflow.store.team import clip_store_at, journal_at
 
     video = Path(plan.output.path)
     path = sidecar(video, "manifest.json")
@@ -136,7 +136,7 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
             | {k for k in now["inputs"] if (stored.get("inputs") or {}).get(k) != now["inputs"][k]}
         )
         return Verdict(False, f"input file(s) changed: {', '.join(changed)}", manifest, path)
-    store = clip_store_at(cache_dir, settings)
+    store, journal = clip_store_at(cache_dir, settings), journal_at(cache_dir, settings)
     recorded = {s.get("id"): s for s in manifest.get("shots") or []}
     picked = {s.label for s in plan.shots}
     for shot in plan.all_takes:  # every take's clip, and the picked ones the video was made of
@@ -145,7 +145,16 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
             if shot.source:
                 why = f"starts from the last frame of shot '{shot.source}', which has no clip in the clip store"
             return Verdict(False, f"shot '{shot.label}': {why}", manifest, path)
-        found = store.stored(ClipStore.key(backend, known[shot.label][0]))  # size and sha256 checked
+        key = ClipStore.key(backend, known[shot.label][0])
+        try:
+            pending = journal.read(key)
+        except ShotflowError as exc:  # an unreadable record: the run says what to do with it
+            return Verdict(False, str(exc), manifest, path)
+        if pending is not None and pending.live:  # a forced take, stopped say
+            return Verdict(
+                False, f"shot '{shot.label}': fal request {pending.request_id} is paid for and not collected yet", manifest, path
+            )
+        found = store.stored(key)  # size and sha256 checked
         if found is None:
             return Verdict(False, f"shot '{shot.label}': its clip is no longer in the clip store", manifest, path)
         if shot.label in picked and found.sha256 != (recorded.get(shot.id) or {}).get("clip_sha256"):

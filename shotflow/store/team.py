@@ -79,6 +79,15 @@ def clip_store_at(cache_dir: str | os.PathLike, settings: Settings | None = None
     return ClipStore(Path(cache_dir))
 
 
+def journal_at(cache_dir: str | os.PathLike, settings: Settings | None = None) -> Journal:
+    """The job journal of the clip store in `cache_dir` (see `clip_store_at`)."""
+    if settings is not None and settings.shared_store and Path(cache_dir) == Path(settings.cache_dir):
+        return open_journal(settings)
+    if settings is None:
+        return Journal.in_cache(Path(cache_dir))
+    return Journal.in_cache(Path(cache_dir), lock_timeout=settings.lock_timeout)
+
+
 def open_journal(settings: Settings) -> Journal:
     """The job journal every run of this process reads and writes."""
     shared = team(settings)

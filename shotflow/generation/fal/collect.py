@@ -47,9 +47,10 @@ from shotflow.store.shared import SharedStoreError
 if TYPE_CHECKING:
     from shotflow.generation.fal.backend import FalBackend
 
-# fal keeps a request (and its result) about an hour after it completes: one submitted less than
-# this long ago cannot have expired, so a 404 about it is a glitch to wait out, not a lost job
+# fal keeps a request (and its result) about an hour after it completes (shared/notes/fal-queue.md):
+# a 404 about one that cannot have expired yet is a glitch to wait out, not a lost job
 RESULT_RETENTION = 3600.0
+LONGEST_RUN = 1800.0  # a generation runs minutes once fal starts it: a generous bound
 
 Emit = Callable[[ShotEvent], None]
 
@@ -282,17 +283,29 @@ class Collector:
             error = GenerationError(self.shot.label, error.reason, transient=False)
         return error
 
+    def _known_for(self) -> tuple[str, float]:
+        """Since when (a record field) and for how long fal surely still knows this request: its
+        result about an hour after completion; a request never seen completed may first wait in
+        fal's queue up to the start timeout we sent (without one, up to the media retention) and run."""
+        if self.record.completed_at:
+            return "completed_at", RESULT_RETENTION
+        queued = self.settings.fal_start_timeout or self.settings.media_retention_days * 86400.0
+        return "submitted_at", queued + LONGEST_RUN + RESULT_RETENTION
+
     def _not_found(self, doing: str) -> GenerationError:
         """fal's 404 about a journaled request: a glitch while it may still exist, else lost."""
-        rid, age = self.record.request_id, self.job.age("submitted_at")
-        if age is not None and age < RESULT_RETENTION:
+        rid = self.record.request_id
+        since, known_for = self._known_for()
+        age = self.job.age(since)
+        if age is not None and age < known_for:
             return GenerationError(
                 self.shot.label,
-                f"fal answered 404 while {doing} (request {rid}, submitted {age:.0f} s ago, well within the "
-                f"~{RESULT_RETENTION / 3600:g} h fal keeps requests); it is kept and the next attempt re-attaches to it",
+                f"fal answered 404 while {doing} (request {rid}, {since.removesuffix('_at')} {age:.0f} s ago, while "
+                f"fal still keeps it); it is kept and the next attempt re-attaches to it",
                 transient=True,
             )
-        submitted = f"submitted {age / 3600:.1f} h ago" if age is not None else "submitted at an unknown time"
+        when = since.removesuffix("_at")
+        submitted = f"{when} {age / 3600:.1f} h ago" if age is not None else f"{when} at an unknown time"
         why = f"fal no longer knows request {rid} ({submitted}; fal keeps results about {RESULT_RETENTION / 3600:g} h)"
         self.job.lost(why)
         return stopped_at(
