@@ -10,6 +10,7 @@ import pytest
 
 from shotflow.errors import BudgetError
 from shotflow.store import ledger
+from shotflow.store.journal import CANCELLED_ON_REQUEST
 
 TODAY = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -87,11 +88,13 @@ def test_totals_count_what_fal_may_have_billed():
             record("d", "failed", permanent=False),  # a 5xx failure on fal's side: not billed
             record("e", "failed", permanent=True),  # a 422 from the result: billed
             record("f", "submitted", cost=None),
+            # cancelled with `shotflow cancel`: it may have been running, and billed
+            record("g", "failed", permanent=False, error=f"{CANCELLED_ON_REQUEST}; fal says: cancelled"),
         ]
     )
     day = ledger.totals(rows)["per_day"][TODAY.date().isoformat()]
-    assert day == {"requests": 4, "estimated_cost_usd": "4.20", "unpriced": 1}
-    assert sum(m["requests"] for m in ledger.totals(rows)["per_model"].values()) == 4
+    assert day == {"requests": 5, "estimated_cost_usd": "5.60", "unpriced": 1}
+    assert sum(m["requests"] for m in ledger.totals(rows)["per_model"].values()) == 5
 
 
 def test_daily_budget():

@@ -50,6 +50,9 @@ SCHEMA = 2
 STATES = ("intended", "uncertain", "submitted", "completed", "downloaded", "refused", "failed", "lost", "quarantined")
 # fal has the request and nobody has its clip yet: re-attach, never submit again
 LIVE = frozenset({"submitted", "completed"})
+# how the error of a request cancelled with `shotflow cancel` starts: fal may have billed it (a job
+# already running when cancelled may have run on), so the ledger and the budget count it
+CANCELLED_ON_REQUEST = "cancelled on request"
 # the fields of one request kept in `previous` (the ledger reads these names)
 HISTORY_FIELDS = (
     "request_id", "state", "endpoint", "shot", "storyboard", "estimated_cost_usd", "intended_at",

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 
 from shotflow.errors import BudgetError
 from shotflow.money import usd
-from shotflow.store.journal import parse_utc
+from shotflow.store.journal import CANCELLED_ON_REQUEST, parse_utc
 
 # the fields of one ledger row, in the order `shotflow ledger` prints them
 FIELDS = (
@@ -52,6 +52,7 @@ def request_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         row = {name: entry.get(name, record.get(name) if name in ("shot", "take", "endpoint") else None) for name in FIELDS}
         row["intended_at"] = entry.get("intended_at")
         row["permanent"] = bool(entry.get("permanent"))
+        row["error"] = entry.get("error")
         row["key"] = record.get("key")
         rows.append(row)
     return rows
@@ -80,7 +81,12 @@ def ledger_rows(
 
 
 def maybe_billed(row: dict[str, Any]) -> bool:
-    return row.get("state") in MAYBE_BILLED or (row.get("state") == "failed" and bool(row.get("permanent")))
+    if row.get("state") in MAYBE_BILLED:
+        return True
+    # a failure fal bills (a 422), or a request cancelled on purpose that may have been running
+    return row.get("state") == "failed" and (
+        bool(row.get("permanent")) or str(row.get("error") or "").startswith(CANCELLED_ON_REQUEST)
+    )
 
 
 def cost_of(row: dict[str, Any]) -> Decimal | None:

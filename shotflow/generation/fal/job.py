@@ -34,7 +34,7 @@ from shotflow.generation.fal.errors import FAL_ERRORS
 from shotflow.generation.fal.submit import Accepted, request_handle
 from shotflow.model import ShotPlan
 from shotflow.store.clips import StoredClip
-from shotflow.store.journal import LIVE, JobRecord, Journal, frame_note, parse_utc
+from shotflow.store.journal import CANCELLED_ON_REQUEST, LIVE, JobRecord, Journal, frame_note, parse_utc
 
 if TYPE_CHECKING:
     from shotflow.generation.fal.backend import FalBackend
@@ -197,7 +197,8 @@ class Job:
             return "not live"
         verdict, status = check_cancel(self.handle(backend), backend.settings.fal_poll_interval)
         if verdict == "cancelled":
-            self.failed(f"cancelled on request; fal says: {status.error if status else 'cancelled'}", permanent=False)
+            said = backend.scrub(str(status.error)) if status else "cancelled"
+            self.failed(f"{CANCELLED_ON_REQUEST}; fal says: {said}", permanent=False)
         elif verdict == "finished":
             self.completed()
         return verdict
