@@ -14,6 +14,7 @@ from fakefal import KEY
 from shotflow.flows.render import render_storyboard
 
 from shotflow.errors import BudgetError, MissingKeyError, ShotflowError
+from shotflow.generation.fal.key import secret_parts
 from shotflow.media.probe import probe
 from shotflow.plan import load_plan
 
@@ -56,15 +57,24 @@ def test_all_ten_models_in_one_storyboard_through_fal(tmp_path, fal_env, caplog)
     for s in manifest["shots"]:
         assert f"shot '{s['id']}': submitted (fal request {s['request_id']})" in logged
     assert "queue position" in logged
-    # nothing Prefect stored (logs, artifacts, parameters, results) holds the key
-    for path in Path(os.environ["PREFECT_HOME"]).rglob("*"):
-        if path.is_file():
-            assert KEY.encode() not in path.read_bytes(), path
+    assert_no_key_in(Path(os.environ["PREFECT_HOME"]), tmp_path)
 
     # a re-run of the same storyboard costs nothing: every clip comes from the store
     again = render_storyboard(storyboard=str(sb), backend="fal", out=str(tmp_path / "again.mp4"))
     assert sorted(fal_env.billed.values()) == [1] * 10
     assert all(s["cache_hit"] for s in again["shots"])
+
+
+def assert_no_key_in(*folders: Path) -> None:
+    """Nothing Prefect or shotflow stored (logs, artifacts, parameters, results, the journal, the
+    manifest) holds the key or either of its halves."""
+    parts = [p.encode() for p in secret_parts(KEY)]
+    assert len(parts) == 3  # the key, its id and its secret
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert not any(p in data for p in parts), path
 
 
 def test_a_refused_shot_fails_the_run_keeps_the_others_and_a_rerun_redoes_only_it(tmp_path, fal_env):
@@ -89,6 +99,8 @@ def test_a_refused_shot_fails_the_run_keeps_the_others_and_a_rerun_redoes_only_i
     plan = load_plan(sb)
     # a refusal is not retried: one submit of the banned body
     assert fal_env.submits[plan.shot("banned").body_hash] == 1
+    assert KEY not in message and "fakesecret" not in message
+    assert_no_key_in(Path(os.environ["PREFECT_HOME"]), tmp_path)  # a failed run's logs and artifacts too
 
     # the user rewrites the prompt; the two good shots come from the store
     sb.write_text(sb.read_text().replace("something forbidden", "a garden"))
