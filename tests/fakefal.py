@@ -96,6 +96,7 @@ class Fault:
     accept: bool = False  # submit faults: accept the job (it is billed), then answer with `status` (a 502 ...)
     garble: bool = False  # submit faults: accept the job (billed), answer 200 with a body that cannot be decoded
     delay: float = 0.0  # submit faults: accept the job (billed), then answer as usual this many seconds later
+    omit: tuple[str, ...] = ()  # submit faults: accept the job (billed), answer 200 without these fields
     payload: Any = None  # status/result faults: answer 200 with this JSON instead (odd shapes)
     hits: int = 0
 
@@ -424,7 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"detail": "Invalid JSON body"}, "submit")
         text = endpoint + " " + str(body.get("prompt", "") if isinstance(body, dict) else "")
         fault = fake.take_fault("submit", text)
-        if fault is not None and not (fault.drop or fault.accept or fault.garble or fault.delay):
+        if fault is not None and not (fault.drop or fault.accept or fault.garble or fault.delay or fault.omit):
             return self._fail(fault, "submit")  # not accepted: no job, nothing billed
         job = Job(
             id=str(uuid.uuid4()),
@@ -469,17 +470,15 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay)  # accepted (and billed); the answer comes late
         owner, alias = endpoint.split("/")[:2]
         base = f"{fake.base}{'/private' if fake.private_urls else ''}/{owner}/{alias}/requests/{job.id}"
-        self._send(
-            200,
-            {
-                "request_id": job.id,
-                "response_url": base,
-                "status_url": base + "/status",
-                "cancel_url": base + "/cancel",
-                "queue_position": 0,
-            },
-            "submit",
-        )
+        answer = {
+            "request_id": job.id,
+            "response_url": base,
+            "status_url": base + "/status",
+            "cancel_url": base + "/cancel",
+            "queue_position": 0,
+        }
+        omitted = fault.omit if fault is not None else ()
+        self._send(200, {k: v for k, v in answer.items() if k not in omitted}, "submit")
 
     def _job(self, m: re.Match, op: str) -> Job | None:
         job = self.fake.jobs.get(m["rid"])

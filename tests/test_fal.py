@@ -275,7 +275,17 @@ LOST_ANSWERS = {
     "a 500 after fal took it": dict(status=500, accept=True),
     "a 504 after fal took it": dict(status=504, accept=True, request_id_header=False),
     "a 200 that cannot be decoded": dict(garble=True),
+    "a 200 without a request id": dict(omit=("request_id",)),
 }
+
+
+def test_an_answer_with_a_request_id_but_no_urls_is_accepted_and_reached_by_id(fake_fal, cache):
+    fake_fal.fault("submit", omit=("status_url", "response_url", "cancel_url"))
+    shot = a_shot()
+    clip = make_backend(cache).generate(shot)
+    record = Journal(cache / "jobs").read(clip.key)
+    assert record.state == "downloaded" and record.request_id == clip.request_id and record.status_url is None
+    assert fake_fal.submits == {shot.body_hash: 1} and fake_fal.count("result") == 1
 
 
 @pytest.mark.parametrize("fault", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())

@@ -11,7 +11,7 @@ answer was lost, which pays for a job nobody hears of, and fal has no idempotenc
 | error raised before the request left (connect refused/timeout, DNS, TLS, pool timeout: asked again in the call with backoff, then Refused (transient); an invalid header such as a key with a newline, an unsupported URL: Refused (permanent)) | Refused | no |
 | 408, 429, 503 | asked again in the call with backoff, then Refused (transient) | no |
 | other 4xx (400, 401, 403, 404, 413, 422 ...) | Refused (permanent) with fal's reason | no |
-| 2xx with a readable request_id/status_url/response_url/cancel_url | Accepted | yes |
+| 2xx with a readable request_id (its status/response/cancel URLs when given, else reached by id) | Accepted | yes |
 | 2xx unreadable (bad Content-Encoding, not JSON, no request id) | Uncertain | maybe |
 | 500, 502, 504 (gateway or app), any other status | Uncertain | maybe |
 | connection lost / read timeout / remote protocol error after sending | Uncertain | maybe |
@@ -47,12 +47,16 @@ TIMEOUT_HEADER = "X-Fal-Request-Timeout"  # fal_client._headers.REQUEST_TIMEOUT_
 
 @dataclass(frozen=True)
 class Accepted:
-    """fal took the job (and bills it): its id and URLs, to journal at once."""
+    """fal took the job (and bills it): its id and URLs (None: not in fal's answer, the request is
+    reached by id), to journal at once."""
 
     request_id: str
-    status_url: str
-    response_url: str
-    cancel_url: str
+    status_url: str | None
+    response_url: str | None
+    cancel_url: str | None
+
+
+URL_FIELDS = ("status_url", "response_url", "cancel_url")
 
 
 @dataclass(frozen=True)
@@ -174,17 +178,14 @@ def send_submit(
         return Uncertain(f"fal answered {code} ({scrub(_detail(response))[:200]})")
     try:
         data = response.json()
-        accepted = Accepted(
-            request_id=data["request_id"],
-            status_url=data["status_url"],
-            response_url=data["response_url"],
-            cancel_url=data["cancel_url"],
-        )
+        request_id = data["request_id"]
     except (ValueError, KeyError, TypeError) as exc:
         return Uncertain(f"fal answered {code} without a usable request id ({type(exc).__name__})")
-    if not isinstance(accepted.request_id, str) or not accepted.request_id.strip():
+    if not isinstance(request_id, str) or not request_id.strip():
         return Uncertain(f"fal answered {code} without a usable request id")
-    return accepted
+    # a missing or odd URL is not a lost job: its request is then reached by id (request_handle)
+    urls = {name: data.get(name) if isinstance(data.get(name), str) else None for name in URL_FIELDS}
+    return Accepted(request_id=request_id, **urls)
 
 
 def request_handle(
