@@ -220,6 +220,31 @@ def test_a_request_id_that_cannot_be_journaled_is_cancelled_checked_and_the_shot
     assert "uncertain" in str(again.value) and fake_fal.count("submit") == 1
 
 
+def test_a_request_that_finished_despite_its_cancel_is_journaled_once_the_disk_has_room(fake_fal, cache, monkeypatch):
+    import shotflow.store.journal as journal_module
+    from shotflow.store.atomic import write_bytes_atomic
+
+    calls = {"n": 0}
+
+    def full_once(path, data, **kw):  # the intent is written; fal's answer is not; then space is freed
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes_atomic(path, data, **kw)
+
+    fake_fal.fault("cancel", outcome="finished")  # the cancel comes too late: the job completes (paid)
+    monkeypatch.setattr(journal_module, "write_bytes_atomic", full_once)
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache).generate(shot)
+    (rid,) = fake_fal.jobs
+    assert info.value.transient and rid in str(info.value) and "collects it, without paying" in str(info.value)
+    record = journal_of(cache).read(ClipStore.key("fal", shot))
+    assert record.state == "completed" and record.request_id == rid
+    clip = make_backend(cache).generate(shot)  # a re-run collects the paid job
+    assert clip.request_id == rid and fake_fal.submits == {shot.body_hash: 1} and fake_fal.billed == {shot.body_hash: 1}
+
+
 def test_a_cancel_after_a_failed_journal_write_goes_only_to_the_queue_host(fake_fal, cache, monkeypatch):
     import shotflow.store.journal as journal_module
 

@@ -248,7 +248,8 @@ class FalBackend:
 
     def _unjournaled(self, shot: ShotPlan, job: Job, answer: Accepted, exc: BaseException) -> GenerationError:
         """fal took the job but its id could not be journaled: cancel it at a queue-host URL,
-        check fal's answer, and fail the shot as uncertain with the id in the message."""
+        check fal's answer, and fail the shot as uncertain with the id in the message (unless fal
+        kept the job and the journal takes its id now: then a run collects it)."""
         rid = answer.request_id
         handle = request_handle(
             self.fal,
@@ -265,6 +266,10 @@ class FalBackend:
             "running": "asked fal to cancel it, but fal still reports it running (it may be billed)",
         }[verdict]
         why = f"fal request {rid} could not be recorded in the job journal ({self.scrub(str(exc))}); {said}"
+        if verdict != "cancelled" and self._journal_late(job, answer, finished=verdict == "finished"):
+            return GenerationError(
+                shot.label, f"{why}. Its id is journaled now: the next attempt collects it, without paying", transient=True
+            )
         try:
             job.uncertain(why)
         except Exception:
@@ -275,6 +280,15 @@ class FalBackend:
             f"automatically; once the journal can be written (space on the disk, the shared store in reach), "
             f"{forcing(shot, 'submits it again and pays again')}",
         )
+
+    @staticmethod
+    def _journal_late(job: Job, answer: Accepted, *, finished: bool) -> bool:
+        """Journal a request fal kept (paid, or maybe) once the journal takes writes again (space
+        freed meanwhile), so a run collects it instead of calling it uncertain; False if it cannot."""
+        try:
+            return job.accepted(answer) and (not finished or job.completed())
+        except Exception:
+            return False
 
     def _budget(self):
         """The daily-budget lock (a check and the intent it allows are one step), if a budget is set."""
