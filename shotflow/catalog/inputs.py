@@ -26,7 +26,7 @@ class FalInput(BaseModel):
     The seed states enums (mirrored as Literal types) but no numeric ranges; where it states
     none, numbers are still held to sane bounds: floats finite, whole numbers within int64."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_build=True)
 
     @field_validator("*")
     @classmethod
