@@ -473,6 +473,7 @@ def test_a_404_about_a_request_fal_may_still_keep_is_a_glitch_not_a_loss(fake_fa
     with pytest.raises(GenerationError) as info:
         make_backend(cache).generate(shot)
     assert info.value.transient and "kept" in str(info.value) and journal.read(key).state == old.state
+    assert "404" in journal.read(key).error  # noted: a --force run would submit anew, not wait on it
     fake_fal.faults.clear()
     clip = make_backend(cache).generate(shot)  # the next attempt collects it, paying nothing
     assert clip.path.is_file() and fake_fal.submits == {shot.body_hash: 1}
@@ -713,6 +714,18 @@ def test_a_forced_request_left_uncollected_is_collected_by_the_next_run_not_repl
     assert clip.path.read_bytes() != old  # the new take the user paid for, not the one it replaces
     assert [p.read_bytes() for p in (cache / "clips" / "superseded").glob("*.mp4")] == [old]  # paid: kept
     assert fake_fal.billed == {shot.body_hash: 2} and Journal(cache / "jobs").read(first.key).state == "downloaded"
+
+
+def test_an_unforced_request_whose_clip_was_stored_but_not_journaled_uses_the_stored_clip(fake_fal, cache):
+    """Killed between storing the clip and journaling `downloaded`: the clip in the store is that
+    request's own, so it is used as it is, even when its media no longer answers."""
+    shot = a_shot()
+    first = make_backend(cache).generate(shot)
+    journal = Journal(cache / "jobs")
+    journal.write(replace(journal.read(first.key), state="completed"))
+    fake_fal.fault("media", 403, times=100)
+    again = make_backend(cache).generate(shot)
+    assert again.cache_hit and again.path == first.path and fake_fal.count("media", status=403) == 0
 
 
 # --- retries: one layer for each failure (shotflow.generation.retry) ------------------------------

@@ -245,6 +245,19 @@ def test_a_request_that_finished_despite_its_cancel_is_journaled_once_the_disk_h
     assert clip.request_id == rid and fake_fal.submits == {shot.body_hash: 1} and fake_fal.billed == {shot.body_hash: 1}
 
 
+def test_a_request_still_running_after_its_cancel_whose_id_could_not_be_journaled_stays_uncertain(fake_fal, cache, monkeypatch):
+    import shotflow.store.journal as journal_module
+
+    fake_fal.hold()
+    fake_fal.fault("cancel", outcome="ignored", times=100)  # fal takes the cancel but the job runs on
+    monkeypatch.setattr(journal_module, "write_bytes_atomic", full_after(1))
+    shot = a_shot()
+    with pytest.raises(GenerationError) as info:
+        make_backend(cache).generate(shot)
+    assert "uncertain" in str(info.value) and "still reports it running" in str(info.value)
+    assert not info.value.transient and fake_fal.count("submit") == 1
+
+
 def test_a_cancel_after_a_failed_journal_write_goes_only_to_the_queue_host(fake_fal, cache, monkeypatch):
     import shotflow.store.journal as journal_module
 

@@ -116,9 +116,10 @@ class FalBackend:
         forced = _forced(force, record)
         # a retry of a forced attempt wants that attempt's clip, not the one it replaces
         retry_of_forced = bool(force) and record is not None and record.force_token == force and record.state != "downloaded"
-        # a paid request not collected yet (a forced one stopped by Ctrl-C, or whose download failed)
-        # is collected before the store's clip is used: that clip is the one it replaces
-        pending = record is not None and record.live
+        # a forced request not collected yet (stopped by Ctrl-C, or its download failed) is collected
+        # before the store's clip is used: that clip is the one it replaces. An unforced live request
+        # with a stored clip was stopped between storing its clip and journaling it: the clip is its own
+        pending = record is not None and record.live and record.force_token is not None
         if not forced and not retry_of_forced and not pending:
             cached = self.store.find(key)
             if cached is not None:
@@ -249,7 +250,7 @@ class FalBackend:
     def _unjournaled(self, shot: ShotPlan, job: Job, answer: Accepted, exc: BaseException) -> GenerationError:
         """fal took the job but its id could not be journaled: cancel it at a queue-host URL,
         check fal's answer, and fail the shot as uncertain with the id in the message (unless fal
-        kept the job and the journal takes its id now: then a run collects it)."""
+        finished the job and the journal takes its id now: then a run collects it)."""
         rid = answer.request_id
         handle = request_handle(
             self.fal,
@@ -266,7 +267,7 @@ class FalBackend:
             "running": "asked fal to cancel it, but fal still reports it running (it may be billed)",
         }[verdict]
         why = f"fal request {rid} could not be recorded in the job journal ({self.scrub(str(exc))}); {said}"
-        if verdict != "cancelled" and self._journal_late(job, answer, finished=verdict == "finished"):
+        if verdict == "finished" and self._journal_late(job, answer):
             return GenerationError(
                 shot.label, f"{why}. Its id is journaled now: the next attempt collects it, without paying", transient=True
             )
@@ -282,13 +283,19 @@ class FalBackend:
         )
 
     @staticmethod
-    def _journal_late(job: Job, answer: Accepted, *, finished: bool) -> bool:
-        """Journal a request fal kept (paid, or maybe) once the journal takes writes again (space
-        freed meanwhile), so a run collects it instead of calling it uncertain; False if it cannot."""
+    def _journal_late(job: Job, answer: Accepted) -> bool:
+        """Journal a request fal finished (paid) once the journal takes writes again (space freed
+        meanwhile), so a run collects it instead of calling it uncertain; False if it cannot."""
         try:
-            return job.accepted(answer) and (not finished or job.completed())
+            if not job.accepted(answer):
+                return False
         except Exception:
             return False
+        try:
+            job.completed()
+        except Exception:
+            pass  # journaled as submitted: the next attempt re-attaches and fal says it completed
+        return True
 
     def _budget(self):
         """The daily-budget lock (a check and the intent it allows are one step), if a budget is set."""
