@@ -298,6 +298,8 @@ class Collector:
         since, known_for = self._known_for()
         age = self.job.age(since)
         if age is not None and age < known_for:
+            # noted, so that a --force run submits anew instead of waiting on this request
+            self.job.noted(f"fal answered 404 while {doing}")
             return GenerationError(
                 self.shot.label,
                 f"fal answered 404 while {doing} (request {rid}, {since.removesuffix('_at')} {age:.0f} s ago, while "
