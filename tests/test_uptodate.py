@@ -158,24 +158,31 @@ def test_a_deleted_or_corrupted_clip_renders(rendered):
         assert verdict(work, env).up_to_date
 
 
-def test_a_paid_request_not_collected_yet_renders(rendered):
+def test_a_forced_take_not_collected_yet_renders(rendered):
     """A forced take stopped before its clip landed (Ctrl-C, a failing download): the next run
-    collects it, so the old video is not up to date."""
+    collects it, so the old video is not up to date (the manifest is made to say fal made it)."""
     work, env = rendered
     cache = Path(env["SHOTFLOW_CACHE_DIR"])
+    manifest = work / "out" / "h.manifest.json"
     with chdir(work):
-        shot = load_plan("sb.yaml").shot("two")
-    key = ClipStore.key("preview", shot)
+        plan = load_plan("sb.yaml", out="out/h.mp4")
+    shot = plan.shot("one")  # the first shot: checked before any clip (none is in the store as fal's)
+    key = ClipStore.key("fal", shot)
     journal = Journal.in_cache(cache)
-    pending = JobRecord(key, "two", shot.endpoint, shot.body_hash, "submitted", request_id="req-forced")
-    journal.write(pending)
-    try:
-        changed = verdict(work, env)
-        assert not changed.up_to_date and "shot 'two'" in changed.reason and "req-forced" in changed.reason
-        journal.write(replace(pending, state="downloaded"))  # collected: the video stands again
-        assert verdict(work, env).up_to_date
-    finally:
-        journal.path(key).unlink()
+    data = json.loads(manifest.read_text())
+    data["fingerprint"]["backend"] = "fal"
+    with altered(manifest, json.dumps(data).encode()):
+        pending = JobRecord(key, "one", shot.endpoint, shot.body_hash, "submitted", request_id="req-forced", force_token="run-9")
+        journal.write(pending)
+        try:
+            with chdir(work):  # the output path is relative to where the run starts
+                changed = uptodate.check(plan, "fal", cache)
+                assert not changed.up_to_date
+                assert "shot 'one'" in changed.reason and "req-forced" in changed.reason and "not collected" in changed.reason
+                journal.write(replace(pending, state="downloaded"))  # collected: the check goes on to the clips
+                assert "its clip is no longer in the clip store" in uptodate.check(plan, "fal", cache).reason
+        finally:
+            journal.path(key).unlink()
 
 
 def test_a_modified_output_renders_through_the_cli(rendered):

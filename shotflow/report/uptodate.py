@@ -136,7 +136,11 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
             | {k for k in now["inputs"] if (stored.get("inputs") or {}).get(k) != now["inputs"][k]}
         )
         return Verdict(False, f"input file(s) changed: {', '.join(changed)}", manifest, path)
-    store, journal = clip_store_at(cache_dir, settings), journal_at(cache_dir, settings)
+    store = clip_store_at(cache_dir, settings)
+    try:
+        journal = None if backend == "preview" else journal_at(cache_dir, settings)  # a preview pays nothing
+    except OSError as exc:
+        return Verdict(False, f"the job journal in {cache_dir} cannot be opened ({exc})", manifest, path)
     recorded = {s.get("id"): s for s in manifest.get("shots") or []}
     picked = {s.label for s in plan.shots}
     for shot in plan.all_takes:  # every take's clip, and the picked ones the video was made of
@@ -146,11 +150,11 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
                 why = f"starts from the last frame of shot '{shot.source}', which has no clip in the clip store"
             return Verdict(False, f"shot '{shot.label}': {why}", manifest, path)
         key = ClipStore.key(backend, known[shot.label][0])
-        try:
-            pending = journal.read(key)
-        except ShotflowError as exc:  # an unreadable record: the run says what to do with it
-            return Verdict(False, str(exc), manifest, path)
-        if pending is not None and pending.live:  # a forced take, stopped say
+        try:  # a paid request of the shot not collected yet (a forced take, stopped say)
+            pending = journal.read(key) if journal is not None else None
+        except (ShotflowError, OSError) as exc:  # an unreadable record: the run says what to do with it
+            return Verdict(False, f"shot '{shot.label}': its job journal cannot be read ({exc})", manifest, path)
+        if pending is not None and pending.live and pending.force_token is not None:
             return Verdict(
                 False, f"shot '{shot.label}': fal request {pending.request_id} is paid for and not collected yet", manifest, path
             )
