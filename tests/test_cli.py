@@ -506,7 +506,12 @@ def test_cancel_cancels_a_running_request_and_checks_fals_answer(fake_fal, clip_
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"shot 'one' (fal request {handle.request_id}): cancelled" in r.stdout
     assert fake_fal.cancels() == [handle.request_id]
-    assert json.loads((clip_store / "jobs" / "k1.json").read_text())["state"] == "failed"
+    cancelled = json.loads((clip_store / "jobs" / "k1.json").read_text())
+    assert cancelled["state"] == "failed"
+    from shotflow.store import ledger
+
+    # it may have been running when cancelled: the ledger and the daily budget count it
+    assert [ledger.maybe_billed(row) for row in ledger.request_rows(cancelled)] == [True]
     r = subprocess.run(
         [sys.executable, "-m", "shotflow.cli", "cancel", "--all"], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env
     )
