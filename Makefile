@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 # PYTHONDONTWRITEBYTECODE set, as on our CI machines, every command would compile shotflow's
 # modules again (about 0.2 s of each start). Quick when nothing changed.
 bytecode: $(STAMP)
-	@$(BIN)/python -m compileall -q shotflow flows tasks deployments > /dev/null
+	@$(BIN)/python -m compileall -q shotflow flows tasks deployments
 
 demo: $(STAMP) bytecode
 	$(BIN)/shotflow validate pipelines/*.yaml
@@ -26,7 +26,7 @@ demo: $(STAMP) bytecode
 # packages from disk, where the shell (flows/, tasks/, deployments/) sits beside shotflow/, so it
 # reads a copy laid out as installed (the shell inside shotflow/, which is made a regular package
 # there so that the checkout's own shotflow/ is not read as a second portion of it).
-lint: $(STAMP)
+lint: $(STAMP) bytecode
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 	@tree=$$(mktemp -d) && trap 'rm -rf "$$tree"' EXIT && \
@@ -34,7 +34,7 @@ lint: $(STAMP)
 	  for shell in flows tasks deployments; do cp -R $$shell "$$tree/shotflow/$$shell"; done && \
 	  cd "$$tree" && $(CURDIR)/$(BIN)/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
-test: lint bytecode
+test: lint
 	$(BIN)/pytest -q
 
 # the chaos tests (random SIGKILLs of the real CLI); `make test` leaves them out
@@ -66,3 +66,4 @@ schema: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
+	find shotflow flows tasks deployments tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
