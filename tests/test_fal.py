@@ -417,6 +417,16 @@ def test_a_404_about_a_young_request_is_waited_out_not_paid_for_again(fake_fal, 
     assert Journal(cache / "jobs").read(clip.key).state == "downloaded"
 
 
+def left_running(fake_fal, cache: Path, shot) -> tuple[Journal, JobRecord]:
+    """A run that stopped waiting for `shot` while fal holds its job: the journal and its
+    `submitted` record (the fake server keeps holding new jobs until `release()`)."""
+    fake_fal.hold()
+    with pytest.raises(GenerationError):
+        make_backend(cache, fal_wait_timeout=0.05).generate(shot)
+    journal = Journal(cache / "jobs")
+    return journal, journal.read(ClipStore.key("fal", shot))
+
+
 def test_a_404_on_the_result_of_a_young_request_is_fetched_again(fake_fal, cache):
     fake_fal.fault("result", 404, times=3)
     shot = a_shot()
@@ -426,12 +436,8 @@ def test_a_404_on_the_result_of_a_young_request_is_fetched_again(fake_fal, cache
 
 def test_an_old_request_fal_no_longer_knows_is_lost_and_bought_again_only_with_force(fake_fal, cache):
     shot = a_shot()
-    key = ClipStore.key("fal", shot)
-    journal = Journal(cache / "jobs")
-    fake_fal.hold()
-    with pytest.raises(GenerationError):
-        make_backend(cache, fal_wait_timeout=0.05).generate(shot)
-    record = journal.read(key)
+    journal, record = left_running(fake_fal, cache, shot)
+    key = record.key
     # older than fal keeps requests: the start timeout (1 h), a run and the hour after it
     five_hours_ago = datetime.now(timezone.utc) - timedelta(hours=5)
     journal.write(replace(record, submitted_at=five_hours_ago.isoformat()))
@@ -457,13 +463,10 @@ def test_a_404_about_a_request_fal_may_still_keep_is_a_glitch_not_a_loss(fake_fa
     """Submitted two hours ago: fal may have held it in its queue up to the start timeout (an
     hour), run it, and keeps its result an hour after it completed."""
     shot = a_shot()
-    key = ClipStore.key("fal", shot)
-    journal = Journal(cache / "jobs")
-    fake_fal.hold()
-    with pytest.raises(GenerationError):
-        make_backend(cache, fal_wait_timeout=0.05).generate(shot)
+    journal, record = left_running(fake_fal, cache, shot)
+    key = record.key
     now = datetime.now(timezone.utc)
-    old = replace(journal.read(key), submitted_at=(now - timedelta(hours=2)).isoformat())
+    old = replace(record, submitted_at=(now - timedelta(hours=2)).isoformat())
     if completed is not None:
         old = replace(old, state="completed", completed_at=(now - timedelta(minutes=completed)).isoformat())
     journal.write(old)
