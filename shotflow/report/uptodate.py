@@ -97,6 +97,7 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
     """Whether the video this plan would make is already there, unchanged (see the module doc)."""
     from shotflow.errors import ShotflowError
     from shotflow.generation.known import known_requests
+    from shotflow.money import PREVIEW
     from shotflow.report.manifest import read_manifest, sidecar
     from shotflow.store.clips import ClipStore
     from shotflow.store.team import clip_store_at, journal_at
@@ -138,7 +139,7 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
         return Verdict(False, f"input file(s) changed: {', '.join(changed)}", manifest, path)
     store = clip_store_at(cache_dir, settings)
     try:
-        journal = None if backend == "preview" else journal_at(cache_dir, settings)  # a preview pays nothing
+        journal = None if backend == PREVIEW else journal_at(cache_dir, settings)  # a preview pays nothing
     except OSError as exc:
         return Verdict(False, f"the job journal in {cache_dir} cannot be opened ({exc})", manifest, path)
     recorded = {s.get("id"): s for s in manifest.get("shots") or []}
@@ -154,7 +155,7 @@ def check(plan: Plan, backend: str, cache_dir: Path, settings: Settings | None =
             pending = journal.read(key) if journal is not None else None
         except (ShotflowError, OSError) as exc:  # an unreadable record: the run says what to do with it
             return Verdict(False, f"shot '{shot.label}': its job journal cannot be read ({exc})", manifest, path)
-        if pending is not None and pending.live and pending.force_token is not None:
+        if pending is not None and pending.replaces_stored:
             return Verdict(
                 False, f"shot '{shot.label}': fal request {pending.request_id} is paid for and not collected yet", manifest, path
             )

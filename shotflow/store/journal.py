@@ -142,6 +142,14 @@ class JobRecord:
         """fal has the job and nobody has its clip yet: re-attach, never submit again."""
         return self.request_id is not None and self.state in LIVE
 
+    @property
+    def replaces_stored(self) -> bool:
+        """A forced request not collected yet (its run stopped, or its download failed): it is
+        collected before the clip it replaces is used, and the video made of that clip is stale.
+        (An unforced live request whose clip is stored was stopped between storing and journaling
+        it: the stored clip is its own.)"""
+        return self.live and self.force_token is not None
+
     def history_entry(self) -> dict[str, Any]:
         """This request as one entry of a later record's `previous`."""
         return {name: getattr(self, name) for name in HISTORY_FIELDS}

@@ -4,9 +4,9 @@ fal bills a job once it accepts it, and keeps running it after the process that 
 dies. So `generate` never submits a shot whose earlier request may still deliver, or may have
 been billed without anyone knowing its id:
 
-1. the clip store has the clip (not forced) and no paid request waits to be collected: return it,
-   no call to fal (a live request, such as a forced one stopped by Ctrl-C or whose download
-   failed, is collected first: the stored clip is the one it replaces, kept under superseded/);
+1. the clip store has the clip (not forced) and no forced request waits to be collected: return
+   it, no call to fal (a forced request whose run stopped, or whose download failed, is collected
+   first: the stored clip is the one it replaces, kept under superseded/);
 2. the journal has a live request (`submitted`, `completed`, or `downloaded` with its clip gone
    from the store): re-attach to it (the Job collects it: wait, result, download);
 3. the journal says the last submit is `uncertain` (or `intended` by a process that is gone, or a
@@ -116,10 +116,7 @@ class FalBackend:
         forced = _forced(force, record)
         # a retry of a forced attempt wants that attempt's clip, not the one it replaces
         retry_of_forced = bool(force) and record is not None and record.force_token == force and record.state != "downloaded"
-        # a forced request not collected yet (stopped by Ctrl-C, or its download failed) is collected
-        # before the store's clip is used: that clip is the one it replaces. An unforced live request
-        # with a stored clip was stopped between storing its clip and journaling it: the clip is its own
-        pending = record is not None and record.live and record.force_token is not None
+        pending = record is not None and record.replaces_stored  # collected before the clip it replaces
         if not forced and not retry_of_forced and not pending:
             cached = self.store.find(key)
             if cached is not None:
