@@ -721,7 +721,7 @@ def test_a_forced_request_left_uncollected_is_collected_by_the_next_run_not_repl
 
 def test_an_unforced_request_whose_clip_was_stored_but_not_journaled_uses_the_stored_clip(fake_fal, cache):
     """Killed between storing the clip and journaling `downloaded`: the clip in the store is that
-    request's own, so it is used as it is, even when its media no longer answers."""
+    request's own, so it is used as it is, even when its media no longer answers, and journaled."""
     shot = a_shot()
     first = make_backend(cache).generate(shot)
     journal = Journal(cache / "jobs")
@@ -729,6 +729,8 @@ def test_an_unforced_request_whose_clip_was_stored_but_not_journaled_uses_the_st
     fake_fal.fault("media", 403, times=100)
     again = make_backend(cache).generate(shot)
     assert again.cache_hit and again.path == first.path and fake_fal.count("media", status=403) == 0
+    healed = journal.read(first.key)  # and the journal says so now: the ledger shows no request left hanging
+    assert healed.state == "downloaded" and healed.clip_sha256 and healed.request_id == first.request_id
 
 
 # --- retries: one layer for each failure (shotflow.generation.retry) ------------------------------

@@ -121,6 +121,8 @@ class FalBackend:
             cached = self.store.find(key)
             if cached is not None:
                 rid = record.request_id if record else None
+                if record is not None and record.live:  # stopped between storing its clip and journaling it
+                    self._adopt(record, key)
                 if self._generated_in_this_run(record):  # paid for by this run (its early start): not reused
                     return GeneratedClip(
                         shot.id, cached, key, self.name, cache_hit=False, request_id=rid, frames=shot.frames, take=shot.take
@@ -149,6 +151,18 @@ class FalBackend:
             raise RetryLater(
                 shot.label, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it"
             ) from None
+
+    def _adopt(self, record: JobRecord, key: str) -> None:
+        """An unforced live request whose clip is in the store: its run stopped between storing
+        the clip and journaling it, so the clip is its own, journaled `downloaded` now (a write
+        that fails is left for a later hit: the clip is used either way)."""
+        clip = self.store.stored(key)
+        if clip is None:
+            return
+        try:
+            Job(self.journal, record).downloaded(clip)
+        except Exception:
+            pass
 
     # --- submitting ----------------------------------------------------------------------------
 
