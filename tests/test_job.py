@@ -183,15 +183,16 @@ def test_force_always_works_on_a_request_stuck_on_odd_answers(fake_fal, cache):
 # --- the request id cannot be journaled ----------------------------------------------------------
 
 
-def full_after(n: int):
-    """A journal writer that works `n` times, then finds the disk full."""
+def full_after(n: int, *, times: int | None = None):
+    """A journal writer that works `n` times, then finds the disk full (`times` writes, then has
+    room again; None: for good)."""
     from shotflow.store.atomic import write_bytes_atomic
 
     calls = {"n": 0}
 
     def writer(path, data, **kw):
         calls["n"] += 1
-        if calls["n"] > n:
+        if calls["n"] > n and (times is None or calls["n"] <= n + times):
             raise OSError(errno.ENOSPC, "No space left on device")
         return write_bytes_atomic(path, data, **kw)
 
@@ -222,18 +223,10 @@ def test_a_request_id_that_cannot_be_journaled_is_cancelled_checked_and_the_shot
 
 def test_a_request_that_finished_despite_its_cancel_is_journaled_once_the_disk_has_room(fake_fal, cache, monkeypatch):
     import shotflow.store.journal as journal_module
-    from shotflow.store.atomic import write_bytes_atomic
-
-    calls = {"n": 0}
-
-    def full_once(path, data, **kw):  # the intent is written; fal's answer is not; then space is freed
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return write_bytes_atomic(path, data, **kw)
 
     fake_fal.fault("cancel", outcome="finished")  # the cancel comes too late: the job completes (paid)
-    monkeypatch.setattr(journal_module, "write_bytes_atomic", full_once)
+    # the intent is written, fal's answer is not, then space is freed
+    monkeypatch.setattr(journal_module, "write_bytes_atomic", full_after(1, times=1))
     shot = a_shot()
     with pytest.raises(GenerationError) as info:
         make_backend(cache).generate(shot)
