@@ -238,7 +238,7 @@ def test_a_clip_asked_for_twice_at_once_is_normalised_once(mixed, tmp_path, monk
     assert len(made) == 1 and len(results) == 2 and results[0] == results[1] == made[0]
 
 
-def test_clips_checked_as_they_land_are_not_demuxed_again_by_the_join(mixed, tmp_path, monkeypatch):
+def test_clips_checked_as_they_land_are_not_opened_again_by_the_join(mixed, tmp_path, monkeypatch):
     from shotflow.assembly import conformance
     from shotflow.assembly.pieces import pieces_folder
 
@@ -250,12 +250,19 @@ def test_clips_checked_as_they_land_are_not_demuxed_again_by_the_join(mixed, tmp
         stored = store.put(key, Path(shutil.copy(src, store.temp_path(key))))
         clip = GeneratedClip(shot.id, getattr(stored, "path", stored), key, "fal", cache_hit=False)
         normalised.append(conformance.normalise_checked(store, clip, shot, CUT))
-    demuxed = []
-    real = conformance.video_keyframes
+    demuxed, opened = [], []
+    real, real_shape = conformance.video_keyframes, conformance.stream_shape
     monkeypatch.setattr(conformance, "video_keyframes", lambda path: demuxed.append(Path(path)) or real(path))
+    monkeypatch.setattr(conformance, "stream_shape", lambda path: opened.append(Path(path)) or real_shape(path))
     result = join(normalised, [1, 1], CUT, tmp_path / "out.mp4", pieces_dir=pieces_folder(store.root))
     assert result.video_copied and result.renormalised == ()
     assert not set(normalised) & set(demuxed), demuxed
+    assert not set(normalised) & set(opened), opened  # their shapes (codec, size, SPS/PPS) were read as they landed
+    # a clip made again (a new mtime) is read again, not taken for the one that was checked
+    later = normalised[1].stat().st_mtime_ns + 10**9
+    os.utime(normalised[1], ns=(later, later))
+    assert conformance.shape_checked(normalised[1], pieces_folder(store.root)) == real_shape(normalised[1])
+    assert opened == [normalised[1]]
 
 
 def test_a_stored_clips_sound_is_taken_once_and_again_when_the_clip_is_generated_again(mixed, tmp_path):

@@ -3,13 +3,17 @@ against the recipe (and each other), and the ones that do not match normalised a
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 
+from shotflow.assembly.destination import replacing
 from shotflow.assembly.encoding import AUDIO_RATE, timescale
 from shotflow.assembly.normalise import normalise, normalise_stored
 from shotflow.assembly.pieces import piece_name, pieces_folder
@@ -117,14 +121,33 @@ def fits_checked(path: Path, seconds: float, out: OutputSpec, edges: tuple[int, 
     return True
 
 
+def shape_checked(path: Path, checked: Path | None) -> StreamShape:
+    """`stream_shape`, remembered in `checked` (a file named by the clip's name, size and mtime):
+    a clip read when it landed is not opened again by the join."""
+    if checked is None:
+        return stream_shape(path)
+    marker = checked / piece_name("shape", path, suffix=".json")
+    try:
+        known = json.loads(marker.read_text())
+        return StreamShape(**{**known, "audio": tuple(known["audio"]) if known["audio"] else None})
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    shape = stream_shape(path)
+    with contextlib.suppress(OSError):  # only an optimisation
+        with replacing(marker) as tmp:
+            tmp.write_text(json.dumps(dataclasses.asdict(shape)))
+    return shape
+
+
 def normalise_checked(store: ClipStore, clip: GeneratedClip, shot: ShotPlan, out: OutputSpec) -> Path:
-    """`normalise_stored`, and the result's length and keyframes checked now, as the clip lands
-    (remembered in the store's pieces folder): the join after the last clip then demuxes only
+    """`normalise_stored`, and the result's shape, length and keyframes checked now, as the clip
+    lands (remembered in the store's pieces folder): the join after the last clip then reads only
     what it has not seen, the last clip."""
     path = normalise_stored(store, clip, shot, out)
     try:
         pieces = pieces_folder(store.root)
         pieces.mkdir(parents=True, exist_ok=True)
+        shape_checked(path, pieces)
         fits_checked(path, shot.seconds, out, clip_edges(out, shot.index), pieces)
     except Exception:  # only an optimisation: the join checks the clip again, and says what is wrong
         pass
@@ -141,7 +164,7 @@ class RecipeCheck:
         self.reference: StreamShape | None = None
 
     def conforms(self, path: Path, seconds: float, edges: tuple[int, int]) -> bool:
-        shape = stream_shape(path)
+        shape = shape_checked(path, self.checked)
         if self.reference is None and matches(shape, self.out, None):
             self.reference = shape
         return matches(shape, self.out, self.reference) and fits_checked(path, seconds, self.out, edges, self.checked)

@@ -14,7 +14,7 @@ import av
 import ffmpeg as ff
 
 from shotflow.assembly.concat import concat_input
-from shotflow.assembly.conformance import RecipeCheck, matching, stream_shape, video_keyframes
+from shotflow.assembly.conformance import RecipeCheck, matching, shape_checked, stream_shape, video_keyframes
 from shotflow.assembly.destination import land, temporary_beside
 from shotflow.assembly.encoding import AUDIO_RATE, encode_into, timescale
 from shotflow.assembly.formats import OutputFormat, output_format
@@ -90,7 +90,7 @@ def join(
                 raise MediaError(f"{ahead}: the soundtrack encoded ahead is missing")
             video_parts, audio_parts, overlaps, rendered = clips, ahead, [], 0
         # the overlaps were encoded now, the clips perhaps long ago: copy only if their SPS/PPS agree
-        reference = stream_shape(clips[0])
+        reference = shape_checked(clips[0], checked if 0 not in renormalised else None)
         copy = all(stream_shape(p).extradata == reference.extradata for p in overlaps)
         with temporary_beside(dst) as tmp:
             copy = copy and fmt.copies_video
