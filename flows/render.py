@@ -44,6 +44,7 @@ from shotflow.tasks.secrets import fal_key, load_secret_env
 
 from shotflow import interrupt
 from shotflow.assembly import contactsheet
+from shotflow.assembly.destination import temporary_name
 from shotflow.catalog import find_model
 from shotflow.errors import ShotflowError
 from shotflow.generation import events
@@ -57,6 +58,7 @@ from shotflow.review import ReviewCancelled
 from shotflow.settings import get_settings
 from shotflow.spend import made_again_line
 from shotflow.store import publish
+from shotflow.store.atomic import move_atomic
 from shotflow.store.team import shared_store
 
 BackendName = Literal["auto", "fal", "preview"]
@@ -150,183 +152,228 @@ def render_storyboard(
     open_limits(run_key, total if name == "fal" else min(total, os.cpu_count() or 2), per_model)
     progress = artifacts.start_progress(plan)
     sheet_frames = contactsheet.Frames()  # the contact sheet's frames, grabbed as clips land
+    # artifacts go out from one thread while the flow goes on (tasks/artifacts.py); all sent before it ends
+    sender = artifacts.Sender(logger.warning)
     try:
-        source = f"inline:{plan.title}" if inline is not None else str(Path(plan.source).resolve())  # for the ledger
-        takes = {}  # every take of every shot, by (shot id, take)
-        if plan.review:  # a level of from: at a time: its takes, then their picks, before what continues them
-            try:
-                plan, takes = reviewing.generate_and_pick(
-                    plan,
-                    lambda s, up: generate_shot.submit(
-                        s, name, run_key, force=s.id in forced, storyboard=source, upstream=allow_failure(up) if up else None
-                    ),
-                    planned,
-                    budget=budget,
-                    backend=name,
-                )
-            except ReviewCancelled as exc:
-                sheet_frames.close()
-                return Cancelled(message=str(exc))
-        for picked in plan.order if not plan.review else ():  # a source before the shots that continue it
-            # a continuing shot starts from its source's picked take; a failure reaches the task, which names it
-            source_take = plan.shot(picked.source) if picked.source else None
-            upstream = allow_failure(takes[source_take.id, source_take.take]) if source_take else None
-            for s in plan.takes_of(picked.id):
-                takes[s.id, s.take] = generate_shot.submit(
-                    s, name, run_key, force=s.id in forced, storyboard=source, upstream=upstream
-                )
-        generated = {s.id: takes[s.id, s.take] for s in plan.shots}  # the take each shot is cut from
-        # for the run's timings (wall clock, as the clip store's mtimes): when the flow had each
-        # clip, downloaded and verified, and when its normalisation was done
-        landed_at: dict[str, float] = {}
-        ready_at: dict[str, float] = {}
-        for shot_id, future in generated.items():
-            future.wrapped_future.add_done_callback(lambda _, s=shot_id: landed_at.setdefault(s, time.time()))
-        prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
-        soundtrack = None
-        if not plan.overlapping:
-            # cuts: each clip's sound as it lands, and the soundtrack encoded as soon as the last
-            # one is there, while that clip's video is still normalised: the join copies it
-            sounds = [clip_audio.submit(generated[s.id], s, plan.output) for s in plan.shots]
-            soundtrack = encode_soundtrack.submit(sounds, [s.seconds for s in plan.shots], plan.output)
-        for shot_id, future in prepared.items():
-            future.wrapped_future.add_done_callback(lambda _, s=shot_id: ready_at.setdefault(s, time.time()))
-        done, landed = 0, {}
-        shot_of = {id(f): shot_id for shot_id, f in prepared.items()}
-        durations = [s.seconds for s in plan.shots]
-        for future in _as_landed(list(prepared.values())):
-            try:
-                path = future.result()
-            except Exception:  # looked at, with every other failure, once all shots are done
-                continue
-            done += 1
-            _grab_frame(sheet_frames, generated[shot_of[id(future)]])  # decoded now, not after the join
-            artifacts.advance_progress(progress, done, len(plan.shots))
-            events.publish(events.AssemblyEvent("clips normalised", done, len(plan.shots) + 2))
-            if plan.overlapping and done < len(plan.shots):
-                # overlaps between clips that have landed are rendered while the others generate
-                landed[shot_of[id(future)]] = path
-                try:
-                    prepare_join([landed.get(s.id) for s in plan.shots], durations, plan.output)
-                except Exception as exc:  # only an optimisation: the join renders whatever is missing
-                    logger.warning(f"preparing the join ahead of time failed ({_describe(exc)}); the join will do it")
-    finally:
-        close_limits(run_key)
-    if interrupt.stop_requested():
-        sheet_frames.close()
-        # Ctrl-C/SIGTERM: shots not yet sent never will be; those fal accepted stay journaled
-        return Cancelled(
-            message=f"stopped after {done} of {len(plan.shots)} shots were ready: no shot was sent to fal after the stop; "
-            "requests fal had accepted stay journaled, and a re-run collects them without paying again"
-        )
-
-    records: list[ShotRecord] = []
-    clips, normalised, failures = [], [], []
-    stored_at: dict[str, float] = {}  # clips downloaded by this run: when the store took them, verified
-    for s in plan.shots:
-        cost = None if s.cost is None else str(s.cost)
         try:
-            clip = generated[s.id].result()
-            normalised.append(prepared[s.id].result())
-        except Exception as exc:  # every shot is looked at: one failure must not hide another
-            error = _describe(exc)
-            failures.append(f"shot '{s.id}': {error}")
-            records.append(ShotRecord(s.id, s.model, s.seconds, cost, "failed", error=error))
-            continue
-        clips.append(clip)
-        if clip.cache_hit is False:
-            stored_at[s.id] = _mtime(clip.path)
-            # normalised by whoever got there first (an early start may have): its file's time
-            ready_at[s.id] = min(ready_at.get(s.id, float("inf")), _mtime(normalised[-1]))
-        records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
-    # the takes the video is not cut from: paid for too, kept, and listed in the manifest. One that
-    # failed does not hold the video back: it is said, and the next run (not up to date) redoes it
-    others, failed_takes = [], []
-    for s in plan.all_takes:
-        if s.take != plan.pick_of(s.id):
-            try:
-                others.append(takes[s.id, s.take].result())
-            except Exception as exc:
-                failed_takes.append(f"shot '{s.label}': {_describe(exc)}")
-                logger.warning(f"shot '{s.label}' (not the picked take) failed: {_describe(exc)}; a re-run redoes it")
-    if failures:
-        sheet_frames.close()
-        artifacts.shot_table(plan, records, backend=name)
-        artifacts.failures(plan, records)  # a Failed run names its failed and uncertain shots at a glance
-        kept = len(clips)
-        rerun = "a re-run" + (" without --force" if forced else "")
-        raise ShotflowError(
-            f"{len(failures)} of {len(plan.shots)} shots failed; the {kept} finished clip(s) are kept in the clip store "
-            f"and {rerun} only redoes the failed ones:\n  " + "\n  ".join(failures)
-        )
+            source = f"inline:{plan.title}" if inline is not None else str(Path(plan.source).resolve())  # for the ledger
+            takes = {}  # every take of every shot, by (shot id, take)
+            if plan.review:  # a level of from: at a time: its takes, then their picks, before what continues them
+                try:
+                    plan, takes = reviewing.generate_and_pick(
+                        plan,
+                        lambda s, up: generate_shot.submit(
+                            s, name, run_key, force=s.id in forced, storyboard=source, upstream=allow_failure(up) if up else None
+                        ),
+                        planned,
+                        budget=budget,
+                        backend=name,
+                    )
+                except ReviewCancelled as exc:
+                    sheet_frames.close()
+                    return Cancelled(message=str(exc))
+            for picked in plan.order if not plan.review else ():  # a source before the shots that continue it
+                # a continuing shot starts from its source's picked take; a failure reaches the task, which names it
+                source_take = plan.shot(picked.source) if picked.source else None
+                upstream = allow_failure(takes[source_take.id, source_take.take]) if source_take else None
+                for s in plan.takes_of(picked.id):
+                    takes[s.id, s.take] = generate_shot.submit(
+                        s, name, run_key, force=s.id in forced, storyboard=source, upstream=upstream
+                    )
+            generated = {s.id: takes[s.id, s.take] for s in plan.shots}  # the take each shot is cut from
+            # for the run's timings (wall clock, as the clip store's mtimes): when the flow had each
+            # clip, downloaded and verified, and when its normalisation was done
+            landed_at: dict[str, float] = {}
+            ready_at: dict[str, float] = {}
+            for shot_id, future in generated.items():
+                future.wrapped_future.add_done_callback(lambda _, s=shot_id: landed_at.setdefault(s, time.time()))
+            prepared = {s.id: normalise_clip.submit(generated[s.id], s, plan.output) for s in plan.shots}
+            soundtrack = None
+            if not plan.overlapping:
+                # cuts: each clip's sound as it lands, and the soundtrack encoded as soon as the last
+                # one is there, while that clip's video is still normalised: the join copies it
+                sounds = [clip_audio.submit(generated[s.id], s, plan.output) for s in plan.shots]
+                soundtrack = encode_soundtrack.submit(sounds, [s.seconds for s in plan.shots], plan.output)
+            for shot_id, future in prepared.items():
+                future.wrapped_future.add_done_callback(lambda _, s=shot_id: ready_at.setdefault(s, time.time()))
+            done, landed = 0, {}
+            shot_of = {id(f): shot_id for shot_id, f in prepared.items()}
+            durations = [s.seconds for s in plan.shots]
+            for future in _as_landed(list(prepared.values())):
+                try:
+                    path = future.result()
+                except Exception:  # looked at, with every other failure, once all shots are done
+                    continue
+                done += 1
+                _grab_frame(sheet_frames, generated[shot_of[id(future)]])  # decoded now, not after the join
+                sender.progress(progress, done, len(plan.shots))
+                events.publish(events.AssemblyEvent("clips normalised", done, len(plan.shots) + 2))
+                if plan.overlapping and done < len(plan.shots):
+                    # overlaps between clips that have landed are rendered while the others generate
+                    landed[shot_of[id(future)]] = path
+                    try:
+                        prepare_join([landed.get(s.id) for s in plan.shots], durations, plan.output)
+                    except Exception as exc:  # only an optimisation: the join renders whatever is missing
+                        logger.warning(f"preparing the join ahead of time failed ({_describe(exc)}); the join will do it")
+        finally:
+            close_limits(run_key)
+        if interrupt.stop_requested():
+            sheet_frames.close()
+            # Ctrl-C/SIGTERM: shots not yet sent never will be; those fal accepted stay journaled
+            return Cancelled(
+                message=f"stopped after {done} of {len(plan.shots)} shots were ready: no shot was sent to fal after the stop; "
+                "requests fal had accepted stay journaled, and a re-run collects them without paying again"
+            )
 
-    events.publish(events.AssemblyEvent("joining", len(plan.shots), len(plan.shots) + 2))
-    joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output, audio=_ahead(soundtrack, logger))
-    video, duration = joined.path, joined.seconds
-    timings = _tail_timings(landed_at, ready_at, time.time(), stored_at)
-    earlier = {
-        "kept": f"the earlier video at {video} was kept as {joined.kept} (output.existing: keep)",
-        "replaced": f"the earlier video at {video} was replaced (output.existing: replace)",
-    }.get(joined.earlier)
-    if earlier and not (outputs and outputs.in_cache):  # a cache copy bound for the store: publish says
-        logger.info(earlier)
-    events.publish(events.AssemblyEvent("contact sheet and manifest", len(plan.shots) + 1, len(plan.shots) + 2))
-    # after the final file, and side by side: the sheet (from the frames grabbed as clips landed)
-    # is drawn by the task runner while the manifest is written and the artifacts are sent
-    drawn = contact_sheet.submit(plan, clips, sidecar(video, "contact.png"), backend=name, frames=sheet_frames)
-    # with takes, their view too: a row per shot, a frame per take, the picked one marked
-    takes_view = None
-    if plan.has_takes:
-        takes_view = takes_sheet.submit(plan, clips + others, sidecar(video, "takes.png"), name, sheet_frames)
-    try:
-        manifest = write_manifest(
-            plan,
-            clips + others,
-            backend=name,
-            video=Path(video),
-            duration=duration,
-            normalised=dict(zip((s.id for s in plan.shots), normalised)),  # what the timelines point at
-            extra={
-                "join": {
-                    "video_copied": joined.video_copied,
-                    "overlaps_rendered_after_last_clip": joined.transitions_rendered,
-                    "audio_encoded_ahead": joined.audio_copied,
+        records: list[ShotRecord] = []
+        clips, normalised, failures = [], [], []
+        stored_at: dict[str, float] = {}  # clips downloaded by this run: when the store took them, verified
+        for s in plan.shots:
+            cost = None if s.cost is None else str(s.cost)
+            try:
+                clip = generated[s.id].result()
+                normalised.append(prepared[s.id].result())
+            except Exception as exc:  # every shot is looked at: one failure must not hide another
+                error = _describe(exc)
+                failures.append(f"shot '{s.id}': {error}")
+                records.append(ShotRecord(s.id, s.model, s.seconds, cost, "failed", error=error))
+                continue
+            clips.append(clip)
+            if clip.cache_hit is False:
+                stored_at[s.id] = _mtime(clip.path)
+                # normalised by whoever got there first (an early start may have): its file's time
+                ready_at[s.id] = min(ready_at.get(s.id, float("inf")), _mtime(normalised[-1]))
+            records.append(ShotRecord(s.id, s.model, s.seconds, cost, "done", clip.cache_hit, clip.request_id, str(clip.path)))
+        # the takes the video is not cut from: paid for too, kept, and listed in the manifest. One that
+        # failed does not hold the video back: it is said, and the next run (not up to date) redoes it
+        others, failed_takes = [], []
+        for s in plan.all_takes:
+            if s.take != plan.pick_of(s.id):
+                try:
+                    others.append(takes[s.id, s.take].result())
+                except Exception as exc:
+                    failed_takes.append(f"shot '{s.label}': {_describe(exc)}")
+                    logger.warning(f"shot '{s.label}' (not the picked take) failed: {_describe(exc)}; a re-run redoes it")
+        if failures:
+            sheet_frames.close()
+            artifacts.shot_table(plan, records, backend=name)
+            artifacts.failures(plan, records)  # a Failed run names its failed and uncertain shots at a glance
+            kept = len(clips)
+            rerun = "a re-run" + (" without --force" if forced else "")
+            raise ShotflowError(
+                f"{len(failures)} of {len(plan.shots)} shots failed; the {kept} finished clip(s) are kept in the clip store "
+                f"and {rerun} only redoes the failed ones:\n  " + "\n  ".join(failures)
+            )
+
+        # the sheet (from the frames grabbed as clips landed) and, with takes, their view (a row per
+        # shot, a frame per take, the picked one marked) are drawn by the task runner while the join
+        # runs, and the shot table is sent meanwhile: none of them waits for the final file
+        sheets = [
+            _Drawn(
+                sidecar(plan.output.path, "contact.png"),
+                lambda tmp: contact_sheet.submit(plan, clips, tmp, backend=name, frames=sheet_frames),
+            )
+        ]
+        if plan.has_takes:
+            sheets.append(
+                _Drawn(
+                    sidecar(plan.output.path, "takes.png"),
+                    lambda tmp: takes_sheet.submit(plan, clips + others, tmp, name, sheet_frames),
+                )
+            )
+        sender.send(artifacts.shot_table, plan, records, backend=name)
+        events.publish(events.AssemblyEvent("joining", len(plan.shots), len(plan.shots) + 2))
+        try:
+            joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output, audio=_ahead(soundtrack, logger))
+            video, duration = joined.path, joined.seconds
+            timings = _tail_timings(landed_at, ready_at, time.time(), stored_at)
+            earlier = {
+                "kept": f"the earlier video at {video} was kept as {joined.kept} (output.existing: keep)",
+                "replaced": f"the earlier video at {video} was replaced (output.existing: replace)",
+            }.get(joined.earlier)
+            if earlier and not (outputs and outputs.in_cache):  # a cache copy bound for the store: publish says
+                logger.info(earlier)
+            events.publish(events.AssemblyEvent("contact sheet and manifest", len(plan.shots) + 1, len(plan.shots) + 2))
+            manifest = write_manifest(
+                plan,
+                clips + others,
+                backend=name,
+                video=Path(video),
+                duration=duration,
+                normalised=dict(zip((s.id for s in plan.shots), normalised)),  # what the timelines point at
+                extra={
+                    "join": {
+                        "video_copied": joined.video_copied,
+                        "overlaps_rendered_after_last_clip": joined.transitions_rendered,
+                        "audio_encoded_ahead": joined.audio_copied,
+                    },
+                    "timings": timings,
+                    **({"failed_takes": failed_takes} if failed_takes else {}),
                 },
-                "timings": timings,
-                **({"failed_takes": failed_takes} if failed_takes else {}),
-            },
-            store=outputs.store_urls(publish.roles(plan.has_takes)) if outputs else None,
+                store=outputs.store_urls(publish.roles(plan.has_takes)) if outputs else None,
+            )
+            sheet = sheets[0].land()
+            takes_png = str(sheets[1].land()) if plan.has_takes else None
+        finally:
+            for drawn in sheets:
+                drawn.discard()
+            sheet_frames.close()
+        published = publish.publish_run(outputs, settings, plan, source, (video, sheet, takes_png, manifest)) if outputs else None
+        if published:  # the checked files are in the shared store: nothing on this machine is needed afterwards
+            earlier = published.with_earlier(earlier)
+            logger.info(f"published to {published.store_urls['video']}" + (f"; {earlier}" if earlier else ""))
+        exports = export_timelines(manifest, list(export)) if export else []  # for an editor, next to the video
+        events.publish(events.AssemblyEvent("done", len(plan.shots) + 2, len(plan.shots) + 2))
+        sender.send(
+            artifacts.summary,
+            plan,
+            records,
+            backend=name,
+            video=video,
+            manifest=manifest,
+            contact_sheet=sheet,
+            duration=duration,
+            published=published,
         )
-        artifacts.shot_table(plan, records, backend=name)
-        sheet = drawn.result()
-        takes_png = str(takes_view.result()) if takes_view else None
+        logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
+        return {
+            "video": str(video),
+            "duration": duration,
+            "contact_sheet": str(sheet),
+            "takes_sheet": takes_png,  # NAME.takes.png when the storyboard has takes, else None
+            "manifest": str(manifest),
+            "backend": name,
+            **cost_summary(manifest),  # a preview's "would cost on fal", never as if spent; "cost": the sentence
+            "shots": [r.__dict__ for r in records],
+            **timings,  # last_clip_to_final_s, and that clip's normalisation (last_clip_normalise_s)
+            "earlier_video": earlier,  # None, or what became of an earlier, different video at the output path
+            "exports": exports,  # each timeline written (format, path, description, warnings) or its error
+            "failed_takes": failed_takes,  # takes the video is not cut from that failed (a re-run redoes them)
+            **(published.as_result() if published else {}),  # store: s3:// URLs; links: presigned https URLs
+        }
     finally:
-        sheet_frames.close()
-    published = publish.publish_run(outputs, settings, plan, source, (video, sheet, takes_png, manifest)) if outputs else None
-    if published:  # the checked files are in the shared store: nothing on this machine is needed afterwards
-        earlier = published.with_earlier(earlier)
-        logger.info(f"published to {published.store_urls['video']}" + (f"; {earlier}" if earlier else ""))
-    exports = export_timelines(manifest, list(export)) if export else []  # for an editor, next to the video
-    events.publish(events.AssemblyEvent("done", len(plan.shots) + 2, len(plan.shots) + 2))
-    artifacts.summary(
-        plan, records, backend=name, video=video, manifest=manifest, contact_sheet=sheet, duration=duration, published=published
-    )
-    logger.info(f"video: {video} ({duration:.2f} s); contact sheet: {sheet}; manifest: {manifest}")
-    return {
-        "video": str(video),
-        "duration": duration,
-        "contact_sheet": str(sheet),
-        "takes_sheet": takes_png,  # NAME.takes.png when the storyboard has takes, else None
-        "manifest": str(manifest),
-        "backend": name,
-        **cost_summary(manifest),  # a preview's "would cost on fal", never as if spent; "cost": the sentence
-        "shots": [r.__dict__ for r in records],
-        **timings,  # last_clip_to_final_s, and that clip's normalisation (last_clip_normalise_s)
-        "earlier_video": earlier,  # None, or what became of an earlier, different video at the output path
-        "exports": exports,  # each timeline written (format, path, description, warnings) or its error
-        "failed_takes": failed_takes,  # takes the video is not cut from that failed (a re-run redoes them)
-        **(published.as_result() if published else {}),  # store: s3:// URLs; links: presigned https URLs
-    }
+        sender.close()
+
+
+class _Drawn:
+    """A picture beside the video (contact sheet, takes view) drawn while the join runs: `submit(tmp)`
+    starts the task that writes it under a temporary name, moved to `dst` once the video has landed
+    (the join may first rename an earlier video's pictures with it, output.existing: keep)."""
+
+    def __init__(self, dst: Path, submit):
+        self.dst = dst
+        self.tmp = temporary_name(dst)
+        self.future = submit(self.tmp)
+
+    def land(self) -> Path:
+        self.future.result()
+        move_atomic(self.tmp, self.dst)
+        return self.dst
+
+    def discard(self) -> None:
+        """Wait for the task and remove what it wrote, unless it landed."""
+        self.future.wait()
+        self.tmp.unlink(missing_ok=True)
 
 
 def _tail_timings(

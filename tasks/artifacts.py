@@ -1,10 +1,15 @@
 """What a run shows in the Prefect UI: a shot table, a progress bar, a summary (with a shared store,
-links to the outputs there), and which shots failed."""
+links to the outputs there), and which shots failed; and the `Sender` that sends a finishing run's
+artifacts off its path to the video."""
 
 from __future__ import annotations
 
+import contextvars
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Callable
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -34,6 +39,47 @@ def start_progress(plan: Plan) -> UUID:
 
 def advance_progress(artifact_id: UUID, done: int, total: int) -> None:
     update_progress_artifact(artifact_id, 100.0 * done / max(total, 1), description=f"{done} of {total} shots ready")
+
+
+class Sender:
+    """Sends artifacts from one thread, in order, while the flow goes on: each call is an API
+    request (40-80 ms beside a busy server) that the last clip's join need not wait for. Calls
+    run in the caller's context (Prefect's run context: the artifacts belong to its run);
+    progress updates not sent yet are replaced by the latest. `close` waits for them all, so a
+    run's artifacts are there when its final state is; a failure to send one is the run's
+    warning, not its failure (the video does not depend on it)."""
+
+    def __init__(self, warn: Callable[[str], object]):
+        self.warn = warn
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shotflow-artifacts")
+        self._sent = []
+        self._lock = threading.Lock()
+        self._progress: tuple | None = None  # the latest progress update, not sent yet
+
+    def send(self, fn: Callable, *args, **kwargs) -> None:
+        self._sent.append(self._pool.submit(contextvars.copy_context().run, self._call, fn, *args, **kwargs))
+
+    def progress(self, artifact_id: UUID, done: int, total: int) -> None:
+        with self._lock:
+            queued, self._progress = self._progress is not None, (artifact_id, done, total)
+        if not queued:
+            self.send(self._latest_progress)
+
+    def _latest_progress(self) -> None:
+        with self._lock:
+            latest, self._progress = self._progress, None
+        if latest is not None:
+            advance_progress(*latest)
+
+    def _call(self, fn: Callable, *args, **kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:
+            self.warn(f"a Prefect artifact was not sent ({fn.__name__}: {type(exc).__name__}: {exc})")
+
+    def close(self, timeout: float = 30) -> None:
+        wait(self._sent, timeout=timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def shot_table(plan: Plan, records: list[ShotRecord], *, backend: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fakefal import KEY
 from shotflow.flows.render import render_storyboard
+from waiting import wait_for
 
 from shotflow.errors import BudgetError, MissingKeyError, ShotflowError
 from shotflow.generation.fal.key import secret_parts
@@ -228,10 +229,15 @@ def test_the_progress_artifact_and_the_assembly_bar_follow_each_shot_as_it_lands
             found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=1)
         return float(found[0].data) if found else None
 
+    def shown(done: int) -> float | None:
+        """What the Prefect UI's bar reaches once `done` of 3 shots are ready. The update goes out
+        from the artifact sender's thread while the flow goes on; the flow's thread waits here, so
+        no later update replaces it meanwhile."""
+        return wait_for(f"the progress artifact at {done} of 3", lambda: (v := progress_now()) == 100 * done / 3 and v, 30, 0.05)
+
     def watch(event) -> None:
         if isinstance(event, events.AssemblyEvent):
-            # what the Prefect UI shows at that moment (the artifact is updated before the event)
-            seen.append((event.step, event.done, event.total, progress_now() if event.step == "clips normalised" else None))
+            seen.append((event.step, event.done, event.total, shown(event.done) if event.step == "clips normalised" else None))
 
     unsubscribe = events.subscribe(watch)
     try:
@@ -248,6 +254,31 @@ def test_the_progress_artifact_and_the_assembly_bar_follow_each_shot_as_it_lands
     # the claim "that clip's normalisation plus the join" can be checked: which clip, and its part
     assert manifest["timings"]["last_clip"] == result["last_clip"] in ("a", "b", "c")
     assert 0 <= manifest["timings"]["last_clip_normalise_s"] == result["last_clip_normalise_s"] <= result["last_clip_to_final_s"]
+
+
+def test_the_pictures_drawn_while_the_join_runs_land_after_it_and_an_earlier_videos_are_kept_with_it(tmp_path):
+    """The contact sheet and the takes view are drawn while the join runs, under temporary names:
+    a second, different video keeps the first with its own pictures (output.existing: keep), and
+    the new pictures take their names only once the new video has landed."""
+    board = """\
+        version: 1
+        title: Twice
+        output: {resolution: 360p, fps: 24, transition: {type: cut}}
+        shots:
+          - {id: a, prompt: one, model: MODEL, duration: 5, takes: 2}
+          - {id: b, prompt: two, model: veo2, duration: 5}
+        """
+    out = tmp_path / "out"
+    render_storyboard(storyboard=str(write(tmp_path, board.replace("MODEL", "kling"))), backend="preview", out=str(out / "t.mp4"))
+    first = {name: (out / f"t.{name}").read_bytes() for name in ("mp4", "contact.png", "takes.png")}
+    render_storyboard(storyboard=str(write(tmp_path, board.replace("MODEL", "veo2"))), backend="preview", out=str(out / "t.mp4"))
+    kept = sorted(p.name for p in out.iterdir() if p.name.startswith("t.2"))  # t.<the first video's time>.*
+    assert len(kept) == 4 and sum(name.endswith(".mp4") for name in kept) == 1  # video, manifest, both pictures
+    stamp = kept[0].split(".")[1]
+    for name, data in first.items():
+        assert (out / f"t.{stamp}.{name}").read_bytes() == data  # the earlier video's own, renamed with it
+        assert (out / f"t.{name}").read_bytes() != data  # the new run's (the sheet labels the new model)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
 def test_the_tail_timings_name_the_clip_that_landed_last_and_its_normalisation():

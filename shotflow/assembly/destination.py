@@ -2,7 +2,8 @@
 
 Every file it writes (a normalised clip, a piece, a soundtrack, the final video, the contact
 sheet) is written to a temporary file beside its destination and renamed over it only once
-complete (`replacing`; the rename is store.atomic's), so a reader never finds half a file. The
+complete (`replacing`; the rename is store.atomic's), so a reader never finds half a file (a
+sidecar drawn while the join runs waits under a `temporary_name` until the video has landed). The
 final video never lands silently over an earlier, different one (`land`): one with the same
 bytes is left as it is, else it is kept under a dated name with its sidecars (`keep_earlier`) or
 replaced, as the output's `existing` says.
@@ -22,11 +23,15 @@ from shotflow.store.atomic import move_atomic
 from shotflow.store.digest import file_sha256
 
 
+def temporary_name(dst: Path) -> Path:
+    """A hidden, unused name in `dst`'s folder (a rename within a folder is atomic)."""
+    return dst.with_name(f".{dst.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
+
+
 @contextlib.contextmanager
 def temporary_beside(dst: Path) -> Iterator[Path]:
-    """A hidden temporary path in `dst`'s folder (a rename within a folder is atomic), removed on
-    leaving if it is still there."""
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{os.urandom(4).hex()}.part")
+    """A `temporary_name` for `dst`, removed on leaving if it is still there."""
+    tmp = temporary_name(dst)
     try:
         yield tmp
     finally:
