@@ -34,8 +34,9 @@ lint: $(STAMP) bytecode
 	  for shell in flows tasks deployments; do cp -R $$shell "$$tree/shotflow/$$shell"; done && \
 	  cd "$$tree" && $(CURDIR)/$(BIN)/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
+# two test processes (pytest-xdist): the tests mostly wait on the servers and runs they start
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 # the chaos tests (random SIGKILLs of the real CLI); `make test` leaves them out
 test-slow: $(STAMP) bytecode
