@@ -267,23 +267,24 @@ def render_storyboard(
 
         # the sheet (from the frames grabbed as clips landed) and, with takes, their view (a row per
         # shot, a frame per take, the picked one marked) are drawn by the task runner while the join
-        # runs, and the shot table is sent meanwhile: none of them waits for the final file
-        sheets = [
-            _Drawn(
-                sidecar(plan.output.path, "contact.png"),
-                lambda tmp: contact_sheet.submit(plan, clips, tmp, backend=name, frames=sheet_frames),
-            )
-        ]
-        if plan.has_takes:
+        # runs, and land once the video has; the shot table is sent meanwhile
+        sheets: list[_Drawn] = []
+        try:
             sheets.append(
                 _Drawn(
-                    sidecar(plan.output.path, "takes.png"),
-                    lambda tmp: takes_sheet.submit(plan, clips + others, tmp, name, sheet_frames),
+                    sidecar(plan.output.path, "contact.png"),
+                    lambda tmp: contact_sheet.submit(plan, clips, tmp, backend=name, frames=sheet_frames),
                 )
             )
-        sender.send(artifacts.shot_table, plan, records, backend=name)
-        events.publish(events.AssemblyEvent("joining", len(plan.shots), len(plan.shots) + 2))
-        try:
+            if plan.has_takes:
+                sheets.append(
+                    _Drawn(
+                        sidecar(plan.output.path, "takes.png"),
+                        lambda tmp: takes_sheet.submit(plan, clips + others, tmp, name, sheet_frames),
+                    )
+                )
+            sender.send(artifacts.shot_table, plan, records, backend=name)
+            events.publish(events.AssemblyEvent("joining", len(plan.shots), len(plan.shots) + 2))
             joined = join_clips(normalised, [s.seconds for s in plan.shots], plan.output, audio=_ahead(soundtrack, logger))
             video, duration = joined.path, joined.seconds
             timings = _tail_timings(landed_at, ready_at, time.time(), stored_at)
@@ -294,6 +295,8 @@ def render_storyboard(
             if earlier and not (outputs and outputs.in_cache):  # a cache copy bound for the store: publish says
                 logger.info(earlier)
             events.publish(events.AssemblyEvent("contact sheet and manifest", len(plan.shots) + 1, len(plan.shots) + 2))
+            sheet = sheets[0].land()  # the video is there: its pictures take their names beside it
+            takes_png = str(sheets[1].land()) if plan.has_takes else None
             manifest = write_manifest(
                 plan,
                 clips + others,
@@ -312,8 +315,6 @@ def render_storyboard(
                 },
                 store=outputs.store_urls(publish.roles(plan.has_takes)) if outputs else None,
             )
-            sheet = sheets[0].land()
-            takes_png = str(sheets[1].land()) if plan.has_takes else None
         finally:
             for drawn in sheets:
                 drawn.discard()

@@ -78,8 +78,13 @@ class Sender:
             self.warn(f"a Prefect artifact was not sent ({fn.__name__}: {type(exc).__name__}: {exc})")
 
     def close(self, timeout: float = 30) -> None:
-        wait(self._sent, timeout=timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Wait up to `timeout` s for every artifact sent; those still unsent then are given up, and said."""
+        try:
+            _, unsent = wait(self._sent, timeout=timeout)
+            if unsent:
+                self.warn(f"{len(unsent)} Prefect artifact(s) were not sent within {timeout:g} s; given up")
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def shot_table(plan: Plan, records: list[ShotRecord], *, backend: str) -> None:

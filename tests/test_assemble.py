@@ -240,6 +240,7 @@ def test_a_clip_asked_for_twice_at_once_is_normalised_once(mixed, tmp_path, monk
 
 def test_clips_checked_as_they_land_are_not_opened_again_by_the_join(mixed, tmp_path, monkeypatch):
     from shotflow.assembly import conformance
+    from shotflow.assembly import join as join_module
     from shotflow.assembly.pieces import pieces_folder
 
     store = ClipStore(tmp_path / "store")
@@ -252,8 +253,10 @@ def test_clips_checked_as_they_land_are_not_opened_again_by_the_join(mixed, tmp_
         normalised.append(conformance.normalise_checked(store, clip, shot, CUT))
     demuxed, opened = [], []
     real, real_shape = conformance.video_keyframes, conformance.stream_shape
-    monkeypatch.setattr(conformance, "video_keyframes", lambda path: demuxed.append(Path(path)) or real(path))
-    monkeypatch.setattr(conformance, "stream_shape", lambda path: opened.append(Path(path)) or real_shape(path))
+    for module in (conformance, join_module):
+        monkeypatch.setattr(module, "video_keyframes", lambda path: demuxed.append(Path(path)) or real(path))
+    for module in (conformance, join_module):  # the join reads the first clip's shape as its reference too
+        monkeypatch.setattr(module, "stream_shape", lambda path: opened.append(Path(path)) or real_shape(path))
     result = join(normalised, [1, 1], CUT, tmp_path / "out.mp4", pieces_dir=pieces_folder(store.root))
     assert result.video_copied and result.renormalised == ()
     assert not set(normalised) & set(demuxed), demuxed

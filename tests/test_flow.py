@@ -7,6 +7,7 @@ import json
 import os
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -256,6 +257,32 @@ def test_the_progress_artifact_and_the_assembly_bar_follow_each_shot_as_it_lands
     assert 0 <= manifest["timings"]["last_clip_normalise_s"] == result["last_clip_normalise_s"] <= result["last_clip_to_final_s"]
 
 
+def test_the_artifact_sender_sends_in_order_off_the_flow_keeps_the_latest_progress_and_only_warns(monkeypatch):
+    from shotflow.tasks import artifacts
+
+    sent, warnings, gate = [], [], threading.Event()
+    monkeypatch.setattr(artifacts, "advance_progress", lambda _id, done, total: sent.append(("progress", done)))
+    sender = artifacts.Sender(warnings.append)
+    sender.send(lambda: gate.wait(30) and sent.append("table"))  # a slow request holds the thread
+    for done in (1, 2, 3):  # meanwhile three clips land: the bar goes to the last of them, once
+        sender.progress("bar", done, 3)
+
+    def broken():
+        raise RuntimeError("server said 500")
+
+    sender.send(broken)
+    sender.send(lambda: sent.append("summary"))
+    assert sent == []  # nothing waited for the sends
+    gate.set()
+    sender.close()
+    assert sent == ["table", ("progress", 3), "summary"]
+    assert warnings == ["a Prefect artifact was not sent (broken: RuntimeError: server said 500)"]
+    late = artifacts.Sender(warnings.append)
+    late.send(lambda: time.sleep(5))
+    late.close(timeout=0.2)  # given up, and said: the run does not wait on a server that does not answer
+    assert warnings[-1] == "1 Prefect artifact(s) were not sent within 0.2 s; given up"
+
+
 def test_the_pictures_drawn_while_the_join_runs_land_after_it_and_an_earlier_videos_are_kept_with_it(tmp_path):
     """The contact sheet and the takes view are drawn while the join runs, under temporary names:
     a second, different video keeps the first with its own pictures (output.existing: keep), and
@@ -279,6 +306,20 @@ def test_the_pictures_drawn_while_the_join_runs_land_after_it_and_an_earlier_vid
         assert (out / f"t.{stamp}.{name}").read_bytes() == data  # the earlier video's own, renamed with it
         assert (out / f"t.{name}").read_bytes() != data  # the new run's (the sheet labels the new model)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+    # a join that fails leaves the pictures drawn meanwhile nowhere, and the last video's as they were
+    from shotflow.flows import render
+
+    def failing_join(*args, **kwargs):
+        raise ShotflowError("the disk is full")
+
+    now = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "join_clips", failing_join)
+        with pytest.raises(ShotflowError, match="the disk is full"):
+            render_storyboard(
+                storyboard=str(write(tmp_path, board.replace("MODEL", "kling"))), backend="preview", out=str(out / "t.mp4")
+            )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == now
 
 
 def test_the_tail_timings_name_the_clip_that_landed_last_and_its_normalisation():

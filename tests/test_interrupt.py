@@ -158,14 +158,13 @@ def test_ctrl_c_stops_paying_ends_cancelled_and_a_rerun_pays_nothing_new(fake_fa
         assert fake_fal.count("submit") == 2
         accepted = journaled_requests(cache)
         first.signal(signal.SIGINT)
-        t0 = time.monotonic()
-        code = first.wait(timeout=30)
-        took = time.monotonic() - t0
+        code = first.wait(timeout=30)  # fal holds both jobs: an exit at all means it did not wait for them
     finally:
         first.kill()
     text = first.output()
     assert code == 130, text
-    assert took < 8, f"exited {took:.1f} s after Ctrl-C\n{text}"
+    # still running on fal (held, not cancelled): the run exited without waiting for them
+    assert all(fake_fal.phase(fake_fal.jobs[request])[0] != "COMPLETED" for request in accepted.values())
     assert "Traceback" not in text
     assert "a re-run collects them without paying again" in text
     for shot, request in accepted.items():
@@ -199,13 +198,12 @@ def test_a_second_ctrl_c_exits_at_once(fake_fal, tmp_path, server):
         run.signal(signal.SIGINT)
         time.sleep(0.3)
         run.signal(signal.SIGINT)
-        t0 = time.monotonic()
         code = run.wait(timeout=30)
-        took = time.monotonic() - t0
     finally:
         run.kill()
         fake_fal.release()
-    assert code == 130 and took < 2, f"{code} after {took:.1f} s\n{run.output()}"
+    # the second Ctrl-C's own exit (os._exit), not the end of the first one's stop
+    assert code == 130 and "stopped at once; paid requests stay journaled" in run.output(), run.output()
     assert "Traceback" not in run.output()
     assert fake_fal.count("submit") == 1
 

@@ -124,9 +124,12 @@ def fits_checked(path: Path, seconds: float, out: OutputSpec, edges: tuple[int, 
 def shape_checked(path: Path, checked: Path | None) -> StreamShape:
     """`stream_shape`, remembered in `checked` (a file named by the clip's name, size and mtime):
     a clip read when it landed is not opened again by the join."""
-    if checked is None:
+    try:
+        if checked is None:
+            raise FileNotFoundError
+        marker = checked / piece_name("shape", path, suffix=".json")
+    except OSError:  # no folder, or no clip: read it (and say what is wrong with it)
         return stream_shape(path)
-    marker = checked / piece_name("shape", path, suffix=".json")
     try:
         known = json.loads(marker.read_text())
         return StreamShape(**{**known, "audio": tuple(known["audio"]) if known["audio"] else None})
@@ -157,7 +160,7 @@ def normalise_checked(store: ClipStore, clip: GeneratedClip, shot: ShotPlan, out
 class RecipeCheck:
     """Checks clips, in order, against the recipe and against the first clip that matched it
     (their SPS/PPS and profile must agree too for a stream copy). With `checked` (the pieces
-    folder), each clip's length and keyframe check is remembered there."""
+    folder), each clip's shape and its length and keyframe check are remembered there."""
 
     def __init__(self, out: OutputSpec, checked: Path | None = None):
         self.out, self.checked = out, checked
@@ -180,7 +183,7 @@ def matching(
 ) -> tuple[list[Path], tuple[int, ...]]:
     """The clips, with any that do not match the recipe (or each other) normalised again.
 
-    With `checked` (the pieces folder), a clip's length and keyframe check is remembered there."""
+    With `checked` (the pieces folder), a clip's shape and its length and keyframe check are remembered there."""
     fixed: list[Path] = []
     redone: list[int] = []
     check = RecipeCheck(out, checked)
