@@ -4,7 +4,9 @@ process) and `deploy` (register them on a server for workers, or write a prefect
 
 from __future__ import annotations
 
+import _thread
 import os
+import threading
 
 from shotflow.cli.output import write_file
 from shotflow.errors import ShotflowError
@@ -49,7 +51,7 @@ def cmd_serve(args) -> int:
     for s in storyboards:
         print(f"shotflow: serving {s.name}: {s.path}, {s.board.schedule.describe()}")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
-    stopping = _stop_on_signals()
+    stopping = _Stop()
     server = None
     from shotflow.deployments import localserver
 
@@ -89,6 +91,7 @@ def cmd_serve(args) -> int:
         if not stopping.is_set():
             raise
     finally:
+        stopping.ended.set()  # no interrupt from here on: the private server is stopped, not left
         if server:
             localserver.forget(server.process.pid)
             server.stop()
@@ -96,21 +99,36 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def _stop_on_signals():
-    """SIGTERM and SIGINT end `serve` cleanly, even when the shell started it with SIGINT ignored."""
-    import signal
-    import threading
+class _Stop:
+    """SIGTERM and SIGINT end `serve` cleanly (a KeyboardInterrupt in the main thread), even when
+    the shell started it with SIGINT ignored. Python drops an exception raised while the main thread
+    runs a weakref callback or a __del__ ("Exception ignored in ...": seen once, inside an import),
+    so until `serve` has ended (`ended`) the interrupt is raised again every `again` seconds (longer
+    than Prefect's own shutdown of `serve` takes, which an interrupt would cut short)."""
 
-    stopping = threading.Event()
+    def __init__(self, again: float = 5.0):
+        import signal
 
-    def stop(signum, frame):
-        if not stopping.is_set():
-            stopping.set()
-            raise KeyboardInterrupt
+        self.again = again
+        self.requested = threading.Event()
+        self.ended = threading.Event()
+        signal.signal(signal.SIGTERM, self._handler)
+        signal.signal(signal.SIGINT, self._handler)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    return stopping
+    def is_set(self) -> bool:
+        return self.requested.is_set()
+
+    def _handler(self, signum, frame):
+        if self.ended.is_set():
+            return
+        if not self.requested.is_set():
+            self.requested.set()
+            threading.Thread(target=self._again, args=(signum,), name="shotflow-serve-stop", daemon=True).start()
+        raise KeyboardInterrupt
+
+    def _again(self, signum: int) -> None:
+        while not self.ended.wait(self.again):
+            _thread.interrupt_main(signum)  # runs `_handler` in the main thread, as the signal did
 
 
 def cmd_deploy(args) -> int:
