@@ -80,6 +80,34 @@ def test_estimate(tmp_path):
     assert "estimated cost: $2.80 + 1 unpriced shot (b)" in r.stdout
 
 
+def test_a_command_leaves_the_collector_on_with_its_imports_frozen(capsys):
+    """The cyclic collector waits while a command's code is imported (it only walked those
+    long-lived objects again and again), then skips them: it is on again when the command runs."""
+    import gc
+
+    from shotflow.cli.parser import main
+
+    seen = {}
+
+    def probe(args):
+        seen.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count())
+        return 0
+
+    try:
+        assert main(["models"]) == 0 and gc.isenabled()
+        import shotflow.cli.models as models
+
+        real, models.cmd_models = models.cmd_models, probe
+        try:
+            assert main(["models"]) == 0
+        finally:
+            models.cmd_models = real
+        assert seen["enabled"] and seen["frozen"] > 0  # on, and not walking the imports
+    finally:
+        gc.unfreeze()
+    capsys.readouterr()
+
+
 def test_version_comes_from_the_package_metadata():
     from importlib.metadata import version
 
