@@ -271,3 +271,26 @@ def test_a_server_that_does_not_answer_in_time_is_stopped_and_its_log_named(tmp_
         srv.start(progress=waited.append, every=0.5)
     assert waited and all(0.5 <= s < 1.6 for s in waited)  # it said it was still waiting
     assert srv.process.poll() is not None  # and stopped what it started
+
+
+def test_a_ctrl_c_before_the_flow_whose_interrupt_python_dropped_still_stops_the_run():
+    """Python drops an exception raised inside a weakref callback ("Exception ignored in"): a
+    Ctrl-C whose KeyboardInterrupt landed there must not let the flow start (and pay) anyway."""
+    import weakref
+
+    from shotflow.cli.flowrun import Signals, run_flow
+
+    signals = Signals()
+
+    class Thing:
+        pass
+
+    thing = Thing()
+    ref = weakref.ref(thing, lambda _: signals(signal.SIGINT, None))
+    del thing  # the handler's KeyboardInterrupt is dropped here
+    assert ref() is None and interrupt.stop_requested()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_flow(None, "http://127.0.0.1:9/api", {}, signals)  # stops before anything starts
+    finally:
+        interrupt.reset()

@@ -110,6 +110,7 @@ class Signals:
         self.server = None
         self.flow_running = False
         self.count = 0
+        self.stopped_before_flow = False
         self.previous = {}
 
     def __enter__(self):
@@ -125,6 +126,7 @@ class Signals:
     def __call__(self, signum, frame) -> None:
         if not self.flow_running:
             interrupt.request_stop()  # the early start's generations stop too (flows/earlystart.py)
+            self.stopped_before_flow = True  # Python may drop the raise (inside a weakref callback): see run_flow
             raise KeyboardInterrupt
         self.count += 1
         interrupt.request_stop()
@@ -138,6 +140,8 @@ class Signals:
 def run_flow(plan: Plan, api_url: str, parameters: dict, signals: Signals, report: dict | None = None, early=None) -> int:
     from shotflow.flows.render import render_storyboard  # noqa: F401  (here, not in the thread: import errors surface as usual)
 
+    if signals.stopped_before_flow:  # a Ctrl-C whose KeyboardInterrupt Python dropped: still a stop
+        raise KeyboardInterrupt
     interrupt.reset()
     runner = FlowThread(api_url, parameters, private=signals.server is not None)
     stopped_at = None
