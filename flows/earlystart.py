@@ -2,12 +2,17 @@
 
 `EarlyStart` wraps the CLI's Prefect start and flow run (`with EarlyStart(...) as early:`). It
 makes the run token the flow receives (`run_token`: its force token and limits key). For a run
-with the fal backend that will report to a PRIVATE Prefect server (no PREFECT_API_URL, no Prefect
-server named by a profile, prefect.toml, pyproject or .env, no reusable `shotflow server`), it
-opens the live table and starts every shot's generation (shotflow.generation.early) before Prefect
-is imported or started, each clip normalised to the output spec once stored; runs on a shared server keep waiting for Prefect, whose global
-`fal-requests` limit must bound every submit. `SHOTFLOW_EARLY_START=0` (the environment or .env:
-`Settings.early_start`) turns it off (the bench compares both).
+with the fal backend it opens the live table and starts every shot's generation
+(shotflow.generation.early) before Prefect is imported or started, each clip normalised to the
+output spec once stored. When the run reports to a PRIVATE Prefect server (no PREFECT_API_URL, no
+server named by a profile, prefect.toml, pyproject or .env, no reusable `shotflow server`), nothing
+bounds them but the run's own limits. When it reports to a shared server whose address is known
+here (PREFECT_API_URL, or the `shotflow server` running), each request on fal holds a slot of that
+server's global `fal-requests` limit, taken over its REST API (shotflow.tasks.limits.ServerSlots),
+so the limit bounds the early submits as it bounds the flow's; a server named only in a profile or
+a file, or one that does not take those calls, gets no early start (the flow takes the slots).
+`SHOTFLOW_EARLY_START=0` (the environment or .env: `Settings.early_start`) turns it off (the bench
+compares both).
 
 Continuity: a shot that continues another (`from:`) never starts early (its task waits for its
 source's clip, in the flow); a shot on a still (`image:`) starts early, its still resolved first
@@ -27,6 +32,8 @@ import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+
+from shotflow.tasks.limits import ServerSlots
 
 from shotflow import interrupt
 from shotflow.catalog import find_model
@@ -64,6 +71,20 @@ def names_a_server() -> str | None:
     from shotflow.deployments import localserver
 
     return localserver.find()  # `shotflow server start` left one running: its UI shows the run
+
+
+def _server_slots(named: str, limit_name: str) -> ServerSlots | None:
+    """The global limit's slots of the shared server `names_a_server()` named, when its address is
+    known here (PREFECT_API_URL, or the running `shotflow server`) and it takes the calls; None
+    otherwise (the run then waits for Prefect before sending anything)."""
+    url = os.environ.get("PREFECT_API_URL") if named == "PREFECT_API_URL" else named
+    if not url or not url.startswith(("http://", "https://")):
+        return None  # named in a profile or a file: Prefect reads those
+    slots = ServerSlots(url, limit_name)
+    if slots.answers():
+        return slots
+    slots.close()
+    return None
 
 
 def _toml(path: Path) -> dict | None:
@@ -107,6 +128,7 @@ class EarlyStart:
         self.on_stop = on_stop
         self.token = uuid.uuid4().hex
         self.generation = None
+        self.slots: ServerSlots | None = None  # a shared server's global limit (None: a private server)
         self.display: ShotDisplay | None = None
         self._shown = ExitStack()
 
@@ -119,11 +141,16 @@ class EarlyStart:
         return clean_key(self.settings.fal_key.get_secret_value())
 
     def __enter__(self) -> EarlyStart:
-        if self.backend != "fal" or not self.settings.early_start or names_a_server() or self.plan.review:
+        if self.backend != "fal" or not self.settings.early_start or self.plan.review:
             return self  # a reviewed run pays nothing before its plan is approved
         key = self._key()
         if key is None:
             return self
+        named = names_a_server()
+        if named:  # a shared server: its global limit bounds the early submits too, or none starts early
+            self.slots = _server_slots(named, self.settings.concurrency_limit_name)
+            if self.slots is None:
+                return self
         from shotflow.generation import continuity
         from shotflow.generation.choose import open_backend
         from shotflow.generation.early import EarlyGeneration
@@ -134,13 +161,20 @@ class EarlyStart:
         per_model = {find_model(model).alias: n for model, n in self.model_limits.items()}
         limits = open_limits(self.token, self.concurrency, per_model)  # the flow's tasks take the same slots
         source = str(Path(self.plan.source).resolve())  # as the flow records it, for the ledger
-        settings, token = self.settings, self.token
+        settings, token, slots = self.settings, self.token, self.slots
         self.display = self._shown.enter_context(ShotDisplay(self.plan, backend=self.backend))
         self._shown.callback(events.subscribe(self.display))
-        print("shotflow: generating the shots while Prefect starts", flush=True)
+        if slots is None:
+            print("shotflow: generating the shots while Prefect starts", flush=True)
+        else:
+            print(
+                f"shotflow: generating the shots while the flow starts (each request on fal holds a slot of "
+                f"the Prefect server's '{slots.name}' limit)",
+                flush=True,
+            )
         self.generation = EarlyGeneration(
             self.plan.all_takes,
-            lambda: open_backend("fal", settings, key=key, storyboard=source, run_token=token),
+            lambda: open_backend("fal", settings, key=key, storyboard=source, run_token=token, request_slot=slots),
             token=token,
             limits=limits,
             forced=self.force,
@@ -212,6 +246,8 @@ class EarlyStart:
         finally:
             self._shown.close()
             generation.close()
+            if self.slots is not None:
+                self.slots.close()
             from shotflow.generation.limits import close_limits
 
             close_limits(self.token)

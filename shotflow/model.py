@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, ContextManager, Literal, Mapping
 
 from shotflow.errors import ShotflowError
 
@@ -259,7 +259,7 @@ def body_hash(endpoint: str, body: dict[str, Any], take: int = 1) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-EventKind = Literal["cached", "submitted", "reattached", "queued", "running", "log", "downloading", "done", "retrying"]
+EventKind = Literal["cached", "waiting", "submitted", "reattached", "queued", "running", "log", "downloading", "done", "retrying"]
 
 
 @dataclass(frozen=True)
@@ -274,6 +274,10 @@ class ShotEvent:
 
 
 OnEvent = Callable[[ShotEvent], None]
+
+# a slot held while a shot's request is on fal: called with the shot's label and its event sink
+# (to say it waits for one); the shell's holds a slot of the Prefect server's global limit
+RequestSlot = Callable[[str, OnEvent], ContextManager[None]]
 
 
 def ignore_events(event: ShotEvent) -> None:

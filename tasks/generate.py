@@ -11,7 +11,7 @@ resolved here (shotflow.generation.continuity), right before the backend takes t
 
 from __future__ import annotations
 
-from contextlib import closing, nullcontext
+from contextlib import closing
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -100,13 +100,15 @@ def generate_shot(
         upstream_clip = upstream if isinstance(upstream, GeneratedClip) else None  # None: the source failed, said so
         shot = continuity.resolve(shot, upstream_clip, settings.cache_dir, settings)
     key = fal_key(settings) if backend == "fal" else None
-    # the run key is recorded on intents: a clip this run already paid for is reported as generated
-    with closing(open_backend(backend, settings, key=key, storyboard=storyboard, run_token=run_key)) as source:
+    # the run key is recorded on intents: a clip this run already paid for is reported as generated;
+    # a request on fal holds a slot of the server's global limit (a store hit takes none)
+    with closing(
+        open_backend(backend, settings, key=key, storyboard=storyboard, run_token=run_key, request_slot=account_slot(settings))
+    ) as source:
         with limits_for(run_key).slot(shot.model, shot.label):
-            with account_slot(settings.concurrency_limit_name) if backend == "fal" else nullcontext():
-                if interrupt.stop_requested():  # stopped while waiting for a turn: send nothing
-                    raise interrupt.Interrupted(shot.label)
-                # the run's key is the force token: a retry of this forced task never pays twice
-                clip = source.generate(shot, force=run_key if force else None, on_event=on_event)
+            if interrupt.stop_requested():  # stopped while waiting for a turn: send nothing
+                raise interrupt.Interrupted(shot.label)
+            # the run's key is the force token: a retry of this forced task never pays twice
+            clip = source.generate(shot, force=run_key if force else None, on_event=on_event)
     events.publish(ShotEvent(shot.label, "done", "from the clip store" if clip.cache_hit else "", clip.request_id))
     return clip

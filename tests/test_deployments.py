@@ -64,9 +64,11 @@ def deployments_by_name(server) -> dict[str, dict]:
     return {d["name"]: d for d in api(server, "POST", "/deployments/filter", json={})}
 
 
-def test_deploy_schedules_worker_and_a_run_started_like_the_ui_does(server, api_env, tmp_path):
+def create_pool(api_env: dict) -> None:
+    """The process pool prefect.yaml names, on the module's server (made again if it exists: each
+    test that deploys makes it, whichever of them a test worker runs first)."""
     r = subprocess.run(
-        [prefect_exe(), "work-pool", "create", POOL, "--type", "process"],
+        [prefect_exe(), "work-pool", "create", POOL, "--type", "process", "--overwrite"],
         env=api_env,
         capture_output=True,
         text=True,
@@ -74,6 +76,9 @@ def test_deploy_schedules_worker_and_a_run_started_like_the_ui_does(server, api_
     )
     assert r.returncode == 0, r.stdout + r.stderr
 
+
+def test_deploy_schedules_worker_and_a_run_started_like_the_ui_does(server, api_env, tmp_path):
+    create_pool(api_env)
     r = subprocess.run(
         [SHOTFLOW, "deploy", "--pool", POOL, "--source", str(ROOT), "--limit", "3"],
         cwd=ROOT,
@@ -245,6 +250,7 @@ def test_prefect_deploy_all_from_the_committed_prefect_yaml(server, api_env):
     )
 
     no_limit(server)
+    create_pool(api_env)
     r = subprocess.run(
         [prefect_exe(), "--no-prompt", "deploy", "--all"], cwd=ROOT, env=api_env, capture_output=True, text=True, timeout=180
     )

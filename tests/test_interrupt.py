@@ -157,6 +157,9 @@ def test_ctrl_c_stops_paying_ends_cancelled_and_a_rerun_pays_nothing_new(fake_fa
         wait_for("two journaled submits", lambda: len(journaled_requests(cache)) == 2, diagnostics=first.output)
         assert fake_fal.count("submit") == 2
         accepted = journaled_requests(cache)
+        # sent before the flow run (the early start, each holding a slot of the server's limit): the
+        # Ctrl-C comes once the flow runs and waits on them
+        wait_for("the flow run", lambda: flow_running(server.api_url), diagnostics=first.output)
         first.signal(signal.SIGINT)
         code = first.wait(timeout=30)  # fal holds both jobs: an exit at all means it did not wait for them
     finally:
@@ -195,6 +198,7 @@ def test_a_second_ctrl_c_exits_at_once(fake_fal, tmp_path, server):
     run = Run(tmp_path, env, "--concurrency", "1")
     try:
         wait_for("a journaled submit", lambda: len(journaled_requests(cache)) == 1, diagnostics=run.output)
+        wait_for("the flow run", lambda: flow_running(server.api_url), diagnostics=run.output)
         run.signal(signal.SIGINT)
         time.sleep(0.3)
         run.signal(signal.SIGINT)

@@ -8,10 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from fakefal import product_env
-from waiting import api
+from shotflow.tasks.limits import ServerSlots
+from waiting import api, wait_for
 
 SHOTFLOW = str(Path(sys.executable).with_name("shotflow"))
 
@@ -47,8 +49,27 @@ def test_runs_reuse_the_local_server_and_its_global_limit_bounds_submits(tmp_pat
         assert "reporting to the local Prefect server at " + state["api_url"].removesuffix("/api") in run.stdout
         assert "starting Prefect" not in run.stdout  # no private server
         assert fake_fal.max_in_flight == 1 and fake_fal.count("submit") == 3
+        # the shots were sent before Prefect was imported, each holding a slot taken over the server's REST API
+        assert "generating the shots while the flow starts" in run.stdout, run.stdout
+        assert "waiting for a slot (the Prefect server's 'fal-requests' limit is full)" in run.stdout
         runs = api("POST", f"{state['api_url']}/flow_runs/filter", json={}).json()
         assert [r["state_type"] for r in runs] == ["COMPLETED"]  # the run shows on that server
+        assert limit(state["api_url"])["active_slots"] == 0  # every slot given back, none left to lapse
+
+        # the video gone, the run renders it again from the clip store: no request on fal, so no slot
+        # is taken (the only one is held elsewhere meanwhile: a run that took one would wait)
+        (tmp_path / "three.mp4").unlink()
+        fake_fal.reset(queue_seconds=0.2, run_seconds=0.6)
+        elsewhere = ServerSlots(state["api_url"], "fal-requests")
+        with elsewhere("elsewhere", lambda event: None):
+            again = shotflow(
+                "run", str(sb), "--backend", "fal", "--out", str(tmp_path / "three.mp4"), env=env, cwd=tmp_path, timeout=300
+            )
+        elsewhere.close()
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert fake_fal.count("submit") == 0 and "waiting for a slot" not in again.stdout
+        assert (tmp_path / "three.mp4").exists() and limit(state["api_url"])["active_slots"] == 0
+        slots_wait_and_stop(state["api_url"])
     finally:
         stopped = shotflow("server", "stop", env=env, cwd=tmp_path, timeout=120)
     assert "stopped" in stopped.stdout
@@ -59,3 +80,47 @@ def test_runs_reuse_the_local_server_and_its_global_limit_bounds_submits(tmp_pat
     except ProcessLookupError:
         alive = False
     assert not alive, "the server outlived `shotflow server stop`"
+
+
+def limit(api_url: str) -> dict:
+    return api("GET", f"{api_url}/v2/concurrency_limits/fal-requests").json()
+
+
+def slots_wait_and_stop(api_url: str) -> None:
+    """ServerSlots (the early start's slots) on the real server, its limit 1: a second holder waits
+    (and says so) while the slot is held, a stop ends that wait without a slot; a limit the server
+    does not have bounds nothing; a server that does not answer is not used."""
+
+    from shotflow import interrupt
+
+    slots = ServerSlots(api_url, "fal-requests")
+    events, ended = [], []
+
+    def second() -> None:
+        try:
+            with slots("b", events.append):
+                ended.append("held")
+        except interrupt.Interrupted as exc:
+            ended.append(exc)
+
+    try:
+        assert slots.answers()
+        with slots("a", events.append):
+            assert limit(api_url)["active_slots"] == 1
+            waiter = threading.Thread(target=second)
+            waiter.start()
+            wait_for("the second holder to wait", lambda: [e.shot for e in events] == ["b"])
+            assert events[0].kind == "waiting" and not ended
+            interrupt.request_stop()
+            waiter.join(30)
+        assert isinstance(ended[0], interrupt.Interrupted) and ended[0].shot == "b"
+        assert limit(api_url)["active_slots"] == 0
+    finally:
+        interrupt.reset()
+        slots.close()
+    nothing = ServerSlots(api_url, "no-such-limit")
+    with nothing("c", events.append):
+        pass
+    assert nothing.answers() and len(events) == 1
+    nothing.close()
+    assert not ServerSlots("http://127.0.0.1:9/api", "fal-requests").answers()

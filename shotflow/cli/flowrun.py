@@ -24,12 +24,13 @@ PREFECT_START_TIMEOUT = 300.0
 def open_prefect_api(meanwhile: Callable[[], object] = lambda: None):
     """The Prefect API this run reports to: the configured one (checked first), else a private
     server in its own session, which a Ctrl-C in the terminal never reaches. `meanwhile()` is
-    called once that server is launched, before this process imports Prefect."""
+    called before this process imports Prefect (a private server: once it is launched)."""
     from shotflow.deployments.server import PrefectServer, check_api
 
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         check_api(configured)
+        meanwhile()
         return None, configured
     from shotflow.deployments import localserver
 
@@ -39,6 +40,7 @@ def open_prefect_api(meanwhile: Callable[[], object] = lambda: None):
             f"shotflow: reporting to the local Prefect server at {reusable.removesuffix('/api')} (shotflow server status)",
             flush=True,
         )
+        meanwhile()
         return None, reusable
     server = PrefectServer(
         api_only=True, start_timeout=PREFECT_START_TIMEOUT, log=PrefectServer.temporary_log(), with_parent=True

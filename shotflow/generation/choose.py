@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shotflow.errors import MissingKeyError, ShotflowError
 from shotflow.generation.backend import Backend
+from shotflow.model import RequestSlot
 from shotflow.settings import Settings
 from shotflow.store.team import open_clip_store
 
@@ -25,10 +26,17 @@ def choose_backend(requested: str | None, has_key: bool) -> str:
 
 
 def open_backend(
-    name: str, settings: Settings, *, key: str | None = None, storyboard: str | None = None, run_token: str | None = None
+    name: str,
+    settings: Settings,
+    *,
+    key: str | None = None,
+    storyboard: str | None = None,
+    run_token: str | None = None,
+    request_slot: RequestSlot | None = None,
 ) -> Backend:
     """The backend `name`; `storyboard` (the run's file, or inline name) is recorded with each
-    paid request, for the ledger; `run_token` too (see FalBackend)."""
+    paid request, for the ledger; `run_token` too, and `request_slot` is held while a request is
+    on fal (see FalBackend; the preview sends none)."""
     store = open_clip_store(settings)  # the shared store's (SHOTFLOW_STORE) when there is one
     if name == "preview":
         from shotflow.generation.preview import PreviewBackend
@@ -39,5 +47,7 @@ def open_backend(
             raise MissingKeyError(NO_KEY)
         from shotflow.generation.fal.backend import FalBackend
 
-        return FalBackend(store, key=key, settings=settings, storyboard=storyboard, run_token=run_token)
+        return FalBackend(
+            store, key=key, settings=settings, storyboard=storyboard, run_token=run_token, request_slot=request_slot
+        )
     raise ShotflowError(f"unknown backend '{name}': use fal or preview")

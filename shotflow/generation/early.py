@@ -1,6 +1,7 @@
 """Generation that starts before Prefect does: the early start of `shotflow run` (issue 10).
 
-A run that reports to a private Prefect server waits 10-40 s for that server to start. Meanwhile
+A run that reports to a private Prefect server waits 10-40 s for that server to start (on a
+shared one, for importing Prefect and creating its flow run: 3-5 s). Meanwhile
 `EarlyGeneration` generates the run's shots through the same core backend the flow's tasks use
 (`open_backend("fal", ...)`, then `backend.generate`), one thread per shot, bounded by the run's
 limits (shotflow.generation.limits, the same semaphores the flow's tasks take), and publishes each shot's
@@ -26,9 +27,9 @@ clip, in the flow); a shot on a still (`image:`, `end_image:`) starts early when
 `resolve` (which makes its frames, e.g. `continuity.resolve(shot, None, cache_dir, settings)`),
 else it is left to the flow too.
 
-Only a run with the fal backend that reports to a private server starts early: a shared
-server's global `fal-requests` limit (only reachable through Prefect) must bound every submit.
-No Prefect import here.
+A run that reports to a shared server starts early only when the caller's backend holds a slot of
+that server's global `fal-requests` limit for each request (`request_slot`, flows/earlystart.py):
+that limit must bound every submit. No Prefect import here.
 """
 
 from __future__ import annotations

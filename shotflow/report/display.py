@@ -27,6 +27,7 @@ from shotflow.money import PREVIEW, usd
 
 LABELS = {
     "cached": "in the clip store",
+    "waiting": "waiting for a slot",
     "submitted": "submitted",
     "reattached": "re-attached",
     "queued": "queued",

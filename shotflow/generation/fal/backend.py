@@ -52,7 +52,7 @@ from shotflow.generation.fal.job import Job, check_cancel
 from shotflow.generation.fal.submit import Accepted, Refused, close_client, request_handle, send_submit
 from shotflow.generation.retry import RetryLater, RetryPolicy
 from shotflow.interrupt import Interrupted
-from shotflow.model import GeneratedClip, OnEvent, ShotEvent, ShotPlan, ignore_events
+from shotflow.model import GeneratedClip, OnEvent, RequestSlot, ShotEvent, ShotPlan, ignore_events
 from shotflow.settings import Settings, get_settings
 from shotflow.store.clips import ClipStore
 from shotflow.store.journal import LIVE, JobRecord, Journal, LockTimeout
@@ -71,6 +71,7 @@ class FalBackend:
         journal: Journal | None = None,
         storyboard: str | None = None,
         run_token: str | None = None,
+        request_slot: RequestSlot | None = None,
     ):
         """`key` wins over `settings.fal_key`; resolve a Prefect Secret block before calling.
 
@@ -80,6 +81,9 @@ class FalBackend:
         How it waits and tries again (poll interval, wait and start timeouts, retries, download
         attempts, duration tolerance, lock timeout) comes from `settings` (shotflow.settings;
         shotflow.generation.retry says which layer retries what).
+        request_slot(shot label, emit): held while the shot's request is on fal (from before the
+        submit, or the re-attach, until its clip is stored); a store hit takes none. The shell
+        gives one that holds a slot of the Prefect server's global `fal-requests` limit.
         """
         self.settings = settings or get_settings()
         if key is None and self.settings.fal_key is not None:
@@ -93,6 +97,7 @@ class FalBackend:
         self.journal = journal or _journal_of(store, self.settings)
         self.storyboard = storyboard
         self.run_token = run_token
+        self.request_slot = request_slot
 
     def __repr__(self) -> str:
         return f"FalBackend(store={str(self.store.root)!r})"
@@ -140,17 +145,19 @@ class FalBackend:
                     frames=shot.frames,
                     take=shot.take,
                 )
-        if _decide(record, forced) == "attach":
-            emit(ShotEvent(shot.label, "reattached", _resume_detail(record), record.request_id))
-            job = Job(self.journal, record)
-        else:
-            job = self._submit(shot, key, force, emit)
-        try:
-            return replace(Collector(job, self, shot, emit).run(), frames=shot.frames)
-        except LockTimeout as exc:  # another run holds this clip's record (downloading it, say)
-            raise RetryLater(
-                shot.label, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it"
-            ) from None
+        # a request in flight holds one of the caller's slots (a server's global limit); a store hit takes none
+        with self.request_slot(shot.label, emit) if self.request_slot else nullcontext():
+            if _decide(record, forced) == "attach":
+                emit(ShotEvent(shot.label, "reattached", _resume_detail(record), record.request_id))
+                job = Job(self.journal, record)
+            else:
+                job = self._submit(shot, key, force, emit)
+            try:
+                return replace(Collector(job, self, shot, emit).run(), frames=shot.frames)
+            except LockTimeout as exc:  # another run holds this clip's record (downloading it, say)
+                raise RetryLater(
+                    shot.label, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it"
+                ) from None
 
     def _adopt(self, record: JobRecord, key: str) -> None:
         """An unforced live request whose clip is in the store: its run stopped between storing
