@@ -19,8 +19,8 @@ timed from its start to its exit. Measured in one run, on one machine, so only r
    them also with shotflow imported from DIR (another checkout, e.g. `git worktree add /tmp/base
    HEAD~3`), alternating, and prints the ratios: a before/after in one run, on one machine.
 2. reused: `shotflow server start` left a Prefect server running (recorded in PREFECT_HOME):
-   the run connects to it, and the global `fal-requests` limit (created on it, 10) bounds its
-   submits.
+   the run connects to it and sends its shots while Prefect is imported, each holding a slot of
+   that server's global `fal-requests` limit (created on it, 10), which bounds its submits.
 3. up to date: the same storyboard again, unchanged (decided from the manifest, no Prefect),
    against the same re-run with --force on every shot (all clips from the store: what an
    unchanged re-run cost before).

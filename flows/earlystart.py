@@ -167,11 +167,12 @@ class EarlyStart:
         if slots is None:
             print("shotflow: generating the shots while Prefect starts", flush=True)
         else:
-            print(
-                f"shotflow: generating the shots while the flow starts (each request on fal holds a slot of "
-                f"the Prefect server's '{slots.name}' limit)",
-                flush=True,
+            bound = (
+                f"each request on fal holds a slot of the Prefect server's '{slots.name}' limit"
+                if slots.bounded
+                else f"the Prefect server has no '{slots.name}' limit: only --concurrency bounds them"
             )
+            print(f"shotflow: generating the shots while the flow starts ({bound})", flush=True)
         self.generation = EarlyGeneration(
             self.plan.all_takes,
             lambda: open_backend("fal", settings, key=key, storyboard=source, run_token=token, request_slot=slots),
@@ -238,8 +239,10 @@ class EarlyStart:
                 # than leave threads behind, and name what is still paid and running
                 stopped = interrupt.stop_requested()
                 interrupt.request_stop()
-                generation.finish(interrupt.STOP_GRACE_SECONDS)
-                if not stopped:
+                ended = generation.finish(interrupt.STOP_GRACE_SECONDS)
+                if self.slots is not None:
+                    self.slots.close()  # no slot is taken any more, so nothing is sent after this
+                if not stopped and ended:  # one still under way keeps the flag: it must not send anything
                     interrupt.reset()
                 self._shown.close()
                 self.on_stop(self.display)

@@ -13,6 +13,7 @@ import fakefal  # first: points fal_client and httpx at the fake server
 
 fakefal.ensure_server()
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import pickle  # noqa: E402
@@ -99,6 +100,34 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
 
 
 # --- the happy path ----------------------------------------------------------------------------
+
+
+def test_the_request_slot_is_held_only_for_a_request_and_a_clip_stored_while_waiting_for_it_is_a_store_hit(fake_fal, cache):
+    """`request_slot` (a server's global limit) is taken around the request, not for a store hit;
+    a clip another run stored while this one waited for its slot is taken from the store, not
+    re-attached to and reported as this run's."""
+    shot = a_shot()
+    held = []
+
+    @contextlib.contextmanager
+    def slot(label, emit):
+        held.append(label)
+        if len(held) == 2:  # meanwhile another run (the first backend) generated and stored the clip
+            make_backend(cache).generate(shot)
+        yield
+
+    def with_slot() -> FalBackend:
+        backend = make_backend(cache)
+        backend.request_slot = slot
+        return backend
+
+    other = a_shot("a harbour at night")
+    assert not with_slot().generate(other).cache_hit and len(held) == 1  # a request holds one
+    events = []
+    clip = with_slot().generate(shot, on_event=events.append)
+    assert clip.cache_hit and [e.kind for e in events] == ["cached"] and len(held) == 2
+    assert fake_fal.count("submit") == 2  # `other`, and the other run's; none for this one
+    assert with_slot().generate(shot).cache_hit and len(held) == 2  # a store hit takes no slot
 
 
 def test_a_shot_is_submitted_polled_downloaded_verified_and_journaled(fake_fal, cache):

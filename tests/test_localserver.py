@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -70,6 +71,26 @@ def test_runs_reuse_the_local_server_and_its_global_limit_bounds_submits(tmp_pat
         assert fake_fal.count("submit") == 0 and "waiting for a slot" not in again.stdout
         assert (tmp_path / "three.mp4").exists() and limit(state["api_url"])["active_slots"] == 0
         slots_wait_and_stop(state["api_url"])
+
+        # a Ctrl-C while a shot is on fal (sent early, holding the one slot): the run stops, names the
+        # paid request, and gives its slot back at once (not when the lease lapses, a minute later)
+        sb.write_text(sb.read_text().replace("take 1", "take 1 held"))
+        fake_fal.reset(queue_seconds=0.2, run_seconds=0.6)
+        fake_fal.hold()
+        stopped = subprocess.Popen(
+            [SHOTFLOW, "run", str(sb), "--backend", "fal", "--concurrency", "3", "--out", str(tmp_path / "three.mp4")],
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_for("a held request on fal", lambda: fake_fal.count("submit") == 1)
+            os.killpg(stopped.pid, signal.SIGINT)
+            output = stopped.communicate(timeout=60)[0]
+        finally:
+            stopped.kill()
+            fake_fal.release()
+        assert stopped.returncode == 130 and "a re-run collects them without paying again" in output, output
+        wait_for("the slot given back", lambda: limit(state["api_url"])["active_slots"] == 0, timeout=20)
+        assert fake_fal.count("submit") == 1
     finally:
         stopped = shotflow("server", "stop", env=env, cwd=tmp_path, timeout=120)
     assert "stopped" in stopped.stdout

@@ -38,9 +38,9 @@ def test_run_review_on_a_terminal_asks_before_paying_then_for_the_take_and_cuts_
     term = Terminal(["run", "film.yaml", "--review", "--out", "film.mp4"], tmp_path, env)
     try:
         term.expect("Review before paying")
+        term.expect("[Y/n]: ")  # the question comes after the cost table (read up to it, not just to the heading)
         assert "| boats | pika-2.2 | 5 | 2 | $0.20 | $0.40 |" in term.text  # the cost table, every take counted
         assert not fake_fal.billed  # nothing is paid before the answer
-        term.expect("[Y/n]: ")
         term.answer("maybe")  # not an answer: asked again, on the spot
         term.expect("type y or n")
         term.answer("y")
@@ -49,8 +49,8 @@ def test_run_review_on_a_terminal_asks_before_paying_then_for_the_take_and_cuts_
         term.expect("Enter: none]: ")  # the budget
         term.answer("")
         term.expect("A frame of every take: ")
+        term.expect("[1/2; Enter: 1]: ")  # the sheet's path is whole once the question after it came
         sheet = Path(term.text.split("A frame of every take: ")[1].split()[0])
-        term.expect("[1/2; Enter: 1]: ")
         assert sheet.is_file() and sheet.stat().st_size > 0
         term.answer("2")
         term.expect("comma-separated; Enter: none]: ")  # another take: none

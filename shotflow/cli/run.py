@@ -182,7 +182,8 @@ def _render(args, report: dict) -> int:
     # -v shows them (INFO), for whoever wants to see what Prefect does
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if getattr(args, "verbose", False) else "CRITICAL")
     server = None
-    # fal runs on a private server start generating now; the flow re-attaches (flows/earlystart.py)
+    # fal runs start generating now (on a shared server, each request holding a slot of its global
+    # limit); the flow re-attaches (flows/earlystart.py)
     total = args.concurrency if args.concurrency is not None else settings.concurrency
     early = EarlyStart(
         plan, backend, settings, concurrency=total, model_limits=model_limits, force=args.force, on_stop=report_stop

@@ -118,36 +118,17 @@ class FalBackend:
         emit = self._emitter(on_event)
         key = ClipStore.key(self.name, shot)
         record = self.journal.read(key)
-        forced = _forced(force, record)
-        # a retry of a forced attempt wants that attempt's clip, not the one it replaces
-        retry_of_forced = bool(force) and record is not None and record.force_token == force and record.state != "downloaded"
-        pending = record is not None and record.replaces_stored  # collected before the clip it replaces
-        if not forced and not retry_of_forced and not pending:
-            cached = self.store.find(key)
-            if cached is not None:
-                rid = record.request_id if record else None
-                if record is not None and record.live:  # stopped between storing its clip and journaling it
-                    self._adopt(record, key)
-                if self._generated_in_this_run(record):  # paid for by this run (its early start): not reused
-                    return GeneratedClip(
-                        shot.id, cached, key, self.name, cache_hit=False, request_id=rid, frames=shot.frames, take=shot.take
-                    )
-                emit(ShotEvent(shot.label, "cached", "from the clip store"))
-                accepted = record.quarantine_reason if record and record.state == "downloaded" else None
-                return GeneratedClip(
-                    shot.id,
-                    cached,
-                    key,
-                    self.name,
-                    cache_hit=True,
-                    request_id=rid,
-                    accepted_despite=accepted,
-                    frames=shot.frames,
-                    take=shot.take,
-                )
+        hit = self._hit(shot, key, record, force, emit)
+        if hit is not None:
+            return hit
         # a request in flight holds one of the caller's slots (a server's global limit); a store hit takes none
         with self.request_slot(shot.label, emit) if self.request_slot else nullcontext():
-            if _decide(record, forced) == "attach":
+            if self.request_slot is not None:  # another run may have stored it while this one waited for a slot
+                record = self.journal.read(key)
+                hit = self._hit(shot, key, record, force, emit)
+                if hit is not None:
+                    return hit
+            if _decide(record, _forced(force, record)) == "attach":
                 emit(ShotEvent(shot.label, "reattached", _resume_detail(record), record.request_id))
                 job = Job(self.journal, record)
             else:
@@ -158,6 +139,38 @@ class FalBackend:
                 raise RetryLater(
                     shot.label, f"{exc}; request {job.record.request_id} is kept and the next attempt re-attaches to it"
                 ) from None
+
+    def _hit(self, shot: ShotPlan, key: str, record: JobRecord | None, force: str | None, emit) -> GeneratedClip | None:
+        """The clip from the store (step 1 of the module's docstring), or None: not stored, forced,
+        a retry of a forced attempt, or a forced request to collect first."""
+        # a retry of a forced attempt wants that attempt's clip, not the one it replaces
+        retry_of_forced = bool(force) and record is not None and record.force_token == force and record.state != "downloaded"
+        pending = record is not None and record.replaces_stored  # collected before the clip it replaces
+        if _forced(force, record) or retry_of_forced or pending:
+            return None
+        cached = self.store.find(key)
+        if cached is None:
+            return None
+        rid = record.request_id if record else None
+        if record is not None and record.live:  # stopped between storing its clip and journaling it
+            self._adopt(record, key)
+        if self._generated_in_this_run(record):  # paid for by this run (its early start): not reused
+            return GeneratedClip(
+                shot.id, cached, key, self.name, cache_hit=False, request_id=rid, frames=shot.frames, take=shot.take
+            )
+        emit(ShotEvent(shot.label, "cached", "from the clip store"))
+        accepted = record.quarantine_reason if record and record.state == "downloaded" else None
+        return GeneratedClip(
+            shot.id,
+            cached,
+            key,
+            self.name,
+            cache_hit=True,
+            request_id=rid,
+            accepted_despite=accepted,
+            frames=shot.frames,
+            take=shot.take,
+        )
 
     def _adopt(self, record: JobRecord, key: str) -> None:
         """An unforced live request whose clip is in the store: its run stopped between storing
