@@ -22,8 +22,8 @@ timed from its start to its exit. Measured in one run, on one machine, so only r
    the run connects to it and sends its shots while Prefect is imported, each holding a slot of
    that server's global `fal-requests` limit (created on it, 10), which bounds its submits.
 3. up to date: the same storyboard again, unchanged (decided from the manifest, no Prefect),
-   against the same re-run with --force on every shot (all clips from the store: what an
-   unchanged re-run cost before).
+   against the same re-run with the manifest's fingerprint removed (rendered again, every clip
+   from the store: what an unchanged re-run cost before).
 4. one changed shot: one prompt edited, re-run on the reused server.
 5. (unless --skip-limit-check) the global limit set to 3 on the reused server: the fake server's
    most requests in flight at once must be 3.

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
-from urllib.parse import quote
 
 from shotflow import interrupt
 
@@ -24,8 +24,9 @@ from shotflow.generation.limits import RunLimits, close_limits, limits_for, open
 from shotflow.model import OnEvent, RequestSlot, ShotEvent
 from shotflow.settings import Settings
 
-# seconds a held slot of the global limit outlives its holder's last renewal (renewed every 3/4 of
-# this while held): a worker killed mid-request frees its slots for the others this soon. Prefect's
+# seconds a held slot of the global limit outlives its holder's last renewal (renewed while held:
+# by Prefect every 3/4 of it, by ServerSlots every third): a worker killed mid-request frees its
+# slots for the others this soon. Prefect's
 # shortest; its default, 300 s, held a dead machine's slots for five minutes.
 SLOT_LEASE_SECONDS = 60
 
@@ -49,9 +50,17 @@ def account_slot(settings: Settings) -> RequestSlot | None:
     @contextmanager
     def slot(label: str, emit: OnEvent) -> Iterator[None]:
         from prefect.concurrency.sync import concurrency
+        from prefect.logging import get_run_logger
 
-        with concurrency(name, occupy=1, strict=False, lease_duration=SLOT_LEASE_SECONDS):
+        held = ExitStack()
+        held.enter_context(concurrency(name, occupy=1, strict=False, lease_duration=SLOT_LEASE_SECONDS))
+        try:
             yield
+        finally:
+            try:
+                held.close()
+            except Exception as exc:  # the clip is stored: a slot not given back does not fail the shot
+                get_run_logger().warning(f"shot '{label}': its '{name}' slot was not given back ({exc}); it lapses")
 
     return slot
 
@@ -75,30 +84,36 @@ class ServerSlots:
             headers["Authorization"] = "Basic " + base64.b64encode(os.environ["PREFECT_API_AUTH_STRING"].encode()).decode()
         elif os.environ.get("PREFECT_API_KEY"):
             headers["Authorization"] = f"Bearer {os.environ['PREFECT_API_KEY']}"
+        self.headers, self.timeout = headers, timeout
         self.http = httpx.Client(headers=headers, timeout=timeout)
         self._turn = threading.Lock()  # one increment at a time
+        self._freed = threading.Event()  # a slot given back here: a waiting increment asks again
         self._held: set[str] = set()  # leases not given back yet
         self._state = threading.Lock()  # guards _held against close()
         self._closed = threading.Event()
 
     def answers(self) -> bool:
-        """Whether the server takes these calls (reads the limit: one it does not have is fine)."""
+        """Whether the server takes these calls: a POST that changes nothing (lists its limits),
+        so that auth or CSRF protection refusing POSTs is found before any shot is started."""
         import httpx
 
         try:
-            answer = self.http.get(f"{self.api}/v2/concurrency_limits/{quote(self.name, safe='')}")
-        except httpx.HTTPError:
+            answer = self._post("filter", {"offset": 0, "limit": 200}, tries=2)
+            limits = answer.json() if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
             return False
-        self.bounded = answer.status_code == 200
-        return answer.status_code in (200, 404)
+        if not isinstance(limits, list):
+            return False
+        self.bounded = any(isinstance(limit, dict) and limit.get("name") == self.name for limit in limits)
+        return True
 
     @contextmanager
     def __call__(self, label: str, emit: OnEvent) -> Iterator[None]:
         lease = self._acquire(label, emit)
         released = threading.Event()
-        if lease is not None:
-            threading.Thread(target=self._renew, args=(lease, released), name=f"shotflow-lease-{label}", daemon=True).start()
         try:
+            if lease is not None:
+                threading.Thread(target=self._renew, args=(lease, released), name=f"shotflow-lease-{label}", daemon=True).start()
             yield
         finally:
             released.set()
@@ -110,7 +125,7 @@ class ServerSlots:
         held (the server answers 423 and when to ask again); a stop, or close(), ends the wait
         sending nothing (a lease granted meanwhile is given back). One increment at a time, as
         Prefect's client asks: increments sent at once make the server's database answer 503."""
-        waiting = ShotEvent(label, "waiting", f"the Prefect server's '{self.name}' limit is full")
+        waiting = ShotEvent(label, "waiting", f"of the Prefect server's '{self.name}' limit")
         said = not self._turn.acquire(timeout=0.5)
         if said:  # others wait for the limit before this one
             emit(waiting)
@@ -147,31 +162,46 @@ class ServerSlots:
             raise interrupt.Interrupted(label)
 
     def _pause(self, seconds: float) -> None:
-        """Sleep up to `seconds`, waking at once on a stop or close()."""
+        """Sleep up to `seconds` (the server's Retry-After), waking at once on a stop, close(), or a
+        slot given back by this process (the one waiting here may take it)."""
+        self._freed.clear()
         deadline = time.monotonic() + seconds
         while not (interrupt.stop_requested() or self._closed.is_set()):
             left = deadline - time.monotonic()
-            if left <= 0 or interrupt.wait(min(left, 0.25)):
+            if left <= 0 or self._freed.wait(min(left, 0.25)):
                 return
 
     def _post(self, path: str, body: dict, label: str | None = None, tries: int = 5):
-        """POST to the limits API; a busy server (429, 502, 503, 504, no answer) is asked again after
-        0.25, 0.5, 1, 2 s, as Prefect's client retries. With a `label` (a slot being taken) a stop
-        ends those waits (Interrupted: nothing was taken); a lease's renewal or release goes on."""
+        """POST to the limits API; a busy server (408, 429, 502, 503, 504, no answer) is asked again
+        after its Retry-After, else 0.5, 1, 2, 4... s (Prefect's client waits longer: a slot's
+        holder is not kept waiting that long). With a `label` (a slot being taken) a stop or close()
+        ends those waits (Interrupted: nothing was taken); a lease's renewal or release goes on,
+        after close() too (on a connection of its own)."""
         import httpx
 
         for attempt in range(tries):
+            answer = None
             try:
-                answer = self.http.post(f"{self.api}/v2/concurrency_limits/{path}", json=body)
+                if self.http.is_closed:
+                    if label is not None:
+                        raise interrupt.Interrupted(label)
+                    with httpx.Client(headers=self.headers, timeout=self.timeout) as own:
+                        answer = own.post(f"{self.api}/v2/concurrency_limits/{path}", json=body)
+                else:
+                    answer = self.http.post(f"{self.api}/v2/concurrency_limits/{path}", json=body)
             except httpx.TransportError:
                 if attempt == tries - 1:
                     raise
-            else:
-                if answer.status_code not in (429, 502, 503, 504) or attempt == tries - 1:
-                    return answer
+            except RuntimeError:  # closed by close() meanwhile
+                if label is not None:
+                    raise interrupt.Interrupted(label) from None
+                continue
+            if answer is not None and (answer.status_code not in (408, 429, 502, 503, 504) or attempt == tries - 1):
+                return answer
+            delay = _seconds(answer.headers.get("Retry-After"), 0.5 * 2**attempt) if answer is not None else 0.5 * 2**attempt
             if label is None:
-                time.sleep(0.25 * 2**attempt)
-            elif interrupt.wait(0.25 * 2**attempt):
+                time.sleep(delay)
+            elif interrupt.wait(delay) or self._closed.is_set():
                 raise interrupt.Interrupted(label, "stopped while the Prefect server was busy: nothing paid")
         raise AssertionError("unreachable")
 
@@ -192,12 +222,23 @@ class ServerSlots:
                 return
             self._held.discard(lease)
         self._give_back(lease)
+        self._freed.set()
 
     def _give_back(self, lease: str) -> None:
+        """Decrement the lease, asking a busy server again for about 15 s; one that still does not
+        take it lets it lapse (SLOT_LEASE_SECONDS), which is said on stderr."""
         try:
-            self._post("decrement-with-lease", {"lease_id": lease}, tries=3)
-        except Exception:
-            pass  # the lease lapses on the server within SLOT_LEASE_SECONDS
+            answer = self._post("decrement-with-lease", {"lease_id": lease}, tries=6)
+            if answer.status_code < 300 or answer.status_code in (404, 410):  # given back, or gone already
+                return
+            reason = f"it answered {answer.status_code}"
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+        print(
+            f"shotflow: a slot of the Prefect server's '{self.name}' limit was not given back ({reason}); "
+            f"it frees itself within {SLOT_LEASE_SECONDS} s",
+            file=sys.stderr,
+        )
 
     def close(self) -> None:
         """No slot is taken from now on; those still held are given back (their holders have been
@@ -210,9 +251,9 @@ class ServerSlots:
         self.http.close()
 
 
-def _seconds(retry_after: str | None) -> float:
-    """The server's Retry-After, in seconds (1 when missing or not a number)."""
+def _seconds(retry_after: str | None, default: float = 1.0) -> float:
+    """The server's Retry-After, in seconds (`default` when missing or not a number)."""
     try:
-        return max(0.0, float(retry_after or 1))
+        return max(0.0, float(retry_after)) if retry_after else default
     except ValueError:
-        return 1.0
+        return default

@@ -52,24 +52,28 @@ def test_runs_reuse_the_local_server_and_its_global_limit_bounds_submits(tmp_pat
         assert fake_fal.max_in_flight == 1 and fake_fal.count("submit") == 3
         # the shots were sent before Prefect was imported, each holding a slot taken over the server's REST API
         assert "generating the shots while the flow starts" in run.stdout, run.stdout
-        assert "waiting for a slot (the Prefect server's 'fal-requests' limit is full)" in run.stdout
+        assert "waiting for a slot (of the Prefect server's 'fal-requests' limit)" in run.stdout
         runs = api("POST", f"{state['api_url']}/flow_runs/filter", json={}).json()
         assert [r["state_type"] for r in runs] == ["COMPLETED"]  # the run shows on that server
-        assert limit(state["api_url"])["active_slots"] == 0  # every slot given back, none left to lapse
+        # every slot given back, none left to lapse (a minute)
+        wait_for("no slot held", lambda: limit(state["api_url"])["active_slots"] == 0, timeout=15)
 
         # the video gone, the run renders it again from the clip store: no request on fal, so no slot
         # is taken (the only one is held elsewhere meanwhile: a run that took one would wait)
         (tmp_path / "three.mp4").unlink()
         fake_fal.reset(queue_seconds=0.2, run_seconds=0.6)
         elsewhere = ServerSlots(state["api_url"], "fal-requests")
-        with elsewhere("elsewhere", lambda event: None):
-            again = shotflow(
-                "run", str(sb), "--backend", "fal", "--out", str(tmp_path / "three.mp4"), env=env, cwd=tmp_path, timeout=300
-            )
-        elsewhere.close()
+        try:
+            with elsewhere("elsewhere", lambda event: None):
+                again = shotflow(
+                    "run", str(sb), "--backend", "fal", "--out", str(tmp_path / "three.mp4"), env=env, cwd=tmp_path, timeout=300
+                )
+        finally:
+            elsewhere.close()
         assert again.returncode == 0, again.stdout + again.stderr
         assert fake_fal.count("submit") == 0 and "waiting for a slot" not in again.stdout
-        assert (tmp_path / "three.mp4").exists() and limit(state["api_url"])["active_slots"] == 0
+        assert (tmp_path / "three.mp4").exists()
+        wait_for("no slot held", lambda: limit(state["api_url"])["active_slots"] == 0, timeout=15)
         slots_wait_and_stop(state["api_url"])
 
         # a Ctrl-C while a shot is on fal (sent early, holding the one slot): the run stops, names the
@@ -109,39 +113,58 @@ def limit(api_url: str) -> dict:
 
 def slots_wait_and_stop(api_url: str) -> None:
     """ServerSlots (the early start's slots) on the real server, its limit 1: a second holder waits
-    (and says so) while the slot is held, a stop ends that wait without a slot; a limit the server
-    does not have bounds nothing; a server that does not answer is not used."""
+    (and says so) while the slot is held and takes it once given back; a stop ends such a wait
+    without a slot; close() gives back a slot still held and takes no more; a limit the server does
+    not have bounds nothing; a server that does not answer is not used."""
 
     from shotflow import interrupt
 
     slots = ServerSlots(api_url, "fal-requests")
     events, ended = [], []
 
-    def second() -> None:
-        try:
-            with slots("b", events.append):
-                ended.append("held")
-        except interrupt.Interrupted as exc:
-            ended.append(exc)
+    def holder(label: str) -> threading.Thread:
+        def hold() -> None:
+            try:
+                with slots(label, events.append):
+                    ended.append(label)
+            except interrupt.Interrupted as exc:
+                ended.append(exc)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        return thread
 
     try:
-        assert slots.answers()
+        assert slots.answers() and slots.bounded
         with slots("a", events.append):
             assert limit(api_url)["active_slots"] == 1
-            waiter = threading.Thread(target=second)
-            waiter.start()
+            waiter = holder("b")
             wait_for("the second holder to wait", lambda: [e.shot for e in events] == ["b"])
             assert events[0].kind == "waiting" and not ended
+        waiter.join(60)  # the slot given back here: it takes it
+        assert ended == ["b"]
+
+        with slots("c", events.append):
+            waiter = holder("d")
+            wait_for("the next holder to wait", lambda: [e.shot for e in events] == ["b", "d"])
             interrupt.request_stop()
             waiter.join(30)
-        assert isinstance(ended[0], interrupt.Interrupted) and ended[0].shot == "b"
-        assert limit(api_url)["active_slots"] == 0
+        assert isinstance(ended[1], interrupt.Interrupted) and ended[1].shot == "d"
+        interrupt.reset()
+        wait_for("no slot held", lambda: limit(api_url)["active_slots"] == 0, timeout=15)
+
+        with slots("e", events.append):
+            assert limit(api_url)["active_slots"] == 1
+            slots.close()  # the run leaves while a holder is still under way: its slot goes back now
+            wait_for("the held slot given back", lambda: limit(api_url)["active_slots"] == 0, timeout=15)
+        holder("f").join(30)  # and no slot is taken any more
+        assert isinstance(ended[2], interrupt.Interrupted) and limit(api_url)["active_slots"] == 0
     finally:
         interrupt.reset()
         slots.close()
     nothing = ServerSlots(api_url, "no-such-limit")
-    with nothing("c", events.append):
+    with nothing("g", events.append):
         pass
-    assert nothing.answers() and len(events) == 1
+    assert nothing.answers() and nothing.bounded is False and len(events) == 2
     nothing.close()
     assert not ServerSlots("http://127.0.0.1:9/api", "fal-requests").answers()
