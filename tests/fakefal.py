@@ -210,11 +210,18 @@ class FakeFal:
     @property
     def max_in_flight(self) -> int:
         """The most requests submitted and not yet delivered at any one time."""
+        return self.peak_in_flight()
+
+    def peak_in_flight(self, counted_until: dict[str, float] | None = None) -> int:
+        """`max_in_flight`, the requests of `counted_until` ({request id: time.monotonic()}) counted
+        only until that time if they were not delivered before."""
+        until = counted_until or {}
         with self._lock:
             events = []
-            for j in self.jobs.values():
+            for request_id, j in self.jobs.items():
+                end = j.delivered_at if j.delivered_at is not None else float("inf")
                 events.append((j.submitted_at, 1))
-                events.append((j.delivered_at if j.delivered_at is not None else float("inf"), -1))
+                events.append((min(end, until.get(request_id, end)), -1))
         most = current = 0
         for _, step in sorted(events):
             current += step
