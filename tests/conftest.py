@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import pytest
@@ -23,6 +24,16 @@ def pytest_configure(config):
     os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "600"
     for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "SHOTFLOW_FAL_KEY_BLOCK"):
         os.environ.pop(name, None)
+
+
+def pytest_unconfigure(config):
+    """Prefect's temporary server (a flow run in a test's own process, with no API URL, starts one)
+    is stopped at the interpreter's exit, which a test worker's end may not reach (one was found
+    still running after a CI run): stopped here too."""
+    server = sys.modules.get("prefect.server.api.server")
+    if server is not None:
+        for instance in list(server.SubprocessASGIServer._instances.values()):
+            instance.stop()
 
 
 @pytest.fixture(autouse=True)
