@@ -44,18 +44,12 @@ from shotflow.settings import Settings
 
 
 def names_a_server() -> str | None:
-    """The server the run will report to, in the order `open_prefect_api` takes them: PREFECT_API_URL,
-    then the running `shotflow server` (its address), then where Prefect's configuration names one,
-    read as Prefect reads it but without importing Prefect (the active profile, ./prefect.toml,
-    ./pyproject.toml, ./.env); None when the run will start a private server. A file that cannot be
-    read as TOML counts as naming one (the safe side: no early start)."""
+    """Where Prefect's configuration names an API server, read as Prefect reads it but without
+    importing Prefect (env, the active profile, ./prefect.toml, ./pyproject.toml, ./.env), or the
+    reusable `shotflow server`; None when the run will start a private server. A file that cannot
+    be read as TOML counts as naming one (the safe side: no early start)."""
     if os.environ.get("PREFECT_API_URL"):
         return "PREFECT_API_URL"
-    from shotflow.deployments import localserver
-
-    running = localserver.find()  # `shotflow server start` left one running: the run reports there (open_prefect_api)
-    if running:
-        return running
     home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
     profiles = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
     data = _toml(profiles)
@@ -74,7 +68,9 @@ def names_a_server() -> str | None:
         dotenv = ""
     if any(line.strip().removeprefix("export ").lstrip().startswith("PREFECT_API_URL") for line in dotenv.splitlines()):
         return ".env"
-    return None
+    from shotflow.deployments import localserver
+
+    return localserver.find()  # `shotflow server start` left one running: its UI shows the run
 
 
 def _server_slots(named: str, limit_name: str) -> ServerSlots | None:
